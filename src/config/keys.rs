@@ -1,0 +1,328 @@
+//! The per-key parsers shared by `[defaults]` and `[[connection]]`.
+//!
+//! Both tables are read as "key → spanned TOML value" maps rather than through a serde struct,
+//! so that every error can name the exact line and key, unknown keys can suggest the key that
+//! was meant, and a value is never echoed back for a secret key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use toml::Value;
+
+use super::{AuthMethod, Kind};
+
+/// Keys that identify a connection and its secret: `[[connection]]` only.
+pub const IDENTITY_KEYS: [&str; 8] = [
+    "name",
+    "url",
+    "token",
+    "token_env",
+    "token_file",
+    "password",
+    "password_env",
+    "password_file",
+];
+
+/// Keys that may be set per connection or in `[defaults]`.
+pub const SETTING_KEYS: [&str; 12] = [
+    "interval",
+    "timeout",
+    "rotate_before",
+    "kind",
+    "auth",
+    "username",
+    "expect_account",
+    "expires_at",
+    "token_name",
+    "allow_insecure_http",
+    "ca_file",
+    "labels",
+];
+
+/// Most static labels a connection may carry.
+pub const MAX_LABELS: usize = 8;
+
+/// Label names credwatch itself puts on `credwatch_connection_info`.
+pub const RESERVED_LABELS: [&str; 6] = ["connection", "url", "kind", "auth", "account", "state"];
+
+/// Settings as written at one level (defaults or a connection), parsed but not yet merged.
+#[derive(Debug, Default, Clone)]
+pub struct Settings {
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub rotate_before: Option<Duration>,
+    pub kind: Option<Kind>,
+    pub auth: Option<AuthMethod>,
+    pub username: Option<String>,
+    pub expect_account: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub token_name: Option<String>,
+    pub allow_insecure_http: Option<bool>,
+    pub ca_file: Option<PathBuf>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Settings {
+    /// Parses one setting key into `self`. `base_dir` resolves relative paths.
+    pub fn apply(&mut self, key: &str, value: &Value, base_dir: &Path) -> Result<(), String> {
+        match key {
+            "interval" => self.interval = Some(duration(value)?),
+            "timeout" => self.timeout = Some(duration(value)?),
+            "rotate_before" => self.rotate_before = Some(duration(value)?),
+            "kind" => self.kind = Some(Kind::parse(&string(value)?)?),
+            "auth" => self.auth = Some(AuthMethod::parse(&string(value)?)?),
+            "username" => self.username = Some(non_empty(string(value)?)?),
+            "expect_account" => self.expect_account = Some(non_empty(string(value)?)?),
+            "expires_at" => self.expires_at = Some(date_or_time(value)?),
+            "token_name" => self.token_name = Some(non_empty(string(value)?)?),
+            "allow_insecure_http" => {
+                self.allow_insecure_http = Some(
+                    value
+                        .as_bool()
+                        .ok_or_else(|| format!("must be true or false, not {}", type_of(value)))?,
+                )
+            }
+            "ca_file" => self.ca_file = Some(path(value, base_dir)?),
+            "labels" => self.labels = labels(value)?,
+            _ => return Err(unknown_key(key)),
+        }
+        Ok(())
+    }
+
+    /// `self`, with every unset value taken from `defaults`; labels are merged key by key.
+    pub fn or(self, defaults: &Settings) -> Settings {
+        let mut labels = defaults.labels.clone();
+        labels.extend(self.labels);
+        Settings {
+            interval: self.interval.or(defaults.interval),
+            timeout: self.timeout.or(defaults.timeout),
+            rotate_before: self.rotate_before.or(defaults.rotate_before),
+            kind: self.kind.or(defaults.kind),
+            auth: self.auth.or(defaults.auth),
+            username: self.username.or_else(|| defaults.username.clone()),
+            expect_account: self
+                .expect_account
+                .or_else(|| defaults.expect_account.clone()),
+            expires_at: self.expires_at.or(defaults.expires_at),
+            token_name: self.token_name.or_else(|| defaults.token_name.clone()),
+            allow_insecure_http: self.allow_insecure_http.or(defaults.allow_insecure_http),
+            ca_file: self.ca_file.or_else(|| defaults.ca_file.clone()),
+            labels,
+        }
+    }
+}
+
+/// The message for a key credwatch does not know, with the closest known key when one is near.
+pub fn unknown_key(key: &str) -> String {
+    let closest = IDENTITY_KEYS
+        .iter()
+        .chain(SETTING_KEYS.iter())
+        .map(|known| (edit_distance(key, known), *known))
+        .min();
+    match closest {
+        Some((distance, known)) if distance <= 2 => {
+            format!("unknown key `{key}` (did you mean `{known}`?)")
+        }
+        _ => format!("unknown key `{key}`"),
+    }
+}
+
+/// A string value. The error never shows the value, so it is safe for secret keys too.
+pub fn string(value: &Value) -> Result<String, String> {
+    value
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("must be a string, not {}", type_of(value)))
+}
+
+fn non_empty(text: String) -> Result<String, String> {
+    if text.trim().is_empty() {
+        Err("must not be empty".to_owned())
+    } else {
+        Ok(text)
+    }
+}
+
+/// A humantime duration such as "90s", "5m", "14d"; zero is refused.
+pub fn duration(value: &Value) -> Result<Duration, String> {
+    let text = string(value)?;
+    let parsed = humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("invalid duration {text:?}: {e} (examples: \"30s\", \"5m\", \"14d\")")
+    })?;
+    if parsed.is_zero() {
+        return Err(format!(
+            "invalid duration {text:?}: must be greater than zero"
+        ));
+    }
+    Ok(parsed)
+}
+
+/// A date ("2027-03-01", UTC midnight) or an RFC 3339 time, as a string or a TOML date.
+pub fn date_or_time(value: &Value) -> Result<DateTime<Utc>, String> {
+    let text = match value {
+        Value::String(text) => text.clone(),
+        Value::Datetime(datetime) => datetime.to_string(),
+        other => return Err(format!("must be a date or a time, not {}", type_of(other))),
+    };
+    parse_date_or_time(text.trim()).ok_or_else(|| {
+        format!("invalid date {text:?}: use \"2027-03-01\" or an RFC 3339 time such as \"2027-03-01T12:00:00Z\"")
+    })
+}
+
+/// Parses "2027-03-01" (UTC midnight) or an RFC 3339 time.
+pub fn parse_date_or_time(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(time.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc())
+}
+
+/// A path; `${CREDENTIALS_DIRECTORY}` (systemd's `LoadCredential=`) is expanded, and a relative
+/// path is taken relative to the directory of the file that names it.
+pub fn path(value: &Value, base_dir: &Path) -> Result<PathBuf, String> {
+    let text = non_empty(string(value)?)?;
+    const CREDENTIALS: &str = "${CREDENTIALS_DIRECTORY}";
+    let expanded = if let Some(rest) = text.strip_prefix(CREDENTIALS) {
+        let dir = std::env::var("CREDENTIALS_DIRECTORY").map_err(|_| {
+            format!("{text:?} uses ${{CREDENTIALS_DIRECTORY}}, which is not set (it is set by systemd's LoadCredential=)")
+        })?;
+        format!("{dir}{rest}")
+    } else {
+        text
+    };
+    let path = PathBuf::from(expanded);
+    Ok(if path.is_relative() {
+        base_dir.join(path)
+    } else {
+        path
+    })
+}
+
+fn labels(value: &Value) -> Result<BTreeMap<String, String>, String> {
+    let table = value
+        .as_table()
+        .ok_or_else(|| format!("must be a table of strings, not {}", type_of(value)))?;
+    if table.len() > MAX_LABELS {
+        return Err(format!(
+            "at most {MAX_LABELS} labels are allowed, found {}",
+            table.len()
+        ));
+    }
+    let mut labels = BTreeMap::new();
+    for (key, value) in table {
+        if !is_label_name(key) {
+            return Err(format!("label name {key:?} must match [a-z_][a-z0-9_]*"));
+        }
+        if RESERVED_LABELS.contains(&key.as_str()) || key.starts_with("__") {
+            return Err(format!("label name {key:?} is reserved by credwatch"));
+        }
+        let value = value
+            .as_str()
+            .ok_or_else(|| format!("label {key:?} must be a string, not {}", type_of(value)))?;
+        labels.insert(key.clone(), value.to_owned());
+    }
+    Ok(labels)
+}
+
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Whether `name` is a valid connection name: `[a-z0-9][a-z0-9_.-]*`, at most 64 characters.
+pub fn is_connection_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c))
+}
+
+/// The TOML type name of a value, for messages that must not show the value itself.
+pub fn type_of(value: &Value) -> &'static str {
+    match value {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a date",
+        Value::Array(_) => "an array",
+        Value::Table(_) => "a table",
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_key_is_parsed() {
+        let samples: [(&str, Value); 12] = [
+            ("interval", Value::from("5m")),
+            ("timeout", Value::from("10s")),
+            ("rotate_before", Value::from("14d")),
+            ("kind", Value::from("server")),
+            ("auth", Value::from("pat")),
+            ("username", Value::from("svc")),
+            ("expect_account", Value::from("svc")),
+            ("expires_at", Value::from("2027-03-01")),
+            ("token_name", Value::from("credwatch")),
+            ("allow_insecure_http", Value::from(true)),
+            ("ca_file", Value::from("ca.pem")),
+            ("labels", Value::Table(toml::Table::new())),
+        ];
+        assert_eq!(samples.len(), SETTING_KEYS.len());
+        for (key, value) in samples {
+            assert!(SETTING_KEYS.contains(&key));
+            Settings::default()
+                .apply(key, &value, Path::new("/etc"))
+                .unwrap_or_else(|e| panic!("{key}: {e}"));
+        }
+    }
+
+    #[test]
+    fn dates_and_times() {
+        let midnight = parse_date_or_time("2027-03-01").expect("date");
+        assert_eq!(midnight.to_rfc3339(), "2027-03-01T00:00:00+00:00");
+        let jira = parse_date_or_time("2026-12-03T22:35:14.728+00:00").expect("jira form");
+        assert_eq!(jira.timestamp_millis(), 1_796_337_314_728);
+        assert!(parse_date_or_time("2027-02-30").is_none());
+        assert!(parse_date_or_time("next week").is_none());
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_near_one() {
+        assert_eq!(
+            unknown_key("tokne"),
+            "unknown key `tokne` (did you mean `token`?)"
+        );
+        assert_eq!(unknown_key("colour"), "unknown key `colour`");
+    }
+
+    #[test]
+    fn connection_names() {
+        for good in ["jira-prod", "a", "0x", "ci.bot_1", &"a".repeat(64)] {
+            assert!(is_connection_name(good), "{good}");
+        }
+        for bad in ["", "Jira", "-x", "a b", "ä", &"a".repeat(65)] {
+            assert!(!is_connection_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! Configuration: TOML files in, a validated [`Config`] out, or every mistake at once.
+//!
+//! Loading happens in two steps, as in ripgrep's flags: the files are parsed into raw
+//! "key → spanned value" tables, then each connection is built into a [`Connection`] whose
+//! fields are all decided (no "must be set later" options). Any error names the file, the
+//! line, the connection and the key, and nothing starts while there is one. Secrets are read
+//! here, so an unreadable or empty secret is a configuration error too.
+//!
+//! Called by `check`, `validate` (and the daemon's load and reload).
+
+mod connection;
+mod keys;
+mod secret;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+pub use connection::{CaBundle, Connection};
+pub use keys::parse_date_or_time;
+pub use secret::{Secret, SecretError, SecretSource, MASK};
+
+use keys::Settings;
+
+/// Defaults that apply when neither `[defaults]` nor the connection sets a value.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// See [`DEFAULT_INTERVAL`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// See [`DEFAULT_INTERVAL`].
+pub const DEFAULT_ROTATE_BEFORE: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// Which Jira product a connection talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Jira Server or Data Center.
+    Server,
+    /// Jira Cloud (`*.atlassian.net`).
+    Cloud,
+}
+
+impl Kind {
+    /// The configuration and label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Server => "server",
+            Kind::Cloud => "cloud",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Kind, String> {
+        match text {
+            "server" => Ok(Kind::Server),
+            "cloud" => Ok(Kind::Cloud),
+            other => Err(format!(
+                "unknown kind {other:?}: expected \"server\" or \"cloud\""
+            )),
+        }
+    }
+}
+
+/// How the credential is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// Data Center personal access token, sent as `Bearer`.
+    Pat,
+    /// Cloud API token, sent as Basic `email:token`.
+    ApiToken,
+    /// Legacy Basic `user:password`.
+    Basic,
+}
+
+impl AuthMethod {
+    /// The configuration and label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Pat => "pat",
+            AuthMethod::ApiToken => "api_token",
+            AuthMethod::Basic => "basic",
+        }
+    }
+
+    fn parse(text: &str) -> Result<AuthMethod, String> {
+        match text {
+            "pat" => Ok(AuthMethod::Pat),
+            "api_token" => Ok(AuthMethod::ApiToken),
+            "basic" => Ok(AuthMethod::Basic),
+            other => Err(format!(
+                "unknown auth {other:?}: expected \"pat\", \"api_token\" or \"basic\""
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where something was written: a file and, when known, a line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    /// The file as it was named (a file given directly, or one found in a directory).
+    pub file: PathBuf,
+    /// The 1-based line, when TOML gave a position.
+    pub line: Option<usize>,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}", self.file.display()),
+            None => write!(f, "{}", self.file.display()),
+        }
+    }
+}
+
+/// One configuration mistake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where it is.
+    pub origin: Origin,
+    /// The connection it concerns, if any.
+    pub connection: Option<String>,
+    /// The key it concerns, if any.
+    pub key: Option<String>,
+    /// What is wrong, in lowercase, never containing a secret.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.origin)?;
+        if let Some(name) = &self.connection {
+            write!(f, "connection {name:?}: ")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, "{key}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Every mistake found while loading; displayed one per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct LoadError(pub Vec<ConfigError>);
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A loaded, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The files it was read from, in order.
+    pub files: Vec<PathBuf>,
+    /// The connections, in file order.
+    pub connections: Vec<Connection>,
+    /// Things that work but should change (inline secrets), one line each, for the log.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Loads a file, or every `*.toml` file of a directory (merged; names unique across them).
+    pub fn load(path: &Path) -> Result<Config, LoadError> {
+        let files = config_files(path)?;
+        let mut sources = Vec::with_capacity(files.len());
+        for file in &files {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| LoadError(vec![file_error(file, format!("cannot read: {e}"))]))?;
+            sources.push((file.clone(), text));
+        }
+        Self::from_sources(&sources)
+    }
+
+    /// Builds a configuration from `(file name, TOML text)` pairs, as if read from those files.
+    pub fn from_sources(sources: &[(PathBuf, String)]) -> Result<Config, LoadError> {
+        let mut errors = Vec::new();
+        let mut parsed = Vec::new();
+        for (file, text) in sources {
+            match toml::from_str::<RawFile>(text) {
+                Ok(raw) => parsed.push((file, text.as_str(), raw)),
+                Err(e) => errors.push(ConfigError {
+                    origin: Origin {
+                        file: file.clone(),
+                        line: e.span().map(|span| line_of(text, span.start)),
+                    },
+                    connection: None,
+                    key: None,
+                    // Only the message: TOML's own rendering quotes the source line, which
+                    // may hold an inline secret.
+                    message: e.message().trim().to_owned(),
+                }),
+            }
+        }
+
+        let defaults = read_defaults(&parsed, &mut errors);
+        let mut connections = Vec::new();
+        let mut seen: HashMap<String, Origin> = HashMap::new();
+        for (file, text, raw) in &parsed {
+            let base_dir = file.parent().unwrap_or(Path::new("."));
+            for table in &raw.connection {
+                let origin = Origin {
+                    file: (*file).clone(),
+                    line: Some(line_of(text, table.span().start)),
+                };
+                let Some(connection) = connection::build(
+                    table.get_ref(),
+                    &defaults,
+                    origin.clone(),
+                    text,
+                    base_dir,
+                    &mut errors,
+                ) else {
+                    continue;
+                };
+                if let Some(first) = seen.get(&connection.name) {
+                    errors.push(ConfigError {
+                        origin,
+                        connection: Some(connection.name.clone()),
+                        key: Some("name".into()),
+                        message: format!("duplicate name (first defined at {first})"),
+                    });
+                    continue;
+                }
+                seen.insert(connection.name.clone(), origin);
+                connections.push(connection);
+            }
+        }
+        if errors.is_empty() && connections.is_empty() {
+            let origin = sources
+                .first()
+                .map(|(file, _)| file.clone())
+                .unwrap_or_default();
+            errors.push(file_error(
+                &origin,
+                "no [[connection]] is defined".to_owned(),
+            ));
+        }
+        if errors.is_empty() {
+            let warnings = connections
+                .iter()
+                .filter(|c| matches!(c.secret_source, SecretSource::Inline(_)))
+                .map(|c| {
+                    format!(
+                        "{}: connection {:?}: the secret is written in the configuration file; move it to a file (token_file, password_file) or the environment (token_env, password_env)",
+                        c.origin, c.name
+                    )
+                })
+                .collect();
+            Ok(Config {
+                files: sources.iter().map(|(file, _)| file.clone()).collect(),
+                connections,
+                warnings,
+            })
+        } else {
+            Err(LoadError(errors))
+        }
+    }
+
+    /// The connection with this name.
+    pub fn connection(&self, name: &str) -> Option<&Connection> {
+        self.connections.iter().find(|c| c.name == name)
+    }
+
+    /// The effective settings of every connection as TOML, secrets masked.
+    pub fn effective_toml(&self) -> String {
+        #[derive(Serialize)]
+        struct Effective<'a> {
+            connection: Vec<connection::Effective<'a>>,
+        }
+        let effective = Effective {
+            connection: self.connections.iter().map(Connection::effective).collect(),
+        };
+        toml::to_string(&effective).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    defaults: Option<Spanned<RawTable>>,
+    #[serde(default)]
+    connection: Vec<Spanned<RawTable>>,
+}
+
+/// A TOML table whose values remember where they were written.
+type RawTable = BTreeMap<String, Spanned<toml::Value>>;
+
+fn read_defaults(parsed: &[(&PathBuf, &str, RawFile)], errors: &mut Vec<ConfigError>) -> Settings {
+    let mut defaults = Settings::default();
+    let mut declared_in: Option<Origin> = None;
+    for (file, text, raw) in parsed {
+        let Some(table) = &raw.defaults else { continue };
+        let origin = Origin {
+            file: (*file).clone(),
+            line: Some(line_of(text, table.span().start)),
+        };
+        if let Some(first) = &declared_in {
+            errors.push(ConfigError {
+                origin,
+                connection: None,
+                key: None,
+                message: format!(
+                    "[defaults] is declared again (first at {first}); declare it once"
+                ),
+            });
+            continue;
+        }
+        let base_dir = file.parent().unwrap_or(Path::new("."));
+        for (key, value) in table.get_ref() {
+            let key_origin = Origin {
+                file: (*file).clone(),
+                line: Some(line_of(text, value.span().start)),
+            };
+            let result = if keys::IDENTITY_KEYS.contains(&key.as_str()) {
+                Err("cannot be set in [defaults]: it belongs to one connection".to_owned())
+            } else {
+                defaults.apply(key, value.get_ref(), base_dir)
+            };
+            if let Err(message) = result {
+                errors.push(ConfigError {
+                    origin: key_origin,
+                    connection: None,
+                    key: Some(format!("defaults.{key}")),
+                    message,
+                });
+            }
+        }
+        declared_in = Some(origin);
+    }
+    defaults
+}
+
+fn config_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| LoadError(vec![file_error(path, format!("cannot read: {e}"))]))?;
+    if !metadata.is_dir() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let entries = std::fs::read_dir(path)
+        .map_err(|e| LoadError(vec![file_error(path, format!("cannot list: {e}"))]))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|p| p.extension().is_some_and(|ext| ext == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(LoadError(vec![file_error(
+            path,
+            "the directory holds no *.toml file".to_owned(),
+        )]));
+    }
+    Ok(files)
+}
+
+fn file_error(file: &Path, message: String) -> ConfigError {
+    ConfigError {
+        origin: Origin {
+            file: file.to_owned(),
+            line: None,
+        },
+        connection: None,
+        key: None,
+        message,
+    }
+}
+
+/// The 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}

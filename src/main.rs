@@ -1,0 +1,197 @@
+//! The `credwatch` command: argument parsing, logging set-up, and errors to exit codes.
+//! Everything else lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use credwatch::config::Config;
+use credwatch::probe::Prober;
+use credwatch::{check, demo};
+
+/// Exit status for usage and configuration errors (clap uses 2 for usage errors too).
+const EXIT_CONFIG: u8 = 2;
+
+/// Watches Jira credentials (personal access tokens, API tokens, passwords) and says, before
+/// an integration breaks, which one is dead, locked or about to expire.
+#[derive(Parser)]
+#[command(name = "credwatch", version, about, propagate_version = true)]
+struct Cli {
+    /// Log filter: a level (error, warn, info, debug, trace) or a RUST_LOG-style directive.
+    /// RUST_LOG, when set, wins.
+    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
+    log_level: String,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Probe the selected connections once and print what Jira said (exit 0: all valid,
+    /// 1: some not valid, 2: usage or configuration error).
+    Check {
+        /// A configuration file, or a directory whose *.toml files are merged.
+        #[arg(long, short = 'c', value_name = "PATH")]
+        config: PathBuf,
+        /// Probe only this connection (repeatable).
+        #[arg(long = "connection", value_name = "NAME")]
+        connections: Vec<String>,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+        output: Output,
+        /// How many probes may run at once.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+        concurrency: u16,
+    },
+    /// Load and validate the configuration, and print each connection's effective settings
+    /// with secrets masked (exit 0, or 2 with every error found).
+    Validate {
+        /// A configuration file, or a directory whose *.toml files are merged.
+        #[arg(long, short = 'c', value_name = "PATH")]
+        config: PathBuf,
+    },
+    /// Start the built-in Jira simulator with a demo fleet and check every connection of it.
+    Demo {
+        /// Where the simulator listens.
+        #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+    },
+    /// Run only the built-in Jira simulator with the demo fleet, writing a configuration for
+    /// it, until interrupted.
+    Simulate {
+        /// Where the simulator listens.
+        #[arg(long, default_value = "127.0.0.1:8089", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Where to write the fleet's configuration and secret files.
+        #[arg(long, value_name = "DIR")]
+        write_config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Check {
+            config,
+            connections,
+            output,
+            concurrency,
+        } => {
+            let Some(config) = load(&config) else {
+                return Ok(EXIT_CONFIG);
+            };
+            let mut selected = Vec::new();
+            for name in &connections {
+                match config.connection(name) {
+                    Some(connection) => selected.push(connection.clone()),
+                    None => {
+                        eprintln!("error: no connection named {name:?} in the configuration");
+                        return Ok(EXIT_CONFIG);
+                    }
+                }
+            }
+            if connections.is_empty() {
+                selected = config.connections.clone();
+            }
+            let prober = Prober::new()?;
+            let reports = check::run(&prober, selected, usize::from(concurrency)).await;
+            match output {
+                Output::Table => print!("{}", check::render_table(&reports)),
+                Output::Json => println!("{}", check::render_json(&reports)),
+            }
+            Ok(check::exit_code(&reports))
+        }
+        Command::Validate { config } => {
+            let Some(config) = load(&config) else {
+                return Ok(EXIT_CONFIG);
+            };
+            for connection in &config.connections {
+                println!("# {} (defined at {})", connection.name, connection.origin);
+            }
+            print!("{}", config.effective_toml());
+            eprintln!(
+                "configuration is valid: {} connection{}",
+                config.connections.len(),
+                if config.connections.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            );
+            Ok(0)
+        }
+        Command::Demo { listen } => demo::run(listen).await,
+        Command::Simulate {
+            listen,
+            write_config,
+        } => demo::simulate(listen, write_config).await,
+    }
+}
+
+/// Loads the configuration, printing every error; `None` when there was one.
+fn load(path: &std::path::Path) -> Option<Config> {
+    match Config::load(path) {
+        Ok(config) => {
+            for warning in &config.warnings {
+                tracing::warn!("{warning}");
+            }
+            Some(config)
+        }
+        Err(errors) => {
+            for error in &errors.0 {
+                eprintln!("error: {error}");
+            }
+            None
+        }
+    }
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

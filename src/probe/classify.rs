@@ -1,0 +1,415 @@
+//! Turns what Jira answered into a [`State`] and a [`Reason`]: section 7 of
+//! `shared/jira-facts.md`, row by row, in its order of precedence.
+//!
+//! This is a pure function of the status, the headers, the body and what the connection
+//! expects, so it is tested row by row without a network, and again end to end against the
+//! simulator in `tests/classification.rs`.
+
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::headers::header_str;
+use super::verdict::{Reason, State};
+use crate::config::Kind;
+
+/// An HTTP answer as the probe received it.
+#[derive(Debug)]
+pub struct Answer<'a> {
+    /// The status code.
+    pub status: StatusCode,
+    /// The response headers.
+    pub headers: &'a HeaderMap,
+    /// The body, up to the probe's cap.
+    pub body: &'a [u8],
+    /// Whether the body was cut at the cap or broke off.
+    pub truncated: bool,
+}
+
+/// What the connection expects of the answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Expectation<'a> {
+    /// Server/Data Center or Cloud (decides which account field identifies the user).
+    pub kind: Kind,
+    /// The account the credential must belong to.
+    pub expect_account: Option<&'a str>,
+    /// The credential's known expiry, which turns a rejection into `expired`.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The time of the probe.
+    pub now: DateTime<Utc>,
+}
+
+/// The account Jira reported in `myself`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// Server/DC user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Server/DC user key (`JIRAUSER10001`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Cloud account id.
+    #[serde(
+        default,
+        rename(deserialize = "accountId"),
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub account_id: Option<String>,
+    /// Display name.
+    #[serde(
+        default,
+        rename(deserialize = "displayName"),
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub display_name: Option<String>,
+    /// Email, when Jira shows it.
+    #[serde(
+        default,
+        rename(deserialize = "emailAddress"),
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub email: Option<String>,
+    /// Whether the account is active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+}
+
+impl Identity {
+    /// The account as operators name it: the user name on Server, the email (or account id)
+    /// on Cloud.
+    pub fn account(&self, kind: Kind) -> Option<&str> {
+        fn non_empty(field: &Option<String>) -> Option<&str> {
+            field.as_deref().filter(|s| !s.is_empty())
+        }
+        match kind {
+            Kind::Server => non_empty(&self.name).or(non_empty(&self.key)),
+            Kind::Cloud => non_empty(&self.email).or(non_empty(&self.account_id)),
+        }
+    }
+
+    /// Whether this is the account `expected` names: user name or key on Server, email or
+    /// account id on Cloud. User names and emails compare without case, as Jira does.
+    pub fn is(&self, expected: &str, kind: Kind) -> bool {
+        let same = |s: &Option<String>| {
+            s.as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case(expected))
+        };
+        match kind {
+            Kind::Server => same(&self.name) || same(&self.key),
+            Kind::Cloud => same(&self.email) || self.account_id.as_deref() == Some(expected),
+        }
+    }
+}
+
+/// The classification of one answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// What the answer says about the credential.
+    pub state: State,
+    /// Why.
+    pub reason: Reason,
+    /// The account, when Jira reported one.
+    pub identity: Option<Identity>,
+    /// A short, secret-free note on what was seen (`401, X-Seraph-LoginReason: AUTHENTICATED_FAILED`).
+    pub detail: Option<String>,
+}
+
+impl Verdict {
+    fn new(state: State, reason: Reason, detail: impl Into<String>) -> Verdict {
+        Verdict {
+            state,
+            reason,
+            identity: None,
+            detail: Some(detail.into()),
+        }
+    }
+}
+
+/// Classifies one answer; see the module documentation.
+pub fn classify(answer: &Answer<'_>, expect: &Expectation<'_>) -> Verdict {
+    let status = answer.status;
+    let code = status.as_u16();
+    let seraph = header_str(answer.headers, "x-seraph-loginreason").unwrap_or("");
+    let has_seraph = |value: &str| {
+        seraph
+            .split(',')
+            .any(|v| v.trim().eq_ignore_ascii_case(value))
+    };
+    let denied_reason = header_str(answer.headers, "x-authentication-denied-reason").unwrap_or("");
+    let body = String::from_utf8_lossy(answer.body).to_lowercase();
+    let seen = |extra: &str| {
+        if extra.is_empty() {
+            format!("HTTP {code}")
+        } else {
+            format!("HTTP {code}, {extra}")
+        }
+    };
+    let rejected_state = match expect.expires_at {
+        Some(expiry) if expiry <= expect.now => State::Expired,
+        _ => State::Invalid,
+    };
+
+    if (code == 403 && denied_reason.trim_start().starts_with("CAPTCHA_CHALLENGE"))
+        || has_seraph("AUTHENTICATION_DENIED")
+    {
+        return Verdict::new(
+            State::Locked,
+            Reason::CaptchaRequired,
+            seen("X-Seraph-LoginReason: AUTHENTICATION_DENIED"),
+        );
+    }
+    if code == 429 || (code == 503 && answer.headers.contains_key("retry-after")) {
+        return Verdict::new(State::Unknown, Reason::RateLimited, seen(""));
+    }
+    if code == 403 && body.contains("basic authentication has been disabled") {
+        return Verdict::new(State::Forbidden, Reason::BasicAuthDisabled, seen(""));
+    }
+    if code == 401 && body.contains("basic authentication with passwords is deprecated") {
+        return Verdict::new(State::Invalid, Reason::PasswordAuthDeprecated, seen(""));
+    }
+    if code == 403 && body.contains("failed to parse connect session auth token") {
+        return Verdict::new(State::Invalid, Reason::WrongAuthScheme, seen(""));
+    }
+    if code == 401 && body.contains("scope does not match") {
+        return Verdict::new(State::Invalid, Reason::ScopeMismatch, seen(""));
+    }
+    if has_seraph("AUTHENTICATED_FAILED") {
+        return Verdict::new(
+            rejected_state,
+            Reason::Unauthorized,
+            seen("X-Seraph-LoginReason: AUTHENTICATED_FAILED"),
+        );
+    }
+    if code == 401 {
+        return Verdict::new(rejected_state, Reason::Unauthorized, seen(""));
+    }
+    let anonymous = header_str(answer.headers, "x-ausername")
+        .is_some_and(|user| user.trim().eq_ignore_ascii_case("anonymous"));
+    if status.is_success() && anonymous {
+        return Verdict::new(
+            rejected_state,
+            Reason::AnonymousFallback,
+            seen("X-AUSERNAME: anonymous"),
+        );
+    }
+    // The sheet is silent on AUTHORISATION_FAILED; Seraph means "authenticated but not
+    // authorised" by it, and a Seraph failure beats the status, so it reads as forbidden.
+    if code == 403 || has_seraph("AUTHORISATION_FAILED") {
+        return Verdict::new(State::Forbidden, Reason::Forbidden, seen(""));
+    }
+    if status.is_redirection() {
+        let location = header_str(answer.headers, "location")
+            .map(|l| format!("Location: {}", l.chars().take(200).collect::<String>()))
+            .unwrap_or_default();
+        return Verdict::new(State::Unknown, Reason::Redirected, seen(&location));
+    }
+    if status.is_server_error() {
+        return Verdict::new(State::Unknown, Reason::ServerError, seen(""));
+    }
+    if code != 200 {
+        return Verdict::new(
+            State::Unknown,
+            Reason::UnexpectedResponse,
+            seen("expected 200 from myself"),
+        );
+    }
+    let identity = match myself(answer) {
+        Some(identity) => identity,
+        None => {
+            let what = if answer.truncated {
+                "body broke off before the end"
+            } else {
+                "body is not Jira's user object"
+            };
+            return Verdict::new(State::Unknown, Reason::UnexpectedResponse, seen(what));
+        }
+    };
+    let (state, reason, detail) = if identity.active == Some(false) {
+        (
+            State::Invalid,
+            Reason::AccountInactive,
+            "myself reports active: false".to_owned(),
+        )
+    } else if let Some(expected) = expect
+        .expect_account
+        .filter(|e| !identity.is(e, expect.kind))
+    {
+        let actual = identity
+            .account(expect.kind)
+            .unwrap_or("an unnamed account");
+        (
+            State::Invalid,
+            Reason::WrongAccount,
+            format!("credential belongs to {actual:?}, expected {expected:?}"),
+        )
+    } else {
+        (State::Valid, Reason::Ok, seen(""))
+    };
+    Verdict {
+        state,
+        reason,
+        identity: Some(identity),
+        detail: Some(detail),
+    }
+}
+
+/// Reads the `myself` object; `None` unless it names an account.
+fn myself(answer: &Answer<'_>) -> Option<Identity> {
+    if answer.truncated {
+        return None;
+    }
+    let identity: Identity = serde_json::from_slice(answer.body).ok()?;
+    let names_someone = [&identity.name, &identity.key, &identity.account_id]
+        .into_iter()
+        .any(|field| field.as_deref().is_some_and(|v| !v.is_empty()));
+    names_someone.then_some(identity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderName, HeaderValue};
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    fn run(
+        code: u16,
+        headers: &[(&str, &str)],
+        body: &str,
+        expect: Expectation<'_>,
+    ) -> (State, Reason) {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        let answer = Answer {
+            status: StatusCode::from_u16(code).expect("status"),
+            headers: &map,
+            body: body.as_bytes(),
+            truncated: false,
+        };
+        let verdict = classify(&answer, &expect);
+        (verdict.state, verdict.reason)
+    }
+
+    const DC_USER: &str = r#"{"self":"https://jira.example.com/rest/api/2/user?username=svc-jira","key":"JIRAUSER10001","name":"svc-jira","emailAddress":"svc@example.com","displayName":"Service Jira","active":true,"deleted":false}"#;
+    const CLOUD_USER: &str = r#"{"accountId":"5b10a2844c20165700ede21g","accountType":"atlassian","emailAddress":"mia@example.com","displayName":"Mia Krystof","active":true}"#;
+
+    /// One row per line of the table in jira-facts.md §7 (and a few precedence checks).
+    #[test]
+    fn the_classification_table() {
+        let server = Expectation {
+            kind: Kind::Server,
+            expect_account: None,
+            expires_at: None,
+            now: now(),
+        };
+        let cloud = Expectation {
+            kind: Kind::Cloud,
+            ..server
+        };
+        let expired = Expectation {
+            expires_at: Some(now() - chrono::Duration::days(1)),
+            ..server
+        };
+        let expect_svc = Expectation {
+            expect_account: Some("SVC-JIRA"),
+            ..server
+        };
+        let expect_other = Expectation {
+            expect_account: Some("someone-else"),
+            ..server
+        };
+        let captcha = [
+            ("X-Seraph-LoginReason", "AUTHENTICATION_DENIED"),
+            (
+                "X-Authentication-Denied-Reason",
+                "CAPTCHA_CHALLENGE; login-url=https://jira.example.com/login.jsp",
+            ),
+        ];
+        let failed = [("X-Seraph-LoginReason", "AUTHENTICATED_FAILED")];
+        let inactive = DC_USER.replace("\"active\":true", "\"active\":false");
+        type Row<'a> = (
+            u16,
+            Vec<(&'a str, &'a str)>,
+            &'a str,
+            Expectation<'a>,
+            State,
+            Reason,
+        );
+        let rows: Vec<Row<'_>> = vec![
+            (403, captcha.to_vec(), "Basic Authentication Failure - Reason : AUTHENTICATION_DENIED", server, State::Locked, Reason::CaptchaRequired),
+            (403, vec![("X-Authentication-Denied-Reason", "CAPTCHA_CHALLENGE; login-url=x")], "", server, State::Locked, Reason::CaptchaRequired),
+            (200, vec![("X-Seraph-LoginReason", "OK, AUTHENTICATION_DENIED")], DC_USER, server, State::Locked, Reason::CaptchaRequired),
+            (429, vec![("Retry-After", "30")], "", server, State::Unknown, Reason::RateLimited),
+            (503, vec![("Retry-After", "30")], "", server, State::Unknown, Reason::RateLimited),
+            (403, vec![], r#"{"message":"Basic Authentication has been disabled on this instance."}"#, server, State::Forbidden, Reason::BasicAuthDisabled),
+            (401, vec![("Content-Type", "text/plain")], "Basic authentication with passwords is deprecated.  For more information, see: https://developer.atlassian.com/", cloud, State::Invalid, Reason::PasswordAuthDeprecated),
+            (403, vec![], r#"{"error": "Failed to parse Connect Session Auth Token"}"#, cloud, State::Invalid, Reason::WrongAuthScheme),
+            (401, vec![], r#"{"code":401,"message":"Unauthorized; scope does not match"}"#, cloud, State::Invalid, Reason::ScopeMismatch),
+            (401, failed.to_vec(), "<html>login</html>", server, State::Invalid, Reason::Unauthorized),
+            (401, vec![], r#"{"message":"Client must be authenticated to access this resource.","status-code":401}"#, server, State::Invalid, Reason::Unauthorized),
+            (401, vec![], r#"{"errorMessages":["You are not authenticated. Authentication required to perform this operation."],"errors":{}}"#, expired, State::Expired, Reason::Unauthorized),
+            (200, failed.to_vec(), CLOUD_USER, cloud, State::Invalid, Reason::Unauthorized),
+            (200, vec![("X-AUSERNAME", "anonymous")], "{}", server, State::Invalid, Reason::AnonymousFallback),
+            (200, vec![("X-AUSERNAME", "anonymous")], "{}", expired, State::Expired, Reason::AnonymousFallback),
+            (403, vec![], r#"{"errorMessages":["No permission"],"errors":{}}"#, server, State::Forbidden, Reason::Forbidden),
+            (302, vec![("Location", "https://idp.example.com/saml")], "", server, State::Unknown, Reason::Redirected),
+            (500, vec![], "oops", server, State::Unknown, Reason::ServerError),
+            (503, vec![], "maintenance", server, State::Unknown, Reason::ServerError),
+            (200, vec![], "<html><title>Log in - Jira</title></html>", server, State::Unknown, Reason::UnexpectedResponse),
+            (200, vec![], r#"{"self":"x"}"#, server, State::Unknown, Reason::UnexpectedResponse),
+            (404, vec![], "not found", server, State::Unknown, Reason::UnexpectedResponse),
+            (200, vec![], &inactive, server, State::Invalid, Reason::AccountInactive),
+            (200, vec![], DC_USER, expect_other, State::Invalid, Reason::WrongAccount),
+            (200, vec![], DC_USER, expect_svc, State::Valid, Reason::Ok),
+            (200, vec![("X-Seraph-LoginReason", "OK"), ("X-AUSERNAME", "svc-jira")], DC_USER, server, State::Valid, Reason::Ok),
+            (200, vec![], CLOUD_USER, cloud, State::Valid, Reason::Ok),
+        ];
+        for (i, (code, headers, body, expect, state, reason)) in rows.iter().enumerate() {
+            assert_eq!(
+                run(*code, headers, body, *expect),
+                (*state, *reason),
+                "row {i}: {code} {headers:?} {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn cloud_accounts_match_by_email_or_id() {
+        let identity: Identity = serde_json::from_str(CLOUD_USER).expect("json");
+        assert_eq!(identity.account(Kind::Cloud), Some("mia@example.com"));
+        assert!(identity.is("MIA@example.com", Kind::Cloud));
+        assert!(identity.is("5b10a2844c20165700ede21g", Kind::Cloud));
+        assert!(!identity.is("5B10A2844C20165700EDE21G", Kind::Cloud));
+    }
+
+    #[test]
+    fn truncated_200_is_unexpected() {
+        let headers = HeaderMap::new();
+        let answer = Answer {
+            status: StatusCode::OK,
+            headers: &headers,
+            body: &DC_USER.as_bytes()[..20],
+            truncated: true,
+        };
+        let expect = Expectation {
+            kind: Kind::Server,
+            expect_account: None,
+            expires_at: None,
+            now: now(),
+        };
+        assert_eq!(
+            classify(&answer, &expect).reason,
+            Reason::UnexpectedResponse
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! The response headers a probe reads besides the status: Jira's rate-limit headers (Data
+//! Center and Cloud) and `Retry-After` in both of its HTTP forms.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use reqwest::header::HeaderMap;
+use serde::Serialize;
+
+/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// `Retry-After: 120`.
+    Seconds(u64),
+    /// `Retry-After: Sun, 22 Nov 2026 10:05:00 GMT`.
+    Date(DateTime<Utc>),
+}
+
+impl RetryAfter {
+    /// Parses either form; `None` for anything else.
+    pub fn parse(text: &str) -> Option<RetryAfter> {
+        let text = text.trim();
+        if let Ok(seconds) = text.parse::<u64>() {
+            return Some(RetryAfter::Seconds(seconds));
+        }
+        // IMF-fixdate is a subset of RFC 2822 as chrono reads it; "GMT" is accepted there.
+        DateTime::parse_from_rfc2822(text)
+            .ok()
+            .map(|date| RetryAfter::Date(date.with_timezone(&Utc)))
+    }
+
+    /// How long to wait, counted from `now` (a date in the past means no wait).
+    pub fn delay_from(&self, now: DateTime<Utc>) -> Duration {
+        match *self {
+            RetryAfter::Seconds(seconds) => Duration::from_secs(seconds),
+            RetryAfter::Date(date) => (date - now).to_std().unwrap_or(Duration::ZERO),
+        }
+    }
+}
+
+impl fmt::Display for RetryAfter {
+    /// The header value, in the form it was received.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RetryAfter::Seconds(seconds) => write!(f, "{seconds}"),
+            RetryAfter::Date(date) => write!(f, "{}", date.format("%a, %d %b %Y %H:%M:%S GMT")),
+        }
+    }
+}
+
+/// Jira's rate-limit headers; every field is optional because many answers carry none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RateLimit {
+    /// `X-RateLimit-Limit`: the bucket size (DC) or budget (Cloud).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// `X-RateLimit-Remaining`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u64>,
+    /// `X-RateLimit-Interval-Seconds` (Data Center).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u64>,
+    /// `X-RateLimit-FillRate`: tokens added per interval (Data Center).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fill_rate: Option<u64>,
+    /// `X-RateLimit-Reset`: when the budget resets (Cloud, ISO 8601).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset: Option<DateTime<Utc>>,
+    /// `X-RateLimit-NearLimit: true`: under 20% of the budget is left (Cloud).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub near_limit: Option<bool>,
+    /// `RateLimit-Reason`, e.g. `jira-burst-based` (Cloud).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl RateLimit {
+    /// Reads whatever rate-limit headers are present.
+    pub fn from_headers(headers: &HeaderMap) -> RateLimit {
+        let number = |name: &str| header_str(headers, name).and_then(|v| v.trim().parse().ok());
+        RateLimit {
+            limit: number("x-ratelimit-limit"),
+            remaining: number("x-ratelimit-remaining"),
+            interval_seconds: number("x-ratelimit-interval-seconds"),
+            fill_rate: number("x-ratelimit-fillrate"),
+            reset: header_str(headers, "x-ratelimit-reset").and_then(parse_iso8601),
+            near_limit: header_str(headers, "x-ratelimit-nearlimit")
+                .map(|v| v.trim().eq_ignore_ascii_case("true")),
+            reason: header_str(headers, "ratelimit-reason")
+                .map(|v| v.trim().chars().take(64).collect()),
+        }
+    }
+
+    /// Whether no rate-limit header was present.
+    pub fn is_empty(&self) -> bool {
+        *self == RateLimit::default()
+    }
+}
+
+/// A header's value as text, if present and visible ASCII.
+pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// ISO 8601 as Atlassian sends it: RFC 3339, or without seconds (`2026-11-22T10:05Z`).
+pub fn parse_iso8601(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(time.with_timezone(&Utc));
+    }
+    if let Ok(time) = DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M%#z") {
+        return Some(time.with_timezone(&Utc));
+    }
+    let naive = text.strip_suffix('Z')?;
+    NaiveDateTime::parse_from_str(naive, "%Y-%m-%dT%H:%M")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_both_forms() {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        assert_eq!(RetryAfter::parse("30"), Some(RetryAfter::Seconds(30)));
+        let date = RetryAfter::parse("Sun, 22 Nov 2026 10:05:00 GMT").expect("http-date");
+        assert_eq!(date.delay_from(now), Duration::from_secs(300));
+        assert_eq!(date.to_string(), "Sun, 22 Nov 2026 10:05:00 GMT");
+        let past = RetryAfter::parse("Sun, 22 Nov 2026 09:00:00 GMT").expect("http-date");
+        assert_eq!(past.delay_from(now), Duration::ZERO);
+        for bad in ["", "-1", "soon", "1.5"] {
+            assert_eq!(RetryAfter::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rate_limit_headers_of_both_products() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("X-RateLimit-Limit", "500"),
+            ("X-RateLimit-Remaining", "499"),
+            ("X-RateLimit-Interval-Seconds", "60"),
+            ("X-RateLimit-FillRate", "500"),
+            ("X-RateLimit-Reset", "2026-11-22T10:05Z"),
+            ("X-RateLimit-NearLimit", "true"),
+            ("RateLimit-Reason", "jira-burst-based"),
+        ] {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+        let limits = RateLimit::from_headers(&headers);
+        assert_eq!(limits.limit, Some(500));
+        assert_eq!(limits.remaining, Some(499));
+        assert_eq!(limits.interval_seconds, Some(60));
+        assert_eq!(limits.fill_rate, Some(500));
+        assert_eq!(
+            limits.reset.map(|t| t.to_rfc3339()),
+            Some("2026-11-22T10:05:00+00:00".to_owned())
+        );
+        assert_eq!(limits.near_limit, Some(true));
+        assert_eq!(limits.reason.as_deref(), Some("jira-burst-based"));
+        assert!(RateLimit::from_headers(&HeaderMap::new()).is_empty());
+    }
+}

@@ -1,0 +1,269 @@
+//! The fixed vocabularies a probe reports in: the credential [`State`] and the probe
+//! [`Reason`], plus the one-line hint that tells an operator what to do about a reason.
+//!
+//! Both vocabularies are public interface: they become metric label values and alert
+//! conditions, so their strings come from one `as_str` each and never change casually.
+
+use serde::Serialize;
+
+use crate::config::AuthMethod;
+
+/// What the last probe says about the credential itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Jira accepted the credential and reported the expected, active account.
+    Valid,
+    /// Jira rejected the credential (wrong, revoked, wrong scheme or scope, inactive account).
+    Invalid,
+    /// Jira rejected the credential and its known expiry has passed.
+    Expired,
+    /// The account is behind a CAPTCHA: even the right password fails until a person acts.
+    Locked,
+    /// The credential authenticates, or would, but is not allowed to do what it needs.
+    Forbidden,
+    /// This probe reached no verdict (network, rate limit, server trouble...).
+    Unknown,
+}
+
+impl State {
+    /// Every state, in the order used for metric series and summaries.
+    pub const ALL: [State; 6] = [
+        State::Valid,
+        State::Invalid,
+        State::Expired,
+        State::Locked,
+        State::Forbidden,
+        State::Unknown,
+    ];
+
+    /// The label value used in metrics, JSON and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Valid => "valid",
+            State::Invalid => "invalid",
+            State::Expired => "expired",
+            State::Locked => "locked",
+            State::Forbidden => "forbidden",
+            State::Unknown => "unknown",
+        }
+    }
+
+    /// Whether this state is a verdict about the credential (everything but `unknown`).
+    pub fn is_verdict(self) -> bool {
+        self != State::Unknown
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why the probe ended the way it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// `GET myself` answered with the expected account.
+    Ok,
+    /// 401 or Seraph `AUTHENTICATED_FAILED`: the credential was not accepted.
+    Unauthorized,
+    /// 2xx with `X-AUSERNAME: anonymous`: the credential was ignored and the call ran anonymously.
+    AnonymousFallback,
+    /// Jira requires a CAPTCHA before it accepts this account's password again.
+    CaptchaRequired,
+    /// The Data Center admin has disabled Basic authentication.
+    BasicAuthDisabled,
+    /// A Cloud account password was sent where an API token is required.
+    PasswordAuthDeprecated,
+    /// A Cloud API token was sent as `Bearer`.
+    WrongAuthScheme,
+    /// A scoped Cloud API token lacks the scope this call needs.
+    ScopeMismatch,
+    /// Authenticated, but not permitted.
+    Forbidden,
+    /// Jira reports the account as inactive.
+    AccountInactive,
+    /// The credential belongs to another account than `expect_account`.
+    WrongAccount,
+    /// 429, or 503 with `Retry-After`.
+    RateLimited,
+    /// A 5xx without `Retry-After`.
+    ServerError,
+    /// A 3xx: something (often SSO) stands in front of the API.
+    Redirected,
+    /// An answer that is not what `myself` returns (login page, wrong shape, 404...).
+    UnexpectedResponse,
+    /// The TLS handshake failed (unknown CA, expired certificate, wrong host name...).
+    TlsError,
+    /// The host name did not resolve.
+    DnsError,
+    /// No connection, or it broke before an answer arrived.
+    ConnectError,
+    /// The probe's deadline passed before the whole answer arrived.
+    Timeout,
+}
+
+impl Reason {
+    /// Every reason, in the order used for metric series and documentation.
+    pub const ALL: [Reason; 19] = [
+        Reason::Ok,
+        Reason::Unauthorized,
+        Reason::AnonymousFallback,
+        Reason::CaptchaRequired,
+        Reason::BasicAuthDisabled,
+        Reason::PasswordAuthDeprecated,
+        Reason::WrongAuthScheme,
+        Reason::ScopeMismatch,
+        Reason::Forbidden,
+        Reason::AccountInactive,
+        Reason::WrongAccount,
+        Reason::RateLimited,
+        Reason::ServerError,
+        Reason::Redirected,
+        Reason::UnexpectedResponse,
+        Reason::TlsError,
+        Reason::DnsError,
+        Reason::ConnectError,
+        Reason::Timeout,
+    ];
+
+    /// The label value used in metrics, JSON and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Ok => "ok",
+            Reason::Unauthorized => "unauthorized",
+            Reason::AnonymousFallback => "anonymous_fallback",
+            Reason::CaptchaRequired => "captcha_required",
+            Reason::BasicAuthDisabled => "basic_auth_disabled",
+            Reason::PasswordAuthDeprecated => "password_auth_deprecated",
+            Reason::WrongAuthScheme => "wrong_auth_scheme",
+            Reason::ScopeMismatch => "scope_mismatch",
+            Reason::Forbidden => "forbidden",
+            Reason::AccountInactive => "account_inactive",
+            Reason::WrongAccount => "wrong_account",
+            Reason::RateLimited => "rate_limited",
+            Reason::ServerError => "server_error",
+            Reason::Redirected => "redirected",
+            Reason::UnexpectedResponse => "unexpected_response",
+            Reason::TlsError => "tls_error",
+            Reason::DnsError => "dns_error",
+            Reason::ConnectError => "connect_error",
+            Reason::Timeout => "timeout",
+        }
+    }
+
+    /// What an operator should do about this reason, for this kind of credential.
+    /// `None` for `ok`. The seeds' troubleshooting tables are the model.
+    pub fn hint(self, auth: AuthMethod) -> Option<&'static str> {
+        let hint = match (self, auth) {
+            (Reason::Ok, _) => return None,
+            (Reason::Unauthorized, AuthMethod::Pat) => {
+                "Jira rejected the token: it is wrong, expired or revoked (Jira answers the same for all three); verify it under Profile > Personal Access Tokens and create a new one if needed"
+            }
+            (Reason::Unauthorized, AuthMethod::ApiToken) => {
+                "Jira rejected the email and API token: verify both, check that the token is not expired or revoked (id.atlassian.com > Security > API tokens) and that the account is active"
+            }
+            (Reason::Unauthorized, AuthMethod::Basic) => {
+                "Jira rejected the username and password: fix them now, since every failed login counts towards Jira's CAPTCHA lock for this account"
+            }
+            (Reason::AnonymousFallback, _) => {
+                "Jira ignored the credential and answered anonymously: the token is invalid, expired or revoked; verify it and create a new one if needed"
+            }
+            (Reason::CaptchaRequired, _) => {
+                "the account is locked behind a CAPTCHA after failed logins: log in once through the browser, or have an admin reset the failed-login count, then fix the password; consider a personal access token instead"
+            }
+            (Reason::BasicAuthDisabled, _) => {
+                "Basic authentication is disabled on this Jira: create a personal access token (Jira 8.14+) and use auth = \"pat\""
+            }
+            (Reason::PasswordAuthDeprecated, _) => {
+                "Jira Cloud does not accept account passwords over the API: create an API token at id.atlassian.com and use auth = \"api_token\""
+            }
+            (Reason::WrongAuthScheme, _) => {
+                "a Cloud API token was sent as Bearer: use kind = \"cloud\" and auth = \"api_token\" with the account's email as username"
+            }
+            (Reason::ScopeMismatch, _) => {
+                "the scoped API token lacks a scope this call needs (read:jira-user): create a token with that scope, or an unscoped one"
+            }
+            (Reason::Forbidden, _) => {
+                "the credential works but lacks permission: check the user's permissions and application access in Jira"
+            }
+            (Reason::AccountInactive, _) => {
+                "Jira reports the account as inactive: reactivate the service account or move the integration to an active one"
+            }
+            (Reason::WrongAccount, _) => {
+                "the credential belongs to another account than expect_account: the integration is using someone else's token; replace it or fix expect_account"
+            }
+            (Reason::RateLimited, _) => {
+                "Jira is rate limiting this account or site: credwatch waits for Retry-After; if it persists, reduce other traffic from this account"
+            }
+            (Reason::ServerError, _) => {
+                "Jira answered with a server error: check the Jira node's health (GET /status) and its logs; no verdict on the credential"
+            }
+            (Reason::Redirected, _) => {
+                "the API answered with a redirect, usually SSO or a login page in front of Jira: check the URL (context path, https) and exempt the REST API from SSO"
+            }
+            (Reason::UnexpectedResponse, _) => {
+                "the answer was not Jira's user object: check the URL and its context path, and whether a proxy or login page stands in front of the API"
+            }
+            (Reason::TlsError, _) => {
+                "the TLS handshake failed: check the certificate (expiry, host name); for a private CA set ca_file"
+            }
+            (Reason::DnsError, _) => {
+                "the host name did not resolve: check the URL and DNS from this machine"
+            }
+            (Reason::ConnectError, _) => {
+                "no connection to Jira: check the URL, the port, firewalls and proxies between this machine and Jira"
+            }
+            (Reason::Timeout, _) => {
+                "Jira did not answer within the timeout: check the network path and Jira's load, or raise timeout"
+            }
+        };
+        Some(hint)
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_unique_and_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for reason in Reason::ALL {
+            let label = reason.as_str();
+            assert!(seen.insert(label), "duplicate reason label {label}");
+            assert!(label.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            assert_eq!(
+                serde_json::to_value(reason).expect("serializes"),
+                serde_json::Value::from(label)
+            );
+        }
+        for state in State::ALL {
+            assert_eq!(
+                serde_json::to_value(state).expect("serializes"),
+                serde_json::Value::from(state.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn every_reason_but_ok_has_a_hint_for_every_auth() {
+        for auth in [AuthMethod::Pat, AuthMethod::ApiToken, AuthMethod::Basic] {
+            for reason in Reason::ALL {
+                assert_eq!(
+                    reason.hint(auth).is_none(),
+                    reason == Reason::Ok,
+                    "{reason}"
+                );
+            }
+        }
+    }
+}

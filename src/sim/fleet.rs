@@ -1,0 +1,346 @@
+//! The demo fleet: a handful of Jira sites and a dozen connections that between them show
+//! every state credwatch reports, installed into a [`Simulator`] and written out as a real
+//! configuration (TOML plus one secret file per connection) that the normal loader reads.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use chrono::{Duration, Utc};
+
+use super::{ApiToken, Front, Pat, Simulator, Site, User};
+
+/// One connection of the fleet, as it is written into the configuration.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// The connection name.
+    pub name: &'static str,
+    /// The simulator site it talks to (`None`: a closed port, nobody listens).
+    pub site: Option<&'static str>,
+    /// `kind` as written in the configuration.
+    pub kind: &'static str,
+    /// `auth` as written in the configuration.
+    pub auth: &'static str,
+    /// `username`, for Basic schemes.
+    pub username: Option<&'static str>,
+    /// The secret written to the connection's secret file.
+    pub secret: &'static str,
+    /// `expires_at`, in days from now.
+    pub expires_in_days: Option<i64>,
+    /// `expect_account`.
+    pub expect_account: Option<&'static str>,
+    /// The `team` label.
+    pub team: &'static str,
+    /// The state the demo should show for it.
+    pub expected_state: &'static str,
+    /// The reason the demo should show for it.
+    pub expected_reason: &'static str,
+}
+
+/// The fleet's connections.
+pub fn members() -> Vec<Member> {
+    let member = |name, site, kind, auth, secret, state, reason| Member {
+        name,
+        site,
+        kind,
+        auth,
+        username: None,
+        secret,
+        expires_in_days: None,
+        expect_account: None,
+        team: "platform",
+        expected_state: state,
+        expected_reason: reason,
+    };
+    vec![
+        Member {
+            expires_in_days: Some(200),
+            expect_account: Some("svc-ci"),
+            ..member(
+                "dc-ci-pipeline",
+                Some("dc-prod"),
+                "server",
+                "pat",
+                "demo-pat-ci",
+                "valid",
+                "ok",
+            )
+        },
+        Member {
+            expires_in_days: Some(3),
+            team: "data",
+            ..member(
+                "dc-sync-expiring",
+                Some("dc-prod"),
+                "server",
+                "pat",
+                "demo-pat-sync",
+                "valid",
+                "ok",
+            )
+        },
+        Member {
+            expires_in_days: Some(20),
+            team: "data",
+            ..member(
+                "dc-reports",
+                Some("dc-prod"),
+                "server",
+                "pat",
+                "demo-pat-reports",
+                "valid",
+                "ok",
+            )
+        },
+        member(
+            "dc-legacy-bot",
+            Some("dc-prod"),
+            "server",
+            "pat",
+            "demo-pat-forever",
+            "valid",
+            "ok",
+        ),
+        Member {
+            team: "support",
+            ..member(
+                "dc-revoked-bot",
+                Some("dc-prod"),
+                "server",
+                "pat",
+                "demo-pat-revoked",
+                "invalid",
+                "unauthorized",
+            )
+        },
+        Member {
+            expect_account: Some("svc-sync"),
+            ..member(
+                "dc-borrowed-token",
+                Some("dc-prod"),
+                "server",
+                "pat",
+                "demo-pat-jdoe",
+                "invalid",
+                "wrong_account",
+            )
+        },
+        Member {
+            username: Some("svc-legacy"),
+            ..member(
+                "dc-locked-basic",
+                Some("dc-legacy"),
+                "server",
+                "basic",
+                "demo-right-password",
+                "locked",
+                "captcha_required",
+            )
+        },
+        Member {
+            username: Some("svc-hardened"),
+            ..member(
+                "dc-basic-disabled",
+                Some("dc-hardened"),
+                "server",
+                "basic",
+                "demo-password",
+                "forbidden",
+                "basic_auth_disabled",
+            )
+        },
+        Member {
+            username: Some("ops@acme.example"),
+            expires_in_days: Some(300),
+            ..member(
+                "cloud-ops",
+                Some("acme-cloud"),
+                "cloud",
+                "api_token",
+                "demo-cloud-token-ops",
+                "valid",
+                "ok",
+            )
+        },
+        Member {
+            username: Some("analyst@acme.example"),
+            team: "data",
+            ..member(
+                "cloud-password",
+                Some("acme-cloud"),
+                "cloud",
+                "api_token",
+                "demo-cloud-account-password",
+                "invalid",
+                "password_auth_deprecated",
+            )
+        },
+        Member {
+            username: Some("bot@acme.example"),
+            ..member(
+                "cloud-burst-limited",
+                Some("acme-cloud-busy"),
+                "cloud",
+                "api_token",
+                "demo-cloud-token-bot",
+                "valid",
+                "ok",
+            )
+        },
+        member(
+            "dc-unreachable",
+            None,
+            "server",
+            "pat",
+            "demo-pat-unreachable",
+            "unknown",
+            "connect_error",
+        ),
+        member(
+            "dc-behind-sso",
+            Some("dc-sso"),
+            "server",
+            "pat",
+            "demo-pat-sso",
+            "unknown",
+            "redirected",
+        ),
+    ]
+}
+
+/// Installs the fleet's sites and accounts into a simulator.
+pub fn install(simulator: &Simulator) {
+    let now = Utc::now();
+    let mut revoked = Pat::new(5, "old-support-bot", "demo-pat-revoked", Some(90));
+    revoked.revoked = true;
+    simulator.add_site(
+        "dc-prod",
+        Site::server()
+            .with_user(User::new("svc-ci").with_pat(Pat::new(
+                1,
+                "credwatch",
+                "demo-pat-ci",
+                Some(200),
+            )))
+            .with_user(
+                User::new("svc-sync")
+                    .with_pat(Pat::new(2, "sync", "demo-pat-sync", Some(3)))
+                    .with_pat(Pat::new(3, "reports", "demo-pat-reports", Some(20))),
+            )
+            .with_user(User::new("svc-legacy-bot").with_pat(Pat::new(
+                4,
+                "legacy",
+                "demo-pat-forever",
+                None,
+            )))
+            .with_user(User::new("svc-support").with_pat(revoked))
+            .with_user(User::new("jdoe").with_pat(Pat::new(
+                6,
+                "my laptop",
+                "demo-pat-jdoe",
+                Some(60),
+            ))),
+    );
+    let mut locked = User::new("svc-legacy").with_password("demo-right-password");
+    locked.failed_logins = 3;
+    simulator.add_site("dc-legacy", Site::server().with_user(locked));
+    let mut hardened =
+        Site::server().with_user(User::new("svc-hardened").with_password("demo-password"));
+    hardened.basic_auth_enabled = false;
+    simulator.add_site("dc-hardened", hardened);
+    let mut ops_token = ApiToken::new("demo-cloud-token-ops");
+    ops_token.expires_at = Some(now + Duration::days(300));
+    simulator.add_site(
+        "acme-cloud",
+        Site::cloud()
+            .with_user(
+                User::new("ops")
+                    .with_email("ops@acme.example")
+                    .with_api_token(ops_token),
+            )
+            .with_user(
+                User::new("analyst")
+                    .with_email("analyst@acme.example")
+                    .with_password("demo-cloud-account-password"),
+            ),
+    );
+    simulator.add_site(
+        "acme-cloud-busy",
+        Site::cloud()
+            .with_user(
+                User::new("bot")
+                    .with_email("bot@acme.example")
+                    .with_api_token(ApiToken::new("demo-cloud-token-bot")),
+            )
+            .with_front(Front::Throttle {
+                remaining: 1,
+                status: 429,
+                retry_after: Some("1".to_owned()),
+            }),
+    );
+    simulator.add_site(
+        "dc-sso",
+        Site::server().with_front(Front::Redirect(
+            "https://idp.example.com/saml/login?RelayState=jira".to_owned(),
+        )),
+    );
+}
+
+/// Writes `credwatch.toml` and a `secrets/` directory for the fleet into `dir`, pointing at
+/// `simulator`; `closed_port` is where the unreachable connection points. Returns the
+/// configuration file.
+pub fn write_config(
+    dir: &Path,
+    simulator: &Simulator,
+    closed_port: u16,
+) -> std::io::Result<PathBuf> {
+    let secrets = dir.join("secrets");
+    std::fs::create_dir_all(&secrets)?;
+    let mut toml = String::from(
+        "# The credwatch demo fleet, served by the built-in Jira simulator.\n\n[defaults]\ninterval = \"30s\"\ntimeout = \"5s\"\n",
+    );
+    for member in members() {
+        let secret_file = secrets.join(member.name);
+        write_secret(&secret_file, member.secret)?;
+        let url = match member.site {
+            Some(site) => simulator.url(site),
+            None => format!("http://127.0.0.1:{closed_port}/jira"),
+        };
+        let secret_key = if member.auth == "basic" {
+            "password_file"
+        } else {
+            "token_file"
+        };
+        let _ = write!(
+            toml,
+            "\n[[connection]]\nname = \"{}\"\nurl = \"{url}\"\nkind = \"{}\"\nauth = \"{}\"\n{secret_key} = \"secrets/{}\"\n",
+            member.name, member.kind, member.auth, member.name
+        );
+        if let Some(username) = member.username {
+            let _ = writeln!(toml, "username = \"{username}\"");
+        }
+        if let Some(days) = member.expires_in_days {
+            let expiry = Utc::now() + Duration::days(days);
+            let _ = writeln!(toml, "expires_at = \"{}\"", expiry.to_rfc3339());
+        }
+        if let Some(account) = member.expect_account {
+            let _ = writeln!(toml, "expect_account = \"{account}\"");
+        }
+        let _ = writeln!(toml, "labels = {{ team = \"{}\" }}", member.team);
+    }
+    let path = dir.join("credwatch.toml");
+    std::fs::write(&path, toml)?;
+    Ok(path)
+}
+
+/// Writes a secret file readable by its owner only.
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(file, "{secret}")
+}

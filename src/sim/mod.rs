@@ -1,0 +1,326 @@
+//! A Jira simulator: many sites on one loopback port, each under its own context path
+//! (`http://127.0.0.1:PORT/<site>`), answering like real Jira (`shared/jira-facts.md`) with the
+//! real status, headers and body, and recording every request it receives.
+//!
+//! It is part of the library, not only of the tests: the demo and the benchmarks run against
+//! it too. A site is a [`Site`] with [`User`]s and their credentials; what a request gets is
+//! decided by the same rules a real site applies (Seraph's failed-login counter, PAT expiry,
+//! Cloud's API-token rules), so tests set up a situation rather than a canned answer.
+
+pub mod answer;
+pub mod fleet;
+pub mod model;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use model::{ApiToken, Bucket, Front, Pat, Rejection, Site, User};
+
+use crate::config::Kind;
+
+/// How many requests the simulator remembers (the oldest are dropped first).
+pub const RECORD_LIMIT: usize = 10_000;
+
+/// One request as the simulator received it, secrets included: tests check what was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// The site it addressed, if any.
+    pub site: Option<String>,
+    /// The method.
+    pub method: String,
+    /// The full path, context path included.
+    pub path: String,
+    /// The query string, if any.
+    pub query: Option<String>,
+    /// The `Authorization` header.
+    pub authorization: Option<String>,
+    /// The `Accept` header.
+    pub accept: Option<String>,
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// When it arrived.
+    pub at: DateTime<Utc>,
+}
+
+impl RecordedRequest {
+    /// The authorization scheme (`Bearer`, `Basic`), if any.
+    pub fn scheme(&self) -> Option<&str> {
+        self.authorization.as_deref()?.split(' ').next()
+    }
+}
+
+#[derive(Default)]
+struct World {
+    sites: HashMap<String, Site>,
+    requests: VecDeque<RecordedRequest>,
+    counts: HashMap<String, u64>,
+}
+
+/// A running simulator. Dropping it stops it.
+pub struct Simulator {
+    world: Arc<Mutex<World>>,
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Simulator {
+    /// Starts a simulator on 127.0.0.1 with a port the system picks.
+    pub async fn start() -> std::io::Result<Simulator> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        Simulator::serve(listener)
+    }
+
+    /// Serves on an already-bound listener.
+    pub fn serve(listener: TcpListener) -> std::io::Result<Simulator> {
+        let addr = listener.local_addr()?;
+        let world = Arc::new(Mutex::new(World::default()));
+        let app = Router::new().fallback(handle).with_state(world.clone());
+        let task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(%error, "the Jira simulator stopped");
+            }
+        });
+        Ok(Simulator { world, addr, task })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL of a site (its context path included).
+    pub fn url(&self, site: &str) -> String {
+        format!("http://{}/{site}", self.addr)
+    }
+
+    /// Adds or replaces a site.
+    pub fn add_site(&self, name: &str, site: Site) {
+        lock(&self.world).sites.insert(name.to_owned(), site);
+    }
+
+    /// Changes a site in place (for instance to lock an account or let an outage end).
+    pub fn update_site<T>(&self, name: &str, change: impl FnOnce(&mut Site) -> T) -> Option<T> {
+        lock(&self.world).sites.get_mut(name).map(change)
+    }
+
+    /// A copy of a site as it is now (failed-login counters, PAT use times...).
+    pub fn site(&self, name: &str) -> Option<Site> {
+        lock(&self.world).sites.get(name).cloned()
+    }
+
+    /// The requests received, oldest first (at most [`RECORD_LIMIT`]).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.world).requests.iter().cloned().collect()
+    }
+
+    /// The requests one site received.
+    pub fn requests_for(&self, site: &str) -> Vec<RecordedRequest> {
+        lock(&self.world)
+            .requests
+            .iter()
+            .filter(|r| r.site.as_deref() == Some(site))
+            .cloned()
+            .collect()
+    }
+
+    /// How many requests a site has received in all (not bounded by [`RECORD_LIMIT`]).
+    pub fn request_count(&self, site: &str) -> u64 {
+        lock(&self.world).counts.get(site).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        // Aborting, not a graceful shutdown: a hanging site never finishes its answer.
+        self.task.abort();
+    }
+}
+
+/// The world lock is only held for bookkeeping, never across an await; a panic while it is
+/// held leaves it usable.
+fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
+    world
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What to do once the lock is released.
+enum Action {
+    Respond(Response),
+    Hang,
+}
+
+async fn handle(State(world): State<Arc<Mutex<World>>>, request: Request<Body>) -> Response {
+    let action = {
+        let mut world = lock(&world);
+        decide(&mut world, &request)
+    };
+    match action {
+        Action::Respond(response) => response,
+        Action::Hang => {
+            // Longer than any probe's deadline; the task is dropped when the client leaves
+            // or the simulator stops.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            answer::not_found()
+        }
+    }
+}
+
+fn decide(world: &mut World, request: &Request<Body>) -> Action {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let path = request.uri().path().to_owned();
+    let mut segments = path.trim_start_matches('/').splitn(2, '/');
+    let site_name = segments.next().unwrap_or_default().to_owned();
+    let rest = segments.next().unwrap_or_default().to_owned();
+    let now = Utc::now();
+    let known = world.sites.contains_key(&site_name);
+    world.requests.push_back(RecordedRequest {
+        site: known.then(|| site_name.clone()),
+        method: request.method().to_string(),
+        path: path.clone(),
+        query: request.uri().query().map(str::to_owned),
+        authorization: header("authorization"),
+        accept: header("accept"),
+        user_agent: header("user-agent"),
+        at: now,
+    });
+    if world.requests.len() > RECORD_LIMIT {
+        world.requests.pop_front();
+    }
+    *world.counts.entry(site_name.clone()).or_default() += 1;
+
+    let Some(site) = world.sites.get_mut(&site_name) else {
+        return Action::Respond(answer::not_found());
+    };
+    let host = header("host").unwrap_or_default();
+    let site_url = format!("http://{host}/{site_name}");
+    if let Some(action) = front(site, now) {
+        return action;
+    }
+    let authorization = header("authorization");
+    let response = match (request.method().as_str(), rest.as_str()) {
+        ("GET", "status") => answer::node_status(),
+        ("GET", "rest/api/2/myself") => myself(site, &site_url, authorization.as_deref(), now),
+        ("GET", "rest/api/3/myself") if site.kind == Kind::Cloud => {
+            myself(site, &site_url, authorization.as_deref(), now)
+        }
+        ("GET", "rest/pat/latest/tokens") if site.pat_api && site.kind == Kind::Server => {
+            pat_list(site, &site_url, authorization.as_deref(), now)
+        }
+        _ => answer::not_found(),
+    };
+    Action::Respond(response)
+}
+
+/// What stands in front of Jira answers first, if it answers at all.
+fn front(site: &mut Site, now: DateTime<Utc>) -> Option<Action> {
+    let kind = site.kind;
+    match &mut site.front {
+        Front::Healthy => None,
+        Front::Hang => Some(Action::Hang),
+        Front::Status(code, body) => Some(Action::Respond(answer::reply(
+            *code,
+            "text/html;charset=UTF-8",
+            &[],
+            body.clone(),
+        ))),
+        Front::Redirect(location) => Some(Action::Respond(answer::reply(
+            302,
+            "text/html;charset=UTF-8",
+            &[("Location", location.clone())],
+            String::new(),
+        ))),
+        Front::LoginPage => Some(Action::Respond(answer::reply(
+            200,
+            "text/html;charset=UTF-8",
+            &[],
+            answer::login_page(),
+        ))),
+        Front::Throttle {
+            remaining,
+            status,
+            retry_after,
+        } => {
+            if *remaining == 0 {
+                site.front = Front::Healthy;
+                return None;
+            }
+            *remaining -= 1;
+            let response = answer::throttled(kind, *status, retry_after.as_deref(), now);
+            if *remaining == 0 {
+                site.front = Front::Healthy;
+            }
+            Some(Action::Respond(response))
+        }
+    }
+}
+
+/// The outcome of authentication plus the user's rate-limit bucket.
+enum Admission {
+    /// The user's index, and the rate-limit headers every authenticated answer carries.
+    Admitted(usize, answer::Headers),
+    /// The answer that refuses the request.
+    Refused(Response),
+}
+
+fn admit(
+    site: &mut Site,
+    site_url: &str,
+    authorization: Option<&str>,
+    now: DateTime<Utc>,
+) -> Admission {
+    let index = match model::authenticate(site, authorization, now) {
+        Ok(index) => index,
+        Err(rejection) => return Admission::Refused(answer::rejection(site, site_url, rejection)),
+    };
+    let Some(bucket) = site.bucket else {
+        return Admission::Admitted(index, Vec::new());
+    };
+    match model::take_token(&mut site.users[index], bucket, Instant::now()) {
+        Ok(remaining) => Admission::Admitted(index, answer::bucket_headers(bucket, remaining, 0)),
+        Err(wait) => Admission::Refused(answer::bucket_empty(bucket, wait)),
+    }
+}
+
+fn myself(
+    site: &mut Site,
+    site_url: &str,
+    authorization: Option<&str>,
+    now: DateTime<Utc>,
+) -> Response {
+    match admit(site, site_url, authorization, now) {
+        Admission::Refused(response) => response,
+        Admission::Admitted(index, _) if site.users[index].forbidden => answer::forbidden(),
+        Admission::Admitted(index, headers) => {
+            answer::myself(site, site_url, &site.users[index], headers)
+        }
+    }
+}
+
+fn pat_list(
+    site: &mut Site,
+    site_url: &str,
+    authorization: Option<&str>,
+    now: DateTime<Utc>,
+) -> Response {
+    match admit(site, site_url, authorization, now) {
+        Admission::Refused(response) => response,
+        Admission::Admitted(index, headers) => answer::pat_list(&site.users[index], headers),
+    }
+}

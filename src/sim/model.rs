@@ -1,0 +1,456 @@
+//! What the simulator knows: sites, their users and credentials, and how a Jira site decides
+//! who is calling (Seraph's rules on Data Center, the API-token rules on Cloud).
+
+use std::time::Instant;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+
+use crate::config::Kind;
+
+/// One simulated Jira site, served under its own context path.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// Data Center or Cloud answers.
+    pub kind: Kind,
+    /// What stands in front of the API (a healthy node, an SSO redirect, an outage...).
+    pub front: Front,
+    /// Data Center: whether Basic authentication is allowed (admins may disable it, 8.16+).
+    pub basic_auth_enabled: bool,
+    /// Whether `myself` falls through to anonymous access when a credential is rejected
+    /// (observed on endpoints that permit anonymous access).
+    pub anonymous_fallback: bool,
+    /// Data Center: consecutive failed Basic logins after which the account needs a CAPTCHA.
+    pub captcha_after: u32,
+    /// Data Center: the per-user token bucket, if rate limiting is on.
+    pub bucket: Option<Bucket>,
+    /// Whether `/rest/pat/latest/tokens` exists (Jira 8.14+ with PATs enabled).
+    pub pat_api: bool,
+    /// The node id sent in `X-ANODEID` (Data Center).
+    pub node_id: String,
+    /// The accounts of the site.
+    pub users: Vec<User>,
+}
+
+impl Site {
+    /// A healthy Data Center site with no users.
+    pub fn server() -> Site {
+        Site {
+            kind: Kind::Server,
+            front: Front::Healthy,
+            basic_auth_enabled: true,
+            anonymous_fallback: false,
+            captcha_after: 3,
+            bucket: None,
+            pat_api: true,
+            node_id: "node1".to_owned(),
+            users: Vec::new(),
+        }
+    }
+
+    /// A healthy Cloud site with no users.
+    pub fn cloud() -> Site {
+        Site {
+            kind: Kind::Cloud,
+            pat_api: false,
+            ..Site::server()
+        }
+    }
+
+    /// Adds a user.
+    pub fn with_user(mut self, user: User) -> Site {
+        self.users.push(user);
+        self
+    }
+
+    /// Sets what stands in front of the API.
+    pub fn with_front(mut self, front: Front) -> Site {
+        self.front = front;
+        self
+    }
+
+    /// The user with this name (Server) or email (Cloud), ignoring case as Jira does.
+    pub fn user_mut(&mut self, login: &str) -> Option<&mut User> {
+        let kind = self.kind;
+        self.users.iter_mut().find(|u| match kind {
+            Kind::Server => u.username.eq_ignore_ascii_case(login),
+            Kind::Cloud => u.email.eq_ignore_ascii_case(login),
+        })
+    }
+}
+
+/// What answers before Jira's own authentication runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Front {
+    /// Jira answers.
+    Healthy,
+    /// Nothing answers: the connection is accepted and left hanging.
+    Hang,
+    /// A fixed status and body, such as 500 or a 503 during maintenance.
+    Status(u16, String),
+    /// A redirect, as an SSO proxy in front of Jira sends.
+    Redirect(String),
+    /// 200 with an HTML login page, as a misconfigured proxy sends.
+    LoginPage,
+    /// The next `remaining` requests are refused with `status` (429, or 503) and, if set,
+    /// `Retry-After`; then the site recovers.
+    Throttle {
+        /// Requests still to refuse.
+        remaining: u32,
+        /// 429 or 503.
+        status: u16,
+        /// The `Retry-After` value, in either of its forms.
+        retry_after: Option<String>,
+    },
+}
+
+/// A Data Center per-user token bucket (Jira 8.6+ rate limiting).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bucket {
+    /// `X-RateLimit-Limit`: the bucket size.
+    pub limit: u32,
+    /// `X-RateLimit-FillRate`: tokens added per interval.
+    pub fill_rate: u32,
+    /// `X-RateLimit-Interval-Seconds`.
+    pub interval_seconds: u32,
+}
+
+/// One account.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Server user name.
+    pub username: String,
+    /// Server user key.
+    pub key: String,
+    /// Cloud account id.
+    pub account_id: String,
+    /// Email (the Cloud login).
+    pub email: String,
+    /// Display name.
+    pub display_name: String,
+    /// Whether the account is active.
+    pub active: bool,
+    /// The account password, if it has one.
+    pub password: Option<String>,
+    /// Cloud API tokens.
+    pub api_tokens: Vec<ApiToken>,
+    /// Data Center personal access tokens.
+    pub pats: Vec<Pat>,
+    /// Whether the account lacks permission to use the API (answers 403).
+    pub forbidden: bool,
+    /// Consecutive failed Basic logins (Seraph's counter).
+    pub failed_logins: u32,
+    /// Tokens left in the rate-limit bucket, and when it was last filled.
+    pub(super) bucket_state: Option<(f64, Instant)>,
+}
+
+impl User {
+    /// An active account; the other identifiers are derived from `username`.
+    pub fn new(username: &str) -> User {
+        let digest: u64 = username.bytes().fold(1469598103934665603, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(1099511628211)
+        });
+        User {
+            username: username.to_owned(),
+            key: format!("JIRAUSER{}", 10000 + digest % 90000),
+            account_id: format!("5b10a2844c{:014x}", digest >> 8),
+            email: format!("{username}@example.com"),
+            display_name: username.replace(['-', '_', '.'], " "),
+            active: true,
+            password: None,
+            api_tokens: Vec::new(),
+            pats: Vec::new(),
+            forbidden: false,
+            failed_logins: 0,
+            bucket_state: None,
+        }
+    }
+
+    /// Sets the email (the Cloud login).
+    pub fn with_email(mut self, email: &str) -> User {
+        self.email = email.to_owned();
+        self
+    }
+
+    /// Sets the password.
+    pub fn with_password(mut self, password: &str) -> User {
+        self.password = Some(password.to_owned());
+        self
+    }
+
+    /// Adds a personal access token.
+    pub fn with_pat(mut self, pat: Pat) -> User {
+        self.pats.push(pat);
+        self
+    }
+
+    /// Adds a Cloud API token.
+    pub fn with_api_token(mut self, token: ApiToken) -> User {
+        self.api_tokens.push(token);
+        self
+    }
+}
+
+/// A Data Center personal access token.
+#[derive(Debug, Clone)]
+pub struct Pat {
+    /// Jira's id.
+    pub id: u64,
+    /// The name given at creation.
+    pub name: String,
+    /// The raw token.
+    pub secret: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry; `None` for a token that never expires.
+    pub expiring_at: Option<DateTime<Utc>>,
+    /// Last use; Jira updates it at most once a minute.
+    pub last_accessed_at: Option<DateTime<Utc>>,
+    /// Revoked tokens stop working and leave the list.
+    pub revoked: bool,
+}
+
+impl Pat {
+    /// A token created now that expires in `days` (`None`: never).
+    pub fn new(id: u64, name: &str, secret: &str, days: Option<i64>) -> Pat {
+        let now = Utc::now();
+        Pat {
+            id,
+            name: name.to_owned(),
+            secret: secret.to_owned(),
+            created_at: now,
+            expiring_at: days.map(|d| now + chrono::Duration::days(d)),
+            last_accessed_at: None,
+            revoked: false,
+        }
+    }
+
+    fn works(&self, now: DateTime<Utc>) -> bool {
+        !self.revoked && self.expiring_at.is_none_or(|expiry| expiry > now)
+    }
+}
+
+/// A Cloud API token.
+#[derive(Debug, Clone)]
+pub struct ApiToken {
+    /// The raw token.
+    pub secret: String,
+    /// Expiry (Cloud tokens last at most a year).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Revoked tokens stop working.
+    pub revoked: bool,
+    /// A scoped token that lacks the scope `myself` needs.
+    pub missing_scope: bool,
+}
+
+impl ApiToken {
+    /// A working, unscoped token.
+    pub fn new(secret: &str) -> ApiToken {
+        ApiToken {
+            secret: secret.to_owned(),
+            expires_at: None,
+            revoked: false,
+            missing_scope: false,
+        }
+    }
+}
+
+/// Why a site refused to authenticate a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// No `Authorization` header, or one credwatch cannot read.
+    NoCredentials,
+    /// DC: Basic with a wrong user or password (counted by Seraph).
+    BadPassword,
+    /// DC: a PAT that is unknown, expired or revoked (all look the same).
+    BadPat,
+    /// DC: the account is behind a CAPTCHA.
+    Captcha,
+    /// DC: Basic authentication is disabled.
+    BasicDisabled,
+    /// Cloud: a bad, expired or revoked API token, or an inactive account.
+    BadApiToken,
+    /// Cloud: the account password instead of an API token.
+    PasswordOnCloud,
+    /// Cloud: an API token sent as Bearer.
+    BearerOnCloud,
+    /// Cloud: a scoped token without the needed scope.
+    ScopeMismatch,
+}
+
+/// Decides who is calling, updating Seraph's failed-login counter and PAT use times.
+/// Returns the index of the authenticated user.
+pub fn authenticate(
+    site: &mut Site,
+    authorization: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<usize, Rejection> {
+    let Some(authorization) = authorization else {
+        return Err(Rejection::NoCredentials);
+    };
+    if let Some(token) = authorization.strip_prefix("Bearer ") {
+        return match site.kind {
+            Kind::Cloud => Err(Rejection::BearerOnCloud),
+            Kind::Server => {
+                let found = site.users.iter_mut().enumerate().find_map(|(i, user)| {
+                    let pat = user.pats.iter_mut().find(|p| p.secret == token)?;
+                    Some((i, pat))
+                });
+                match found {
+                    Some((i, pat)) if pat.works(now) => {
+                        let stale = pat
+                            .last_accessed_at
+                            .is_none_or(|t| now - t >= chrono::Duration::minutes(1));
+                        if stale {
+                            pat.last_accessed_at = Some(now);
+                        }
+                        Ok(i)
+                    }
+                    _ => Err(Rejection::BadPat),
+                }
+            }
+        };
+    }
+    let Some((login, secret)) = decode_basic(authorization) else {
+        return Err(Rejection::NoCredentials);
+    };
+    match site.kind {
+        Kind::Server => {
+            if !site.basic_auth_enabled {
+                return Err(Rejection::BasicDisabled);
+            }
+            let captcha_after = site.captcha_after;
+            let Some(user) = site.user_mut(&login) else {
+                return Err(Rejection::BadPassword);
+            };
+            if user.failed_logins >= captcha_after {
+                return Err(Rejection::Captcha);
+            }
+            if user.active && user.password.as_deref() == Some(secret.as_str()) {
+                user.failed_logins = 0;
+                let login = user.username.clone();
+                Ok(index_of(site, &login))
+            } else {
+                user.failed_logins += 1;
+                Err(Rejection::BadPassword)
+            }
+        }
+        Kind::Cloud => {
+            let Some(user) = site.user_mut(&login) else {
+                return Err(Rejection::BadApiToken);
+            };
+            if user.password.as_deref() == Some(secret.as_str()) {
+                return Err(Rejection::PasswordOnCloud);
+            }
+            let token = user.api_tokens.iter().find(|t| t.secret == secret);
+            match token {
+                Some(t) if t.missing_scope => Err(Rejection::ScopeMismatch),
+                Some(t)
+                    if user.active
+                        && !t.revoked
+                        && t.expires_at.is_none_or(|expiry| expiry > now) =>
+                {
+                    let login = user.email.clone();
+                    Ok(index_of(site, &login))
+                }
+                _ => Err(Rejection::BadApiToken),
+            }
+        }
+    }
+}
+
+fn index_of(site: &mut Site, login: &str) -> usize {
+    let kind = site.kind;
+    site.users
+        .iter()
+        .position(|u| match kind {
+            Kind::Server => u.username.eq_ignore_ascii_case(login),
+            Kind::Cloud => u.email.eq_ignore_ascii_case(login),
+        })
+        .unwrap_or_default()
+}
+
+/// `Basic base64(login:secret)` → `(login, secret)`.
+fn decode_basic(authorization: &str) -> Option<(String, String)> {
+    let encoded = authorization.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (login, secret) = text.split_once(':')?;
+    Some((login.to_owned(), secret.to_owned()))
+}
+
+/// Takes one token from the user's bucket; `Err(seconds to wait)` when it is empty.
+pub fn take_token(user: &mut User, bucket: Bucket, now: Instant) -> Result<u32, u64> {
+    let (tokens, filled) = user.bucket_state.unwrap_or((f64::from(bucket.limit), now));
+    let per_second = f64::from(bucket.fill_rate) / f64::from(bucket.interval_seconds.max(1));
+    let tokens = (tokens + now.duration_since(filled).as_secs_f64() * per_second)
+        .min(f64::from(bucket.limit));
+    if tokens >= 1.0 {
+        user.bucket_state = Some((tokens - 1.0, now));
+        // Truncation is what Jira shows: whole tokens left.
+        Ok((tokens - 1.0) as u32)
+    } else {
+        user.bucket_state = Some((tokens, now));
+        Err(((1.0 - tokens) / per_second).ceil().max(1.0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(login: &str, secret: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{login}:{secret}"))
+        )
+    }
+
+    #[test]
+    fn seraph_locks_after_three_failures_and_then_refuses_the_right_password() {
+        let mut site = Site::server().with_user(User::new("svc").with_password("right"));
+        let now = Utc::now();
+        for _ in 0..3 {
+            assert_eq!(
+                authenticate(&mut site, Some(&basic("svc", "wrong")), now),
+                Err(Rejection::BadPassword)
+            );
+        }
+        assert_eq!(
+            authenticate(&mut site, Some(&basic("svc", "right")), now),
+            Err(Rejection::Captcha)
+        );
+    }
+
+    #[test]
+    fn a_success_resets_the_counter() {
+        let mut site = Site::server().with_user(User::new("svc").with_password("right"));
+        let now = Utc::now();
+        for _ in 0..2 {
+            let _ = authenticate(&mut site, Some(&basic("svc", "wrong")), now);
+        }
+        assert_eq!(
+            authenticate(&mut site, Some(&basic("svc", "right")), now),
+            Ok(0)
+        );
+        assert_eq!(site.users[0].failed_logins, 0);
+    }
+
+    #[test]
+    fn bucket_empties_and_refills() {
+        let mut user = User::new("svc");
+        let bucket = Bucket {
+            limit: 2,
+            fill_rate: 1,
+            interval_seconds: 10,
+        };
+        let start = Instant::now();
+        assert_eq!(take_token(&mut user, bucket, start), Ok(1));
+        assert_eq!(take_token(&mut user, bucket, start), Ok(0));
+        assert_eq!(take_token(&mut user, bucket, start), Err(10));
+        let later = start + std::time::Duration::from_secs(10);
+        assert_eq!(take_token(&mut user, bucket, later), Ok(0));
+    }
+}
