@@ -142,9 +142,6 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             let Some(config) = load(&config) else {
                 return Ok(EXIT_CONFIG);
             };
-            for connection in &config.connections {
-                println!("# {} (defined at {})", connection.name, connection.origin);
-            }
             print!("{}", config.effective_toml());
             eprintln!(
                 "configuration is valid: {} connection{}",
@@ -189,6 +186,7 @@ fn init_logging(level: &str, format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

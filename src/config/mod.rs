@@ -283,16 +283,26 @@ impl Config {
         self.connections.iter().find(|c| c.name == name)
     }
 
-    /// The effective settings of every connection as TOML, secrets masked.
+    /// The effective settings of every connection as TOML, secrets masked, each preceded by
+    /// a comment that says where it is defined.
     pub fn effective_toml(&self) -> String {
         #[derive(Serialize)]
-        struct Effective<'a> {
-            connection: Vec<connection::Effective<'a>>,
+        struct One<'a> {
+            connection: [connection::Effective<'a>; 1],
         }
-        let effective = Effective {
-            connection: self.connections.iter().map(Connection::effective).collect(),
-        };
-        toml::to_string(&effective).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        let mut out = String::new();
+        for connection in &self.connections {
+            let one = One {
+                connection: [connection.effective()],
+            };
+            let rendered =
+                toml::to_string(&one).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
+            out.push_str(&format!(
+                "# {} (defined at {})\n{rendered}\n",
+                connection.name, connection.origin
+            ));
+        }
+        out
     }
 }
 

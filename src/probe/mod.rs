@@ -261,16 +261,15 @@ fn transport_failure(error: &reqwest::Error) -> (Reason, String) {
         if current.downcast_ref::<rustls::Error>().is_some() {
             return (Reason::TlsError, detail);
         }
+        let mut next = current.source();
         if let Some(io) = current.downcast_ref::<std::io::Error>() {
-            // io::Error::source skips its payload, so look at the payload itself.
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-            {
-                return (Reason::TlsError, detail);
-            }
             if io.kind() == std::io::ErrorKind::TimedOut {
                 return (Reason::Timeout, detail);
+            }
+            // io::Error::source skips its payload (a rustls error, or another io::Error
+            // wrapping one), so the walk goes on at the payload itself.
+            if let Some(payload) = io.get_ref() {
+                next = Some(payload as &(dyn std::error::Error + 'static));
             }
         }
         if let Some(hyper_error) = current.downcast_ref::<hyper::Error>() {
@@ -282,7 +281,7 @@ fn transport_failure(error: &reqwest::Error) -> (Reason, String) {
         if current.to_string() == "dns error" {
             return (Reason::DnsError, detail);
         }
-        cause = current.source();
+        cause = next;
     }
     (Reason::ConnectError, detail)
 }

@@ -1,0 +1,250 @@
+//! Canary secrets for every auth type and every secret source go through `check` (table and
+//! JSON) and `validate`, with trace-level logs in both formats, through successes, rejections,
+//! network failures and configuration errors: neither a canary nor the Basic base64 form that
+//! carries it may appear anywhere in stdout or stderr.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine as _;
+use credwatch::sim::{ApiToken, Front, Pat, Simulator, Site, User};
+
+const PAT_FILE: &str = "cwcanary-pat-file-7f3a91";
+const PAT_ENV: &str = "cwcanary-pat-env-c2d4e8";
+const PAT_INLINE: &str = "cwcanary-pat-inline-0b7e55";
+const API_TOKEN: &str = "cwcanary-api-token-9a1f20";
+const BASIC_GOOD: &str = "cwcanary-basic-good-4d6c13";
+const BASIC_BAD: &str = "cwcanary-basic-bad-e85b07";
+const CLOUD_PASSWORD: &str = "cwcanary-cloud-password-31aa6f";
+const URL_PASSWORD: &str = "cwcanary-url-password-77c0de";
+const SYNTAX: &str = "cwcanary-syntax-5e2b19";
+
+/// Every form in which a secret could leak.
+fn forbidden_forms() -> Vec<String> {
+    let b64 = |text: String| base64::engine::general_purpose::STANDARD.encode(text);
+    let mut forms: Vec<String> = [
+        PAT_FILE,
+        PAT_ENV,
+        PAT_INLINE,
+        API_TOKEN,
+        BASIC_GOOD,
+        BASIC_BAD,
+        CLOUD_PASSWORD,
+        URL_PASSWORD,
+        SYNTAX,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    forms.push(b64(format!("bot@acme.example:{API_TOKEN}")));
+    forms.push(b64(format!("svc-legacy:{BASIC_GOOD}")));
+    forms.push(b64(format!("svc-legacy:{BASIC_BAD}")));
+    forms.push(b64(format!("analyst@acme.example:{CLOUD_PASSWORD}")));
+    // Any stretch of the canaries' common prefix would betray a partial leak too.
+    forms.push("cwcanary".to_owned());
+    forms
+}
+
+fn assert_clean(what: &str, output: &std::process::Output) {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for form in forbidden_forms() {
+        assert!(
+            !stdout.contains(&form),
+            "{what}: stdout shows {form}:\n{stdout}"
+        );
+        assert!(
+            !stderr.contains(&form),
+            "{what}: stderr shows {form}:\n{stderr}"
+        );
+    }
+}
+
+async fn run(args: Vec<String>, env: Vec<(&'static str, String)>) -> std::process::Output {
+    let job = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"))
+            .args(&args)
+            .envs(env)
+            .output()
+            .expect("credwatch runs")
+    });
+    common::within(Duration::from_secs(60), job)
+        .await
+        .expect("joins")
+}
+
+fn write_secret(dir: &Path, name: &str, secret: &str) {
+    std::fs::write(dir.join(name), format!("{secret}\n")).expect("secret file");
+}
+
+#[tokio::test]
+async fn no_output_or_log_shows_a_secret() {
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site(
+        "dc",
+        Site::server()
+            .with_user(User::new("svc-ci").with_pat(Pat::new(1, "credwatch", PAT_FILE, Some(30))))
+            .with_user(User::new("svc-legacy").with_password(BASIC_GOOD)),
+    );
+    simulator.add_site("dc-hang", Site::server().with_front(Front::Hang));
+    simulator.add_site(
+        "cloud",
+        Site::cloud()
+            .with_user(
+                User::new("bot")
+                    .with_email("bot@acme.example")
+                    .with_api_token(ApiToken::new(API_TOKEN)),
+            )
+            .with_user(
+                User::new("analyst")
+                    .with_email("analyst@acme.example")
+                    .with_password(CLOUD_PASSWORD),
+            ),
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let closed_port = closed.local_addr().expect("addr").port();
+    drop(closed);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_secret(dir.path(), "pat", PAT_FILE);
+    write_secret(dir.path(), "api", API_TOKEN);
+    write_secret(dir.path(), "basic-good", BASIC_GOOD);
+    write_secret(dir.path(), "cloud-password", CLOUD_PASSWORD);
+    let dc = simulator.url("dc");
+    let cloud = simulator.url("cloud");
+    let hang = simulator.url("dc-hang");
+    let tls = format!("https://{}/dc", simulator.addr());
+    let config = format!(
+        r#"
+[[connection]]
+name = "pat-file"
+url = "{dc}"
+token_file = "pat"
+
+[[connection]]
+name = "pat-env-rejected"
+url = "{dc}"
+token_env = "CANARY_PAT"
+
+[[connection]]
+name = "pat-inline-rejected"
+url = "{dc}"
+token = "{PAT_INLINE}"
+
+[[connection]]
+name = "api-token"
+url = "{cloud}"
+kind = "cloud"
+username = "bot@acme.example"
+token_file = "api"
+
+[[connection]]
+name = "cloud-password"
+url = "{cloud}"
+kind = "cloud"
+username = "analyst@acme.example"
+token_file = "cloud-password"
+
+[[connection]]
+name = "basic-good"
+url = "{dc}"
+auth = "basic"
+username = "svc-legacy"
+password_file = "basic-good"
+
+[[connection]]
+name = "basic-bad"
+url = "{dc}"
+auth = "basic"
+username = "svc-legacy"
+password_env = "CANARY_BASIC"
+
+[[connection]]
+name = "refused"
+url = "http://127.0.0.1:{closed_port}/jira"
+token_file = "pat"
+
+[[connection]]
+name = "tls-failure"
+url = "{tls}"
+token_file = "pat"
+
+[[connection]]
+name = "hanging"
+url = "{hang}"
+token_file = "pat"
+timeout = "500ms"
+"#
+    );
+    let path = dir.path().join("credwatch.toml");
+    std::fs::write(&path, config).expect("config");
+    let path = path.to_str().expect("utf-8").to_owned();
+    let env = || {
+        vec![
+            ("CANARY_PAT", PAT_ENV.to_owned()),
+            ("CANARY_BASIC", BASIC_BAD.to_owned()),
+            ("RUST_LOG", "trace".to_owned()),
+        ]
+    };
+
+    for (what, args) in [
+        ("check table", vec!["check", "--config", &path]),
+        (
+            "check json",
+            vec!["check", "--config", &path, "--output", "json"],
+        ),
+        (
+            "check json logs",
+            vec!["--log-format", "json", "check", "--config", &path],
+        ),
+        ("validate", vec!["validate", "--config", &path]),
+        (
+            "validate json logs",
+            vec!["--log-format", "json", "validate", "--config", &path],
+        ),
+    ] {
+        let output = run(args.iter().map(|s| s.to_string()).collect(), env()).await;
+        assert!(!output.stderr.is_empty(), "{what}: trace logging is on");
+        assert!(
+            output.status.code() == Some(0) || output.status.code() == Some(1),
+            "{what}: {output:?}"
+        );
+        assert_clean(what, &output);
+    }
+    assert!(
+        simulator.requests_for("dc").len() >= 6,
+        "the probes did reach Jira with the secrets"
+    );
+
+    // Configuration errors on connections that hold secrets, and a TOML syntax error on the
+    // line of an inline secret.
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(
+        &broken,
+        format!(
+            "[[connection]]\nname = \"a\"\nurl = \"https://bot:{URL_PASSWORD}@jira.example.com\"\ntoken = \"{PAT_INLINE}\"\n\n[[connection]]\nname = \"b\"\nurl = \"https://jira.example.com\"\ntoken = \"{PAT_INLINE}\"\ntimeout = \"10m\"\n"
+        ),
+    )
+    .expect("write");
+    let syntax = dir.path().join("syntax.toml");
+    std::fs::write(
+        &syntax,
+        format!("[[connection]]\nname = \"a\"\ntoken = \"{SYNTAX}\nurl = \"https://jira.example.com\"\n"),
+    )
+    .expect("write");
+    for file in [&broken, &syntax] {
+        let file = file.to_str().expect("utf-8").to_owned();
+        for command in ["check", "validate"] {
+            let output = run(vec![command.into(), "--config".into(), file.clone()], env()).await;
+            assert_eq!(
+                output.status.code(),
+                Some(2),
+                "{command} {file}: {output:?}"
+            );
+            assert!(String::from_utf8_lossy(&output.stderr).contains("error: "));
+            assert_clean(&format!("{command} {file}"), &output);
+        }
+    }
+}
