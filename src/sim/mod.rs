@@ -10,6 +10,7 @@
 pub mod answer;
 pub mod fleet;
 pub mod model;
+pub mod tls;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -61,6 +62,8 @@ impl RecordedRequest {
 
 #[derive(Default)]
 struct World {
+    /// "http" or "https", for the links Jira puts in its answers.
+    scheme: &'static str,
     sites: HashMap<String, Site>,
     requests: VecDeque<RecordedRequest>,
     counts: HashMap<String, u64>,
@@ -70,6 +73,7 @@ struct World {
 pub struct Simulator {
     world: Arc<Mutex<World>>,
     addr: SocketAddr,
+    scheme: &'static str,
     task: JoinHandle<()>,
 }
 
@@ -80,17 +84,51 @@ impl Simulator {
         Simulator::serve(listener)
     }
 
-    /// Serves on an already-bound listener.
+    /// Serves plain HTTP on an already-bound listener.
     pub fn serve(listener: TcpListener) -> std::io::Result<Simulator> {
         let addr = listener.local_addr()?;
-        let world = Arc::new(Mutex::new(World::default()));
+        Ok(Self::serve_on(listener, addr, "http"))
+    }
+
+    /// Starts a simulator that speaks HTTPS on 127.0.0.1, with a port the system picks, using
+    /// a PEM certificate chain and private key.
+    pub async fn start_tls(cert_pem: &[u8], key_pem: &[u8]) -> std::io::Result<Simulator> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        Self::serve_tls(listener, cert_pem, key_pem)
+    }
+
+    /// Serves HTTPS on an already-bound listener.
+    pub fn serve_tls(
+        listener: TcpListener,
+        cert_pem: &[u8],
+        key_pem: &[u8],
+    ) -> std::io::Result<Simulator> {
+        let config = tls::server_config(cert_pem, key_pem)?;
+        let listener = tls::TlsListener::new(listener, config)?;
+        let addr = axum::serve::Listener::local_addr(&listener)?;
+        Ok(Self::serve_on(listener, addr, "https"))
+    }
+
+    fn serve_on<L>(listener: L, addr: SocketAddr, scheme: &'static str) -> Simulator
+    where
+        L: axum::serve::Listener<Addr = SocketAddr>,
+    {
+        let world = Arc::new(Mutex::new(World {
+            scheme,
+            ..World::default()
+        }));
         let app = Router::new().fallback(handle).with_state(world.clone());
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 tracing::error!(%error, "the Jira simulator stopped");
             }
         });
-        Ok(Simulator { world, addr, task })
+        Simulator {
+            world,
+            addr,
+            scheme,
+            task,
+        }
     }
 
     /// The address it listens on.
@@ -100,7 +138,7 @@ impl Simulator {
 
     /// The base URL of a site (its context path included).
     pub fn url(&self, site: &str) -> String {
-        format!("http://{}/{site}", self.addr)
+        format!("{}://{}/{site}", self.scheme, self.addr)
     }
 
     /// Adds or replaces a site.
@@ -209,7 +247,7 @@ fn decide(world: &mut World, request: &Request<Body>) -> Action {
         return Action::Respond(answer::not_found());
     };
     let host = header("host").unwrap_or_default();
-    let site_url = format!("http://{host}/{site_name}");
+    let site_url = format!("{}://{host}/{site_name}", world.scheme);
     if let Some(action) = front(site, now) {
         return action;
     }
