@@ -17,7 +17,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::config::Connection;
-use crate::probe::{Outcome, Prober, RateLimit, Reason, State};
+use crate::probe::{Outcome, Prober, Reason, State};
+use crate::report::{self, View};
 
 /// The longest `Retry-After` that `check` waits out before retrying.
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
@@ -105,55 +106,25 @@ async fn probe_with_retry(prober: &Prober, connection: &Connection) -> (Outcome,
     (outcome, attempts.into_inner())
 }
 
-/// The JSON form of a report: what `check --output json` prints for each connection.
+/// The JSON form of a report: the shared view plus the number of attempts.
 #[derive(Debug, Serialize)]
 pub struct JsonReport<'a> {
-    name: &'a str,
-    url: &'a str,
-    kind: &'static str,
-    auth: &'static str,
-    state: State,
-    reason: Reason,
-    http_status: Option<u16>,
-    account: Option<&'a str>,
-    display_name: Option<&'a str>,
-    latency_ms: u64,
-    expires_at: Option<String>,
-    hint: Option<&'static str>,
-    detail: Option<&'a str>,
-    #[serde(skip_serializing_if = "RateLimit::is_empty")]
-    rate_limit: &'a RateLimit,
-    retry_after: Option<String>,
+    #[serde(flatten)]
+    view: View<'a>,
     attempts: u32,
-    checked_at: String,
-    labels: &'a BTreeMap<String, String>,
 }
 
 impl Report {
     /// The JSON view of this report.
     pub fn json(&self) -> JsonReport<'_> {
-        let connection = &self.connection;
-        let outcome = &self.outcome;
-        let identity = outcome.identity.as_ref();
         JsonReport {
-            name: &connection.name,
-            url: connection.url.as_str().trim_end_matches('/'),
-            kind: connection.kind.as_str(),
-            auth: connection.auth.as_str(),
-            state: outcome.state,
-            reason: outcome.reason,
-            http_status: outcome.http_status,
-            account: identity.and_then(|i| i.account(connection.kind)),
-            display_name: identity.and_then(|i| i.display_name.as_deref()),
-            latency_ms: u64::try_from(outcome.latency.as_millis()).unwrap_or(u64::MAX),
-            expires_at: connection.expires_at.map(|t| t.to_rfc3339()),
-            hint: outcome.hint,
-            detail: outcome.detail.as_deref(),
-            rate_limit: &outcome.rate_limit,
-            retry_after: outcome.retry_after.map(|r| r.to_string()),
+            view: report::view(
+                &self.connection,
+                self.outcome.state,
+                Some(&self.outcome),
+                None,
+            ),
             attempts: self.attempts,
-            checked_at: outcome.finished_at.to_rfc3339(),
-            labels: &connection.labels,
         }
     }
 }

@@ -1,13 +1,26 @@
 //! credwatch watches Jira credentials and says, before an integration breaks, that one is
 //! dead, locked or about to expire.
 //!
-//! Where to start reading: [`config`] turns TOML into validated [`config::Connection`]s;
-//! [`probe`] sends one `GET myself` per connection and [`probe::classify`] turns Jira's
-//! answer into a state and a reason; [`check`] runs a probe round for the `check` command;
-//! [`sim`] is the Jira simulator that the tests, the demo and the benchmarks run against.
+//! The flow: [`config`] turns TOML into validated [`config::Connection`]s; the [`scheduler`]
+//! runs one task per connection that calls [`probe`] on a jittered, rate-limit-aware schedule
+//! ([`scheduler::policy`] holds the rules); [`probe::classify`] turns Jira's answer into a
+//! state and a reason; the outcomes land in the shared [`state::Status`], which [`metrics`]
+//! renders for Prometheus and [`server`] serves with the API and health endpoints; [`daemon`]
+//! ties them together with reload and shutdown.
+//!
+//! Where to start reading: `daemon.rs` for the main loop, `scheduler/mod.rs` for a
+//! connection's life, `probe/classify.rs` for the verdicts, `metrics.rs` for the exposition.
+//! [`check`] is the one-shot command; [`sim`] is the Jira simulator that the tests, the demo
+//! and the benchmarks run against.
 
 pub mod check;
 pub mod config;
+pub mod daemon;
 pub mod demo;
+pub mod metrics;
 pub mod probe;
+pub mod report;
+pub mod scheduler;
+pub mod server;
 pub mod sim;
+pub mod state;

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use credwatch::config::Config;
 use credwatch::probe::Prober;
-use credwatch::{check, demo};
+use credwatch::{check, daemon, demo};
 
 /// Exit status for usage and configuration errors (clap uses 2 for usage errors too).
 const EXIT_CONFIG: u8 = 2;
@@ -43,6 +43,22 @@ enum Output {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon: probe every connection on its schedule and serve /metrics, the API
+    /// and health endpoints. SIGHUP reloads the configuration; SIGTERM and SIGINT stop it.
+    Run {
+        /// A configuration file, or a directory whose *.toml files are merged.
+        #[arg(long, short = 'c', value_name = "PATH")]
+        config: PathBuf,
+        /// Where to serve the endpoints.
+        #[arg(long, default_value = daemon::DEFAULT_LISTEN, value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Enable POST /-/reload (off by default, like Prometheus's --web.enable-lifecycle).
+        #[arg(long)]
+        enable_lifecycle: bool,
+        /// How long shutdown may take before probes in flight are abandoned.
+        #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        shutdown_grace: std::time::Duration,
+    },
     /// Probe the selected connections once and print what Jira said (exit 0: all valid,
     /// 1: some not valid, 2: usage or configuration error).
     Check {
@@ -108,6 +124,23 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<u8> {
     match command {
+        Command::Run {
+            config: path,
+            listen,
+            enable_lifecycle,
+            shutdown_grace,
+        } => {
+            let Some(config) = load(&path) else {
+                return Ok(EXIT_CONFIG);
+            };
+            let options = daemon::Options {
+                config: path,
+                enable_lifecycle,
+                grace: shutdown_grace,
+            };
+            daemon::run(config, listen, options).await?;
+            Ok(0)
+        }
         Command::Check {
             config,
             connections,

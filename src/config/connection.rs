@@ -16,7 +16,8 @@ use serde::Serialize;
 use super::keys::{self, Settings};
 use super::{
     line_of, AuthMethod, ConfigError, Kind, Origin, RawTable, Secret, SecretSource,
-    DEFAULT_INTERVAL, DEFAULT_ROTATE_BEFORE, DEFAULT_TIMEOUT, MASK,
+    DEFAULT_AUTH_FAILURE_INTERVAL, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_INTERVAL,
+    DEFAULT_ROTATE_BEFORE, DEFAULT_TIMEOUT, MASK,
 };
 
 /// Extra trust roots read from `ca_file`.
@@ -74,11 +75,46 @@ pub struct Connection {
     pub timeout: Duration,
     /// How long before expiry rotation is due.
     pub rotate_before: Duration,
+    /// The first wait after a probe without a verdict; it doubles from there.
+    pub backoff_initial: Duration,
+    /// The longest wait after probes without a verdict.
+    pub backoff_max: Duration,
+    /// The wait after a rejected credential (`invalid`, `expired`, `forbidden`).
+    pub auth_failure_interval: Duration,
     /// Where the connection is defined.
     pub origin: Origin,
 }
 
 impl Connection {
+    /// Whether every setting, the secret included, is the same; where each is defined does
+    /// not matter. A reload restarts only the connections for which this is false.
+    pub fn same_settings(&self, other: &Connection) -> bool {
+        let ca = |c: &Connection| {
+            c.ca_file
+                .as_ref()
+                .map(|ca| (ca.path.clone(), ca.certs.clone()))
+        };
+        self.name == other.name
+            && self.url == other.url
+            && self.kind == other.kind
+            && self.auth == other.auth
+            && self.username == other.username
+            && self.secret_source == other.secret_source
+            && self.secret == other.secret
+            && self.expect_account == other.expect_account
+            && self.expires_at == other.expires_at
+            && self.token_name == other.token_name
+            && self.allow_insecure_http == other.allow_insecure_http
+            && ca(self) == ca(other)
+            && self.labels == other.labels
+            && self.interval == other.interval
+            && self.timeout == other.timeout
+            && self.rotate_before == other.rotate_before
+            && self.backoff_initial == other.backoff_initial
+            && self.backoff_max == other.backoff_max
+            && self.auth_failure_interval == other.auth_failure_interval
+    }
+
     /// The identity probe's URL: `myself` on API v2 (Server) or v3 (Cloud).
     pub fn myself_url(&self) -> String {
         let version = match self.kind {
@@ -131,6 +167,10 @@ impl Connection {
             interval: humantime::format_duration(self.interval).to_string(),
             timeout: humantime::format_duration(self.timeout).to_string(),
             rotate_before: humantime::format_duration(self.rotate_before).to_string(),
+            backoff_initial: humantime::format_duration(self.backoff_initial).to_string(),
+            backoff_max: humantime::format_duration(self.backoff_max).to_string(),
+            auth_failure_interval: humantime::format_duration(self.auth_failure_interval)
+                .to_string(),
             labels: &self.labels,
         };
         let basic = self.auth == AuthMethod::Basic;
@@ -181,6 +221,9 @@ pub(super) struct Effective<'a> {
     interval: String,
     timeout: String,
     rotate_before: String,
+    backoff_initial: String,
+    backoff_max: String,
+    auth_failure_interval: String,
     labels: &'a BTreeMap<String, String>,
 }
 
@@ -299,6 +342,14 @@ pub(super) fn build(
         if keys::IDENTITY_KEYS.contains(&key.as_str()) {
             continue;
         }
+        if keys::GLOBAL_KEYS.contains(&key.as_str()) {
+            errors.at(
+                key,
+                Some(value.span().start),
+                "applies to the whole daemon: set it in [defaults]",
+            );
+            continue;
+        }
         if let Err(message) = own.apply(key, value.get_ref(), base_dir) {
             errors.at(key, Some(value.span().start), message);
         }
@@ -381,6 +432,20 @@ pub(super) fn build(
         );
     }
 
+    let backoff_initial = settings.backoff_initial.unwrap_or(DEFAULT_BACKOFF_INITIAL);
+    let backoff_max = settings.backoff_max.unwrap_or(DEFAULT_BACKOFF_MAX);
+    if backoff_initial > backoff_max {
+        errors.at(
+            "backoff_initial",
+            span("backoff_initial").or(span("backoff_max")),
+            format!(
+                "backoff_initial ({}) must not be longer than backoff_max ({})",
+                humantime::format_duration(backoff_initial),
+                humantime::format_duration(backoff_max)
+            ),
+        );
+    }
+
     let ca_file = settings.ca_file.as_ref().and_then(|path| {
         read_ca_bundle(path)
             .map_err(|message| errors.at("ca_file", span("ca_file"), message))
@@ -408,6 +473,11 @@ pub(super) fn build(
         interval,
         timeout,
         rotate_before: settings.rotate_before.unwrap_or(DEFAULT_ROTATE_BEFORE),
+        backoff_initial,
+        backoff_max,
+        auth_failure_interval: settings
+            .auth_failure_interval
+            .unwrap_or(DEFAULT_AUTH_FAILURE_INTERVAL),
         origin: errors.origin,
     })
 }

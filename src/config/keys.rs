@@ -26,8 +26,11 @@ pub const IDENTITY_KEYS: [&str; 8] = [
 ];
 
 /// Keys that may be set per connection or in `[defaults]`.
-pub const SETTING_KEYS: [&str; 12] = [
+pub const SETTING_KEYS: [&str; 15] = [
     "interval",
+    "backoff_initial",
+    "backoff_max",
+    "auth_failure_interval",
     "timeout",
     "rotate_before",
     "kind",
@@ -41,6 +44,9 @@ pub const SETTING_KEYS: [&str; 12] = [
     "labels",
 ];
 
+/// Keys that apply to the whole daemon: `[defaults]` only.
+pub const GLOBAL_KEYS: [&str; 2] = ["max_concurrent_probes", "max_concurrent_per_site"];
+
 /// Most static labels a connection may carry.
 pub const MAX_LABELS: usize = 8;
 
@@ -53,6 +59,9 @@ pub struct Settings {
     pub interval: Option<Duration>,
     pub timeout: Option<Duration>,
     pub rotate_before: Option<Duration>,
+    pub backoff_initial: Option<Duration>,
+    pub backoff_max: Option<Duration>,
+    pub auth_failure_interval: Option<Duration>,
     pub kind: Option<Kind>,
     pub auth: Option<AuthMethod>,
     pub username: Option<String>,
@@ -71,6 +80,9 @@ impl Settings {
             "interval" => self.interval = Some(duration(value)?),
             "timeout" => self.timeout = Some(duration(value)?),
             "rotate_before" => self.rotate_before = Some(duration(value)?),
+            "backoff_initial" => self.backoff_initial = Some(duration(value)?),
+            "backoff_max" => self.backoff_max = Some(duration(value)?),
+            "auth_failure_interval" => self.auth_failure_interval = Some(duration(value)?),
             "kind" => self.kind = Some(Kind::parse(&string(value)?)?),
             "auth" => self.auth = Some(AuthMethod::parse(&string(value)?)?),
             "username" => self.username = Some(non_empty(string(value)?)?),
@@ -99,6 +111,11 @@ impl Settings {
             interval: self.interval.or(defaults.interval),
             timeout: self.timeout.or(defaults.timeout),
             rotate_before: self.rotate_before.or(defaults.rotate_before),
+            backoff_initial: self.backoff_initial.or(defaults.backoff_initial),
+            backoff_max: self.backoff_max.or(defaults.backoff_max),
+            auth_failure_interval: self
+                .auth_failure_interval
+                .or(defaults.auth_failure_interval),
             kind: self.kind.or(defaults.kind),
             auth: self.auth.or(defaults.auth),
             username: self.username.or_else(|| defaults.username.clone()),
@@ -114,11 +131,21 @@ impl Settings {
     }
 }
 
+/// A whole number from `min` to `max`.
+pub fn count(value: &Value, min: i64, max: i64) -> Result<usize, String> {
+    match value.as_integer() {
+        Some(n) if (min..=max).contains(&n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        Some(n) => Err(format!("must be from {min} to {max}, not {n}")),
+        None => Err(format!("must be a whole number, not {}", type_of(value))),
+    }
+}
+
 /// The message for a key credwatch does not know, with the closest known key when one is near.
 pub fn unknown_key(key: &str) -> String {
     let closest = IDENTITY_KEYS
         .iter()
         .chain(SETTING_KEYS.iter())
+        .chain(GLOBAL_KEYS.iter())
         .map(|known| (edit_distance(key, known), *known))
         .min();
     match closest {
@@ -274,8 +301,11 @@ mod tests {
 
     #[test]
     fn every_setting_key_is_parsed() {
-        let samples: [(&str, Value); 12] = [
+        let samples: [(&str, Value); 15] = [
             ("interval", Value::from("5m")),
+            ("backoff_initial", Value::from("30s")),
+            ("backoff_max", Value::from("30m")),
+            ("auth_failure_interval", Value::from("1h")),
             ("timeout", Value::from("10s")),
             ("rotate_before", Value::from("14d")),
             ("kind", Value::from("server")),

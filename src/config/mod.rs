@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-pub use connection::{CaBundle, Connection};
+pub use connection::{authorization_header, CaBundle, Connection};
 pub use keys::parse_date_or_time;
 pub use secret::{Secret, SecretError, SecretSource, MASK};
 
@@ -32,6 +32,30 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// See [`DEFAULT_INTERVAL`].
 pub const DEFAULT_ROTATE_BEFORE: Duration = Duration::from_secs(14 * 24 * 3600);
+/// See [`DEFAULT_INTERVAL`].
+pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(30);
+/// See [`DEFAULT_INTERVAL`].
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30 * 60);
+/// See [`DEFAULT_INTERVAL`].
+pub const DEFAULT_AUTH_FAILURE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Settings of the whole daemon, from `[defaults]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Globals {
+    /// Probes in flight at once, over all connections.
+    pub max_concurrent_probes: usize,
+    /// Probes in flight at once against one site (scheme, host and port).
+    pub max_concurrent_per_site: usize,
+}
+
+impl Default for Globals {
+    fn default() -> Self {
+        Globals {
+            max_concurrent_probes: 64,
+            max_concurrent_per_site: 8,
+        }
+    }
+}
 
 /// Which Jira product a connection talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -176,6 +200,8 @@ pub struct Config {
     pub files: Vec<PathBuf>,
     /// The connections, in file order.
     pub connections: Vec<Connection>,
+    /// Daemon-wide settings.
+    pub globals: Globals,
     /// Things that work but should change (inline secrets), one line each, for the log.
     pub warnings: Vec<String>,
 }
@@ -214,7 +240,7 @@ impl Config {
             }
         }
 
-        let defaults = read_defaults(&parsed, &mut errors);
+        let (defaults, globals) = read_defaults(&parsed, &mut errors);
         let mut connections = Vec::new();
         let mut seen: HashMap<String, Origin> = HashMap::new();
         for (file, text, raw) in &parsed {
@@ -271,6 +297,7 @@ impl Config {
             Ok(Config {
                 files: sources.iter().map(|(file, _)| file.clone()).collect(),
                 connections,
+                globals,
                 warnings,
             })
         } else {
@@ -317,8 +344,12 @@ struct RawFile {
 /// A TOML table whose values remember where they were written.
 type RawTable = BTreeMap<String, Spanned<toml::Value>>;
 
-fn read_defaults(parsed: &[(&PathBuf, &str, RawFile)], errors: &mut Vec<ConfigError>) -> Settings {
+fn read_defaults(
+    parsed: &[(&PathBuf, &str, RawFile)],
+    errors: &mut Vec<ConfigError>,
+) -> (Settings, Globals) {
     let mut defaults = Settings::default();
+    let mut globals = Globals::default();
     let mut declared_in: Option<Origin> = None;
     for (file, text, raw) in parsed {
         let Some(table) = &raw.defaults else { continue };
@@ -345,6 +376,10 @@ fn read_defaults(parsed: &[(&PathBuf, &str, RawFile)], errors: &mut Vec<ConfigEr
             };
             let result = if keys::IDENTITY_KEYS.contains(&key.as_str()) {
                 Err("cannot be set in [defaults]: it belongs to one connection".to_owned())
+            } else if key == "max_concurrent_probes" {
+                keys::count(value.get_ref(), 1, 100_000).map(|n| globals.max_concurrent_probes = n)
+            } else if key == "max_concurrent_per_site" {
+                keys::count(value.get_ref(), 1, 10_000).map(|n| globals.max_concurrent_per_site = n)
             } else {
                 defaults.apply(key, value.get_ref(), base_dir)
             };
@@ -359,7 +394,7 @@ fn read_defaults(parsed: &[(&PathBuf, &str, RawFile)], errors: &mut Vec<ConfigEr
         }
         declared_in = Some(origin);
     }
-    defaults
+    (defaults, globals)
 }
 
 fn config_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {

@@ -1,0 +1,90 @@
+//! The JSON view of one connection's result, shared by `check --output json` and the
+//! daemon's `/api/v1/connections`, so that both speak the same field names.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::Connection;
+use crate::probe::{Outcome, RateLimit, Reason, State};
+
+/// What both `check` and the API print for a connection. Unknown values are `null`.
+#[derive(Debug, Serialize)]
+pub struct View<'a> {
+    /// The connection's name.
+    pub name: &'a str,
+    /// Its base URL.
+    pub url: &'a str,
+    /// `server` or `cloud`.
+    pub kind: &'static str,
+    /// `pat`, `api_token` or `basic`.
+    pub auth: &'static str,
+    /// The credential's state.
+    pub state: State,
+    /// The last probe's reason (`null` before the first probe).
+    pub reason: Option<Reason>,
+    /// The last probe's HTTP status.
+    pub http_status: Option<u16>,
+    /// The account Jira reported.
+    pub account: Option<&'a str>,
+    /// Its display name.
+    pub display_name: Option<&'a str>,
+    /// The last probe's latency.
+    pub latency_ms: Option<u64>,
+    /// The declared expiry.
+    pub expires_at: Option<String>,
+    /// What to do, when something is wrong.
+    pub hint: Option<&'a str>,
+    /// What the last probe saw, in a few words.
+    pub detail: Option<&'a str>,
+    /// Jira's rate-limit headers, when it sent any.
+    #[serde(skip_serializing_if = "RateLimit::is_empty")]
+    pub rate_limit: &'a RateLimit,
+    /// `Retry-After` as Jira sent it.
+    pub retry_after: Option<String>,
+    /// When the last probe finished.
+    pub checked_at: Option<String>,
+    /// The static labels.
+    pub labels: &'a BTreeMap<String, String>,
+}
+
+/// An empty rate limit, for connections not probed yet.
+static NO_RATE_LIMIT: RateLimit = RateLimit {
+    limit: None,
+    remaining: None,
+    interval_seconds: None,
+    fill_rate: None,
+    reset: None,
+    near_limit: None,
+    reason: None,
+};
+
+/// The view of a connection whose credential is in `state`, with `outcome` its last probe;
+/// `hint` replaces the outcome's hint when given (a stopped connection says why).
+pub fn view<'a>(
+    connection: &'a Connection,
+    state: State,
+    outcome: Option<&'a Outcome>,
+    hint: Option<&'a str>,
+) -> View<'a> {
+    let identity = outcome.and_then(|o| o.identity.as_ref());
+    View {
+        name: &connection.name,
+        url: connection.url.as_str().trim_end_matches('/'),
+        kind: connection.kind.as_str(),
+        auth: connection.auth.as_str(),
+        state,
+        reason: outcome.map(|o| o.reason),
+        http_status: outcome.and_then(|o| o.http_status),
+        account: identity.and_then(|i| i.account(connection.kind)),
+        display_name: identity.and_then(|i| i.display_name.as_deref()),
+        latency_ms: outcome.map(|o| u64::try_from(o.latency.as_millis()).unwrap_or(u64::MAX)),
+        expires_at: connection.expires_at.map(|t| t.to_rfc3339()),
+        hint: hint.or(outcome.and_then(|o| o.hint)),
+        detail: outcome.and_then(|o| o.detail.as_deref()),
+        rate_limit: outcome.map_or(&NO_RATE_LIMIT, |o| &o.rate_limit),
+        retry_after: outcome.and_then(|o| o.retry_after.map(|r| r.to_string())),
+        checked_at: outcome.map(|o| o.finished_at.to_rfc3339()),
+        labels: &connection.labels,
+    }
+}

@@ -1,0 +1,494 @@
+//! The scheduler: one task per connection, probing on its own schedule under a global and a
+//! per-site bound, and the reconciliation that a reload applies.
+//!
+//! Each connection's task runs one probe at a time, so a connection never has two probes in
+//! flight. Its first probe comes at a stable per-name offset within the first interval
+//! ([`policy::start_offset`]), so start-up and reload never fire a burst. After a probe,
+//! [`policy::Policy`] decides the wait; a missed tick is never replayed (the next probe is due
+//! at the later of "one interval after the last due time" and "now").
+//!
+//! Connections that share scheme, host and port share a [`Site`]: a bound on probes in flight
+//! and a gate that a `rate_limited` outcome closes for everyone until `Retry-After` (a floor)
+//! or the site's backoff has passed.
+//!
+//! Secret files are polled for changes ([`SECRET_POLL`]); a changed secret wakes the task,
+//! which probes at once with a fresh policy (backoff and stops reset).
+
+pub mod policy;
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use chrono::Utc;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::{Config, Connection, Globals, SecretSource};
+use crate::probe::{Outcome, Prober, Reason, State};
+use crate::state::Status;
+use policy::{Backoff, Decision, Policy};
+
+/// How often secret files are checked for changes.
+pub const SECRET_POLL: Duration = Duration::from_secs(2);
+
+/// How far apart the connections of a site resume after a rate limit lifts, at most.
+const RESUME_SPREAD: Duration = Duration::from_secs(2);
+
+/// What a reload changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Connections that are new.
+    pub added: Vec<String>,
+    /// Connections whose settings changed: restarted with a fresh state.
+    pub changed: Vec<String>,
+    /// Connections that are gone: their series are removed.
+    pub removed: Vec<String>,
+    /// Connections left running untouched.
+    pub unchanged: usize,
+}
+
+/// A group of connections that share a Jira site's budget.
+pub struct Site {
+    permits: Arc<Semaphore>,
+    gate: Mutex<Gate>,
+}
+
+struct Gate {
+    blocked_until: Option<Instant>,
+    backoff: Option<Backoff>,
+}
+
+impl Site {
+    fn new(permits: usize) -> Site {
+        Site {
+            permits: Arc::new(Semaphore::new(permits)),
+            gate: Mutex::new(Gate {
+                blocked_until: None,
+                backoff: None,
+            }),
+        }
+    }
+
+    fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.gate
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Until when the site is closed, if it is.
+    pub fn blocked_until(&self, now: Instant) -> Option<Instant> {
+        self.gate().blocked_until.filter(|until| *until > now)
+    }
+
+    /// Applies an outcome to the site: a rate limit closes it (`Retry-After` as a floor under
+    /// the site's own exponential backoff); any other answer from Jira reopens it and resets
+    /// the backoff. Returns when the site reopens, if closed.
+    fn observe(&self, connection: &Connection, outcome: &Outcome, now: Instant) -> Option<Instant> {
+        let mut gate = self.gate();
+        if outcome.reason == Reason::RateLimited {
+            let backoff = gate
+                .backoff
+                .get_or_insert_with(|| {
+                    Backoff::new(connection.backoff_initial, connection.backoff_max)
+                })
+                .next(policy::jitter());
+            let floor = outcome
+                .retry_after
+                .map(|r| r.delay_from(Utc::now()))
+                .unwrap_or(Duration::ZERO);
+            let until = now + backoff.max(floor);
+            gate.blocked_until = Some(gate.blocked_until.map_or(until, |u| u.max(until)));
+            gate.blocked_until
+        } else {
+            if outcome.http_status.is_some() {
+                gate.backoff = None;
+                gate.blocked_until = None;
+            }
+            None
+        }
+    }
+}
+
+/// Concurrency bounds, replaced when a reload changes them.
+struct Limits {
+    globals: Globals,
+    global: Arc<Semaphore>,
+    sites: HashMap<String, Arc<Site>>,
+}
+
+struct Shared {
+    prober: Prober,
+    status: Status,
+    limits: Mutex<Limits>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Shared {
+    fn limits(&self) -> MutexGuard<'_, Limits> {
+        self.limits
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn site(&self, connection: &Connection) -> (Arc<Semaphore>, Arc<Site>) {
+        let mut limits = self.limits();
+        let per_site = limits.globals.max_concurrent_per_site;
+        let site = limits
+            .sites
+            .entry(connection.site())
+            .or_insert_with(|| Arc::new(Site::new(per_site)))
+            .clone();
+        (limits.global.clone(), site)
+    }
+}
+
+struct Running {
+    connection: Arc<Connection>,
+    task: JoinHandle<()>,
+}
+
+/// A watched secret file.
+struct Watched {
+    path: PathBuf,
+    stamp: Option<FileStamp>,
+    poke: Arc<Notify>,
+}
+
+/// What tells a file changed without reading it (a Kubernetes secret update swaps a symlink,
+/// which changes the inode the path resolves to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+fn stamp(path: &PathBuf) -> Option<FileStamp> {
+    std::fs::metadata(path).ok().map(|m| FileStamp {
+        modified: m.modified().ok(),
+        len: m.len(),
+        inode: m.ino(),
+    })
+}
+
+/// Runs every connection's probes.
+pub struct Scheduler {
+    shared: Arc<Shared>,
+    running: HashMap<String, Running>,
+    watched: Arc<Mutex<HashMap<String, Watched>>>,
+    watcher: JoinHandle<()>,
+}
+
+impl Scheduler {
+    /// A scheduler with no connections; `shutdown` turning true stops every task.
+    pub fn new(
+        prober: Prober,
+        status: Status,
+        globals: Globals,
+        shutdown: watch::Receiver<bool>,
+    ) -> Scheduler {
+        let watched: Arc<Mutex<HashMap<String, Watched>>> = Arc::default();
+        let watcher = tokio::spawn(watch_secret_files(watched.clone(), shutdown.clone()));
+        Scheduler {
+            shared: Arc::new(Shared {
+                prober,
+                status,
+                limits: Mutex::new(Limits {
+                    globals,
+                    global: Arc::new(Semaphore::new(globals.max_concurrent_probes)),
+                    sites: HashMap::new(),
+                }),
+                shutdown,
+            }),
+            running: HashMap::new(),
+            watched,
+            watcher,
+        }
+    }
+
+    /// Makes the running connections those of `config`: new ones start, changed ones restart
+    /// with a fresh state, removed ones stop and lose their status; unchanged ones keep their
+    /// state, counters and schedule.
+    pub fn apply(&mut self, config: &Config) -> Summary {
+        {
+            let mut limits = self.shared.limits();
+            if limits.globals != config.globals {
+                // Probes in flight keep the permits they hold; new probes use the new bounds.
+                limits.globals = config.globals;
+                limits.global = Arc::new(Semaphore::new(config.globals.max_concurrent_probes));
+                limits.sites.clear();
+            }
+        }
+        let mut summary = Summary::default();
+        for connection in &config.connections {
+            match self.running.get(&connection.name) {
+                Some(running) if running.connection.same_settings(connection) => {
+                    summary.unchanged += 1;
+                }
+                Some(_) => {
+                    self.stop(&connection.name);
+                    self.start(connection.clone());
+                    summary.changed.push(connection.name.clone());
+                }
+                None => {
+                    self.start(connection.clone());
+                    summary.added.push(connection.name.clone());
+                }
+            }
+        }
+        let gone: Vec<String> = self
+            .running
+            .keys()
+            .filter(|name| config.connection(name).is_none())
+            .cloned()
+            .collect();
+        for name in gone {
+            self.stop(&name);
+            summary.removed.push(name);
+        }
+        summary
+    }
+
+    fn start(&mut self, connection: Connection) {
+        let connection = Arc::new(connection);
+        let now = Instant::now();
+        let first = now + policy::start_offset(&connection.name, connection.interval);
+        self.shared
+            .status
+            .insert(connection.clone(), wall_clock(first, now));
+        let poke = Arc::new(Notify::new());
+        if let SecretSource::File(path) = &connection.secret_source {
+            self.lock_watched().insert(
+                connection.name.clone(),
+                Watched {
+                    path: path.clone(),
+                    stamp: stamp(path),
+                    poke: poke.clone(),
+                },
+            );
+        }
+        let task = tokio::spawn(watch_connection(
+            self.shared.clone(),
+            connection.clone(),
+            poke,
+            first,
+        ));
+        self.running
+            .insert(connection.name.clone(), Running { connection, task });
+    }
+
+    fn stop(&mut self, name: &str) {
+        if let Some(running) = self.running.remove(name) {
+            // Dropping the task's future cancels a probe in flight and frees its permits.
+            running.task.abort();
+        }
+        self.lock_watched().remove(name);
+        self.shared.status.remove(name);
+    }
+
+    fn lock_watched(&self) -> MutexGuard<'_, HashMap<String, Watched>> {
+        self.watched
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How many connection tasks are alive (for leak checks).
+    pub fn live_tasks(&self) -> usize {
+        self.running
+            .values()
+            .filter(|r| !r.task.is_finished())
+            .count()
+    }
+
+    /// Waits up to `grace` for every task to notice the shutdown signal (which cancels probes
+    /// in flight), then aborts whatever is left.
+    pub async fn stop_all(mut self, grace: Duration) {
+        let mut tasks: Vec<JoinHandle<()>> = self.running.drain().map(|(_, r)| r.task).collect();
+        tasks.push(self.watcher);
+        let deadline = Instant::now() + grace;
+        for task in &mut tasks {
+            if tokio::time::timeout_at(deadline, &mut *task).await.is_err() {
+                task.abort();
+            }
+        }
+    }
+}
+
+/// The wall-clock time of a monotonic instant.
+fn wall_clock(at: Instant, now: Instant) -> chrono::DateTime<Utc> {
+    let ahead = at.saturating_duration_since(now);
+    Utc::now() + chrono::Duration::from_std(ahead).unwrap_or(chrono::Duration::zero())
+}
+
+/// Re-reads a connection's secret; `Some` with the new connection if the secret changed.
+fn reread_secret(connection: &Connection) -> Option<Connection> {
+    let secret = match connection.secret_source.read() {
+        Ok(secret) => secret,
+        Err(error) => {
+            tracing::warn!(connection = %connection.name, %error, "cannot re-read the secret; keeping the one in use");
+            return None;
+        }
+    };
+    if secret == connection.secret {
+        return None;
+    }
+    if let Err(error) = crate::config::authorization_header(
+        connection.auth,
+        connection.username.as_deref(),
+        &secret,
+    ) {
+        tracing::warn!(connection = %connection.name, %error, "the new secret cannot be used; keeping the one in use");
+        return None;
+    }
+    let mut updated = connection.clone();
+    updated.secret = secret;
+    Some(updated)
+}
+
+/// One connection's life: wait, probe, record, decide, and again.
+async fn watch_connection(
+    shared: Arc<Shared>,
+    mut connection: Arc<Connection>,
+    poke: Arc<Notify>,
+    first: Instant,
+) {
+    let mut shutdown = shared.shutdown.clone();
+    let name = connection.name.clone();
+    let mut policy = Policy::new(&connection);
+    let mut due = Some(first);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
+            _ = poke.notified() => {
+                if let Some(updated) = reread_secret(&connection) {
+                    connection = Arc::new(updated);
+                    shared.status.update_connection(connection.clone());
+                    policy = Policy::new(&connection);
+                    due = Some(Instant::now());
+                    tracing::info!(connection = %name, "the secret changed; probing now");
+                }
+                continue;
+            }
+            _ = sleep_until(due) => {}
+        }
+        let scheduled = due.unwrap_or_else(Instant::now);
+        let (global, site) = shared.site(&connection);
+        let now = Instant::now();
+        if let Some(until) = site.blocked_until(now) {
+            let resume = until + policy::start_offset(&name, RESUME_SPREAD);
+            due = Some(resume);
+            shared.status.schedule(
+                &name,
+                Some(wall_clock(resume, now)),
+                policy.current_backoff,
+                None,
+            );
+            continue;
+        }
+        let probe = async {
+            // Neither semaphore is ever closed, so acquiring cannot fail.
+            let _global = global.acquire_owned().await;
+            let _site = site.permits.clone().acquire_owned().await;
+            shared.prober.probe(&connection).await
+        };
+        let outcome = tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
+            outcome = probe => outcome,
+        };
+        record(&shared.status, &connection, &outcome);
+
+        let now = Instant::now();
+        let reopens = site.observe(&connection, &outcome, now);
+        match policy.after(&connection, &outcome, policy::jitter()) {
+            Decision::After(wait) => {
+                let mut next = (scheduled + wait).max(now);
+                if let Some(reopens) = reopens {
+                    next = next.max(reopens);
+                }
+                due = Some(next);
+                shared.status.schedule(
+                    &name,
+                    Some(wall_clock(next, now)),
+                    policy.current_backoff,
+                    None,
+                );
+            }
+            Decision::Stop(pause) => {
+                due = None;
+                shared.status.schedule(&name, None, None, Some(pause));
+                tracing::warn!(
+                    connection = %name,
+                    pause = pause.as_str(),
+                    hint = pause.hint(),
+                    "stopped probing this connection until its secret or configuration changes"
+                );
+            }
+        }
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Records an outcome and logs it: every probe at DEBUG, a state change at WARN.
+fn record(status: &Status, connection: &Connection, outcome: &Outcome) {
+    tracing::debug!(
+        connection = %connection.name,
+        state = %outcome.state,
+        reason = %outcome.reason,
+        http_status = ?outcome.http_status,
+        latency_ms = outcome.latency.as_millis() as u64,
+        detail = ?outcome.detail,
+        "probe"
+    );
+    let Some(transition) = status.record(&connection.name, outcome) else {
+        return;
+    };
+    if transition.to == State::Valid && transition.from == State::Unknown {
+        tracing::info!(connection = %connection.name, state = %transition.to, "credential is valid");
+    } else {
+        tracing::warn!(
+            connection = %connection.name,
+            from = %transition.from,
+            to = %transition.to,
+            reason = %outcome.reason,
+            hint = outcome.hint.unwrap_or(""),
+            "credential state changed"
+        );
+    }
+}
+
+/// Polls the watched secret files and wakes the tasks whose file changed.
+async fn watch_secret_files(
+    watched: Arc<Mutex<HashMap<String, Watched>>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(SECRET_POLL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = ticker.tick() => {}
+        }
+        let mut watched = watched
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for entry in watched.values_mut() {
+            let now = stamp(&entry.path);
+            if now != entry.stamp {
+                entry.stamp = now;
+                entry.poke.notify_one();
+            }
+        }
+    }
+}

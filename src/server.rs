@@ -1,0 +1,170 @@
+//! The daemon's HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/api/v1/connections`, and
+//! `POST /-/reload` when the lifecycle API is enabled.
+//!
+//! [`app`] builds the router from a cloneable [`AppState`], so tests can drive it without a
+//! socket; the daemon serves it with a graceful shutdown.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::{Metrics, CONTENT_TYPE};
+use crate::report::{self, View};
+use crate::scheduler::Summary;
+use crate::state::{Entry, Status};
+
+/// A request to reload the configuration, answered with what changed or the errors.
+#[derive(Debug)]
+pub struct ReloadRequest {
+    /// Where the result goes.
+    pub respond: oneshot::Sender<Result<Summary, String>>,
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The shared status.
+    pub status: Status,
+    /// The metrics renderer.
+    pub metrics: Arc<Metrics>,
+    /// Where reload requests go; `None` when the lifecycle API is disabled.
+    pub reload: Option<mpsc::Sender<ReloadRequest>>,
+}
+
+/// The router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/connections", get(connections))
+        .route("/-/reload", post(reload))
+        .with_state(state)
+}
+
+async fn index() -> Html<&'static str> {
+    Html(concat!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>credwatch</title></head><body>",
+        "<h1>credwatch</h1><ul>",
+        "<li><a href=\"/metrics\">/metrics</a></li>",
+        "<li><a href=\"/api/v1/connections\">/api/v1/connections</a></li>",
+        "<li><a href=\"/readyz\">/readyz</a></li>",
+        "<li><a href=\"/healthz\">/healthz</a></li>",
+        "</ul></body></html>"
+    ))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let body = state.metrics.render(&state.status);
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    ready: bool,
+    pending: Vec<String>,
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let pending = state.status.pending(Utc::now());
+    let code = if pending.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let ready = pending.is_empty();
+    (code, Json(Readiness { ready, pending })).into_response()
+}
+
+/// The API's view of a connection: `check`'s JSON plus the daemon's schedule.
+#[derive(Serialize)]
+struct ApiConnection<'a> {
+    #[serde(flatten)]
+    view: View<'a>,
+    probes_total: u64,
+    last_probe_at: Option<String>,
+    next_probe_at: Option<String>,
+    backoff_seconds: Option<f64>,
+    paused: Option<&'static str>,
+}
+
+fn api_connection(entry: &Entry) -> ApiConnection<'_> {
+    ApiConnection {
+        view: report::view(
+            &entry.connection,
+            entry.state(),
+            entry.last.as_ref(),
+            entry.hint(),
+        ),
+        probes_total: entry.probes,
+        last_probe_at: entry.last.as_ref().map(|o| o.finished_at.to_rfc3339()),
+        next_probe_at: entry.next_probe_at.map(|t| t.to_rfc3339()),
+        backoff_seconds: entry.backoff.map(|b| b.as_secs_f64()),
+        paused: entry.paused.map(|p| p.as_str()),
+    }
+}
+
+async fn connections(State(state): State<AppState>) -> Response {
+    let body = state.status.read(|inner| {
+        let views: Vec<ApiConnection<'_>> =
+            inner.connections.values().map(api_connection).collect();
+        serde_json::to_string(&views)
+    });
+    match body {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
+}
+
+async fn reload(State(state): State<AppState>) -> Response {
+    let Some(sender) = state.reload else {
+        return (
+            StatusCode::FORBIDDEN,
+            "the lifecycle API is not enabled: start credwatch with --enable-lifecycle\n",
+        )
+            .into_response();
+    };
+    let (respond, answer) = oneshot::channel();
+    if sender.send(ReloadRequest { respond }).await.is_err() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "credwatch is shutting down\n",
+        )
+            .into_response();
+    }
+    match answer.await {
+        Ok(Ok(summary)) => (
+            StatusCode::OK,
+            format!(
+                "reloaded: {} added, {} changed, {} removed, {} unchanged\n",
+                summary.added.len(),
+                summary.changed.len(),
+                summary.removed.len(),
+                summary.unchanged
+            ),
+        )
+            .into_response(),
+        Ok(Err(errors)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reload failed; the running configuration stays:\n{errors}\n"),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "credwatch is shutting down\n",
+        )
+            .into_response(),
+    }
+}

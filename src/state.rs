@@ -1,0 +1,225 @@
+//! The daemon's shared status: what every connection's probes found, the counters, the
+//! schedule, and the configuration's reload status. The scheduler writes it; `/metrics`,
+//! `/api/v1/connections` and `/readyz` read it.
+//!
+//! One cheap-to-clone handle over a std mutex, as in mini-redis: the lock is held only to
+//! update or read plain data and never across an `.await`, so a std mutex is both correct
+//! and cheaper than an async one.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Connection;
+use crate::probe::{Outcome, Reason, State};
+use crate::scheduler::policy::Pause;
+
+/// Everything known about one connection.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The connection as currently configured (its secret is never rendered).
+    pub connection: Arc<Connection>,
+    /// The last probe's outcome.
+    pub last: Option<Outcome>,
+    /// The standing verdict: the last state that was not `unknown`, and its reason.
+    pub verdict: Option<(State, Reason)>,
+    /// Probes sent.
+    pub probes: u64,
+    /// Probes that did not end in `ok`, by reason.
+    pub failures: BTreeMap<Reason, u64>,
+    /// Probes answered with a rate limit.
+    pub rate_limited: u64,
+    /// When the last probe ended in `ok`.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// When the next probe is due; `None` while probing is stopped.
+    pub next_probe_at: Option<DateTime<Utc>>,
+    /// The current backoff wait, while probes reach no verdict.
+    pub backoff: Option<Duration>,
+    /// Why probing stopped, if it did.
+    pub paused: Option<Pause>,
+    /// By when the first probe has finished or passed its deadline (for `/readyz`).
+    pub first_probe_deadline: DateTime<Utc>,
+}
+
+impl Entry {
+    /// The credential's state: the standing verdict, or `unknown` before any.
+    pub fn state(&self) -> State {
+        self.verdict.map_or(State::Unknown, |(state, _)| state)
+    }
+
+    /// The hint to show: the stop's, if probing stopped, else the last probe's.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self.paused {
+            Some(pause) => Some(pause.hint()),
+            None => self.last.as_ref().and_then(|o| o.hint),
+        }
+    }
+}
+
+/// A change of the credential's state, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The state before (`unknown` before the first verdict).
+    pub from: State,
+    /// The state now.
+    pub to: State,
+}
+
+/// The outcome of the last configuration reload.
+#[derive(Debug, Clone)]
+pub struct ReloadStatus {
+    /// Whether the last load or reload succeeded.
+    pub successful: bool,
+    /// When the configuration was last loaded successfully.
+    pub last_success_at: DateTime<Utc>,
+    /// The errors of the last failed reload.
+    pub last_error: Option<String>,
+}
+
+/// Everything under the lock.
+#[derive(Debug)]
+pub struct Inner {
+    /// By connection name.
+    pub connections: BTreeMap<String, Entry>,
+    /// The configuration's reload status.
+    pub reload: ReloadStatus,
+}
+
+/// A handle on the shared status.
+#[derive(Debug, Clone)]
+pub struct Status {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status::new()
+    }
+}
+
+impl Status {
+    /// An empty status, as after a successful load of no connections.
+    pub fn new() -> Status {
+        Status {
+            inner: Arc::new(Mutex::new(Inner {
+                connections: BTreeMap::new(),
+                reload: ReloadStatus {
+                    successful: true,
+                    last_success_at: Utc::now(),
+                    last_error: None,
+                },
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every update leaves the data consistent, so a poisoned lock is still usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Reads the status under the lock (keep `read` short: probes wait for it).
+    pub fn read<R>(&self, read: impl FnOnce(&Inner) -> R) -> R {
+        read(&self.lock())
+    }
+
+    /// Adds a connection that has not been probed yet.
+    pub fn insert(&self, connection: Arc<Connection>, first_probe_at: DateTime<Utc>) {
+        let deadline = first_probe_at
+            + chrono::Duration::from_std(connection.timeout).unwrap_or(chrono::Duration::MAX);
+        let entry = Entry {
+            connection: connection.clone(),
+            last: None,
+            verdict: None,
+            probes: 0,
+            failures: BTreeMap::new(),
+            rate_limited: 0,
+            last_success_at: None,
+            next_probe_at: Some(first_probe_at),
+            backoff: None,
+            paused: None,
+            first_probe_deadline: deadline,
+        };
+        self.lock()
+            .connections
+            .insert(connection.name.clone(), entry);
+    }
+
+    /// Forgets a connection: its series disappear from `/metrics`.
+    pub fn remove(&self, name: &str) {
+        self.lock().connections.remove(name);
+    }
+
+    /// Replaces a connection's settings (after its secret was re-read), keeping its history.
+    pub fn update_connection(&self, connection: Arc<Connection>) {
+        if let Some(entry) = self.lock().connections.get_mut(&connection.name) {
+            entry.connection = connection;
+        }
+    }
+
+    /// Records a probe's outcome; returns the credential's state change, if any.
+    pub fn record(&self, name: &str, outcome: &Outcome) -> Option<Transition> {
+        let mut inner = self.lock();
+        let entry = inner.connections.get_mut(name)?;
+        let from = entry.state();
+        entry.probes += 1;
+        if outcome.reason == Reason::Ok {
+            entry.last_success_at = Some(outcome.finished_at);
+        } else {
+            *entry.failures.entry(outcome.reason).or_default() += 1;
+        }
+        if outcome.reason == Reason::RateLimited {
+            entry.rate_limited += 1;
+        }
+        if outcome.state.is_verdict() {
+            entry.verdict = Some((outcome.state, outcome.reason));
+        }
+        entry.last = Some(outcome.clone());
+        let to = entry.state();
+        (from != to).then_some(Transition { from, to })
+    }
+
+    /// Records the schedule after a probe (or a stop).
+    pub fn schedule(
+        &self,
+        name: &str,
+        next_probe_at: Option<DateTime<Utc>>,
+        backoff: Option<Duration>,
+        paused: Option<Pause>,
+    ) {
+        if let Some(entry) = self.lock().connections.get_mut(name) {
+            entry.next_probe_at = next_probe_at;
+            entry.backoff = backoff;
+            entry.paused = paused;
+        }
+    }
+
+    /// Records the result of a configuration load or reload.
+    pub fn reloaded(&self, result: Result<(), String>) {
+        let mut inner = self.lock();
+        match result {
+            Ok(()) => {
+                inner.reload.successful = true;
+                inner.reload.last_success_at = Utc::now();
+                inner.reload.last_error = None;
+            }
+            Err(error) => {
+                inner.reload.successful = false;
+                inner.reload.last_error = Some(error);
+            }
+        }
+    }
+
+    /// The connections whose first probe has neither finished nor passed its deadline.
+    pub fn pending(&self, now: DateTime<Utc>) -> Vec<String> {
+        self.lock()
+            .connections
+            .values()
+            .filter(|e| e.last.is_none() && e.paused.is_none() && now < e.first_probe_deadline)
+            .map(|e| e.connection.name.clone())
+            .collect()
+    }
+}
