@@ -41,6 +41,8 @@ pub struct Report {
 pub async fn run(prober: &Prober, connections: Vec<Connection>, concurrency: usize) -> Vec<Report> {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = JoinSet::new();
+    let total = connections.len();
+    let kept = connections.clone();
     for (index, connection) in connections.into_iter().enumerate() {
         let prober = prober.clone();
         let permits = permits.clone();
@@ -58,15 +60,40 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, concurrency: usi
             )
         });
     }
-    let mut reports = Vec::with_capacity(tasks.len());
+    let mut slots: Vec<Option<Report>> = vec![None; total];
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(report) => reports.push(report),
+            Ok((index, report)) => slots[index] = Some(report),
             Err(error) => tracing::error!(%error, "a probe task failed"),
         }
     }
-    reports.sort_by_key(|(index, _)| *index);
-    reports.into_iter().map(|(_, report)| report).collect()
+    // A connection whose task failed is reported, never silently dropped.
+    slots
+        .into_iter()
+        .zip(kept)
+        .map(|(slot, connection)| {
+            slot.unwrap_or_else(|| Report {
+                outcome: internal_failure(&connection),
+                connection,
+                attempts: 0,
+            })
+        })
+        .collect()
+}
+
+fn internal_failure(connection: &Connection) -> Outcome {
+    Outcome {
+        state: State::Unknown,
+        reason: Reason::UnexpectedResponse,
+        http_status: None,
+        latency: Duration::ZERO,
+        identity: None,
+        rate_limit: crate::probe::RateLimit::default(),
+        retry_after: None,
+        hint: Reason::UnexpectedResponse.hint(connection.auth),
+        detail: Some("credwatch failed while probing this connection (see the log)".to_owned()),
+        finished_at: Utc::now(),
+    }
 }
 
 /// How long to wait before retrying, if this outcome may be retried at all.

@@ -233,17 +233,24 @@ pub fn authorization_header(
     username: Option<&str>,
     secret: &Secret,
 ) -> Result<HeaderValue, String> {
+    let exposed = secret.expose();
     let text = match auth {
-        AuthMethod::Pat => {
-            if secret
-                .expose()
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control())
-            {
-                return Err("the token holds spaces, line breaks or control characters: check what was pasted".to_owned());
-            }
-            format!("Bearer {}", secret.expose())
+        AuthMethod::Pat | AuthMethod::ApiToken
+            if exposed.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            return Err(
+                "the token holds spaces, line breaks or control characters: check what was pasted"
+                    .to_owned(),
+            );
         }
+        // A stray line break in a password would fail every login and lock the account.
+        AuthMethod::Basic if exposed.chars().any(char::is_control) => {
+            return Err(
+                "the password holds line breaks or control characters: check the file or variable"
+                    .to_owned(),
+            );
+        }
+        AuthMethod::Pat => format!("Bearer {exposed}"),
         AuthMethod::ApiToken | AuthMethod::Basic => {
             let user = username.unwrap_or_default();
             if user.contains(':') {
@@ -355,6 +362,17 @@ pub(super) fn build(
         }
     }
     let settings = own.or(defaults);
+    if settings.labels.len() > keys::MAX_LABELS {
+        errors.at(
+            "labels",
+            span("labels"),
+            format!(
+                "at most {} labels are allowed, found {} with those of [defaults]",
+                keys::MAX_LABELS,
+                settings.labels.len()
+            ),
+        );
+    }
 
     let url = match table.get("url") {
         None => {
@@ -376,7 +394,7 @@ pub(super) fn build(
         Some(url)
             if url
                 .host_str()
-                .is_some_and(|h| h.ends_with(".atlassian.net")) =>
+                .is_some_and(|h| h.ends_with(".atlassian.net") || h == "api.atlassian.com") =>
         {
             Kind::Cloud
         }
@@ -528,9 +546,22 @@ fn secret_source(
     let value = table.get(key)?;
     let span = Some(value.span().start);
     let source = if key.ends_with("_env") {
-        keys::string(value.get_ref()).map(SecretSource::Env)
+        keys::string(value.get_ref()).and_then(|name| {
+            if is_env_name(&name) {
+                Ok(SecretSource::Env(name))
+            } else {
+                // Not echoed: a value that is no variable name may be the secret itself.
+                Err("must name an environment variable ([A-Za-z_][A-Za-z0-9_]*): is this the secret itself?".to_owned())
+            }
+        })
     } else if key.ends_with("_file") {
-        keys::path(value.get_ref(), base_dir).map(SecretSource::File)
+        keys::string(value.get_ref()).and_then(|text| {
+            if looks_like_a_secret(&text) {
+                Err("does not look like a path: is this the secret itself? Set it to the path of a file that holds the secret".to_owned())
+            } else {
+                keys::path(value.get_ref(), base_dir).map(SecretSource::File)
+            }
+        })
     } else {
         keys::string(value.get_ref()).map(|s| SecretSource::Inline(Secret::new(s)))
     };
@@ -541,6 +572,18 @@ fn secret_source(
             None
         }
     }
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A long run of token characters with no path separator, dot or `$` is more likely a
+/// pasted token than a file name, and must not be echoed in "cannot read" errors.
+fn looks_like_a_secret(text: &str) -> bool {
+    text.len() >= 24 && !text.contains(['/', '.', '$', ' '])
 }
 
 /// Checks a base URL and returns it normalised (no trailing slash).
@@ -590,6 +633,15 @@ fn read_ca_bundle(path: &Path) -> Result<CaBundle, String> {
     if certs.is_empty() {
         return Err(format!("{} holds no PEM certificate", path.display()));
     }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in &certs {
+        roots.add(cert.clone()).map_err(|e| {
+            format!(
+                "{} holds a certificate rustls cannot use: {e}",
+                path.display()
+            )
+        })?;
+    }
     Ok(CaBundle {
         path: path.to_owned(),
         certs: Arc::new(certs),
@@ -599,6 +651,28 @@ fn read_ca_bundle(path: &Path) -> Result<CaBundle, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_and_auth_defaults_follow_the_host() {
+        let load = |url: &str| {
+            let text = format!("[[connection]]\nname = \"c\"\nurl = \"{url}\"\nusername = \"a@b.c\"\ntoken = \"t\"\n");
+            let config =
+                crate::config::Config::from_sources(&[("t.toml".into(), text)]).expect("loads");
+            (config.connections[0].kind, config.connections[0].auth)
+        };
+        assert_eq!(
+            load("https://acme.atlassian.net"),
+            (Kind::Cloud, AuthMethod::ApiToken)
+        );
+        assert_eq!(
+            load("https://api.atlassian.com/ex/jira/1234-abcd"),
+            (Kind::Cloud, AuthMethod::ApiToken)
+        );
+        assert_eq!(
+            load("https://jira.example.com/jira"),
+            (Kind::Server, AuthMethod::Pat)
+        );
+    }
 
     #[test]
     fn urls() {

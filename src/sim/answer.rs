@@ -63,6 +63,13 @@ pub fn rejection(site: &Site, site_url: &str, rejection: Rejection) -> Response 
             anonymous(site.kind)
         }
         Rejection::BadApiToken if site.anonymous_fallback => anonymous(site.kind),
+        Rejection::NoCredentials | Rejection::BadPat if site.error_messages_body => reply(
+            401,
+            JSON,
+            &[],
+            r#"{"errorMessages":["You are not authenticated. Authentication required to perform this operation."],"errors":{}}"#
+                .to_owned(),
+        ),
         Rejection::NoCredentials | Rejection::BadPat => reply(
             401,
             JSON,
@@ -128,11 +135,11 @@ fn anonymous(kind: Kind) -> Response {
 }
 
 /// 403 for an authenticated account without permission.
-pub fn forbidden() -> Response {
+pub fn forbidden(extra: Headers) -> Response {
     reply(
         403,
         JSON,
-        &[],
+        &extra,
         r#"{"errorMessages":["You do not have permission to access this resource."],"errors":{}}"#
             .to_owned(),
     )
@@ -269,7 +276,42 @@ fn pat_json(pat: &Pat) -> serde_json::Value {
     entry
 }
 
-/// `GET /status` of a DC node.
-pub fn node_status() -> Response {
-    reply(200, JSON, &[], r#"{"state":"RUNNING"}"#.to_owned())
+/// `GET /status` of a DC node: 200 while RUNNING, STARTING or STOPPING, 503 in
+/// MAINTENANCE, 500 in ERROR.
+pub fn node_status(state: &str) -> Response {
+    let code = match state {
+        "MAINTENANCE" => 503,
+        "ERROR" => 500,
+        _ => 200,
+    };
+    reply(
+        code,
+        JSON,
+        &[],
+        serde_json::json!({ "state": state }).to_string(),
+    )
+}
+
+/// `GET /rest/api/2/serverInfo`, which answers anonymous callers.
+pub fn server_info(site: &Site, site_url: &str) -> Response {
+    let body = match site.kind {
+        Kind::Server => serde_json::json!({
+            "baseUrl": site_url,
+            "version": "10.3.19",
+            "versionNumbers": [10, 3, 19],
+            // "Server" even on a Data Center licence (jira-facts.md section 6).
+            "deploymentType": "Server",
+            "buildNumber": 10030019,
+            "serverTitle": "Jira",
+        }),
+        Kind::Cloud => serde_json::json!({
+            "baseUrl": site_url,
+            "version": "1001.0.0-SNAPSHOT",
+            "versionNumbers": [1001, 0, 0],
+            "deploymentType": "Cloud",
+            "buildNumber": 100284,
+            "serverTitle": "Jira",
+        }),
+    };
+    reply(200, JSON, &[], body.to_string())
 }

@@ -253,7 +253,10 @@ fn decide(world: &mut World, request: &Request<Body>) -> Action {
     }
     let authorization = header("authorization");
     let response = match (request.method().as_str(), rest.as_str()) {
-        ("GET", "status") => answer::node_status(),
+        ("GET", "status") => answer::node_status(site.node_state),
+        ("GET", "rest/api/2/serverInfo") | ("GET", "rest/api/3/serverInfo") => {
+            answer::server_info(site, &site_url)
+        }
         ("GET", "rest/api/2/myself") => myself(site, &site_url, authorization.as_deref(), now),
         ("GET", "rest/api/3/myself") if site.kind == Kind::Cloud => {
             myself(site, &site_url, authorization.as_deref(), now)
@@ -344,7 +347,9 @@ fn myself(
 ) -> Response {
     match admit(site, site_url, authorization, now) {
         Admission::Refused(response) => response,
-        Admission::Admitted(index, _) if site.users[index].forbidden => answer::forbidden(),
+        Admission::Admitted(index, headers) if site.users[index].forbidden => {
+            answer::forbidden(headers)
+        }
         Admission::Admitted(index, headers) => {
             answer::myself(site, site_url, &site.users[index], headers)
         }

@@ -26,6 +26,11 @@ pub struct Site {
     pub bucket: Option<Bucket>,
     /// Whether `/rest/pat/latest/tokens` exists (Jira 8.14+ with PATs enabled).
     pub pat_api: bool,
+    /// Which of the two observed bodies a rejected PAT gets: `{"message": ...}` (false) or
+    /// the `errorMessages` envelope (true).
+    pub error_messages_body: bool,
+    /// What `GET /status` reports: RUNNING, STARTING, STOPPING, MAINTENANCE or ERROR.
+    pub node_state: &'static str,
     /// The node id sent in `X-ANODEID` (Data Center).
     pub node_id: String,
     /// The accounts of the site.
@@ -41,8 +46,15 @@ impl Site {
             basic_auth_enabled: true,
             anonymous_fallback: false,
             captcha_after: 3,
-            bucket: None,
+            // Real DC values (jira-facts.md section 4): every authenticated answer carries them.
+            bucket: Some(Bucket {
+                limit: 500,
+                fill_rate: 500,
+                interval_seconds: 60,
+            }),
             pat_api: true,
+            error_messages_body: false,
+            node_state: "RUNNING",
             node_id: "node1".to_owned(),
             users: Vec::new(),
         }
@@ -53,6 +65,7 @@ impl Site {
         Site {
             kind: Kind::Cloud,
             pat_api: false,
+            bucket: None,
             ..Site::server()
         }
     }
