@@ -29,6 +29,9 @@ pub use model::{ApiToken, Bucket, Front, Pat, Rejection, Site, User};
 
 use crate::config::Kind;
 
+/// The key under which [`Simulator::max_in_flight`] counts requests to every site together.
+pub const ALL_SITES: &str = "*";
+
 /// How many requests the simulator remembers (the oldest are dropped first).
 pub const RECORD_LIMIT: usize = 10_000;
 
@@ -67,6 +70,8 @@ struct World {
     sites: HashMap<String, Site>,
     requests: VecDeque<RecordedRequest>,
     counts: HashMap<String, u64>,
+    /// Requests being answered now, and the most ever at once, by site.
+    in_flight: HashMap<String, (u32, u32)>,
 }
 
 /// A running simulator. Dropping it stops it.
@@ -171,6 +176,14 @@ impl Simulator {
             .collect()
     }
 
+    /// The most requests a site was ever answering at the same time.
+    pub fn max_in_flight(&self, site: &str) -> u32 {
+        lock(&self.world)
+            .in_flight
+            .get(site)
+            .map_or(0, |(_, max)| *max)
+    }
+
     /// How many requests a site has received in all (not bounded by [`RECORD_LIMIT`]).
     pub fn request_count(&self, site: &str) -> u64 {
         lock(&self.world).counts.get(site).copied().unwrap_or(0)
@@ -195,16 +208,63 @@ fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
 /// What to do once the lock is released.
 enum Action {
     Respond(Response),
+    Later(Duration, Response),
     Hang,
 }
 
+/// Counts a request as in flight for its site until dropped (also when the client leaves
+/// and the handler is cancelled).
+struct InFlight {
+    world: Arc<Mutex<World>>,
+    site: String,
+}
+
+impl InFlight {
+    fn enter(world: &Arc<Mutex<World>>, site: &str) -> InFlight {
+        let mut guard = lock(world);
+        for key in [site, ALL_SITES] {
+            let (now, max) = guard.in_flight.entry(key.to_owned()).or_default();
+            *now += 1;
+            *max = (*max).max(*now);
+        }
+        InFlight {
+            world: world.clone(),
+            site: site.to_owned(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut world = lock(&self.world);
+        for key in [self.site.as_str(), ALL_SITES] {
+            if let Some((now, _)) = world.in_flight.get_mut(key) {
+                *now = now.saturating_sub(1);
+            }
+        }
+    }
+}
+
 async fn handle(State(world): State<Arc<Mutex<World>>>, request: Request<Body>) -> Response {
+    let site = request
+        .uri()
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let _in_flight = InFlight::enter(&world, &site);
     let action = {
         let mut world = lock(&world);
         decide(&mut world, &request)
     };
     match action {
         Action::Respond(response) => response,
+        Action::Later(delay, response) => {
+            tokio::time::sleep(delay).await;
+            response
+        }
         Action::Hang => {
             // Longer than any probe's deadline; the task is dropped when the client leaves
             // or the simulator stops.
@@ -251,6 +311,10 @@ fn decide(world: &mut World, request: &Request<Body>) -> Action {
     if let Some(action) = front(site, now) {
         return action;
     }
+    let delay = match site.front {
+        Front::Slow(delay) => Some(delay),
+        _ => None,
+    };
     let authorization = header("authorization");
     let response = match (request.method().as_str(), rest.as_str()) {
         ("GET", "status") => answer::node_status(site.node_state),
@@ -266,14 +330,17 @@ fn decide(world: &mut World, request: &Request<Body>) -> Action {
         }
         _ => answer::not_found(),
     };
-    Action::Respond(response)
+    match delay {
+        Some(delay) => Action::Later(delay, response),
+        None => Action::Respond(response),
+    }
 }
 
 /// What stands in front of Jira answers first, if it answers at all.
 fn front(site: &mut Site, now: DateTime<Utc>) -> Option<Action> {
     let kind = site.kind;
     match &mut site.front {
-        Front::Healthy => None,
+        Front::Healthy | Front::Slow(_) => None,
         Front::Hang => Some(Action::Hang),
         Front::Status(code, body) => Some(Action::Respond(answer::reply(
             *code,

@@ -105,6 +105,8 @@ pub enum Front {
     Redirect(String),
     /// 200 with an HTML login page, as a misconfigured proxy sends.
     LoginPage,
+    /// Jira answers as usual, but only after this long (a loaded node).
+    Slow(std::time::Duration),
     /// The next `remaining` requests are refused with `status` (429, or 503) and, if set,
     /// `Retry-After`; then the site recovers.
     Throttle {

@@ -40,3 +40,10 @@ impl reqwest::dns::Resolve for NoSuchHost {
         })
     }
 }
+
+/// A plain HTTP client for talking to the daemon's endpoints. credwatch builds rustls with an
+/// explicit provider; a default client needs one installed process-wide.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}

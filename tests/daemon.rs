@@ -1,0 +1,894 @@
+//! The daemon against the simulator: schedules, politeness, stops, secret rotation, reload,
+//! readiness, metrics and shutdown. Intervals are a second or two and every wait polls a
+//! condition under a deadline, so no test sleeps longer than the behaviour it proves.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use credwatch::config::Config;
+use credwatch::daemon::{Daemon, Options};
+use credwatch::probe::Prober;
+use credwatch::scheduler::policy::start_offset;
+use credwatch::sim::{Front, Pat, Simulator, Site, User, ALL_SITES};
+use serde_json::Value;
+
+/// A daemon over a configuration written to a temporary directory.
+struct Harness {
+    dir: tempfile::TempDir,
+    daemon: Daemon,
+    client: reqwest::Client,
+    started: DateTime<Utc>,
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+impl Harness {
+    async fn start(toml: &str, enable_lifecycle: bool) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write(dir.path(), "credwatch.toml", toml);
+        Self::start_in(dir, path, enable_lifecycle).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, path: PathBuf, enable_lifecycle: bool) -> Harness {
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("config:\n{e}"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let started = Utc::now();
+        let daemon = Daemon::start(
+            config,
+            listener,
+            Options {
+                config: path,
+                enable_lifecycle,
+                grace: Duration::from_secs(1),
+            },
+            Prober::new().expect("prober"),
+        )
+        .expect("daemon starts");
+        Harness {
+            dir,
+            daemon,
+            client: common::http_client(),
+            started,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.daemon.addr())
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let response = common::within(
+            Duration::from_secs(5),
+            self.client.get(self.url(path)).send(),
+        )
+        .await
+        .expect("request");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
+    }
+
+    async fn metrics(&self) -> String {
+        self.get("/metrics").await.1
+    }
+
+    async fn connections(&self) -> Vec<Value> {
+        let (status, body) = self.get("/api/v1/connections").await;
+        assert_eq!(status, 200);
+        serde_json::from_str(&body).expect("JSON")
+    }
+
+    async fn connection(&self, name: &str) -> Value {
+        self.connections()
+            .await
+            .into_iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no connection {name}"))
+    }
+}
+
+/// Polls `check` every 50 ms until it holds, failing after `limit`.
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The value of the sample with exactly this name and these labels, if present.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A connection name whose first probe, at `interval`, comes within the first second.
+fn early_name(prefix: &str, interval: Duration) -> String {
+    (0..10_000)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|name| start_offset(name, interval) < Duration::from_millis(800))
+        .expect("some name starts early")
+}
+
+fn pat_site(tokens: &[(&str, &str)]) -> Site {
+    let mut site = Site::server();
+    for (i, (user, token)) in tokens.iter().enumerate() {
+        site = site.with_user(User::new(user).with_pat(Pat::new(
+            i as u64 + 1,
+            "credwatch",
+            token,
+            Some(90),
+        )));
+    }
+    site
+}
+
+fn pat_connection(name: &str, url: &str, token: &str, extra: &str) -> String {
+    format!("[[connection]]\nname = \"{name}\"\nurl = \"{url}\"\ntoken = \"{token}\"\n{extra}\n\n")
+}
+
+#[tokio::test]
+async fn first_probes_spread_over_the_first_interval_and_never_overlap() {
+    let simulator = Simulator::start().await.expect("simulator");
+    let mut toml = String::from("[defaults]\ninterval = \"2s\"\ntimeout = \"1s\"\n\n");
+    let names: Vec<String> = (0..8).map(|i| format!("spread-{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let site = format!("s{i}");
+        let token = format!("tok-{i}");
+        // Slower answers than usual, so that an overlap would show.
+        simulator.add_site(
+            &site,
+            pat_site(&[("svc", &token)]).with_front(Front::Slow(Duration::from_millis(300))),
+        );
+        toml.push_str(&pat_connection(name, &simulator.url(&site), &token, ""));
+    }
+    let harness = Harness::start(&toml, false).await;
+    eventually(
+        Duration::from_secs(8),
+        "two probes of every connection",
+        || async { (0..8).all(|i| simulator.requests_for(&format!("s{i}")).len() >= 2) },
+    )
+    .await;
+
+    let mut buckets = std::collections::BTreeSet::new();
+    for (i, name) in names.iter().enumerate() {
+        let requests = simulator.requests_for(&format!("s{i}"));
+        let expected = start_offset(name, Duration::from_secs(2));
+        let actual = (requests[0].at - harness.started)
+            .to_std()
+            .expect("after start");
+        let off = actual.as_millis().abs_diff(expected.as_millis());
+        assert!(
+            off < 300,
+            "{name}: first probe at {actual:?}, its offset is {expected:?}"
+        );
+        buckets.insert(expected.as_millis() / 500);
+        let gap = (requests[1].at - requests[0].at).to_std().expect("ordered");
+        assert!(
+            gap >= Duration::from_millis(1900),
+            "{name}: probes {gap:?} apart, interval 2s"
+        );
+        assert_eq!(
+            simulator.max_in_flight(&format!("s{i}")),
+            1,
+            "{name}: overlapping probes"
+        );
+    }
+    assert!(
+        buckets.len() >= 3,
+        "first probes spread over the interval: {buckets:?}"
+    );
+}
+
+#[tokio::test]
+async fn global_and_per_site_bounds_hold() {
+    let simulator = Simulator::start().await.expect("simulator");
+    let tokens: Vec<(String, String)> = (0..6)
+        .map(|i| (format!("svc{i}"), format!("t{i}")))
+        .collect();
+    let pairs: Vec<(&str, &str)> = tokens
+        .iter()
+        .map(|(u, t)| (u.as_str(), t.as_str()))
+        .collect();
+    simulator.add_site(
+        "crowded",
+        pat_site(&pairs).with_front(Front::Slow(Duration::from_millis(400))),
+    );
+    // All first probes land within 100 ms: without the bound, six would be in flight at once.
+    let mut toml = String::from("[defaults]\ninterval = \"100ms\"\ntimeout = \"90ms\"\nmax_concurrent_per_site = 2\nmax_concurrent_probes = 64\n\n");
+    for (i, (_, token)) in tokens.iter().enumerate() {
+        toml.push_str(&pat_connection(
+            &format!("c{i}"),
+            &simulator.url("crowded"),
+            token,
+            "timeout = \"900ms\"\ninterval = \"1s\"",
+        ));
+    }
+    let harness = Harness::start(&toml, false).await;
+    eventually(
+        Duration::from_secs(8),
+        "every connection probed",
+        || async { simulator.requests_for("crowded").len() >= 6 },
+    )
+    .await;
+    assert_eq!(simulator.max_in_flight("crowded"), 2, "per-site bound of 2");
+    drop(harness);
+
+    let simulator = Simulator::start().await.expect("simulator");
+    let mut toml = String::from("[defaults]\nmax_concurrent_probes = 1\n\n");
+    for i in 0..4 {
+        let site = format!("site{i}");
+        simulator.add_site(
+            &site,
+            pat_site(&[("svc", "t")]).with_front(Front::Slow(Duration::from_millis(300))),
+        );
+        toml.push_str(&pat_connection(
+            &format!("g{i}"),
+            &simulator.url(&site),
+            "t",
+            "interval = \"1s\"\ntimeout = \"900ms\"",
+        ));
+    }
+    let _harness = Harness::start(&toml, false).await;
+    eventually(Duration::from_secs(8), "every site probed", || async {
+        (0..4).all(|i| simulator.request_count(&format!("site{i}")) >= 1)
+    })
+    .await;
+    assert_eq!(
+        simulator.max_in_flight(ALL_SITES),
+        1,
+        "global bound of 1 across sites"
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_closes_the_site_for_all_its_connections_for_at_least_retry_after() {
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site(
+        "busy",
+        pat_site(&[("svc-a", "ta"), ("svc-b", "tb")]).with_front(Front::Throttle {
+            remaining: 1,
+            status: 429,
+            retry_after: Some("2".into()),
+        }),
+    );
+    let extra =
+        "interval = \"1s\"\ntimeout = \"500ms\"\nbackoff_initial = \"100ms\"\nbackoff_max = \"5s\"";
+    let toml = pat_connection("a", &simulator.url("busy"), "ta", extra)
+        + &pat_connection("b", &simulator.url("busy"), "tb", extra);
+    let harness = Harness::start(&toml, false).await;
+    eventually(
+        Duration::from_secs(10),
+        "both connections valid after the rate limit",
+        || async {
+            let metrics = harness.metrics().await;
+            ["a", "b"].iter().all(|c| {
+                sample(
+                    &metrics,
+                    &format!("credwatch_credential_state{{connection=\"{c}\",state=\"valid\"}}"),
+                ) == Some(1.0)
+            })
+        },
+    )
+    .await;
+    let requests = simulator.requests_for("busy");
+    let limited_at = requests[0].at;
+    for later in &requests[1..] {
+        if later.at <= limited_at {
+            continue;
+        }
+        let gap = (later.at - limited_at).to_std().expect("ordered");
+        assert!(
+            gap >= Duration::from_millis(1950),
+            "a request {gap:?} after the 429 with Retry-After: 2"
+        );
+    }
+    let limited = if requests[0].authorization.as_deref() == Some("Bearer ta") {
+        "a"
+    } else {
+        "b"
+    };
+    let metrics = harness.metrics().await;
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!("credwatch_rate_limited_total{{connection=\"{limited}\"}}")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&metrics, &format!("credwatch_probe_failures_total{{connection=\"{limited}\",reason=\"rate_limited\"}}")),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn basic_auth_makes_at_most_two_failed_logins_then_waits_for_a_new_password() {
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site(
+        "dc",
+        Site::server().with_user(User::new("svc").with_password("right-password")),
+    );
+    let mut locked = User::new("svc-locked").with_password("pw");
+    locked.failed_logins = 3;
+    simulator.add_site("dc-locked", Site::server().with_user(locked));
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "password", "wrong-password\n");
+    write(dir.path(), "locked-password", "pw\n");
+    let toml = format!(
+        "[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\nauth_failure_interval = \"1s\"\n\n\
+         [[connection]]\nname = \"basic\"\nurl = \"{}\"\nauth = \"basic\"\nusername = \"svc\"\npassword_file = \"password\"\n\n\
+         [[connection]]\nname = \"locked\"\nurl = \"{}\"\nauth = \"basic\"\nusername = \"svc-locked\"\npassword_file = \"locked-password\"\n",
+        simulator.url("dc"),
+        simulator.url("dc-locked")
+    );
+    let path = write(dir.path(), "credwatch.toml", &toml);
+    let harness = Harness::start_in(dir, path, false).await;
+
+    eventually(Duration::from_secs(6), "two failed logins", || async {
+        simulator.requests_for("dc").len() >= 2
+    })
+    .await;
+    // Three intervals more: had credwatch gone on, the account would be locked by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(simulator.requests_for("dc").len(), 2, "no third login");
+    assert_eq!(
+        simulator.site("dc").expect("site").users[0].failed_logins,
+        2,
+        "not locked"
+    );
+    assert_eq!(
+        simulator.requests_for("dc-locked").len(),
+        1,
+        "a locked account is probed once"
+    );
+
+    let basic = harness.connection("basic").await;
+    assert_eq!(basic["state"], "invalid");
+    assert_eq!(basic["reason"], "unauthorized");
+    assert_eq!(basic["paused"], "failed_logins");
+    assert_eq!(basic["next_probe_at"], Value::Null);
+    assert!(
+        basic["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("stopped probing")),
+        "{basic}"
+    );
+    let locked = harness.connection("locked").await;
+    assert_eq!(
+        (locked["state"].as_str(), locked["paused"].as_str()),
+        (Some("locked"), Some("locked"))
+    );
+    let metrics = harness.metrics().await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "credwatch_next_probe_timestamp_seconds{connection=\"basic\"}"
+        ),
+        None
+    );
+
+    // A person fixes the password file: credwatch probes again at once.
+    let fixed_at = Instant::now();
+    write(harness.dir.path(), "password", "right-password\n");
+    eventually(
+        Duration::from_secs(5),
+        "a probe with the new password",
+        || async { harness.connection("basic").await["state"] == "valid" },
+    )
+    .await;
+    assert!(
+        fixed_at.elapsed() < Duration::from_secs(4),
+        "within the secret poll, not an interval later"
+    );
+    assert_eq!(simulator.requests_for("dc").len(), 3);
+    assert_eq!(
+        simulator.site("dc").expect("site").users[0].failed_logins,
+        0
+    );
+    assert_eq!(harness.connection("basic").await["paused"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_rotated_token_file_is_picked_up_and_probed_at_once() {
+    let simulator = Simulator::start().await.expect("simulator");
+    let mut revoked = Pat::new(1, "old", "old-token", Some(30));
+    revoked.revoked = true;
+    simulator.add_site(
+        "dc",
+        Site::server().with_user(User::new("svc").with_pat(revoked).with_pat(Pat::new(
+            2,
+            "new",
+            "new-token",
+            Some(90),
+        ))),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "token", "old-token\n");
+    // After a rejection the next probe would wait an hour.
+    let name = early_name("ci", Duration::from_secs(60));
+    let toml = format!(
+        "[[connection]]\nname = \"{name}\"\nurl = \"{}\"\ntoken_file = \"token\"\ninterval = \"1m\"\n",
+        simulator.url("dc")
+    );
+    let path = write(dir.path(), "credwatch.toml", &toml);
+    let harness = Harness::start_in(dir, path, false).await;
+    eventually(Duration::from_secs(3), "the first probe", || async {
+        simulator.requests_for("dc").len() == 1
+    })
+    .await;
+    eventually(Duration::from_secs(2), "the rejection recorded", || async {
+        harness.connection(&name).await["state"] == "invalid"
+    })
+    .await;
+    // Kubernetes updates a mounted secret by swapping a symlink; a rename does the same here.
+    let staged = write(harness.dir.path(), "token.new", "new-token\n");
+    std::fs::rename(staged, harness.dir.path().join("token")).expect("rename");
+    eventually(
+        Duration::from_secs(5),
+        "a probe with the new token",
+        || async { harness.connection(&name).await["state"] == "valid" },
+    )
+    .await;
+    let requests = simulator.requests_for("dc");
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[1].authorization.as_deref(),
+        Some("Bearer new-token")
+    );
+}
+
+fn reload_config(url: &str, change_interval: &str, with_removed: bool, with_added: bool) -> String {
+    let mut toml = String::from("[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n");
+    toml.push_str(&pat_connection(
+        "keep",
+        url,
+        "tk",
+        "labels = { team = \"platform\" }",
+    ));
+    toml.push_str(&pat_connection(
+        "change",
+        url,
+        "tc",
+        &format!("interval = \"{change_interval}\""),
+    ));
+    if with_removed {
+        toml.push_str(&pat_connection("remove", url, "tr", ""));
+    }
+    if with_added {
+        toml.push_str(&pat_connection("add", url, "ta", ""));
+    }
+    toml
+}
+
+#[tokio::test]
+async fn reload_restarts_only_what_changed_and_a_broken_one_keeps_the_old_configuration() {
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site(
+        "dc",
+        pat_site(&[("k", "tk"), ("c", "tc"), ("r", "tr"), ("a", "ta")]),
+    );
+    let url = simulator.url("dc");
+    let harness = Harness::start(&reload_config(&url, "1s", true, false), true).await;
+    eventually(
+        Duration::from_secs(5),
+        "every connection probed twice",
+        || async {
+            let metrics = harness.metrics().await;
+            ["keep", "change", "remove"].iter().all(|c| {
+                sample(
+                    &metrics,
+                    &format!("credwatch_probes_total{{connection=\"{c}\"}}"),
+                )
+                .is_some_and(|n| n >= 2.0)
+            })
+        },
+    )
+    .await;
+    assert_eq!(harness.daemon.live_tasks(), 3);
+    let before = harness.metrics().await;
+    let keep_probes = sample(&before, "credwatch_probes_total{connection=\"keep\"}").expect("keep");
+
+    let config = harness.dir.path().join("credwatch.toml");
+    std::fs::write(&config, reload_config(&url, "2s", false, true)).expect("write");
+    let summary = harness.daemon.reload().await.expect("reload succeeds");
+    assert_eq!(summary.added, ["add"]);
+    assert_eq!(summary.changed, ["change"]);
+    assert_eq!(summary.removed, ["remove"]);
+    assert_eq!(summary.unchanged, 1);
+    assert_eq!(harness.daemon.live_tasks(), 3);
+
+    let after = harness.metrics().await;
+    assert!(
+        !after.contains("connection=\"remove\""),
+        "the removed connection's series are gone"
+    );
+    assert!(after.contains("credwatch_connection_info{connection=\"add\""));
+    let keep_after = sample(&after, "credwatch_probes_total{connection=\"keep\"}").expect("keep");
+    assert!(
+        keep_after >= keep_probes,
+        "the unchanged connection kept its counters: {keep_after} < {keep_probes}"
+    );
+    assert_eq!(
+        sample(&after, "credwatch_probes_total{connection=\"change\"}"),
+        Some(0.0),
+        "restarted fresh"
+    );
+    assert_eq!(sample(&after, "credwatch_connections"), Some(3.0));
+    assert_eq!(
+        sample(&after, "credwatch_config_last_reload_successful"),
+        Some(1.0)
+    );
+
+    // A broken configuration: nothing changes, the error is reported, the gauge drops to 0.
+    std::fs::write(
+        &config,
+        "[[connection]]\nname = \"keep\"\nurl = \"ftp://x\"\ntoken = \"tk\"\n",
+    )
+    .expect("write");
+    let error = harness.daemon.reload().await.expect_err("reload fails");
+    assert!(
+        error.contains("credwatch.toml:3: connection \"keep\": url:"),
+        "{error}"
+    );
+    let response = harness
+        .client
+        .post(harness.url("/-/reload"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 500);
+    assert!(response
+        .text()
+        .await
+        .expect("body")
+        .contains("the running configuration stays"));
+    let broken = harness.metrics().await;
+    assert_eq!(
+        sample(&broken, "credwatch_config_last_reload_successful"),
+        Some(0.0)
+    );
+    assert_eq!(sample(&broken, "credwatch_connections"), Some(3.0));
+    assert!(broken.contains("connection=\"add\""));
+    let keep_still = sample(&broken, "credwatch_probes_total{connection=\"keep\"}").expect("keep");
+    assert!(keep_still >= keep_after);
+
+    std::fs::write(&config, reload_config(&url, "2s", false, true)).expect("write");
+    let response = harness
+        .client
+        .post(harness.url("/-/reload"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response
+        .text()
+        .await
+        .expect("body")
+        .contains("0 added, 0 changed, 0 removed, 3 unchanged"));
+    assert_eq!(
+        sample(
+            &harness.metrics().await,
+            "credwatch_config_last_reload_successful"
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn readyz_waits_for_every_first_probe_and_the_lifecycle_api_is_opt_in() {
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site("dc", pat_site(&[("a", "ta"), ("b", "tb")]));
+    simulator.add_site("hang", Site::server().with_front(Front::Hang));
+    let url = simulator.url("dc");
+    let toml = String::from("[defaults]\ninterval = \"2s\"\ntimeout = \"500ms\"\n\n")
+        + &pat_connection("ready-a", &url, "ta", "")
+        + &pat_connection("ready-b", &url, "tb", "")
+        + &pat_connection("hanging", &simulator.url("hang"), "t", "");
+    let harness = Harness::start(&toml, false).await;
+    let (status, body) = harness.get("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    let pending: Value = serde_json::from_str(&body).expect("JSON");
+    assert!(
+        !pending["pending"].as_array().expect("list").is_empty(),
+        "{body}"
+    );
+    eventually(
+        Duration::from_secs(4),
+        "ready once every first probe finished or passed its deadline",
+        || async { harness.get("/readyz").await.0 == 200 },
+    )
+    .await;
+    assert_eq!(harness.connection("hanging").await["reason"], "timeout");
+    assert_eq!(harness.get("/healthz").await.0, 200);
+    let response = harness
+        .client
+        .post(harness.url("/-/reload"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(
+        response.status().as_u16(),
+        403,
+        "POST /-/reload is off unless enabled"
+    );
+}
+
+#[tokio::test]
+async fn metrics_are_named_and_valued_as_documented() {
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site("dc", pat_site(&[("svc-ok", "good")]));
+    let url = simulator.url("dc");
+    let toml = String::from("[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n")
+        + &pat_connection("ok", &url, "good", "labels = { team = \"platform\" }")
+        + &pat_connection("bad", &url, "revoked", "");
+    let harness = Harness::start(&toml, false).await;
+    eventually(Duration::from_secs(4), "both probed", || async {
+        let metrics = harness.metrics().await;
+        sample(&metrics, "credwatch_probes_total{connection=\"ok\"}").is_some_and(|n| n >= 1.0)
+            && sample(&metrics, "credwatch_probes_total{connection=\"bad\"}")
+                .is_some_and(|n| n >= 1.0)
+    })
+    .await;
+    let response = harness
+        .client
+        .get(harness.url("/metrics"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(
+        response.headers()["content-type"].to_str().expect("ascii"),
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let metrics = response.text().await.expect("body");
+
+    for state in [
+        "valid",
+        "invalid",
+        "expired",
+        "locked",
+        "forbidden",
+        "unknown",
+    ] {
+        let expected = if state == "valid" { 1.0 } else { 0.0 };
+        let series = format!("credwatch_credential_state{{connection=\"ok\",state=\"{state}\"}}");
+        assert_eq!(sample(&metrics, &series), Some(expected), "{series}");
+    }
+    assert_eq!(
+        sample(
+            &metrics,
+            "credwatch_credential_state{connection=\"bad\",state=\"invalid\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&metrics, "credwatch_probe_success{connection=\"ok\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&metrics, "credwatch_probe_success{connection=\"bad\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "credwatch_probe_http_status_code{connection=\"ok\"}"
+        ),
+        Some(200.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "credwatch_probe_http_status_code{connection=\"bad\"}"
+        ),
+        Some(401.0)
+    );
+    assert!(sample(
+        &metrics,
+        "credwatch_probe_duration_seconds{connection=\"ok\"}"
+    )
+    .is_some_and(|d| d > 0.0 && d < 1.0));
+    assert!(sample(
+        &metrics,
+        "credwatch_probe_failures_total{connection=\"bad\",reason=\"unauthorized\"}"
+    )
+    .is_some_and(|n| n >= 1.0));
+    assert!(
+        !metrics.contains("credwatch_probe_failures_total{connection=\"ok\""),
+        "no failures, no series"
+    );
+    assert_eq!(
+        sample(&metrics, "credwatch_rate_limited_total{connection=\"ok\"}"),
+        Some(0.0)
+    );
+    assert!(sample(
+        &metrics,
+        "credwatch_rate_limit_remaining{connection=\"ok\"}"
+    )
+    .is_some_and(|r| r < 500.0));
+    assert_eq!(
+        sample(
+            &metrics,
+            "credwatch_rate_limit_remaining{connection=\"bad\"}"
+        ),
+        None,
+        "Jira sent none with the 401"
+    );
+    let now = Utc::now().timestamp() as f64;
+    let last = sample(
+        &metrics,
+        "credwatch_last_probe_timestamp_seconds{connection=\"ok\"}",
+    )
+    .expect("last probe");
+    assert!((now - last).abs() < 5.0);
+    assert!(sample(
+        &metrics,
+        "credwatch_last_success_timestamp_seconds{connection=\"ok\"}"
+    )
+    .is_some());
+    assert_eq!(
+        sample(
+            &metrics,
+            "credwatch_last_success_timestamp_seconds{connection=\"bad\"}"
+        ),
+        None,
+        "never a placeholder"
+    );
+    let next = sample(
+        &metrics,
+        "credwatch_next_probe_timestamp_seconds{connection=\"ok\"}",
+    )
+    .expect("next probe");
+    assert!(next >= last && next < now + 5.0);
+    let info = format!(
+        "credwatch_connection_info{{connection=\"ok\",url=\"{url}\",kind=\"server\",auth=\"pat\",account=\"svc-ok\",team=\"platform\"}}"
+    );
+    assert_eq!(sample(&metrics, &info), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, "credwatch_connections"), Some(2.0));
+    assert_eq!(
+        sample(&metrics, "credwatch_config_last_reload_successful"),
+        Some(1.0)
+    );
+    assert!(sample(
+        &metrics,
+        "credwatch_config_last_reload_success_timestamp_seconds"
+    )
+    .is_some());
+    let build = format!(
+        "credwatch_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(sample(&metrics, &build), Some(1.0));
+    assert!(sample(&metrics, "process_resident_memory_bytes").is_some_and(|b| b > 0.0));
+
+    for family in [
+        "credwatch_credential_state gauge",
+        "credwatch_probe_success gauge",
+        "credwatch_probe_duration_seconds gauge",
+        "credwatch_probe_http_status_code gauge",
+        "credwatch_probes_total counter",
+        "credwatch_probe_failures_total counter",
+        "credwatch_rate_limited_total counter",
+        "credwatch_rate_limit_remaining gauge",
+        "credwatch_last_probe_timestamp_seconds gauge",
+        "credwatch_last_success_timestamp_seconds gauge",
+        "credwatch_next_probe_timestamp_seconds gauge",
+        "credwatch_connection_info gauge",
+        "credwatch_connections gauge",
+        "credwatch_config_last_reload_successful gauge",
+        "credwatch_config_last_reload_success_timestamp_seconds gauge",
+        "credwatch_build_info gauge",
+    ] {
+        assert!(
+            metrics.contains(&format!("# TYPE {family}\n")),
+            "missing {family}"
+        );
+    }
+    let help = metrics
+        .lines()
+        .find(|l| l.starts_with("# HELP credwatch_probe_success "))
+        .expect("help");
+    assert!(
+        help.contains("from background probes, not from the scrape"),
+        "{help}"
+    );
+    assert!(
+        !metrics.contains("good") && !metrics.contains("revoked"),
+        "no secret in the metrics"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_cancels_a_hanging_probe_within_the_grace() {
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site("hang", Site::server().with_front(Front::Hang));
+    let name = early_name("hung", Duration::from_secs(60));
+    let toml = pat_connection(
+        &name,
+        &simulator.url("hang"),
+        "t",
+        "interval = \"1m\"\ntimeout = \"50s\"",
+    );
+    let harness = Harness::start(&toml, false).await;
+    eventually(Duration::from_secs(3), "the probe in flight", || async {
+        simulator.max_in_flight("hang") == 1
+    })
+    .await;
+    let started = Instant::now();
+    harness.daemon.shutdown(Duration::from_secs(1)).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "took {:?}",
+        started.elapsed()
+    );
+    // The probe was cancelled: the simulator saw the client leave.
+    eventually(Duration::from_secs(2), "the connection closed", || async {
+        simulator.requests_for("hang").len() == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_binary_exits_zero_on_sigterm_with_a_probe_hanging() {
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site("hang", Site::server().with_front(Front::Hang));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = pat_connection(
+        "hung",
+        &simulator.url("hang"),
+        "t",
+        "interval = \"2s\"\ntimeout = \"1500ms\"",
+    );
+    let path = write(dir.path(), "credwatch.toml", &toml);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"))
+        .args([
+            "run",
+            "--config",
+            path.to_str().expect("path"),
+            "--listen",
+            "127.0.0.1:0",
+            "--shutdown-grace",
+            "2s",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    eventually(Duration::from_secs(10), "the probe in flight", || async {
+        simulator.requests_for("hang").len() == 1
+    })
+    .await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let started = Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "no exit within the 2 s grace"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(code, Some(0));
+}
