@@ -407,7 +407,7 @@ async fn watch_connection(
         let reopens = site.observe(&connection, &outcome, now);
         match policy.after(&connection, &outcome, policy::jitter()) {
             Decision::After(wait) => {
-                let mut next = (scheduled + wait).max(now);
+                let mut next = policy::next_due(scheduled, wait, now);
                 if let Some(reopens) = reopens {
                     next = next.max(reopens);
                 }

@@ -16,6 +16,7 @@
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use tokio::time::Instant;
 
 use crate::config::{AuthMethod, Connection};
 use crate::probe::{Outcome, Reason, State};
@@ -167,6 +168,13 @@ fn is_failed_login(reason: Reason) -> bool {
         reason,
         Reason::Unauthorized | Reason::AnonymousFallback | Reason::PasswordAuthDeprecated
     )
+}
+
+/// When the next probe is due after one that was due at `scheduled`: `wait` later, or now if
+/// that has already passed. A connection that fell behind (a long wait for a permit, a slow
+/// site) probes once and then keeps its rhythm; missed ticks are never replayed in a burst.
+pub fn next_due(scheduled: Instant, wait: Duration, now: Instant) -> Instant {
+    (scheduled + wait).max(now)
 }
 
 /// A stable offset in `[0, interval)` for a connection name, so that first probes spread over
@@ -324,6 +332,25 @@ mod tests {
                 Decision::After(_)
             ));
         }
+    }
+
+    #[test]
+    fn missed_ticks_are_not_replayed() {
+        let start = Instant::now();
+        let interval = Duration::from_secs(60);
+        // On time: the rhythm is kept, measured from the due time, not from the probe's end.
+        assert_eq!(
+            next_due(start, interval, start + Duration::from_secs(2)),
+            start + interval
+        );
+        // Ten intervals late: one probe now, then back to the rhythm from there.
+        let late = start + interval * 10;
+        let next = next_due(start, interval, late);
+        assert_eq!(next, late);
+        assert_eq!(
+            next_due(next, interval, next + Duration::from_secs(1)),
+            late + interval
+        );
     }
 
     #[test]
