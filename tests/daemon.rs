@@ -174,14 +174,17 @@ async fn first_probes_spread_over_the_first_interval_and_never_overlap() {
             .to_std()
             .expect("after start");
         let off = actual.as_millis().abs_diff(expected.as_millis());
+        // Generous for a loaded 2-core CI machine; the offsets are hundreds of ms apart.
         assert!(
-            off < 300,
+            off < 400,
             "{name}: first probe at {actual:?}, its offset is {expected:?}"
         );
         buckets.insert(expected.as_millis() / 500);
         let gap = (requests[1].at - requests[0].at).to_std().expect("ordered");
+        // Arrival times: a first request delayed by load shortens the gap a little; a
+        // replayed or overlapping probe would make it far shorter.
         assert!(
-            gap >= Duration::from_millis(1900),
+            gap >= Duration::from_millis(1500),
             "{name}: probes {gap:?} apart, interval 2s"
         );
         assert_eq!(
