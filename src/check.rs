@@ -17,7 +17,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::config::Connection;
-use crate::probe::{Outcome, Prober, Reason, State};
+use crate::expiry::{self, Assessment, Listing};
+use crate::probe::{Outcome, Prober, Reason, State, TokenListOutcome};
 use crate::report::{self, View};
 
 /// The longest `Retry-After` that `check` waits out before retrying.
@@ -35,6 +36,8 @@ pub struct Report {
     pub outcome: Outcome,
     /// How many probes were sent (more than one only after a `Retry-After`).
     pub attempts: u32,
+    /// The credential's expiry and rotation (with Jira's PAT list, for Data Center PATs).
+    pub expiry: Assessment,
 }
 
 /// Probes every connection once, at most `concurrency` at a time; reports keep the input order.
@@ -50,12 +53,26 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, concurrency: usi
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = permits.acquire_owned().await;
             let (outcome, attempts) = probe_with_retry(&prober, &connection).await;
+            let listing = if outcome.state == State::Valid && expiry::discoverable(&connection) {
+                match prober.list_tokens(&connection).await {
+                    TokenListOutcome::Listed(entries) => Some(Listing::Tokens(entries)),
+                    TokenListOutcome::Unavailable(code) => Some(Listing::Unavailable(code)),
+                    TokenListOutcome::Failed(failure) => {
+                        tracing::info!(connection = %connection.name, reason = %failure.reason, "the token list could not be fetched");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let expiry = expiry::assess(&connection, listing.as_ref(), Utc::now());
             (
                 index,
                 Report {
                     connection,
                     outcome,
                     attempts,
+                    expiry,
                 },
             )
         });
@@ -74,6 +91,7 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, concurrency: usi
         .map(|(slot, connection)| {
             slot.unwrap_or_else(|| Report {
                 outcome: internal_failure(&connection),
+                expiry: expiry::assess(&connection, None, Utc::now()),
                 connection,
                 attempts: 0,
             })
@@ -150,6 +168,7 @@ impl Report {
                 self.outcome.state,
                 Some(&self.outcome),
                 None,
+                &self.expiry,
             ),
             attempts: self.attempts,
         }
@@ -162,8 +181,9 @@ pub fn render_json(reports: &[Report]) -> String {
     serde_json::to_string_pretty(&views).unwrap_or_else(|e| format!("[] # cannot render: {e}"))
 }
 
-/// Renders reports as an aligned table, the hints below it and a one-line summary.
-pub fn render_table(reports: &[Report]) -> String {
+/// Renders reports as an aligned table, what to do below it, and a one-line summary; with
+/// `show_tokens` (connections named with `--connection`), each account's PATs by name.
+pub fn render_table(reports: &[Report], show_tokens: bool) -> String {
     let header = [
         "NAME",
         "KIND/AUTH",
@@ -173,13 +193,14 @@ pub fn render_table(reports: &[Report]) -> String {
         "ACCOUNT",
         "LATENCY",
         "EXPIRES",
+        "ROTATE",
     ];
-    let rows: Vec<[String; 8]> = reports
+    let rows: Vec<Vec<String>> = reports
         .iter()
         .map(|report| {
             let connection = &report.connection;
             let outcome = &report.outcome;
-            [
+            vec![
                 connection.name.clone(),
                 format!("{}/{}", connection.kind, connection.auth),
                 outcome.state.to_string(),
@@ -191,55 +212,110 @@ pub fn render_table(reports: &[Report]) -> String {
                     .and_then(|i| i.account(connection.kind))
                     .map_or("-".into(), printable),
                 format!("{}ms", outcome.latency.as_millis()),
-                connection
-                    .expires_at
-                    .map_or("-".into(), |t| t.format("%Y-%m-%d").to_string()),
+                expires_cell(&report.expiry),
+                match report.expiry.rotation_due {
+                    Some(true) => "due".into(),
+                    Some(false) => "ok".into(),
+                    None => "-".into(),
+                },
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+    let mut out = aligned(&header, &rows);
+
+    let mut notes = Vec::new();
+    for report in reports {
+        let name = &report.connection.name;
+        if let Some(hint) = report.outcome.hint {
+            notes.push(format!("{name} ({}): {hint}", report.outcome.reason));
+        }
+        let expiry = &report.expiry;
+        if expiry.rotation_due == Some(true) {
+            let when = expiry.expires_at.map_or(String::new(), |t| {
+                format!(
+                    " (expires {}, from {})",
+                    t.format("%Y-%m-%d %H:%M UTC"),
+                    expiry.source.map_or("?", |s| s.as_str())
+                )
+            });
+            notes.push(format!(
+                "{name} (rotation due{when}): create a new token, update the integration, then revoke the old one"
+            ));
+        }
+        if expiry.never_expires == Some(true) {
+            notes.push(format!(
+                "{name} (policy): the token never expires; create tokens with an expiry (90 days is the usual recommendation)"
+            ));
+        }
+        if let Some(note) = &expiry.note {
+            notes.push(format!("{name} (expiry unknown): {note}"));
         }
     }
-    let mut out = String::new();
-    let mut line = |cells: &[String]| {
-        let mut text = String::new();
-        for (cell, width) in cells.iter().zip(widths) {
-            let _ = write!(text, "{cell:<width$}  ");
-        }
-        out.push_str(text.trim_end());
+    if !notes.is_empty() {
         out.push('\n');
-    };
-    line(&header.map(str::to_owned));
-    for row in &rows {
-        line(row);
-    }
-    let troubled: Vec<&Report> = reports
-        .iter()
-        .filter(|r| r.outcome.hint.is_some())
-        .collect();
-    if !troubled.is_empty() {
-        out.push('\n');
-        for report in troubled {
-            let _ = writeln!(
-                out,
-                "{} ({}): {}",
-                report.connection.name,
-                report.outcome.reason,
-                report.outcome.hint.unwrap_or_default()
-            );
+        for note in notes {
+            out.push_str(&note);
+            out.push('\n');
         }
     }
+
+    if show_tokens {
+        for report in reports.iter().filter(|r| r.expiry.audit.is_some()) {
+            let account = report
+                .outcome
+                .identity
+                .as_ref()
+                .and_then(|i| i.account(report.connection.kind))
+                .map_or("the account".to_owned(), printable);
+            let _ = writeln!(out, "\nTokens of {account} ({}):", report.connection.name);
+            let date = |t: Option<chrono::DateTime<Utc>>, none: &str| {
+                t.map_or(none.to_owned(), |t| t.format("%Y-%m-%d").to_string())
+            };
+            let rows: Vec<Vec<String>> = report
+                .expiry
+                .tokens
+                .iter()
+                .map(|token| {
+                    vec![
+                        printable(&token.name),
+                        date(token.created_at, "-"),
+                        date(token.last_used_at, "never"),
+                        date(token.expires_at, "never"),
+                        format!(
+                            "{}{}",
+                            token.status,
+                            if token.unused { ", unused" } else { "" }
+                        ),
+                        if token.this_connection {
+                            "<- this connection".into()
+                        } else {
+                            String::new()
+                        },
+                    ]
+                })
+                .collect();
+            out.push_str(&aligned(
+                &["TOKEN", "CREATED", "LAST USED", "EXPIRES", "STATUS", ""],
+                &rows,
+            ));
+        }
+    }
+
     let mut counts: BTreeMap<State, usize> = BTreeMap::new();
     for report in reports {
         *counts.entry(report.outcome.state).or_default() += 1;
     }
-    let summary: Vec<String> = counts
+    let mut summary: Vec<String> = counts
         .iter()
         .map(|(state, count)| format!("{count} {state}"))
         .collect();
+    let due = reports
+        .iter()
+        .filter(|r| r.expiry.rotation_due == Some(true))
+        .count();
+    if due > 0 {
+        summary.push(format!("{due} rotation due"));
+    }
     let _ = writeln!(
         out,
         "\n{} connection{}: {}",
@@ -247,6 +323,40 @@ pub fn render_table(reports: &[Report]) -> String {
         if reports.len() == 1 { "" } else { "s" },
         summary.join(", ")
     );
+    out
+}
+
+/// The EXPIRES cell: the date and where it came from, "never", or "-".
+fn expires_cell(expiry: &Assessment) -> String {
+    match (expiry.expires_at, expiry.never_expires) {
+        (Some(at), _) => format!(
+            "{} ({})",
+            at.format("%Y-%m-%d"),
+            expiry.source.map_or("?", |s| s.as_str())
+        ),
+        (None, Some(true)) => "never".into(),
+        _ => "-".into(),
+    }
+}
+
+/// Rows under a header, each column as wide as its widest cell.
+fn aligned(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    for cells in std::iter::once(&header).chain(rows) {
+        let mut text = String::new();
+        for (cell, width) in cells.iter().zip(&widths) {
+            let _ = write!(text, "{cell:<width$}  ");
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
     out
 }
 

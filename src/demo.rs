@@ -26,7 +26,7 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<u8> {
         config.connections.len()
     );
     let reports = check::run(&Prober::new()?, config.connections, 16).await;
-    print!("{}", check::render_table(&reports));
+    print!("{}", check::render_table(&reports, false));
     println!("\nThis was `credwatch check` against a simulated fleet; try `credwatch check --config YOUR.toml`.");
     Ok(0)
 }

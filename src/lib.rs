@@ -17,6 +17,7 @@ pub mod check;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod expiry;
 pub mod metrics;
 pub mod probe;
 pub mod report;

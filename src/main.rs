@@ -166,7 +166,9 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             let prober = Prober::new()?;
             let reports = check::run(&prober, selected, usize::from(concurrency)).await;
             match output {
-                Output::Table => print!("{}", check::render_table(&reports)),
+                Output::Table => {
+                    print!("{}", check::render_table(&reports, !connections.is_empty()))
+                }
                 Output::Json => println!("{}", check::render_json(&reports)),
             }
             Ok(check::exit_code(&reports))

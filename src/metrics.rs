@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use prometheus::{Encoder as _, Registry, TextEncoder};
 
+use crate::expiry::Assessment;
 use crate::probe::State;
 use crate::state::{Entry, Inner, Status};
 
@@ -228,6 +229,68 @@ fn render_status(inner: &Inner) -> String {
     per_connection(&mut out, &entries, "credwatch_next_probe_timestamp_seconds", "gauge",
         "When the next background probe is due; absent while probing is stopped (after failed Basic logins or a CAPTCHA lock).",
         |e| e.next_probe_at.map(seconds));
+
+    let now = chrono::Utc::now();
+    let expiries: Vec<Assessment> = entries.iter().map(|e| e.assessment(now)).collect();
+    let name = "credwatch_token_expiry_timestamp_seconds";
+    let mut family = Family::new(&mut out, name, "gauge",
+        "When the credential expires, with where that is known from (source: jira, config or derived); absent while unknown.");
+    for (entry, expiry) in entries.iter().zip(&expiries) {
+        if let (Some(at), Some(source)) = (expiry.expires_at, expiry.source) {
+            family.sample(
+                name,
+                &[
+                    ("connection", &entry.connection.name),
+                    ("source", source.as_str()),
+                ],
+                seconds(at),
+            );
+        }
+    }
+    let by_expiry =
+        |out: &mut String, name: &str, help: &str, value: &dyn Fn(&Assessment) -> Option<f64>| {
+            let mut family = Family::new(out, name, "gauge", help);
+            for (entry, expiry) in entries.iter().zip(&expiries) {
+                if let Some(v) = value(expiry) {
+                    family.sample(name, &[("connection", &entry.connection.name)], v);
+                }
+            }
+        };
+    by_expiry(
+        &mut out,
+        "credwatch_token_created_timestamp_seconds",
+        "When the token was created (from Jira's PAT list, or created_at); absent while unknown.",
+        &|e| e.created_at.map(seconds),
+    );
+    by_expiry(
+        &mut out,
+        "credwatch_token_last_used_timestamp_seconds",
+        "When Jira last saw the token used (its lastAccessedAt); absent while unknown.",
+        &|e| e.last_used_at.map(seconds),
+    );
+    by_expiry(&mut out, "credwatch_token_rotation_due",
+        "1 if rotation is due by the connection's policy (rotate_before before expiry, or older than max_token_age); absent while nothing tells.",
+        &|e| e.rotation_due.map(|due| f64::from(u8::from(due))));
+    by_expiry(
+        &mut out,
+        "credwatch_token_never_expires",
+        "1 if Jira lists the token without an expiry; absent unless Jira's PAT list told.",
+        &|e| e.never_expires.map(|never| f64::from(u8::from(never))),
+    );
+    let name = "credwatch_account_tokens";
+    let mut family = Family::new(&mut out, name, "gauge",
+        "The personal access tokens of the connection's account by status (active, expired, unused, never_expiring; a token may count in several), from Jira's PAT list.");
+    for (entry, expiry) in entries.iter().zip(&expiries) {
+        if let Some(audit) = expiry.audit {
+            for (status, count) in audit.counts() {
+                family.sample(
+                    name,
+                    &[("connection", &entry.connection.name), ("status", status)],
+                    count as f64,
+                );
+            }
+        }
+    }
 
     let name = "credwatch_connection_info";
     let mut family = Family::new(&mut out, name, "gauge",

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::config::Connection;
+use crate::expiry::{Assessment, Audit, Source, TokenView};
 use crate::probe::{Outcome, RateLimit, Reason, State};
 
 /// What both `check` and the API print for a connection. Unknown values are `null`.
@@ -31,8 +32,26 @@ pub struct View<'a> {
     pub display_name: Option<&'a str>,
     /// The last probe's latency.
     pub latency_ms: Option<u64>,
-    /// The declared expiry.
+    /// The expiry, when known: from Jira, declared, or derived.
     pub expires_at: Option<String>,
+    /// Where the expiry came from: `jira`, `config` or `derived`.
+    pub expiry_source: Option<Source>,
+    /// Whether rotation is due by the connection's policy (false when nothing tells).
+    pub rotation_due: bool,
+    /// Whether the token never expires (`null` unless Jira said).
+    pub never_expires: Option<bool>,
+    /// When the token was created, when known.
+    pub token_created_at: Option<String>,
+    /// When Jira last saw the token used.
+    pub token_last_used_at: Option<String>,
+    /// Why the expiry is unknown, with what to do.
+    pub expiry_note: Option<&'a str>,
+    /// The account's tokens by status, when Jira listed them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_audit: Option<Audit>,
+    /// The account's tokens by name, when Jira listed them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<&'a [TokenView]>,
     /// What to do, when something is wrong.
     pub hint: Option<&'a str>,
     /// What the last probe saw, in a few words.
@@ -59,14 +78,17 @@ static NO_RATE_LIMIT: RateLimit = RateLimit {
     reason: None,
 };
 
-/// The view of a connection whose credential is in `state`, with `outcome` its last probe;
-/// `hint` replaces the outcome's hint when given (a stopped connection says why).
+/// The view of a connection whose credential is in `state`, with `outcome` its last probe
+/// and `expiry` what is known of its expiry; `hint` replaces the outcome's hint when given (a
+/// stopped connection says why).
 pub fn view<'a>(
     connection: &'a Connection,
     state: State,
     outcome: Option<&'a Outcome>,
     hint: Option<&'a str>,
+    expiry: &'a Assessment,
 ) -> View<'a> {
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339());
     let identity = outcome.and_then(|o| o.identity.as_ref());
     View {
         name: &connection.name,
@@ -79,7 +101,15 @@ pub fn view<'a>(
         account: identity.and_then(|i| i.account(connection.kind)),
         display_name: identity.and_then(|i| i.display_name.as_deref()),
         latency_ms: outcome.map(|o| u64::try_from(o.latency.as_millis()).unwrap_or(u64::MAX)),
-        expires_at: connection.expires_at.map(|t| t.to_rfc3339()),
+        expires_at: time(expiry.expires_at),
+        expiry_source: expiry.source,
+        rotation_due: expiry.rotation_due.unwrap_or(false),
+        never_expires: expiry.never_expires,
+        token_created_at: time(expiry.created_at),
+        token_last_used_at: time(expiry.last_used_at),
+        expiry_note: expiry.note.as_deref(),
+        token_audit: expiry.audit,
+        tokens: expiry.audit.map(|_| expiry.tokens.as_slice()),
         hint: hint.or(outcome.and_then(|o| o.hint)),
         detail: outcome.and_then(|o| o.detail.as_deref()),
         rate_limit: outcome.map_or(&NO_RATE_LIMIT, |o| &o.rate_limit),

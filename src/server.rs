@@ -15,6 +15,7 @@ use chrono::Utc;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::expiry::Assessment;
 use crate::metrics::{Metrics, CONTENT_TYPE};
 use crate::report::{self, View};
 use crate::scheduler::Summary;
@@ -100,13 +101,14 @@ struct ApiConnection<'a> {
     paused: Option<&'static str>,
 }
 
-fn api_connection(entry: &Entry) -> ApiConnection<'_> {
+fn api_connection<'a>(entry: &'a Entry, expiry: &'a Assessment) -> ApiConnection<'a> {
     ApiConnection {
         view: report::view(
             &entry.connection,
             entry.state(),
             entry.last.as_ref(),
             entry.hint(),
+            expiry,
         ),
         probes_total: entry.probes,
         last_probe_at: entry.last.as_ref().map(|o| o.finished_at.to_rfc3339()),
@@ -117,9 +119,19 @@ fn api_connection(entry: &Entry) -> ApiConnection<'_> {
 }
 
 async fn connections(State(state): State<AppState>) -> Response {
+    let now = Utc::now();
     let body = state.status.read(|inner| {
-        let views: Vec<ApiConnection<'_>> =
-            inner.connections.values().map(api_connection).collect();
+        let expiries: Vec<Assessment> = inner
+            .connections
+            .values()
+            .map(|entry| entry.assessment(now))
+            .collect();
+        let views: Vec<ApiConnection<'_>> = inner
+            .connections
+            .values()
+            .zip(&expiries)
+            .map(|(entry, expiry)| api_connection(entry, expiry))
+            .collect();
         serde_json::to_string(&views)
     });
     match body {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::config::Connection;
+use crate::expiry::{self, Assessment, TokenList};
 use crate::probe::{Outcome, Reason, State};
 use crate::scheduler::policy::Pause;
 
@@ -41,9 +42,20 @@ pub struct Entry {
     pub paused: Option<Pause>,
     /// By when the first probe has finished or passed its deadline (for `/readyz`).
     pub first_probe_deadline: DateTime<Utc>,
+    /// What Jira's PAT API last said, for connections whose expiry it can tell.
+    pub tokens: Option<TokenList>,
 }
 
 impl Entry {
+    /// The credential's expiry and rotation, as known at `now`.
+    pub fn assessment(&self, now: DateTime<Utc>) -> Assessment {
+        expiry::assess(
+            &self.connection,
+            self.tokens.as_ref().map(|t| &t.listing),
+            now,
+        )
+    }
+
     /// The credential's state: the standing verdict, or `unknown` before any.
     pub fn state(&self) -> State {
         self.verdict.map_or(State::Unknown, |(state, _)| state)
@@ -142,6 +154,7 @@ impl Status {
             backoff: None,
             paused: None,
             first_probe_deadline: deadline,
+            tokens: None,
         };
         self.lock()
             .connections
@@ -180,6 +193,29 @@ impl Status {
         entry.last = Some(outcome.clone());
         let to = entry.state();
         (from != to).then_some(Transition { from, to })
+    }
+
+    /// Records what Jira's PAT API said.
+    pub fn record_tokens(&self, name: &str, tokens: TokenList) {
+        if let Some(entry) = self.lock().connections.get_mut(name) {
+            entry.tokens = Some(tokens);
+        }
+    }
+
+    /// The expiry that turns a rejection into `expired`: Jira's, else the declared one.
+    pub fn known_expiry(&self, name: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.lock()
+            .connections
+            .get(name)
+            .and_then(|entry| entry.assessment(now).expires_at)
+    }
+
+    /// The assessment of one connection.
+    pub fn assessment(&self, name: &str, now: DateTime<Utc>) -> Option<Assessment> {
+        self.lock()
+            .connections
+            .get(name)
+            .map(|entry| entry.assessment(now))
     }
 
     /// Records the schedule after a probe (or a stop).

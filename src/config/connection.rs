@@ -17,7 +17,8 @@ use super::keys::{self, Settings};
 use super::{
     line_of, AuthMethod, ConfigError, Kind, Origin, RawTable, Secret, SecretSource,
     DEFAULT_AUTH_FAILURE_INTERVAL, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_INTERVAL,
-    DEFAULT_ROTATE_BEFORE, DEFAULT_TIMEOUT, MASK,
+    DEFAULT_ROTATE_BEFORE, DEFAULT_TIMEOUT, DEFAULT_TOKEN_LIST_INTERVAL, DEFAULT_UNUSED_AFTER,
+    MASK,
 };
 
 /// Extra trust roots read from `ca_file`.
@@ -61,6 +62,14 @@ pub struct Connection {
     pub expect_account: Option<String>,
     /// The declared expiry.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The declared creation time (Cloud API tokens: the expiry is derived from it).
+    pub created_at: Option<DateTime<Utc>>,
+    /// Rotation is due once the token is older than this.
+    pub max_token_age: Option<Duration>,
+    /// How often the PAT list is fetched from Jira (Server/DC PATs).
+    pub token_list_interval: Duration,
+    /// A token not used for this long counts as unused in the audit.
+    pub unused_after: Duration,
     /// The PAT's name in Jira.
     pub token_name: Option<String>,
     /// Whether plain http to a non-loopback host was explicitly allowed.
@@ -103,6 +112,10 @@ impl Connection {
             && self.secret == other.secret
             && self.expect_account == other.expect_account
             && self.expires_at == other.expires_at
+            && self.created_at == other.created_at
+            && self.max_token_age == other.max_token_age
+            && self.token_list_interval == other.token_list_interval
+            && self.unused_after == other.unused_after
             && self.token_name == other.token_name
             && self.allow_insecure_http == other.allow_insecure_http
             && ca(self) == ca(other)
@@ -158,6 +171,12 @@ impl Connection {
             password_file: None,
             expect_account: self.expect_account.as_deref(),
             expires_at: self.expires_at.map(|t| t.to_rfc3339()),
+            created_at: self.created_at.map(|t| t.to_rfc3339()),
+            max_token_age: self
+                .max_token_age
+                .map(|d| humantime::format_duration(d).to_string()),
+            token_list_interval: humantime::format_duration(self.token_list_interval).to_string(),
+            unused_after: humantime::format_duration(self.unused_after).to_string(),
             token_name: self.token_name.as_deref(),
             allow_insecure_http: self.allow_insecure_http,
             ca_file: self
@@ -213,6 +232,12 @@ pub(super) struct Effective<'a> {
     expect_account: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_token_age: Option<String>,
+    token_list_interval: String,
+    unused_after: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     token_name: Option<&'a str>,
     allow_insecure_http: bool,
@@ -484,6 +509,12 @@ pub(super) fn build(
         secret,
         expect_account: settings.expect_account,
         expires_at: settings.expires_at,
+        created_at: settings.created_at,
+        max_token_age: settings.max_token_age,
+        token_list_interval: settings
+            .token_list_interval
+            .unwrap_or(DEFAULT_TOKEN_LIST_INTERVAL),
+        unused_after: settings.unused_after.unwrap_or(DEFAULT_UNUSED_AFTER),
         token_name: settings.token_name,
         allow_insecure_http: settings.allow_insecure_http.unwrap_or(false),
         ca_file,

@@ -26,8 +26,12 @@ pub const IDENTITY_KEYS: [&str; 8] = [
 ];
 
 /// Keys that may be set per connection or in `[defaults]`.
-pub const SETTING_KEYS: [&str; 15] = [
+pub const SETTING_KEYS: [&str; 19] = [
     "interval",
+    "created_at",
+    "max_token_age",
+    "token_list_interval",
+    "unused_after",
     "backoff_initial",
     "backoff_max",
     "auth_failure_interval",
@@ -59,6 +63,10 @@ pub struct Settings {
     pub interval: Option<Duration>,
     pub timeout: Option<Duration>,
     pub rotate_before: Option<Duration>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub max_token_age: Option<Duration>,
+    pub token_list_interval: Option<Duration>,
+    pub unused_after: Option<Duration>,
     pub backoff_initial: Option<Duration>,
     pub backoff_max: Option<Duration>,
     pub auth_failure_interval: Option<Duration>,
@@ -80,6 +88,10 @@ impl Settings {
             "interval" => self.interval = Some(duration(value)?),
             "timeout" => self.timeout = Some(duration(value)?),
             "rotate_before" => self.rotate_before = Some(duration(value)?),
+            "created_at" => self.created_at = Some(date_or_time(value)?),
+            "max_token_age" => self.max_token_age = Some(duration(value)?),
+            "token_list_interval" => self.token_list_interval = Some(duration(value)?),
+            "unused_after" => self.unused_after = Some(duration(value)?),
             "backoff_initial" => self.backoff_initial = Some(duration(value)?),
             "backoff_max" => self.backoff_max = Some(duration(value)?),
             "auth_failure_interval" => self.auth_failure_interval = Some(duration(value)?),
@@ -111,6 +123,10 @@ impl Settings {
             interval: self.interval.or(defaults.interval),
             timeout: self.timeout.or(defaults.timeout),
             rotate_before: self.rotate_before.or(defaults.rotate_before),
+            created_at: self.created_at.or(defaults.created_at),
+            max_token_age: self.max_token_age.or(defaults.max_token_age),
+            token_list_interval: self.token_list_interval.or(defaults.token_list_interval),
+            unused_after: self.unused_after.or(defaults.unused_after),
             backoff_initial: self.backoff_initial.or(defaults.backoff_initial),
             backoff_max: self.backoff_max.or(defaults.backoff_max),
             auth_failure_interval: self
@@ -301,8 +317,12 @@ mod tests {
 
     #[test]
     fn every_setting_key_is_parsed() {
-        let samples: [(&str, Value); 15] = [
+        let samples: [(&str, Value); 19] = [
             ("interval", Value::from("5m")),
+            ("created_at", Value::from("2026-01-15")),
+            ("max_token_age", Value::from("90d")),
+            ("token_list_interval", Value::from("6h")),
+            ("unused_after", Value::from("90d")),
             ("backoff_initial", Value::from("30s")),
             ("backoff_max", Value::from("30m")),
             ("auth_failure_interval", Value::from("1h")),

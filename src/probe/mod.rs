@@ -141,22 +141,126 @@ impl Prober {
         Ok(self.lock_clients().entry(key).or_insert(client).clone())
     }
 
-    /// Probes one connection's credential once.
+    /// Probes one connection's credential once, with the expiry the configuration declares
+    /// (a rejection after it is `expired`).
     pub async fn probe(&self, connection: &Connection) -> Outcome {
+        let known = crate::expiry::declared(connection).map(|(expiry, _)| expiry);
+        self.probe_expecting(connection, known).await
+    }
+
+    /// Probes one connection's credential once; `known_expiry` (from Jira or the
+    /// configuration) turns a rejection after it into `expired`.
+    pub async fn probe_expecting(
+        &self,
+        connection: &Connection,
+        known_expiry: Option<DateTime<Utc>>,
+    ) -> Outcome {
         let started = Instant::now();
-        let auth = connection.auth;
-        let client = match self.client_for(connection) {
-            Ok(client) => client,
-            Err(e) => {
-                return failed(auth, Reason::TlsError, e.to_string(), started);
+        let answer = match self
+            .exchange(connection, connection.myself_url(), started)
+            .await
+        {
+            Ok(answer) => answer,
+            Err(outcome) => return outcome,
+        };
+        let now = Utc::now();
+        let verdict = classify::classify(
+            &Answer {
+                status: answer.status,
+                headers: &answer.headers,
+                body: &answer.body,
+                truncated: answer.truncated,
+            },
+            &Expectation {
+                kind: connection.kind,
+                expect_account: connection.expect_account.as_deref(),
+                expires_at: known_expiry,
+                now,
+            },
+        );
+        answer.outcome(connection.auth, verdict, started, now)
+    }
+
+    /// Fetches the caller's personal access tokens (`GET /rest/pat/latest/tokens`).
+    pub async fn list_tokens(&self, connection: &Connection) -> TokenListOutcome {
+        let started = Instant::now();
+        let url = format!(
+            "{}/rest/pat/latest/tokens",
+            connection.url.as_str().trim_end_matches('/')
+        );
+        let answer = match self.exchange(connection, url, started).await {
+            Ok(answer) => answer,
+            Err(outcome) => return TokenListOutcome::Failed(Box::new(outcome)),
+        };
+        let now = Utc::now();
+        match answer.status.as_u16() {
+            200 => {
+                if let Some(entries) = crate::expiry::parse_pat_list(&answer.body) {
+                    return TokenListOutcome::Listed(entries);
+                }
+                let verdict = Verdict {
+                    state: State::Unknown,
+                    reason: Reason::UnexpectedResponse,
+                    identity: None,
+                    detail: Some("the token list is not Jira's JSON array".to_owned()),
+                };
+                TokenListOutcome::Failed(Box::new(answer.outcome(
+                    connection.auth,
+                    verdict,
+                    started,
+                    now,
+                )))
             }
-        };
-        let authorization = match connection.authorization() {
-            Ok(value) => value,
-            Err(message) => return failed(auth, Reason::UnexpectedResponse, message, started),
-        };
+            code @ 403..=405
+                if answer
+                    .headers
+                    .get("x-authentication-denied-reason")
+                    .is_none() =>
+            {
+                TokenListOutcome::Unavailable(code)
+            }
+            _ => {
+                let verdict = classify::classify(
+                    &Answer {
+                        status: answer.status,
+                        headers: &answer.headers,
+                        body: &answer.body,
+                        truncated: answer.truncated,
+                    },
+                    &Expectation {
+                        kind: connection.kind,
+                        expect_account: None,
+                        expires_at: None,
+                        now,
+                    },
+                );
+                TokenListOutcome::Failed(Box::new(answer.outcome(
+                    connection.auth,
+                    verdict,
+                    started,
+                    now,
+                )))
+            }
+        }
+    }
+
+    /// One authenticated GET under the connection's deadline; a failure without an HTTP
+    /// answer comes back as the outcome to report.
+    async fn exchange(
+        &self,
+        connection: &Connection,
+        url: String,
+        started: Instant,
+    ) -> Result<RawAnswer, Outcome> {
+        let auth = connection.auth;
+        let client = self
+            .client_for(connection)
+            .map_err(|e| failed(auth, Reason::TlsError, e.to_string(), started))?;
+        let authorization = connection
+            .authorization()
+            .map_err(|message| failed(auth, Reason::UnexpectedResponse, message, started))?;
         let request = client
-            .get(connection.myself_url())
+            .get(url)
             .header(ACCEPT, HeaderValue::from_static("application/json"))
             .header(AUTHORIZATION, authorization)
             .timeout(connection.timeout);
@@ -166,46 +270,67 @@ impl Prober {
             let status = response.status();
             let headers = response.headers().clone();
             let (body, truncated) = read_capped(response).await?;
-            Ok::<_, reqwest::Error>((status, headers, body, truncated))
+            Ok::<_, reqwest::Error>(RawAnswer {
+                status,
+                headers,
+                body,
+                truncated,
+            })
         })
         .await;
-        let (status, headers, body, truncated) = match exchange {
+        match exchange {
             Err(_elapsed) => {
                 let detail = format!(
                     "no complete answer within {}",
                     humantime::format_duration(connection.timeout)
                 );
-                return failed(auth, Reason::Timeout, detail, started);
+                Err(failed(auth, Reason::Timeout, detail, started))
             }
             Ok(Err(error)) => {
                 let (reason, detail) = transport_failure(&error);
-                return failed(auth, reason, detail, started);
+                Err(failed(auth, reason, detail, started))
             }
-            Ok(Ok(answer)) => answer,
-        };
-        let now = Utc::now();
-        let verdict = classify::classify(
-            &Answer {
-                status,
-                headers: &headers,
-                body: &body,
-                truncated,
-            },
-            &Expectation {
-                kind: connection.kind,
-                expect_account: connection.expect_account.as_deref(),
-                expires_at: connection.expires_at,
-                now,
-            },
-        );
+            Ok(Ok(answer)) => Ok(answer),
+        }
+    }
+}
+
+/// What `GET /rest/pat/latest/tokens` gave.
+#[derive(Debug, Clone)]
+pub enum TokenListOutcome {
+    /// The caller's tokens.
+    Listed(Vec<crate::expiry::PatEntry>),
+    /// 404, 403 or 405: no PAT API here.
+    Unavailable(u16),
+    /// Any other answer, or none; rate limits count against the site like a probe's.
+    Failed(Box<Outcome>),
+}
+
+/// An HTTP answer, read up to the body cap.
+struct RawAnswer {
+    status: reqwest::StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+    truncated: bool,
+}
+
+impl RawAnswer {
+    fn outcome(
+        &self,
+        auth: AuthMethod,
+        verdict: Verdict,
+        started: Instant,
+        now: DateTime<Utc>,
+    ) -> Outcome {
         Outcome {
             state: verdict.state,
             reason: verdict.reason,
-            http_status: Some(status.as_u16()),
+            http_status: Some(self.status.as_u16()),
             latency: started.elapsed(),
             identity: verdict.identity,
-            rate_limit: RateLimit::from_headers(&headers),
-            retry_after: headers::header_str(&headers, "retry-after").and_then(RetryAfter::parse),
+            rate_limit: RateLimit::from_headers(&self.headers),
+            retry_after: headers::header_str(&self.headers, "retry-after")
+                .and_then(RetryAfter::parse),
             hint: verdict.reason.hint(auth),
             detail: verdict.detail,
             finished_at: now,

@@ -28,7 +28,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::{Config, Connection, Globals, SecretSource};
-use crate::probe::{Outcome, Prober, Reason, State};
+use crate::expiry::{self, Listing, TokenList};
+use crate::probe::{Outcome, Prober, Reason, State, TokenListOutcome};
 use crate::state::Status;
 use policy::{Backoff, Decision, Policy};
 
@@ -37,6 +38,10 @@ pub const SECRET_POLL: Duration = Duration::from_secs(2);
 
 /// How far apart the connections of a site resume after a rate limit lifts, at most.
 const RESUME_SPREAD: Duration = Duration::from_secs(2);
+
+/// How often a standing expiry warning (rotation due, a never-expiring token, an unknown
+/// expiry) is logged again.
+pub const REMINDER_PERIOD: Duration = Duration::from_secs(24 * 3600);
 
 /// What a reload changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -360,6 +365,9 @@ async fn watch_connection(
     let name = connection.name.clone();
     let mut policy = Policy::new(&connection);
     let mut due = Some(first);
+    // When the PAT list is next fetched; `None`: with the next valid probe.
+    let mut tokens_due: Option<Instant> = None;
+    let mut reminders = Reminders::default();
     loop {
         tokio::select! {
             biased;
@@ -370,6 +378,7 @@ async fn watch_connection(
                     shared.status.update_connection(connection.clone());
                     policy = Policy::new(&connection);
                     due = Some(Instant::now());
+                    tokens_due = None;
                     tracing::info!(connection = %name, "the secret changed; probing now");
                 }
                 continue;
@@ -390,21 +399,64 @@ async fn watch_connection(
             );
             continue;
         }
+        let known_expiry = shared.status.known_expiry(&name, Utc::now());
         let probe = async {
             // Neither semaphore is ever closed, so acquiring cannot fail.
             let _global = global.acquire_owned().await;
             let _site = site.permits.clone().acquire_owned().await;
-            shared.prober.probe(&connection).await
+            let outcome = shared
+                .prober
+                .probe_expecting(&connection, known_expiry)
+                .await;
+            // The token list rides on a valid probe, under the same permits: never more often
+            // than the probe, and only while the site is open.
+            let list_now = outcome.state == State::Valid
+                && expiry::discoverable(&connection)
+                && tokens_due.is_none_or(|at| Instant::now() >= at)
+                && site.blocked_until(Instant::now()).is_none();
+            let list = if list_now {
+                Some(shared.prober.list_tokens(&connection).await)
+            } else {
+                None
+            };
+            (outcome, list)
         };
-        let outcome = tokio::select! {
+        let (outcome, list) = tokio::select! {
             biased;
             _ = shutdown.changed() => return,
-            outcome = probe => outcome,
+            done = probe => done,
         };
         record(&shared.status, &connection, &outcome);
 
         let now = Instant::now();
-        let reopens = site.observe(&connection, &outcome, now);
+        let mut reopens = site.observe(&connection, &outcome, now);
+        if let Some(list) = list {
+            // Anchored to the probe's due time, like the probes themselves, so a cadence equal
+            // to the interval lists with every probe rather than every other one.
+            let cadence = connection.token_list_interval.max(connection.interval);
+            tokens_due = Some(scheduled + cadence);
+            let listing = match list {
+                TokenListOutcome::Listed(entries) => Some(Listing::Tokens(entries)),
+                TokenListOutcome::Unavailable(code) => Some(Listing::Unavailable(code)),
+                TokenListOutcome::Failed(failure) => {
+                    tracing::debug!(connection = %name, reason = %failure.reason, "the token list could not be fetched");
+                    reopens = reopens.or(site.observe(&connection, &failure, now));
+                    // Try again with a later probe, not at the slow cadence.
+                    tokens_due = Some(now + connection.interval.max(connection.backoff_initial));
+                    None
+                }
+            };
+            if let Some(listing) = listing {
+                shared.status.record_tokens(
+                    &name,
+                    TokenList {
+                        fetched_at: Utc::now(),
+                        listing,
+                    },
+                );
+            }
+        }
+        reminders.remind(&shared.status, &connection, now);
         match policy.after(&connection, &outcome, policy::jitter()) {
             Decision::After(wait) => {
                 let mut next = policy::next_due(scheduled, wait, now);
@@ -428,6 +480,63 @@ async fn watch_connection(
                     hint = pause.hint(),
                     "stopped probing this connection until its secret or configuration changes"
                 );
+            }
+        }
+    }
+}
+
+/// When each standing expiry warning was last logged.
+#[derive(Debug, Default)]
+struct Reminders {
+    rotation: Option<Instant>,
+    never_expires: Option<Instant>,
+    note: Option<Instant>,
+    unavailable_said: bool,
+}
+
+impl Reminders {
+    /// Logs what is due about the connection's expiry: rotation due, a never-expiring token
+    /// and an unknown expiry at WARN once a day; an absent PAT API once.
+    fn remind(&mut self, status: &Status, connection: &Connection, now: Instant) {
+        let Some(assessment) = status.assessment(&connection.name, Utc::now()) else {
+            return;
+        };
+        let due =
+            |last: Option<Instant>| last.is_none_or(|at| now.duration_since(at) >= REMINDER_PERIOD);
+        if assessment.rotation_due == Some(true) && due(self.rotation) {
+            self.rotation = Some(now);
+            tracing::warn!(
+                connection = %connection.name,
+                expires_at = ?assessment.expires_at.map(|t| t.to_rfc3339()),
+                source = assessment.source.map(|s| s.as_str()),
+                created_at = ?assessment.created_at.map(|t| t.to_rfc3339()),
+                "token rotation is due: create a new token, update the integration, then revoke the old one"
+            );
+        }
+        if assessment.never_expires == Some(true) && due(self.never_expires) {
+            self.never_expires = Some(now);
+            tracing::warn!(
+                connection = %connection.name,
+                "policy: the token never expires; create tokens with an expiry (90 days is the usual recommendation)"
+            );
+        }
+        if let Some(note) = &assessment.note {
+            let unavailable = status.read(|inner| {
+                inner.connections.get(&connection.name).is_some_and(|e| {
+                    matches!(
+                        e.tokens.as_ref().map(|t| &t.listing),
+                        Some(Listing::Unavailable(_))
+                    )
+                })
+            });
+            if unavailable {
+                if !self.unavailable_said {
+                    self.unavailable_said = true;
+                    tracing::info!(connection = %connection.name, "{note}");
+                }
+            } else if due(self.note) {
+                self.note = Some(now);
+                tracing::warn!(connection = %connection.name, "the token's expiry is unknown: {note}");
             }
         }
     }
