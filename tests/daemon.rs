@@ -118,6 +118,15 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// The identity probes a site received (valid PAT probes are followed by a token list).
+fn probes(simulator: &Simulator, site: &str) -> Vec<credwatch::sim::RecordedRequest> {
+    simulator
+        .requests_for(site)
+        .into_iter()
+        .filter(|r| r.path.ends_with("/myself"))
+        .collect()
+}
+
 /// A connection name whose first probe, at `interval`, comes within the first second.
 fn early_name(prefix: &str, interval: Duration) -> String {
     (0..10_000)
@@ -162,13 +171,13 @@ async fn first_probes_spread_over_the_first_interval_and_never_overlap() {
     eventually(
         Duration::from_secs(8),
         "two probes of every connection",
-        || async { (0..8).all(|i| simulator.requests_for(&format!("s{i}")).len() >= 2) },
+        || async { (0..8).all(|i| probes(&simulator, &format!("s{i}")).len() >= 2) },
     )
     .await;
 
     let mut buckets = std::collections::BTreeSet::new();
     for (i, name) in names.iter().enumerate() {
-        let requests = simulator.requests_for(&format!("s{i}"));
+        let requests = probes(&simulator, &format!("s{i}"));
         let expected = start_offset(name, Duration::from_secs(2));
         let actual = (requests[0].at - harness.started)
             .to_std()
@@ -227,7 +236,7 @@ async fn global_and_per_site_bounds_hold() {
     eventually(
         Duration::from_secs(8),
         "every connection probed",
-        || async { simulator.requests_for("crowded").len() >= 6 },
+        || async { probes(&simulator, "crowded").len() >= 6 },
     )
     .await;
     assert_eq!(simulator.max_in_flight("crowded"), 2, "per-site bound of 2");
@@ -290,7 +299,7 @@ async fn a_rate_limit_closes_the_site_for_all_its_connections_for_at_least_retry
         },
     )
     .await;
-    let requests = simulator.requests_for("busy");
+    let requests = probes(&simulator, "busy");
     let limited_at = requests[0].at;
     for later in &requests[1..] {
         if later.at <= limited_at {
@@ -345,19 +354,19 @@ async fn basic_auth_makes_at_most_two_failed_logins_then_waits_for_a_new_passwor
     let harness = Harness::start_in(dir, path, false).await;
 
     eventually(Duration::from_secs(6), "two failed logins", || async {
-        simulator.requests_for("dc").len() >= 2
+        probes(&simulator, "dc").len() >= 2
     })
     .await;
     // Three intervals more: had credwatch gone on, the account would be locked by now.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(simulator.requests_for("dc").len(), 2, "no third login");
+    assert_eq!(probes(&simulator, "dc").len(), 2, "no third login");
     assert_eq!(
         simulator.site("dc").expect("site").users[0].failed_logins,
         2,
         "not locked"
     );
     assert_eq!(
-        simulator.requests_for("dc-locked").len(),
+        probes(&simulator, "dc-locked").len(),
         1,
         "a locked account is probed once"
     );
@@ -400,7 +409,7 @@ async fn basic_auth_makes_at_most_two_failed_logins_then_waits_for_a_new_passwor
         fixed_at.elapsed() < Duration::from_secs(4),
         "within the secret poll, not an interval later"
     );
-    assert_eq!(simulator.requests_for("dc").len(), 3);
+    assert_eq!(probes(&simulator, "dc").len(), 3);
     assert_eq!(
         simulator.site("dc").expect("site").users[0].failed_logins,
         0
@@ -433,7 +442,7 @@ async fn a_rotated_token_file_is_picked_up_and_probed_at_once() {
     let path = write(dir.path(), "credwatch.toml", &toml);
     let harness = Harness::start_in(dir, path, false).await;
     eventually(Duration::from_secs(3), "the first probe", || async {
-        simulator.requests_for("dc").len() == 1
+        probes(&simulator, "dc").len() == 1
     })
     .await;
     eventually(Duration::from_secs(2), "the rejection recorded", || async {
@@ -449,7 +458,7 @@ async fn a_rotated_token_file_is_picked_up_and_probed_at_once() {
         || async { harness.connection(&name).await["state"] == "valid" },
     )
     .await;
-    let requests = simulator.requests_for("dc");
+    let requests = probes(&simulator, "dc");
     assert_eq!(requests.len(), 2);
     assert_eq!(
         requests[1].authorization.as_deref(),
@@ -842,7 +851,7 @@ async fn shutdown_cancels_a_hanging_probe_within_the_grace() {
     );
     // The probe was cancelled: the simulator saw the client leave.
     eventually(Duration::from_secs(2), "the connection closed", || async {
-        simulator.requests_for("hang").len() == 1
+        probes(&simulator, "hang").len() == 1
     })
     .await;
 }
@@ -874,7 +883,7 @@ async fn the_binary_exits_zero_on_sigterm_with_a_probe_hanging() {
         .spawn()
         .expect("spawn");
     eventually(Duration::from_secs(10), "the probe in flight", || async {
-        simulator.requests_for("hang").len() == 1
+        probes(&simulator, "hang").len() == 1
     })
     .await;
     let status = std::process::Command::new("kill")
