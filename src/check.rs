@@ -233,7 +233,7 @@ pub fn render_table(reports: &[Report], show_tokens: bool) -> String {
         if expiry.rotation_due == Some(true) {
             let when = expiry.expires_at.map_or(String::new(), |t| {
                 format!(
-                    " (expires {}, from {})",
+                    ", expires {} from {}",
                     t.format("%Y-%m-%d %H:%M UTC"),
                     expiry.source.map_or("?", |s| s.as_str())
                 )

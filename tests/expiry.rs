@@ -189,7 +189,7 @@ async fn check_shows_jira_expiry_and_lists_the_account_tokens_by_name() {
         table.contains("(jira)") && table.contains(" due"),
         "{table}"
     );
-    assert!(table.contains("cw (rotation due (expires"), "{table}");
+    assert!(table.contains("cw (rotation due, expires"), "{table}");
     assert!(table.contains("1 valid, 1 rotation due"), "{table}");
     assert!(!table.contains("tok-"), "no secret in the output");
 }

@@ -24,8 +24,12 @@ pub struct Member {
     pub username: Option<&'static str>,
     /// The secret written to the connection's secret file.
     pub secret: &'static str,
-    /// `expires_at`, in days from now.
+    /// `expires_at`, in days from now (Cloud; Data Center PATs' expiry comes from Jira).
     pub expires_in_days: Option<i64>,
+    /// `created_at`, in days before now.
+    pub created_days_ago: Option<i64>,
+    /// `token_name`: the PAT's name in Jira.
+    pub token_name: Option<&'static str>,
     /// `expect_account`.
     pub expect_account: Option<&'static str>,
     /// The `team` label.
@@ -46,6 +50,8 @@ pub fn members() -> Vec<Member> {
         username: None,
         secret,
         expires_in_days: None,
+        created_days_ago: None,
+        token_name: None,
         expect_account: None,
         team: "platform",
         expected_state: state,
@@ -53,7 +59,7 @@ pub fn members() -> Vec<Member> {
     };
     vec![
         Member {
-            expires_in_days: Some(200),
+            token_name: Some("credwatch"),
             expect_account: Some("svc-ci"),
             ..member(
                 "dc-ci-pipeline",
@@ -66,7 +72,7 @@ pub fn members() -> Vec<Member> {
             )
         },
         Member {
-            expires_in_days: Some(3),
+            token_name: Some("sync"),
             team: "data",
             ..member(
                 "dc-sync-expiring",
@@ -79,7 +85,7 @@ pub fn members() -> Vec<Member> {
             )
         },
         Member {
-            expires_in_days: Some(20),
+            token_name: Some("reports"),
             team: "data",
             ..member(
                 "dc-reports",
@@ -176,6 +182,8 @@ pub fn members() -> Vec<Member> {
         },
         Member {
             username: Some("bot@acme.example"),
+            // Created 340 days ago: the derived expiry is 25 days away.
+            created_days_ago: Some(340),
             ..member(
                 "cloud-burst-limited",
                 Some("acme-cloud-busy"),
@@ -321,6 +329,13 @@ pub fn write_config(
         if let Some(days) = member.expires_in_days {
             let expiry = Utc::now() + Duration::days(days);
             let _ = writeln!(toml, "expires_at = \"{}\"", expiry.to_rfc3339());
+        }
+        if let Some(days) = member.created_days_ago {
+            let created = Utc::now() - Duration::days(days);
+            let _ = writeln!(toml, "created_at = \"{}\"", created.to_rfc3339());
+        }
+        if let Some(token_name) = member.token_name {
+            let _ = writeln!(toml, "token_name = \"{token_name}\"");
         }
         if let Some(account) = member.expect_account {
             let _ = writeln!(toml, "expect_account = \"{account}\"");
