@@ -1,39 +1,82 @@
 //! `credwatch demo` and `credwatch simulate`: the built-in Jira simulator with the demo fleet,
 //! so that a newcomer sees every credential state without a Jira at hand.
+//!
+//! `demo` runs the real daemon against the fleet (short intervals) and prints where its status
+//! page, metrics and API are; `simulate` runs only the simulator, for people who want to point
+//! their own credwatch or alert pipeline at it, and for the benchmarks.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use crate::check;
 use crate::config::Config;
+use crate::daemon::{Daemon, Options};
 use crate::probe::Prober;
 use crate::sim::{fleet, Simulator};
 
-/// Starts the simulator with the demo fleet, checks every connection once, prints the table.
-pub async fn run(listen: SocketAddr) -> anyhow::Result<u8> {
-    let simulator = start(listen).await?;
+/// The default listen address of the demo's daemon.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9847";
+
+/// Runs the daemon against the simulated fleet until SIGINT or SIGTERM.
+pub async fn run(listen: SocketAddr, interval: Duration) -> anyhow::Result<u8> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+
+    let simulator = start("127.0.0.1:0".parse()?).await?;
     let dir = ScratchDir::create()?;
-    let path = fleet::write_config(dir.path(), &simulator, closed_port()?)
+    let path = fleet::write_config(dir.path(), &simulator, closed_port()?, interval)
         .context("cannot write the demo configuration")?;
     let config = Config::load(&path)
         .map_err(|errors| anyhow::anyhow!("the demo configuration does not load:\n{errors}"))?;
+    let connections = config.connections.len();
+    let listener = TcpListener::bind(listen).await.with_context(|| {
+        format!("cannot listen on {listen} (pass --listen to pick another address)")
+    })?;
+    let options = Options {
+        config: path.clone(),
+        enable_lifecycle: true,
+        grace: Duration::from_secs(2),
+    };
+    let daemon = Daemon::start(config, listener, options, Prober::new()?)
+        .context("cannot start the daemon")?;
+    let base = format!("http://{}", daemon.addr());
     println!(
-        "Jira simulator on http://{}: checking the demo fleet of {} connections (one retries after a 429)...\n",
-        simulator.addr(),
-        config.connections.len()
+        "credwatch demo: {connections} connections on simulated Jira sites, probed every {}.",
+        humantime::format_duration(interval)
     );
-    let reports = check::run(&Prober::new()?, config.connections, 16).await;
-    print!("{}", check::render_table(&reports, false));
-    println!("\nThis was `credwatch check` against a simulated fleet; try `credwatch check --config YOUR.toml`.");
+    println!();
+    println!("  status page: {base}/");
+    println!("  metrics:     {base}/metrics");
+    println!("  API:         {base}/api/v1/connections");
+    println!("  readiness:   {base}/readyz");
+    println!();
+    println!("  Jira simulator: http://{}", simulator.addr());
+    println!(
+        "  configuration:  {} (reload: curl -X POST {base}/-/reload)",
+        path.display()
+    );
+    println!();
+    println!("The fleet settles within a few intervals (one site rate-limits first, then recovers). Ctrl-C stops.");
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    daemon.shutdown(Duration::from_secs(2)).await;
+    drop(dir);
     Ok(0)
 }
 
 /// Runs the simulator with the demo fleet until interrupted, optionally writing a
 /// configuration for it.
-pub async fn simulate(listen: SocketAddr, write_config: Option<PathBuf>) -> anyhow::Result<u8> {
+pub async fn simulate(
+    listen: SocketAddr,
+    write_config: Option<PathBuf>,
+    interval: Duration,
+) -> anyhow::Result<u8> {
     let simulator = start(listen).await?;
     println!("Jira simulator listening on http://{}", simulator.addr());
     for member in fleet::members() {
@@ -44,7 +87,7 @@ pub async fn simulate(listen: SocketAddr, write_config: Option<PathBuf>) -> anyh
     if let Some(dir) = write_config {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = fleet::write_config(&dir, &simulator, closed_port()?)
+        let path = fleet::write_config(&dir, &simulator, closed_port()?, interval)
             .with_context(|| format!("cannot write the configuration into {}", dir.display()))?;
         println!("configuration written to {}", path.display());
     }

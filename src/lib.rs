@@ -19,6 +19,7 @@ pub mod daemon;
 pub mod demo;
 pub mod expiry;
 pub mod metrics;
+pub mod page;
 pub mod probe;
 pub mod report;
 pub mod scheduler;

@@ -82,11 +82,15 @@ enum Command {
         #[arg(long, short = 'c', value_name = "PATH")]
         config: PathBuf,
     },
-    /// Start the built-in Jira simulator with a demo fleet and check every connection of it.
+    /// Run the daemon against a simulated fleet that shows every credential state, and
+    /// serve its status page, metrics and API.
     Demo {
-        /// Where the simulator listens.
-        #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+        /// Where the daemon serves its status page, metrics and API.
+        #[arg(long, default_value = demo::DEFAULT_LISTEN, value_name = "ADDR")]
         listen: std::net::SocketAddr,
+        /// How often the demo fleet is probed.
+        #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = demo_interval)]
+        interval: std::time::Duration,
     },
     /// Run only the built-in Jira simulator with the demo fleet, writing a configuration for
     /// it, until interrupted.
@@ -97,6 +101,9 @@ enum Command {
         /// Where to write the fleet's configuration and secret files.
         #[arg(long, value_name = "DIR")]
         write_config: Option<PathBuf>,
+        /// The probe interval written into that configuration.
+        #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = demo_interval)]
+        interval: std::time::Duration,
     },
 }
 
@@ -189,12 +196,22 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
-        Command::Demo { listen } => demo::run(listen).await,
+        Command::Demo { listen, interval } => demo::run(listen, interval).await,
         Command::Simulate {
             listen,
             write_config,
-        } => demo::simulate(listen, write_config).await,
+            interval,
+        } => demo::simulate(listen, write_config, interval).await,
     }
+}
+
+/// A demo interval: a duration of at least 1 s (shorter would be impolite even to a simulator).
+fn demo_interval(text: &str) -> Result<std::time::Duration, String> {
+    let interval = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if interval < std::time::Duration::from_secs(1) {
+        return Err("must be at least 1s".to_owned());
+    }
+    Ok(interval)
 }
 
 /// Loads the configuration, printing every error; `None` when there was one.

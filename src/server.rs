@@ -51,16 +51,8 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn index() -> Html<&'static str> {
-    Html(concat!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>credwatch</title></head><body>",
-        "<h1>credwatch</h1><ul>",
-        "<li><a href=\"/metrics\">/metrics</a></li>",
-        "<li><a href=\"/api/v1/connections\">/api/v1/connections</a></li>",
-        "<li><a href=\"/readyz\">/readyz</a></li>",
-        "<li><a href=\"/healthz\">/healthz</a></li>",
-        "</ul></body></html>"
-    ))
+async fn index(State(state): State<AppState>) -> Html<String> {
+    Html(crate::page::render(&state.status, Utc::now()))
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -311,24 +311,3 @@ async fn validate_prints_effective_settings_or_every_error() {
     let errors = stderr.lines().filter(|l| l.starts_with("error: ")).count();
     assert!(errors >= 10, "every file's errors are listed: {stderr}");
 }
-
-#[tokio::test]
-async fn demo_checks_the_whole_fleet() {
-    let output = credwatch(&["demo"], &[]).await;
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    for member in credwatch::sim::fleet::members() {
-        let row = stdout
-            .lines()
-            .find(|line| line.starts_with(&format!("{} ", member.name)))
-            .unwrap_or_else(|| panic!("no row for {}:\n{stdout}", member.name));
-        assert!(
-            row.contains(&format!(" {} ", member.expected_state))
-                && row.contains(&format!(" {} ", member.expected_reason)),
-            "{}: expected {}/{}: {row}",
-            member.name,
-            member.expected_state,
-            member.expected_reason
-        );
-    }
-}

@@ -507,9 +507,9 @@ impl Reminders {
             self.rotation = Some(now);
             tracing::warn!(
                 connection = %connection.name,
-                expires_at = ?assessment.expires_at.map(|t| t.to_rfc3339()),
-                source = assessment.source.map(|s| s.as_str()),
-                created_at = ?assessment.created_at.map(|t| t.to_rfc3339()),
+                expires_at = %assessment.expires_at.map_or("unknown".to_owned(), |t| t.to_rfc3339()),
+                source = assessment.source.map_or("-", |s| s.as_str()),
+                created_at = %assessment.created_at.map_or("unknown".to_owned(), |t| t.to_rfc3339()),
                 "token rotation is due: create a new token, update the integration, then revoke the old one"
             );
         }

@@ -282,7 +282,7 @@ pub fn install(simulator: &Simulator) {
             .with_front(Front::Throttle {
                 remaining: 1,
                 status: 429,
-                retry_after: Some("1".to_owned()),
+                retry_after: Some("3".to_owned()),
             }),
     );
     simulator.add_site(
@@ -300,11 +300,20 @@ pub fn write_config(
     dir: &Path,
     simulator: &Simulator,
     closed_port: u16,
+    interval: std::time::Duration,
 ) -> std::io::Result<PathBuf> {
     let secrets = dir.join("secrets");
     std::fs::create_dir_all(&secrets)?;
-    let mut toml = String::from(
-        "# The credwatch demo fleet, served by the built-in Jira simulator.\n\n[defaults]\ninterval = \"30s\"\ntimeout = \"5s\"\n",
+    // Short waits so that a newcomer sees the fleet settle within a minute.
+    let timeout = (interval / 2).min(std::time::Duration::from_secs(5));
+    let backoff = (interval / 4).max(std::time::Duration::from_millis(100));
+    let mut toml = format!(
+        "# The credwatch demo fleet, served by the built-in Jira simulator.\n\n[defaults]\ninterval = \"{}\"\ntimeout = \"{}\"\nbackoff_initial = \"{}\"\nbackoff_max = \"{}\"\ntoken_list_interval = \"{}\"\n",
+        humantime::format_duration(interval),
+        humantime::format_duration(timeout),
+        humantime::format_duration(backoff),
+        humantime::format_duration(interval * 6),
+        humantime::format_duration(interval * 6),
     );
     for member in members() {
         let secret_file = secrets.join(member.name);

@@ -1,0 +1,386 @@
+//! `credwatch demo` end to end, and the status page in a real browser (Debian's headless
+//! chromium, which `.ci/run` installs): the rendered rows match the API, screenshots are saved
+//! under `artifacts/`, and markup from the configuration or from Jira is shown as text.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use credwatch::config::Config;
+use credwatch::daemon::{Daemon, Options};
+use credwatch::probe::Prober;
+use credwatch::sim::{fleet, Pat, Simulator, Site, User};
+use serde_json::Value;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// A running `credwatch demo`, stopped with SIGTERM when dropped.
+struct Demo {
+    child: Child,
+    base: String,
+}
+
+impl Demo {
+    fn start() -> Demo {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_credwatch"))
+            .args(["demo", "--listen", "127.0.0.1:0", "--interval", "2s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("demo starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.trim().strip_prefix("status page: ") {
+                    let _ = sender.send(url.trim_end_matches('/').to_owned());
+                }
+            }
+        });
+        let base = receiver
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the demo prints its status page URL");
+        Demo { child, base }
+    }
+
+    /// Stops the demo and returns its exit code.
+    fn stop(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the demo did not stop within 5 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn get(url: &str) -> String {
+    let response = common::within(
+        Duration::from_secs(5),
+        common::http_client().get(url).send(),
+    )
+    .await
+    .expect("GET");
+    response.text().await.expect("body")
+}
+
+async fn api(base: &str) -> Vec<Value> {
+    serde_json::from_str(&get(&format!("{base}/api/v1/connections")).await).expect("JSON")
+}
+
+/// Waits until every member of the fleet shows the state and reason it is there to show.
+async fn settled(base: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let connections = api(base).await;
+        let wrong: Vec<String> = fleet::members()
+            .iter()
+            .filter_map(|member| {
+                let found = connections.iter().find(|c| c["name"] == member.name)?;
+                let ok = found["state"] == member.expected_state
+                    && found["reason"] == member.expected_reason;
+                (!ok).then(|| format!("{}: {} {}", member.name, found["state"], found["reason"]))
+            })
+            .collect();
+        if wrong.is_empty() && connections.len() == fleet::members().len() {
+            return connections;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo fleet did not settle: {wrong:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Runs headless chromium with the flags a closed network and root need, and `args`.
+async fn chromium(args: Vec<String>) -> std::process::Output {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: install Debian's chromium (bash .ci/run does)"
+    );
+    let profile = tempfile::tempdir().expect("profile dir");
+    let mut all: Vec<String> = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--no-first-run",
+        "--hide-scrollbars",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    all.push(format!("--user-data-dir={}", profile.path().display()));
+    all.extend(args);
+    let job = tokio::task::spawn_blocking(move || {
+        let output = Command::new(CHROMIUM)
+            .args(&all)
+            .output()
+            .expect("chromium runs");
+        drop(profile);
+        output
+    });
+    common::within(Duration::from_secs(90), job)
+        .await
+        .expect("joins")
+}
+
+/// The `(state, reason)` of every row in a rendered DOM, by connection name.
+fn rendered_rows(dom: &str) -> BTreeMap<String, (String, String)> {
+    let attribute = |tag: &str, name: &str| -> String {
+        let start = tag
+            .find(&format!("{name}=\""))
+            .map(|i| i + name.len() + 2)
+            .expect(name);
+        tag[start..]
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    dom.split("<tr ")
+        .skip(1)
+        .filter(|chunk| chunk.starts_with("data-connection="))
+        .map(|chunk| {
+            let tag = chunk.split('>').next().unwrap_or_default();
+            (
+                attribute(tag, "data-connection"),
+                (attribute(tag, "data-state"), attribute(tag, "data-reason")),
+            )
+        })
+        .collect()
+}
+
+fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    dir
+}
+
+#[tokio::test]
+async fn the_demo_shows_every_state_and_reason_through_the_api_and_the_metrics() {
+    let demo = Demo::start();
+    let connections = settled(&demo.base).await;
+    assert!(connections.len() >= 10, "a fleet of at least 10");
+    let states: std::collections::BTreeSet<&str> = connections
+        .iter()
+        .filter_map(|c| c["state"].as_str())
+        .collect();
+    for state in ["valid", "invalid", "locked", "forbidden", "unknown"] {
+        assert!(states.contains(state), "the fleet shows {state}");
+    }
+    let metrics = get(&format!("{}/metrics", demo.base)).await;
+    for member in fleet::members() {
+        let series = format!(
+            "credwatch_credential_state{{connection=\"{}\",state=\"{}\"}}",
+            member.name, member.expected_state
+        );
+        assert_eq!(sample(&metrics, &series), Some(1.0), "{series}");
+    }
+    assert_eq!(
+        sample(
+            &metrics,
+            "credwatch_token_rotation_due{connection=\"dc-sync-expiring\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "credwatch_token_rotation_due{connection=\"dc-reports\"}"
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "credwatch_token_never_expires{connection=\"dc-legacy-bot\"}"
+        ),
+        Some(1.0)
+    );
+    for (connection, source) in [
+        ("dc-reports", "jira"),
+        ("cloud-ops", "config"),
+        ("cloud-burst-limited", "derived"),
+    ] {
+        let series = format!("credwatch_token_expiry_timestamp_seconds{{connection=\"{connection}\",source=\"{source}\"}}");
+        assert!(sample(&metrics, &series).is_some(), "{series}");
+    }
+    assert!(
+        sample(
+            &metrics,
+            "credwatch_rate_limited_total{connection=\"cloud-burst-limited\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "the burst-limited site was rate limited before it recovered"
+    );
+    assert_eq!(demo.stop(), Some(0));
+}
+
+#[tokio::test]
+async fn the_status_page_renders_in_a_real_browser_as_the_api_says() {
+    let demo = Demo::start();
+    let connections = settled(&demo.base).await;
+    let page = format!("{}/", demo.base);
+    let output = chromium(vec!["--dump-dom".into(), page.clone()]).await;
+    let dom = String::from_utf8_lossy(&output.stdout).into_owned();
+    let rows = rendered_rows(&dom);
+    let expected: BTreeMap<String, (String, String)> = connections
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().expect("name").to_owned(),
+                (
+                    c["state"].as_str().expect("state").to_owned(),
+                    c["reason"].as_str().unwrap_or("not probed yet").to_owned(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(rows, expected, "the rendered rows are the API's");
+    let order: Vec<&str> = dom
+        .split("data-connection=\"")
+        .skip(1)
+        .filter_map(|chunk| chunk.split('"').next())
+        .collect();
+    assert_eq!(
+        order.first(),
+        Some(&"dc-locked-basic"),
+        "worst first: {order:?}"
+    );
+    assert!(dom.contains("data-summary-rotation-due=\"1\""));
+    assert!(dom.contains("policy: the token never expires"));
+    assert!(dom.contains("stopped (locked)"));
+    assert!(dom.contains("(derived)") && dom.contains("(jira)") && dom.contains("(config)"));
+
+    let dir = artifacts();
+    for (name, size) in [
+        ("status-page-desktop.png", "1500,1250"),
+        ("status-page-phone.png", "390,1400"),
+    ] {
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        chromium(vec![
+            format!("--window-size={size}"),
+            format!("--screenshot={}", path.display()),
+            page.clone(),
+        ])
+        .await;
+        let png = std::fs::read(&path).unwrap_or_else(|_| panic!("{name} was written"));
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{name}: {} bytes",
+            png.len()
+        );
+    }
+    assert_eq!(demo.stop(), Some(0));
+}
+
+#[tokio::test]
+async fn markup_from_the_configuration_or_from_jira_is_shown_as_text() {
+    let simulator = Simulator::start().await.expect("simulator");
+    let hostile = "<script>alert('jira')</script>";
+    simulator.add_site(
+        "dc",
+        Site::server().with_user(User::new(hostile).with_pat(Pat::new(
+            1,
+            "credwatch",
+            "tok",
+            Some(30),
+        ))),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("credwatch.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[connection]]\nname = \"hostile\"\nurl = \"{}\"\ntoken = \"tok\"\ninterval = \"1s\"\ntimeout = \"500ms\"\nlabels = {{ note = \"<script>alert('label')</script>\", team = \"a&b\\\"c\" }}\n",
+            simulator.url("dc")
+        ),
+    )
+    .expect("write");
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let options = Options {
+        config: path,
+        enable_lifecycle: false,
+        grace: Duration::from_secs(1),
+    };
+    let daemon =
+        Daemon::start(config, listener, options, Prober::new().expect("prober")).expect("daemon");
+    let base = format!("http://{}", daemon.addr());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while api(&base).await[0]["state"] != "valid" {
+        assert!(Instant::now() < deadline, "not probed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let html = get(&format!("{base}/")).await;
+    assert!(!html.contains("<script"), "raw markup reached the page");
+    assert!(
+        html.contains("note=&lt;script&gt;alert(&#39;label&#39;)&lt;/script&gt;"),
+        "the label is escaped"
+    );
+    assert!(
+        html.contains("&lt;script&gt;alert(&#39;jira&#39;)&lt;/script&gt;"),
+        "Jira's account is escaped"
+    );
+    assert!(html.contains("team=a&amp;b&quot;c"));
+    assert!(
+        !html.contains("tok<") && !html.contains(">tok"),
+        "no secret on the page"
+    );
+
+    let output = chromium(vec!["--dump-dom".into(), format!("{base}/")]).await;
+    let dom = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        dom.contains("<tr data-connection=\"hostile\""),
+        "the page rendered: {dom}"
+    );
+    assert!(
+        !dom.contains("<script"),
+        "the browser built no script element"
+    );
+    assert!(
+        dom.contains("&lt;script&gt;alert('label')&lt;/script&gt;"),
+        "shown as text"
+    );
+    assert!(
+        dom.contains("&lt;script&gt;alert('jira')&lt;/script&gt;"),
+        "shown as text"
+    );
+}
