@@ -110,18 +110,18 @@ fn render_inner(inner: &Inner, now: DateTime<Utc>) -> String {
     });
 
     let mut out = String::with_capacity(4096 + rows.len() * 1024);
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\">\
-         <title>credwatch: {} connections</title><style>{STYLE}</style></head><body>\n",
+         <title>credwatch: {} connections</title><style>{STYLE}</style></head><body>",
         rows.len()
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<header><h1>credwatch</h1><p class=\"muted\">Jira credentials, as of {} UTC; this page refreshes every {REFRESH_SECONDS} s. \
-         <a href=\"/metrics\">metrics</a> · <a href=\"/api/v1/connections\">API</a> · <a href=\"/readyz\">readiness</a></p></header>\n",
+         <a href=\"/metrics\">metrics</a> · <a href=\"/api/v1/connections\">API</a> · <a href=\"/readyz\">readiness</a></p></header>",
         now.format("%Y-%m-%d %H:%M:%S")
     );
 
@@ -243,9 +243,9 @@ fn render_row(out: &mut String, entry: &Entry, expiry: &Assessment, now: DateTim
         (None, Some(at)) => relative(at, now),
         (None, None) => "-".to_owned(),
     };
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<td data-label=\"Last probe\">{}</td><td data-label=\"Next probe\">{}</td></tr>\n",
+        "<td data-label=\"Last probe\">{}</td><td data-label=\"Next probe\">{}</td></tr>",
         escape(&last_probe),
         escape(&next_probe)
     );
