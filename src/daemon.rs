@@ -221,6 +221,29 @@ fn reload(
     }
 }
 
+/// Tells systemd about the daemon's state (`Type=notify`), when it runs under systemd: a
+/// datagram to `$NOTIFY_SOCKET` (a path, or an abstract socket name starting with `@`).
+/// Without the variable it does nothing.
+pub fn sd_notify(state: &str) {
+    use std::os::linux::net::SocketAddrExt as _;
+    use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let target = target.to_string_lossy().into_owned();
+    let address = match target.strip_prefix('@') {
+        Some(name) => UnixAddr::from_abstract_name(name.as_bytes()),
+        None => UnixAddr::from_pathname(&target),
+    };
+    let sent = UnixDatagram::unbound().and_then(|socket| {
+        let address = address?;
+        socket.send_to_addr(state.as_bytes(), &address)
+    });
+    if let Err(error) = sent {
+        tracing::debug!(%error, "cannot notify systemd");
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT, reloading on SIGHUP.
 pub async fn run(config: Config, listen: SocketAddr, options: Options) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -234,17 +257,21 @@ pub async fn run(config: Config, listen: SocketAddr, options: Options) -> anyhow
     let daemon = Daemon::start(config, listener, options, Prober::new()?)
         .context("cannot start the daemon")?;
     let reloader = daemon.reloader();
+    sd_notify("READY=1\nSTATUS=probing");
     loop {
         tokio::select! {
             _ = hangup.recv() => {
                 tracing::info!("SIGHUP: reloading the configuration");
+                sd_notify("RELOADING=1");
                 // The outcome is logged by the reload itself.
                 let _ = request_reload(&reloader).await;
+                sd_notify("READY=1");
             }
             _ = terminate.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
             _ = interrupt.recv() => { tracing::info!("SIGINT: shutting down"); break; }
         }
     }
+    sd_notify("STOPPING=1");
     daemon.shutdown(grace).await;
     Ok(())
 }

@@ -226,6 +226,14 @@ fn render_status(inner: &Inner) -> String {
         &format!("When a probe last reached ok, {BACKGROUND}; absent if none has."),
         |e| e.last_success_at.map(seconds),
     );
+    per_connection(
+        &mut out,
+        &entries,
+        "credwatch_probe_interval_seconds",
+        "gauge",
+        "The connection's configured probe interval (for staleness alerts).",
+        |e| Some(e.connection.interval.as_secs_f64()),
+    );
     per_connection(&mut out, &entries, "credwatch_next_probe_timestamp_seconds", "gauge",
         "When the next background probe is due; absent while probing is stopped (after failed Basic logins or a CAPTCHA lock).",
         |e| e.next_probe_at.map(seconds));

@@ -904,3 +904,53 @@ async fn the_binary_exits_zero_on_sigterm_with_a_probe_hanging() {
     };
     assert_eq!(code, Some(0));
 }
+
+#[tokio::test]
+async fn the_binary_tells_systemd_when_it_is_ready_reloading_and_stopping() {
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site("dc", pat_site(&[("svc", "t")]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        dir.path(),
+        "credwatch.toml",
+        &pat_connection("c", &simulator.url("dc"), "t", "interval = \"1m\""),
+    );
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"))
+        .args([
+            "run",
+            "--config",
+            path.to_str().expect("path"),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let receive = |socket: &std::os::unix::net::UnixDatagram| {
+        let mut buffer = [0u8; 256];
+        let n = socket
+            .recv(&mut buffer)
+            .expect("a notification within 10 s");
+        String::from_utf8_lossy(&buffer[..n]).into_owned()
+    };
+    let signal = |name: &str| {
+        std::process::Command::new("kill")
+            .args([&format!("-{name}"), &child.id().to_string()])
+            .status()
+            .expect("kill");
+    };
+    assert!(receive(&socket).starts_with("READY=1"));
+    signal("HUP");
+    assert_eq!(receive(&socket), "RELOADING=1");
+    assert_eq!(receive(&socket), "READY=1");
+    signal("TERM");
+    assert_eq!(receive(&socket), "STOPPING=1");
+    assert_eq!(child.wait().expect("exit").code(), Some(0));
+}
