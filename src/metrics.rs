@@ -164,6 +164,21 @@ fn render_status(inner: &Inner) -> String {
                 .map(|o| f64::from(u8::from(o.reason == crate::probe::Reason::Ok)))
         },
     );
+    let name = "credwatch_probe_reason";
+    let mut family = Family::new(&mut out, name, "gauge",
+        &format!("Always 1, labelled with the reason the last probe ended with, {BACKGROUND}; absent before the first probe."));
+    for entry in &entries {
+        if let Some(outcome) = &entry.last {
+            family.sample(
+                name,
+                &[
+                    ("connection", &entry.connection.name),
+                    ("reason", outcome.reason.as_str()),
+                ],
+                1.0,
+            );
+        }
+    }
     per_connection(
         &mut out,
         &entries,

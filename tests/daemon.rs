@@ -694,6 +694,27 @@ async fn metrics_are_named_and_valued_as_documented() {
         Some(1.0)
     );
     assert_eq!(
+        sample(
+            &metrics,
+            "credwatch_probe_reason{connection=\"ok\",reason=\"ok\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "credwatch_probe_reason{connection=\"bad\",reason=\"unauthorized\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "credwatch_probe_interval_seconds{connection=\"ok\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
         sample(&metrics, "credwatch_probe_success{connection=\"bad\"}"),
         Some(0.0)
     );
@@ -792,6 +813,8 @@ async fn metrics_are_named_and_valued_as_documented() {
     for family in [
         "credwatch_credential_state gauge",
         "credwatch_probe_success gauge",
+        "credwatch_probe_reason gauge",
+        "credwatch_probe_interval_seconds gauge",
         "credwatch_probe_duration_seconds gauge",
         "credwatch_probe_http_status_code gauge",
         "credwatch_probes_total counter",

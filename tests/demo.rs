@@ -5,9 +5,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use credwatch::config::Config;
@@ -16,64 +15,9 @@ use credwatch::probe::Prober;
 use credwatch::sim::{fleet, Pat, Simulator, Site, User};
 use serde_json::Value;
 
+use common::Demo;
+
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// A running `credwatch demo`, stopped with SIGTERM when dropped.
-struct Demo {
-    child: Child,
-    base: String,
-}
-
-impl Demo {
-    fn start() -> Demo {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_credwatch"))
-            .args(["demo", "--listen", "127.0.0.1:0", "--interval", "2s"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("demo starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.trim().strip_prefix("status page: ") {
-                    let _ = sender.send(url.trim_end_matches('/').to_owned());
-                }
-            }
-        });
-        let base = receiver
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the demo prints its status page URL");
-        Demo { child, base }
-    }
-
-    /// Stops the demo and returns its exit code.
-    fn stop(mut self) -> Option<i32> {
-        let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the demo did not stop within 5 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn get(url: &str) -> String {
     let response = common::within(

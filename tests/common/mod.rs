@@ -2,8 +2,11 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::future::Future;
+use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use std::time::Instant;
 
 use credwatch::config::{Config, Connection};
 
@@ -46,4 +49,63 @@ impl reqwest::dns::Resolve for NoSuchHost {
 pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
+}
+
+/// A running `credwatch demo`, stopped with SIGTERM when dropped.
+pub struct Demo {
+    child: Child,
+    /// The daemon's base URL, without a trailing slash.
+    pub base: String,
+}
+
+impl Demo {
+    /// Starts `credwatch demo` on a free loopback port, probing every 2 s.
+    pub fn start() -> Demo {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_credwatch"))
+            .args(["demo", "--listen", "127.0.0.1:0", "--interval", "2s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("demo starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.trim().strip_prefix("status page: ") {
+                    let _ = sender.send(url.trim_end_matches('/').to_owned());
+                }
+            }
+        });
+        let base = receiver
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the demo prints its status page URL");
+        Demo { child, base }
+    }
+
+    /// Stops the demo and returns its exit code.
+    pub fn stop(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the demo did not stop within 5 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,320 @@
+//! With a real Prometheus (Debian's package, which `.ci/run` installs): it scrapes
+//! `credwatch demo` with the shipped rules and a 1 s evaluation interval, ingests every
+//! connection's state, and fires the rejected, locked and expiring alerts for the right
+//! connections and none for a healthy one. Also: `promtool check metrics` finds nothing to
+//! complain about in credwatch's exposition, and every query of the shipped Grafana dashboard
+//! is valid PromQL over metrics credwatch exports.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use credwatch::sim::fleet;
+use serde_json::Value;
+
+use common::Demo;
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+const PROMTOOL: &str = "/usr/bin/promtool";
+
+fn require(binary: &str) {
+    assert!(
+        Path::new(binary).exists(),
+        "{binary} is missing: install Debian's prometheus package (bash .ci/run does)"
+    );
+}
+
+/// A Prometheus server on a free loopback port, stopped when dropped.
+struct Prometheus {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+impl Prometheus {
+    fn start(target: &str) -> Prometheus {
+        require(PROMETHEUS);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rules =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/credwatch-rules.yml");
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: credwatch\n    static_configs:\n      - targets: ['{target}']\n",
+            rules.display()
+        );
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, config).expect("write");
+        let port = free_port();
+        let child = Command::new(PROMETHEUS)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus starts");
+        Prometheus {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+}
+
+async fn get_json(url: &str) -> Option<Value> {
+    let response = tokio::time::timeout(
+        Duration::from_secs(5),
+        common::http_client().get(url).send(),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    serde_json::from_str(&response.text().await.ok()?).ok()
+}
+
+/// An instant query's result; empty while Prometheus is still starting.
+async fn query(prometheus: &Prometheus, promql: &str) -> Vec<Value> {
+    let mut url = reqwest::Url::parse(&format!("{}/api/v1/query", prometheus.base)).expect("url");
+    url.query_pairs_mut().append_pair("query", promql);
+    get_json(url.as_str())
+        .await
+        .and_then(|body| body["data"]["result"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// `(alertname, connection)` of every firing alert.
+async fn firing(prometheus: &Prometheus) -> BTreeSet<(String, String)> {
+    let Some(body) = get_json(&format!("{}/api/v1/alerts", prometheus.base)).await else {
+        return BTreeSet::new();
+    };
+    body["data"]["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["state"] == "firing")
+        .map(|a| {
+            (
+                a["labels"]["alertname"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                a["labels"]["connection"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_real_prometheus_ingests_the_states_and_fires_the_shipped_alerts_for_the_right_connections(
+) {
+    let demo = Demo::start();
+    let target = demo.base.trim_start_matches("http://").to_owned();
+    let prometheus = Prometheus::start(&target);
+
+    // Every connection's state, ingested as credwatch reports it.
+    let expected: BTreeMap<String, String> = fleet::members()
+        .iter()
+        .map(|m| (m.name.to_owned(), m.expected_state.to_owned()))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let result = query(&prometheus, "credwatch_credential_state == 1").await;
+        let ingested: BTreeMap<String, String> = result
+            .iter()
+            .map(|r| {
+                (
+                    r["metric"]["connection"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    r["metric"]["state"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        if ingested == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "states not ingested as expected: {ingested:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let must_fire: BTreeSet<(String, String)> = [
+        ("CredwatchCredentialRejected", "dc-revoked-bot"),
+        ("CredwatchCredentialRejected", "dc-borrowed-token"),
+        ("CredwatchCredentialRejected", "cloud-password"),
+        ("CredwatchCredentialLocked", "dc-locked-basic"),
+        ("CredwatchTokenExpiryImminent", "dc-sync-expiring"),
+        ("CredwatchTokenRotationDue", "dc-sync-expiring"),
+    ]
+    .iter()
+    .map(|(a, c)| (a.to_string(), c.to_string()))
+    .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = BTreeSet::new();
+    loop {
+        seen.extend(firing(&prometheus).await);
+        if must_fire.is_subset(&seen) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "missing alerts: {:?}; firing: {seen:?}",
+            must_fire.difference(&seen).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // A few more evaluations, then: nothing ever fired for a healthy connection.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    seen.extend(firing(&prometheus).await);
+    for healthy in ["dc-ci-pipeline", "dc-reports", "cloud-ops", "dc-legacy-bot"] {
+        let fired: Vec<_> = seen.iter().filter(|(_, c)| c == healthy).collect();
+        assert!(
+            fired.is_empty(),
+            "alerts fired for the healthy {healthy}: {fired:?}"
+        );
+    }
+    // The expiry alert is the imminent one, not also the 'soon' one.
+    assert!(!seen.contains(&(
+        "CredwatchTokenExpiringSoon".to_owned(),
+        "dc-sync-expiring".to_owned()
+    )));
+    assert_eq!(demo.stop(), Some(0));
+}
+
+/// Every `expr` in a Grafana dashboard, recursively.
+fn expressions(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("expr", Value::String(expr)) => found.push(expr.clone()),
+                    _ => expressions(value, found),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| expressions(v, found)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn promtool_accepts_the_exposition_and_every_dashboard_query() {
+    require(PROMTOOL);
+    let demo = Demo::start();
+    // Let every connection be probed once, so that every family has samples.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let metrics = common::http_client()
+        .get(format!("{}/metrics", demo.base))
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    let mut child = Command::new(PROMTOOL)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(metrics.as_bytes())
+        .expect("write");
+    let output = child.wait_with_output().expect("promtool runs");
+    let complaints = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && complaints.trim().is_empty(),
+        "promtool check metrics: {complaints}"
+    );
+
+    let exported: BTreeSet<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/credwatch.json"),
+        )
+        .expect("dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    let mut exprs = Vec::new();
+    expressions(&dashboard["panels"], &mut exprs);
+    assert!(exprs.len() >= 10, "{} queries", exprs.len());
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, expr) in exprs.iter().enumerate() {
+        for name in expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|t| t.starts_with("credwatch_") || t.starts_with("process_"))
+        {
+            assert!(
+                exported.contains(name),
+                "the dashboard queries {name}, which credwatch does not export"
+            );
+        }
+        let concrete = expr
+            .replace("$connection", ".*")
+            .replace("$__rate_interval", "5m")
+            .replace("$__range", "1h");
+        let quoted = serde_json::to_string(&concrete).expect("quote");
+        rules.push_str(&format!(
+            "      - record: dashboard:query_{i}\n        expr: {quoted}\n"
+        ));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("dashboard-rules.yml");
+    std::fs::write(&path, rules).expect("write");
+    let output = Command::new(PROMTOOL)
+        .args(["check", "rules"])
+        .arg(&path)
+        .output()
+        .expect("promtool");
+    assert!(
+        output.status.success(),
+        "a dashboard query is not valid PromQL:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let variable = dashboard["templating"]["list"][1]["definition"]
+        .as_str()
+        .expect("connection variable");
+    assert!(
+        variable.contains("credwatch_connection_info")
+            && exported.contains("credwatch_connection_info")
+    );
+    assert_eq!(demo.stop(), Some(0));
+}
