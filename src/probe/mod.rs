@@ -287,7 +287,14 @@ impl Prober {
                 Err(failed(auth, Reason::Timeout, detail, started))
             }
             Ok(Err(error)) => {
-                let (reason, detail) = transport_failure(&error);
+                let (reason, mut detail) = transport_failure(&error);
+                if reason == Reason::Timeout {
+                    // reqwest's own timer may fire first; say it the same way either way.
+                    detail = format!(
+                        "no complete answer within {}",
+                        humantime::format_duration(connection.timeout)
+                    );
+                }
                 Err(failed(auth, reason, detail, started))
             }
             Ok(Ok(answer)) => Ok(answer),

@@ -401,9 +401,11 @@ async fn watch_connection(
         }
         let known_expiry = shared.status.known_expiry(&name, Utc::now());
         let probe = async {
-            // Neither semaphore is ever closed, so acquiring cannot fail.
-            let _global = global.acquire_owned().await;
+            // The site's permit first: a connection queueing behind its own site's bound
+            // (a site that hangs) must not hold a global permit meanwhile, or a slow site
+            // starves every other one. Neither semaphore is ever closed.
             let _site = site.permits.clone().acquire_owned().await;
+            let _global = global.acquire_owned().await;
             let outcome = shared
                 .prober
                 .probe_expecting(&connection, known_expiry)

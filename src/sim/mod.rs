@@ -8,6 +8,7 @@
 //! Cloud's API-token rules), so tests set up a situation rather than a canned answer.
 
 pub mod answer;
+pub mod fault;
 pub mod fleet;
 pub mod model;
 pub mod tls;
