@@ -70,25 +70,53 @@ pub async fn run(listen: SocketAddr, interval: Duration) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Runs the simulator with the demo fleet until interrupted, optionally writing a
-/// configuration for it.
+/// A fleet of many valid connections instead of the demo fleet.
+#[derive(Debug, Clone, Copy)]
+pub struct Scale {
+    /// How many connections.
+    pub connections: usize,
+    /// Over how many sites.
+    pub sites: usize,
+}
+
+/// Runs the simulator with the demo fleet (or a scale fleet) until interrupted, optionally
+/// writing a configuration for it.
 pub async fn simulate(
     listen: SocketAddr,
     write_config: Option<PathBuf>,
     interval: Duration,
+    scale: Option<Scale>,
 ) -> anyhow::Result<u8> {
-    let simulator = start(listen).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let simulator = Simulator::serve(listener).context("cannot start the Jira simulator")?;
+    match scale {
+        Some(scale) => fleet::install_scale(&simulator, scale.connections, scale.sites),
+        None => fleet::install(&simulator),
+    }
     println!("Jira simulator listening on http://{}", simulator.addr());
-    for member in fleet::members() {
-        if let Some(site) = member.site {
-            println!("  {:<22} {}", member.name, simulator.url(site));
+    if scale.is_none() {
+        for member in fleet::members() {
+            if let Some(site) = member.site {
+                println!("  {:<22} {}", member.name, simulator.url(site));
+            }
         }
     }
     if let Some(dir) = write_config {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = fleet::write_config(&dir, &simulator, closed_port()?, interval)
-            .with_context(|| format!("cannot write the configuration into {}", dir.display()))?;
+        let path = match scale {
+            Some(scale) => fleet::write_scale_config(
+                &dir,
+                &simulator,
+                scale.connections,
+                scale.sites,
+                interval,
+            ),
+            None => fleet::write_config(&dir, &simulator, closed_port()?, interval),
+        }
+        .with_context(|| format!("cannot write the configuration into {}", dir.display()))?;
         println!("configuration written to {}", path.display());
     }
     tokio::signal::ctrl_c()

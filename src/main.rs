@@ -104,6 +104,13 @@ enum Command {
         /// The probe interval written into that configuration.
         #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = demo_interval)]
         interval: std::time::Duration,
+        /// Serve this many valid PAT connections instead of the demo fleet (soak tests and
+        /// benchmarks).
+        #[arg(long, value_name = "N")]
+        scale: Option<usize>,
+        /// With --scale: spread the connections over this many sites.
+        #[arg(long, default_value_t = 10, value_name = "N", requires = "scale")]
+        sites: usize,
     },
 }
 
@@ -201,7 +208,12 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             listen,
             write_config,
             interval,
-        } => demo::simulate(listen, write_config, interval).await,
+            scale,
+            sites,
+        } => {
+            let scale = scale.map(|connections| demo::Scale { connections, sites });
+            demo::simulate(listen, write_config, interval, scale).await
+        }
     }
 }
 

@@ -370,6 +370,11 @@ fn render_status(inner: &Inner) -> String {
         "When the configuration was last loaded successfully.",
     )
     .sample(name, &[], seconds(inner.reload.last_success_at));
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let name = "credwatch_runtime_alive_tasks";
+        Family::new(&mut out, name, "gauge", "Tasks alive in credwatch's async runtime (one per connection, plus the server's): growth with a stable configuration is a leak.")
+            .sample(name, &[], runtime.metrics().num_alive_tasks() as f64);
+    }
     let name = "credwatch_build_info";
     Family::new(&mut out, name, "gauge", "credwatch's version, always 1.").sample(
         name,

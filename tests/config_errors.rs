@@ -67,11 +67,12 @@ fn a_directory_merges_files_and_names_stay_unique_across_them() {
     let config = Config::load(dir.path()).expect("loads");
     let names: Vec<&str> = config.connections.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["one", "two"]);
-    assert_eq!(
-        config.warnings.len(),
-        2,
-        "inline secrets draw a warning each"
-    );
+    let inline = config
+        .warnings
+        .iter()
+        .filter(|w| w.contains("the secret is written in the configuration file"))
+        .count();
+    assert_eq!(inline, 2, "inline secrets draw a warning each");
 
     std::fs::write(dir.path().join("c.toml"), connection("one")).expect("write");
     let errors = Config::load(dir.path()).expect_err("duplicate").to_string();
@@ -98,4 +99,36 @@ fn defaults_apply_and_connections_override_them() {
     assert_eq!(a.timeout.as_secs(), 5);
     assert_eq!(a.labels.get("env").map(String::as_str), Some("prod"));
     assert_eq!(a.labels.get("team").map(String::as_str), Some("y"));
+}
+
+#[test]
+fn a_config_with_inline_secrets_readable_by_others_draws_a_warning() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("inline.toml");
+    std::fs::write(&path, "[[connection]]\nname = \"a\"\nurl = \"https://jira.example.com\"\ntoken = \"perm-canary\"\n").expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let warnings = Config::load(&path).expect("loads").warnings;
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("readable by other users (mode 644)")),
+        "{warnings:?}"
+    );
+    assert!(warnings.iter().all(|w| !w.contains("perm-canary")));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let warnings = Config::load(&path).expect("loads").warnings;
+    assert!(
+        !warnings
+            .iter()
+            .any(|w| w.contains("readable by other users")),
+        "{warnings:?}"
+    );
+    // A world-readable file without inline secrets is fine.
+    let secret = dir.path().join("token");
+    std::fs::write(&secret, "t\n").expect("write");
+    let clean = dir.path().join("clean.toml");
+    std::fs::write(&clean, "[[connection]]\nname = \"a\"\nurl = \"https://jira.example.com\"\ntoken_file = \"token\"\n").expect("write");
+    std::fs::set_permissions(&clean, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    assert!(Config::load(&clean).expect("loads").warnings.is_empty());
 }

@@ -220,7 +220,9 @@ impl Config {
                 .map_err(|e| LoadError(vec![file_error(file, format!("cannot read: {e}"))]))?;
             sources.push((file.clone(), text));
         }
-        Self::from_sources(&sources)
+        let mut config = Self::from_sources(&sources)?;
+        config.warnings.extend(exposed_inline_secrets(&config));
+        Ok(config)
     }
 
     /// Builds a configuration from `(file name, TOML text)` pairs, as if read from those files.
@@ -399,6 +401,31 @@ fn read_defaults(
         declared_in = Some(origin);
     }
     (defaults, globals)
+}
+
+/// Files that hold inline secrets and that users other than the owner can read.
+fn exposed_inline_secrets(config: &Config) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut files: Vec<&PathBuf> = config
+        .connections
+        .iter()
+        .filter(|c| matches!(c.secret_source, SecretSource::Inline(_)))
+        .map(|c| &c.origin.file)
+        .collect();
+    files.dedup();
+    files
+        .into_iter()
+        .filter_map(|file| {
+            let mode = std::fs::metadata(file).ok()?.permissions().mode();
+            (mode & 0o077 != 0).then(|| {
+                format!(
+                    "{}: holds inline secrets and is readable by other users (mode {:o}): chmod 600 it, or move the secrets to files or the environment",
+                    file.display(),
+                    mode & 0o777
+                )
+            })
+        })
+        .collect()
 }
 
 fn config_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
