@@ -174,22 +174,21 @@ impl Connection {
             created_at: self.created_at.map(|t| t.to_rfc3339()),
             max_token_age: self
                 .max_token_age
-                .map(|d| humantime::format_duration(d).to_string()),
-            token_list_interval: humantime::format_duration(self.token_list_interval).to_string(),
-            unused_after: humantime::format_duration(self.unused_after).to_string(),
+                .map(|d| keys::format_duration(d).to_string()),
+            token_list_interval: keys::format_duration(self.token_list_interval),
+            unused_after: keys::format_duration(self.unused_after).to_string(),
             token_name: self.token_name.as_deref(),
             allow_insecure_http: self.allow_insecure_http,
             ca_file: self
                 .ca_file
                 .as_ref()
                 .map(|ca| ca.path.display().to_string()),
-            interval: humantime::format_duration(self.interval).to_string(),
-            timeout: humantime::format_duration(self.timeout).to_string(),
-            rotate_before: humantime::format_duration(self.rotate_before).to_string(),
-            backoff_initial: humantime::format_duration(self.backoff_initial).to_string(),
-            backoff_max: humantime::format_duration(self.backoff_max).to_string(),
-            auth_failure_interval: humantime::format_duration(self.auth_failure_interval)
-                .to_string(),
+            interval: keys::format_duration(self.interval).to_string(),
+            timeout: keys::format_duration(self.timeout).to_string(),
+            rotate_before: keys::format_duration(self.rotate_before).to_string(),
+            backoff_initial: keys::format_duration(self.backoff_initial).to_string(),
+            backoff_max: keys::format_duration(self.backoff_max).to_string(),
+            auth_failure_interval: keys::format_duration(self.auth_failure_interval).to_string(),
             labels: &self.labels,
         };
         let basic = self.auth == AuthMethod::Basic;
@@ -469,8 +468,8 @@ pub(super) fn build(
             span("timeout").or(span("interval")),
             format!(
                 "timeout ({}) must be shorter than interval ({})",
-                humantime::format_duration(timeout),
-                humantime::format_duration(interval)
+                keys::format_duration(timeout),
+                keys::format_duration(interval)
             ),
         );
     }
@@ -483,8 +482,8 @@ pub(super) fn build(
             span("backoff_initial").or(span("backoff_max")),
             format!(
                 "backoff_initial ({}) must not be longer than backoff_max ({})",
-                humantime::format_duration(backoff_initial),
-                humantime::format_duration(backoff_max)
+                keys::format_duration(backoff_initial),
+                keys::format_duration(backoff_max)
             ),
         );
     }

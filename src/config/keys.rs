@@ -202,6 +202,23 @@ pub fn duration(value: &Value) -> Result<Duration, String> {
     Ok(parsed)
 }
 
+/// A duration the way people write them in the configuration: the largest unit that divides
+/// it evenly ("90d", "6h", "5m", "30s", "1500ms").
+pub fn format_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if millis >= size && millis % size == 0 {
+            return format!("{}{unit}", millis / size);
+        }
+    }
+    format!("{millis}ms")
+}
+
 /// A date ("2027-03-01", UTC midnight) or an RFC 3339 time, as a string or a TOML date.
 pub fn date_or_time(value: &Value) -> Result<DateTime<Utc>, String> {
     let text = match value {
@@ -344,6 +361,26 @@ mod tests {
             Settings::default()
                 .apply(key, &value, Path::new("/etc"))
                 .unwrap_or_else(|e| panic!("{key}: {e}"));
+        }
+    }
+
+    #[test]
+    fn durations_print_as_written() {
+        for (text, printed) in [
+            ("90d", "90d"),
+            ("14d", "14d"),
+            ("6h", "6h"),
+            ("5m", "5m"),
+            ("90s", "90s"),
+            ("1500ms", "1500ms"),
+            ("2h 30m", "150m"),
+        ] {
+            let parsed = humantime::parse_duration(text).expect("parses");
+            assert_eq!(format_duration(parsed), printed);
+            assert_eq!(
+                humantime::parse_duration(printed).expect("round-trips"),
+                parsed
+            );
         }
     }
 

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 pub use connection::{authorization_header, CaBundle, Connection};
-pub use keys::parse_date_or_time;
+pub use keys::{format_duration, parse_date_or_time};
 pub use secret::{Secret, SecretError, SecretSource, MASK};
 
 use keys::Settings;
