@@ -248,3 +248,224 @@ timeout = "500ms"
         }
     }
 }
+
+/// Runs `credwatch` with `args` until `ready` answers, lets `work` poke it, then SIGTERMs it;
+/// returns everything it printed and every page it served.
+async fn daemon_outputs(
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+    base: String,
+    work: impl std::future::Future<Output = ()>,
+) -> String {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"))
+        .args(&args)
+        .envs(env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let client = common::http_client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "credwatch did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    work.await;
+    let mut pages = String::new();
+    for path in ["/metrics", "/", "/api/v1/connections", "/readyz"] {
+        let body = client
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("body");
+        assert!(!body.is_empty(), "{path}");
+        pages.push_str(&body);
+    }
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
+        .await
+        .expect("join");
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !stderr.contains("panicked"),
+        "credwatch panicked:\n{stderr}"
+    );
+    format!("{}{stderr}{pages}", String::from_utf8_lossy(&output.stdout))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[tokio::test]
+async fn the_daemon_shows_no_secret_through_faults_a_reload_and_trace_logs() {
+    use credwatch::sim::fault::{Fault, FaultServer};
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site(
+        "dc",
+        Site::server()
+            .with_user(User::new("svc-ci").with_pat(Pat::new(1, "credwatch", PAT_FILE, Some(30))))
+            .with_user(User::new("svc-legacy").with_password(BASIC_GOOD)),
+    );
+    simulator.add_site(
+        "cloud",
+        Site::cloud().with_user(
+            User::new("bot")
+                .with_email("bot@acme.example")
+                .with_api_token(ApiToken::new(API_TOKEN)),
+        ),
+    );
+    let mut faults = Vec::new();
+    let mut fault_toml = String::new();
+    for (i, fault) in [
+        Fault::Silent,
+        Fault::NotHttp,
+        Fault::ResetMidResponse,
+        Fault::InvalidUtf8,
+        Fault::TlsAlert,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let server = FaultServer::start(fault).await.expect("fault server");
+        let scheme = if fault == Fault::TlsAlert {
+            "https"
+        } else {
+            "http"
+        };
+        fault_toml.push_str(&format!(
+            "[[connection]]\nname = \"fault-{i}\"\nurl = \"{}\"\nauth = \"basic\"\nusername = \"svc-legacy\"\npassword_env = \"CANARY_BASIC\"\n\n",
+            server.url(scheme)
+        ));
+        faults.push(server);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_secret(dir.path(), "pat", PAT_FILE);
+    write_secret(dir.path(), "api", API_TOKEN);
+    let config = |extra: &str| {
+        format!(
+            "[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n[[connection]]\nname = \"pat\"\nurl = \"{}\"\ntoken_file = \"pat\"\n\n[[connection]]\nname = \"inline\"\nurl = \"{}\"\ntoken = \"{PAT_INLINE}\"\n\n[[connection]]\nname = \"cloud\"\nurl = \"{}\"\nkind = \"cloud\"\nusername = \"bot@acme.example\"\ntoken_file = \"api\"\n\n[[connection]]\nname = \"basic\"\nurl = \"{}\"\nauth = \"basic\"\nusername = \"svc-legacy\"\npassword_env = \"CANARY_BASIC_GOOD\"\n\n{fault_toml}{extra}",
+            simulator.url("dc"),
+            simulator.url("dc"),
+            simulator.url("cloud"),
+            simulator.url("dc"),
+        )
+    };
+    let path = dir.path().join("credwatch.toml");
+    std::fs::write(&path, config("")).expect("write");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let reload_path = path.clone();
+    let reloaded = config(&format!(
+        "[[connection]]\nname = \"added\"\nurl = \"{}\"\ntoken_env = \"CANARY_PAT\"\n",
+        simulator.url("dc")
+    ));
+    let client = common::http_client();
+    let reload_base = base.clone();
+    let work = async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        std::fs::write(&reload_path, reloaded).expect("write");
+        let response = client
+            .post(format!("{reload_base}/-/reload"))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status().as_u16(), 200);
+        // A broken reload reports errors about connections that hold secrets.
+        std::fs::write(&reload_path, format!("[[connection]]\nname = \"x\"\nurl = \"https://u:{URL_PASSWORD}@jira.example.com\"\ntoken = \"{PAT_INLINE}\"\n")).expect("write");
+        let response = client
+            .post(format!("{reload_base}/-/reload"))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status().as_u16(), 500);
+        let body = response.text().await.expect("body");
+        assert!(
+            !body.contains(URL_PASSWORD) && !body.contains(PAT_INLINE),
+            "{body}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    let everything = daemon_outputs(
+        vec![
+            "--log-format".into(),
+            "json".into(),
+            "run".into(),
+            "--config".into(),
+            path.to_str().expect("path").into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--enable-lifecycle".into(),
+        ],
+        vec![
+            ("RUST_LOG", "trace".into()),
+            ("CANARY_BASIC", BASIC_BAD.into()),
+            ("CANARY_BASIC_GOOD", BASIC_GOOD.into()),
+            ("CANARY_PAT", PAT_ENV.into()),
+        ],
+        base,
+        work,
+    )
+    .await;
+    assert!(
+        everything.contains("\"level\":\"TRACE\""),
+        "trace logging was on"
+    );
+    assert!(
+        faults.iter().all(|f| f.connections() >= 1),
+        "every fault was probed"
+    );
+    for form in forbidden_forms() {
+        assert!(!everything.contains(&form), "the daemon showed {form}");
+    }
+}
+
+#[tokio::test]
+async fn the_demo_shows_none_of_its_secrets() {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let everything = daemon_outputs(
+        vec![
+            "demo".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--interval".into(),
+            "1s".into(),
+        ],
+        vec![("RUST_LOG", "trace".into())],
+        base,
+        tokio::time::sleep(Duration::from_secs(3)),
+    )
+    .await;
+    let b64 = |text: String| base64::engine::general_purpose::STANDARD.encode(text);
+    for member in credwatch::sim::fleet::members() {
+        assert!(
+            !everything.contains(member.secret),
+            "the demo showed {}'s secret",
+            member.name
+        );
+        if let Some(user) = member.username {
+            let basic = b64(format!("{user}:{}", member.secret));
+            assert!(
+                !everything.contains(&basic),
+                "the demo showed {}'s Basic credentials",
+                member.name
+            );
+        }
+    }
+}
