@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::probe::Prober;
 use crate::scheduler::{Scheduler, Summary};
 use crate::server::{self, AppState, ReloadRequest};
+use crate::shard::Shard;
 use crate::state::Status;
 
 /// The default shutdown grace period.
@@ -41,6 +42,18 @@ pub struct Options {
     pub enable_lifecycle: bool,
     /// How long shutdown may take.
     pub grace: Duration,
+    /// This replica's share of the fleet, when the fleet is sharded.
+    pub shard: Option<Shard>,
+}
+
+/// The part of `config` that `shard` owns (all of it without sharding).
+fn owned(mut config: Config, shard: Option<Shard>) -> Config {
+    if let Some(shard) = shard {
+        let total = config.connections.len();
+        config.connections.retain(|c| shard.owns(&c.name));
+        tracing::info!(%shard, owned = config.connections.len(), total, "sharded: probing this replica's share");
+    }
+    config
 }
 
 /// A running daemon.
@@ -63,6 +76,7 @@ impl Daemon {
         prober: Prober,
     ) -> std::io::Result<Daemon> {
         let addr = listener.local_addr()?;
+        let config = owned(config, options.shard);
         let status = Status::new();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (reloads, reload_rx) = mpsc::channel(16);
@@ -198,6 +212,7 @@ fn reload(
 ) -> Result<Summary, String> {
     match Config::load(&options.config) {
         Ok(config) => {
+            let config = owned(config, options.shard);
             for warning in &config.warnings {
                 tracing::warn!("{warning}");
             }

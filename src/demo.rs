@@ -40,6 +40,7 @@ pub async fn run(listen: SocketAddr, interval: Duration) -> anyhow::Result<u8> {
         config: path.clone(),
         enable_lifecycle: true,
         grace: Duration::from_secs(2),
+        shard: None,
     };
     let daemon = Daemon::start(config, listener, options, Prober::new()?)
         .context("cannot start the daemon")?;

@@ -24,5 +24,6 @@ pub mod probe;
 pub mod report;
 pub mod scheduler;
 pub mod server;
+pub mod shard;
 pub mod sim;
 pub mod state;

@@ -55,6 +55,10 @@ enum Command {
         /// Enable POST /-/reload (off by default, like Prometheus's --web.enable-lifecycle).
         #[arg(long)]
         enable_lifecycle: bool,
+        /// Probe and export only shard K of N of the connections (rendezvous hashing of their
+        /// names). K may be a StatefulSet pod name ending in -<ordinal>.
+        #[arg(long, env = "CREDWATCH_SHARD", value_name = "K/N")]
+        shard: Option<credwatch::shard::Shard>,
         /// How long shutdown may take before probes in flight are abandoned.
         #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = humantime::parse_duration)]
         shutdown_grace: std::time::Duration,
@@ -142,6 +146,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             config: path,
             listen,
             enable_lifecycle,
+            shard,
             shutdown_grace,
         } => {
             let Some(config) = load(&path) else {
@@ -151,6 +156,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
                 config: path,
                 enable_lifecycle,
                 grace: shutdown_grace,
+                shard,
             };
             daemon::run(config, listen, options).await?;
             Ok(0)

@@ -49,6 +49,7 @@ impl Harness {
                 config: path,
                 enable_lifecycle,
                 grace: Duration::from_secs(1),
+                shard: None,
             },
             Prober::new().expect("prober"),
         )
@@ -976,4 +977,106 @@ async fn the_binary_tells_systemd_when_it_is_ready_reloading_and_stopping() {
     signal("TERM");
     assert_eq!(receive(&socket), "STOPPING=1");
     assert_eq!(child.wait().expect("exit").code(), Some(0));
+}
+
+#[tokio::test]
+async fn shards_split_the_fleet_between_them_and_export_only_their_own() {
+    use credwatch::shard::Shard;
+    let simulator = Simulator::start().await.expect("simulator");
+    let tokens: Vec<(String, String)> = (0..20)
+        .map(|i| (format!("svc{i}"), format!("t{i}")))
+        .collect();
+    let pairs: Vec<(&str, &str)> = tokens
+        .iter()
+        .map(|(u, t)| (u.as_str(), t.as_str()))
+        .collect();
+    simulator.add_site("dc", pat_site(&pairs));
+    let mut toml = String::from("[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n");
+    for (i, (_, token)) in tokens.iter().enumerate() {
+        toml.push_str(&pat_connection(
+            &format!("conn-{i}"),
+            &simulator.url("dc"),
+            token,
+            "",
+        ));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "credwatch.toml", &toml);
+    let mut owned = Vec::new();
+    for index in 0..2 {
+        let config = Config::load(&path).expect("config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let options = Options {
+            config: path.clone(),
+            enable_lifecycle: false,
+            grace: Duration::from_secs(1),
+            shard: Some(Shard { index, count: 2 }),
+        };
+        let daemon = Daemon::start(config, listener, options, Prober::new().expect("prober"))
+            .expect("daemon");
+        let url = format!("http://{}/api/v1/connections", daemon.addr());
+        let body = common::http_client()
+            .get(url)
+            .send()
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("body");
+        let names: std::collections::BTreeSet<String> = serde_json::from_str::<Vec<Value>>(&body)
+            .expect("JSON")
+            .iter()
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .collect();
+        let metrics = common::http_client()
+            .get(format!("http://{}/metrics", daemon.addr()))
+            .send()
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("body");
+        for i in 0..20 {
+            let name = format!("conn-{i}");
+            let exported = metrics.contains(&format!(
+                "credwatch_connection_info{{connection=\"{name}\","
+            ));
+            assert_eq!(exported, names.contains(&name), "{name} on shard {index}");
+        }
+        owned.push(names);
+        daemon.shutdown(Duration::from_secs(1)).await;
+    }
+    assert!(
+        owned[0].is_disjoint(&owned[1]),
+        "no connection on two shards"
+    );
+    assert_eq!(
+        owned[0].len() + owned[1].len(),
+        20,
+        "every connection on a shard"
+    );
+    assert!(!owned[0].is_empty() && !owned[1].is_empty());
+
+    // The binary takes the shard from the environment, a StatefulSet pod name included.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"))
+        .args([
+            "run",
+            "--config",
+            path.to_str().expect("path"),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("CREDWATCH_SHARD", "credwatch-5/2")
+        .output()
+        .expect("runs");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "an index beyond the count is a usage error"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("the index must be from 0 to count - 1")
+    );
 }

@@ -283,6 +283,7 @@ async fn markup_from_the_configuration_or_from_jira_is_shown_as_text() {
         config: path,
         enable_lifecycle: false,
         grace: Duration::from_secs(1),
+        shard: None,
     };
     let daemon =
         Daemon::start(config, listener, options, Prober::new().expect("prober")).expect("daemon");

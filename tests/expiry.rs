@@ -50,6 +50,7 @@ async fn start(dir: &Path, toml: &str) -> Daemon {
         config: path,
         enable_lifecycle: false,
         grace: Duration::from_secs(1),
+        shard: None,
     };
     Daemon::start(config, listener, options, Prober::new().expect("prober")).expect("daemon")
 }

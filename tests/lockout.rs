@@ -39,6 +39,7 @@ async fn a_day_of_probing_a_wrong_password_never_locks_the_account() {
         config: path,
         enable_lifecycle: false,
         grace: Duration::from_secs(1),
+        shard: None,
     };
     let daemon =
         Daemon::start(config, listener, options, Prober::new().expect("prober")).expect("daemon");

@@ -203,6 +203,23 @@ else
   echo "neither kubectl nor kustomize is installed: the build is not tried (the listing check above stands in)"
 fi
 
+echo "== the sharded overlay (../kubernetes-sharded: a StatefulSet instead of the Deployment)"
+if kubernetes-validate --strict ../kubernetes-sharded/statefulset.yaml >/dev/null 2>&1; then
+  echo "ok: kubernetes-validate --strict ../kubernetes-sharded/statefulset.yaml"
+else
+  kubernetes-validate --strict ../kubernetes-sharded/statefulset.yaml || true
+  fail "kubernetes-validate ../kubernetes-sharded/statefulset.yaml"
+fi
+if [ ${#builder[@]} -gt 0 ]; then
+  if out="$(cd ../kubernetes-sharded && "${builder[@]}" 2>&1)" \
+      && grep -q '^kind: StatefulSet' <<<"$out" && ! grep -q '^kind: Deployment' <<<"$out"; then
+    echo "ok: the overlay builds with a StatefulSet and without the Deployment"
+  else
+    echo "$out"
+    fail "the sharded overlay does not build as expected"
+  fi
+fi
+
 if [ "$status" -eq 0 ]; then
   echo "== all Kubernetes checks passed"
 else
