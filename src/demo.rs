@@ -80,44 +80,80 @@ pub struct Scale {
     pub sites: usize,
 }
 
+/// How `credwatch simulate` runs.
+#[derive(Debug, Clone, Default)]
+pub struct SimulateOptions {
+    /// Where to write a configuration for the fleet.
+    pub write_config: Option<PathBuf>,
+    /// The probe interval written into that configuration.
+    pub interval: Duration,
+    /// A scale fleet instead of the demo fleet.
+    pub scale: Option<Scale>,
+    /// Serve HTTPS with this PEM certificate chain and key.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Close every connection after its answer (no keep-alive).
+    pub close_connections: bool,
+    /// A `ca_file` to write into the configuration (with `tls`).
+    pub ca_file: Option<PathBuf>,
+}
+
 /// Runs the simulator with the demo fleet (or a scale fleet) until interrupted, optionally
 /// writing a configuration for it.
-pub async fn simulate(
-    listen: SocketAddr,
-    write_config: Option<PathBuf>,
-    interval: Duration,
-    scale: Option<Scale>,
-) -> anyhow::Result<u8> {
+pub async fn simulate(listen: SocketAddr, options: SimulateOptions) -> anyhow::Result<u8> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let simulator = Simulator::serve(listener).context("cannot start the Jira simulator")?;
-    match scale {
+    let simulator = match &options.tls {
+        Some((cert, key)) => {
+            let cert =
+                std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+            let key =
+                std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
+            Simulator::serve_tls(listener, &cert, &key)
+        }
+        None => Simulator::serve(listener),
+    }
+    .context("cannot start the Jira simulator")?;
+    simulator.set_close_connections(options.close_connections);
+    match options.scale {
         Some(scale) => fleet::install_scale(&simulator, scale.connections, scale.sites),
         None => fleet::install(&simulator),
     }
-    println!("Jira simulator listening on http://{}", simulator.addr());
-    if scale.is_none() {
+    println!(
+        "Jira simulator listening on {}",
+        simulator.url("").trim_end_matches('/')
+    );
+    if options.scale.is_none() {
         for member in fleet::members() {
             if let Some(site) = member.site {
                 println!("  {:<22} {}", member.name, simulator.url(site));
             }
         }
     }
-    if let Some(dir) = write_config {
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = match scale {
+    if let Some(dir) = &options.write_config {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = match options.scale {
             Some(scale) => fleet::write_scale_config(
-                &dir,
+                dir,
                 &simulator,
                 scale.connections,
                 scale.sites,
-                interval,
+                options.interval,
             ),
-            None => fleet::write_config(&dir, &simulator, closed_port()?, interval),
+            None => fleet::write_config(dir, &simulator, closed_port()?, options.interval),
         }
         .with_context(|| format!("cannot write the configuration into {}", dir.display()))?;
+        if let Some(ca) = &options.ca_file {
+            let ca = std::fs::canonicalize(ca)
+                .with_context(|| format!("cannot find {}", ca.display()))?;
+            let text = std::fs::read_to_string(&path)?;
+            let text = text.replacen(
+                "[defaults]\n",
+                &format!("[defaults]\nca_file = {:?}\n", ca.display().to_string()),
+                1,
+            );
+            std::fs::write(&path, text)?;
+        }
         println!("configuration written to {}", path.display());
     }
     tokio::signal::ctrl_c()

@@ -115,6 +115,18 @@ enum Command {
         /// With --scale: spread the connections over this many sites.
         #[arg(long, default_value_t = 10, value_name = "N", requires = "scale")]
         sites: usize,
+        /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+        #[arg(long, value_name = "PEM", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, value_name = "PEM", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Close every connection after its answer, so each probe pays for a new connection.
+        #[arg(long)]
+        close_connections: bool,
+        /// Write `ca_file = PATH` into the configuration (to trust --tls-cert's issuer).
+        #[arg(long, value_name = "PEM", requires = "write_config")]
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -216,9 +228,20 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             interval,
             scale,
             sites,
+            tls_cert,
+            tls_key,
+            close_connections,
+            ca_file,
         } => {
-            let scale = scale.map(|connections| demo::Scale { connections, sites });
-            demo::simulate(listen, write_config, interval, scale).await
+            let options = demo::SimulateOptions {
+                write_config,
+                interval,
+                scale: scale.map(|connections| demo::Scale { connections, sites }),
+                tls: tls_cert.zip(tls_key),
+                close_connections,
+                ca_file,
+            };
+            demo::simulate(listen, options).await
         }
     }
 }

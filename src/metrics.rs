@@ -346,6 +346,37 @@ fn render_status(inner: &Inner) -> String {
         family.sample(name, &labels, 1.0);
     }
 
+    let name = "credwatch_probe_lateness_seconds";
+    let mut family = Family::new(&mut out, name, "histogram",
+        "How late probes started against their schedule (waiting for a concurrency permit, a busy process); late probes mean credwatch is overloaded.");
+    let mut cumulative = 0;
+    for (bound, count) in crate::state::LATENESS_BUCKETS
+        .iter()
+        .zip(inner.lateness.buckets)
+    {
+        cumulative += count;
+        family.sample(
+            "credwatch_probe_lateness_seconds_bucket",
+            &[("le", &bound.to_string())],
+            cumulative as f64,
+        );
+    }
+    family.sample(
+        "credwatch_probe_lateness_seconds_bucket",
+        &[("le", "+Inf")],
+        inner.lateness.count as f64,
+    );
+    family.sample(
+        "credwatch_probe_lateness_seconds_sum",
+        &[],
+        inner.lateness.sum,
+    );
+    family.sample(
+        "credwatch_probe_lateness_seconds_count",
+        &[],
+        inner.lateness.count as f64,
+    );
+
     let name = "credwatch_connections";
     Family::new(
         &mut out,

@@ -90,6 +90,22 @@ pub struct ReloadStatus {
     pub last_error: Option<String>,
 }
 
+/// The upper bounds of the probe-lateness histogram's buckets, in seconds.
+pub const LATENESS_BUCKETS: [f64; 13] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// How late probes start against their schedule (waiting for permits, a busy runtime).
+#[derive(Debug, Clone, Default)]
+pub struct Lateness {
+    /// Observations at or below each bucket's bound (not cumulative).
+    pub buckets: [u64; LATENESS_BUCKETS.len()],
+    /// The sum of all observations, in seconds.
+    pub sum: f64,
+    /// How many observations.
+    pub count: u64,
+}
+
 /// Everything under the lock.
 #[derive(Debug)]
 pub struct Inner {
@@ -97,6 +113,8 @@ pub struct Inner {
     pub connections: BTreeMap<String, Entry>,
     /// The configuration's reload status.
     pub reload: ReloadStatus,
+    /// How late probes started.
+    pub lateness: Lateness,
 }
 
 /// A handle on the shared status.
@@ -122,6 +140,7 @@ impl Status {
                     last_success_at: Utc::now(),
                     last_error: None,
                 },
+                lateness: Lateness::default(),
             })),
         }
     }
@@ -193,6 +212,18 @@ impl Status {
         entry.last = Some(outcome.clone());
         let to = entry.state();
         (from != to).then_some(Transition { from, to })
+    }
+
+    /// Records how late a probe started against its schedule.
+    pub fn record_lateness(&self, late: Duration) {
+        let seconds = late.as_secs_f64();
+        let mut inner = self.lock();
+        let lateness = &mut inner.lateness;
+        if let Some(bucket) = LATENESS_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            lateness.buckets[bucket] += 1;
+        }
+        lateness.sum += seconds;
+        lateness.count += 1;
     }
 
     /// Records what Jira's PAT API said.

@@ -406,6 +406,9 @@ async fn watch_connection(
             // starves every other one. Neither semaphore is ever closed.
             let _site = site.permits.clone().acquire_owned().await;
             let _global = global.acquire_owned().await;
+            shared
+                .status
+                .record_lateness(Instant::now().saturating_duration_since(scheduled));
             let outcome = shared
                 .prober
                 .probe_expecting(&connection, known_expiry)

@@ -73,6 +73,11 @@ struct World {
     counts: HashMap<String, u64>,
     /// Requests being answered now, and the most ever at once, by site.
     in_flight: HashMap<String, (u32, u32)>,
+    /// Identity probes and token-list requests answered, over all sites.
+    myself_total: u64,
+    tokens_total: u64,
+    /// Whether every answer closes its connection (no keep-alive: a TLS handshake per probe).
+    close_connections: bool,
 }
 
 /// A running simulator. Dropping it stops it.
@@ -175,6 +180,12 @@ impl Simulator {
             .filter(|r| r.site.as_deref() == Some(site))
             .cloned()
             .collect()
+    }
+
+    /// Makes every answer close its connection (`Connection: close`), so that each probe pays
+    /// for a new connection (and, over TLS, a new handshake).
+    pub fn set_close_connections(&self, close: bool) {
+        lock(&self.world).close_connections = close;
     }
 
     /// The most requests a site was ever answering at the same time.
@@ -284,6 +295,19 @@ fn decide(world: &mut World, request: &Request<Body>) -> Action {
             .map(str::to_owned)
     };
     let path = request.uri().path().to_owned();
+    if path == "/_sim/stats" {
+        // Counters for benchmarks, which must not parse a huge /metrics to count probes.
+        let body = serde_json::json!({
+            "myself": world.myself_total,
+            "tokens": world.tokens_total,
+        });
+        return Action::Respond(answer::reply(
+            200,
+            "application/json",
+            &[],
+            body.to_string(),
+        ));
+    }
     let mut segments = path.trim_start_matches('/').splitn(2, '/');
     let site_name = segments.next().unwrap_or_default().to_owned();
     let rest = segments.next().unwrap_or_default().to_owned();
@@ -317,7 +341,16 @@ fn decide(world: &mut World, request: &Request<Body>) -> Action {
         _ => None,
     };
     let authorization = header("authorization");
-    let response = match (request.method().as_str(), rest.as_str()) {
+    if rest.ends_with("/myself") {
+        world.myself_total += 1;
+    } else if rest.ends_with("/tokens") {
+        world.tokens_total += 1;
+    }
+    let close = world.close_connections;
+    let Some(site) = world.sites.get_mut(&site_name) else {
+        return Action::Respond(answer::not_found());
+    };
+    let mut response = match (request.method().as_str(), rest.as_str()) {
         ("GET", "status") => answer::node_status(site.node_state),
         ("GET", "rest/api/2/serverInfo") | ("GET", "rest/api/3/serverInfo") => {
             answer::server_info(site, &site_url)
@@ -331,6 +364,12 @@ fn decide(world: &mut World, request: &Request<Body>) -> Action {
         }
         _ => answer::not_found(),
     };
+    if close {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
     match delay {
         Some(delay) => Action::Later(delay, response),
         None => Action::Respond(response),
