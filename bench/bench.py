@@ -27,6 +27,7 @@ CERT = os.path.join(ROOT, "tests", "fixtures", "localhost.pem")
 KEY = os.path.join(ROOT, "tests", "fixtures", "localhost.key")
 CA = os.path.join(ROOT, "tests", "fixtures", "test-ca.pem")
 TICK = os.sysconf("SC_CLK_TCK")
+THREADS = []  # extra credwatch arguments, e.g. ["--threads", "1"] (set with --threads)
 INSECURE = ssl.create_default_context()
 INSECURE.check_hostname = False
 INSECURE.verify_mode = ssl.CERT_NONE
@@ -81,7 +82,7 @@ class Simulator:
         scheme = "https" if tls else "http"
         self.base = f"{scheme}://127.0.0.1:{port}"
         args = [BIN, "simulate", "--listen", f"127.0.0.1:{port}", "--scale", str(n), "--sites", str(sites),
-                "--interval", f"{interval}s", "--write-config", self.dir]
+                "--interval", f"{interval}s", "--write-config", self.dir, "--no-rate-limit"]
         if tls:
             args += ["--tls-cert", CERT, "--tls-key", KEY, "--ca-file", CA]
         if close:
@@ -136,7 +137,7 @@ def bench_credwatch(n, rate, window, tls=False, close=False, scrapes=20):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     started = time.monotonic()
-    proc = subprocess.Popen([BIN, "run", "--config", sim.config, "--listen", f"127.0.0.1:{port}", "--log-level", "error"],
+    proc = subprocess.Popen([BIN, "run", "--config", sim.config, "--listen", f"127.0.0.1:{port}", "--log-level", "error"] + THREADS,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_for(f"{base}/healthz", timeout=120), "credwatch did not serve"
@@ -147,6 +148,7 @@ def bench_credwatch(n, rate, window, tls=False, close=False, scrapes=20):
         cpu0, probes0, t0 = cpu_seconds(proc.pid), sim.probes(), time.monotonic()
         time.sleep(window)
         cpu1, probes1, t1 = cpu_seconds(proc.pid), sim.probes(), time.monotonic()
+        steady = status_kb(proc.pid, "VmRSS")
         latencies, size, metrics = [], 0, ""
         for _ in range(scrapes):
             status, body, elapsed = get(f"{base}/metrics", timeout=300)
@@ -160,7 +162,7 @@ def bench_credwatch(n, rate, window, tls=False, close=False, scrapes=20):
             "connections": n, "interval_s": interval, "tls": tls, "keep_alive": not close,
             "probes_per_s": probes / (t1 - t0),
             "cpu_s_per_1000": (cpu1 - cpu0) / probes * 1000 if probes else float("nan"),
-            "peak_rss_mib": peak / 1024, "rss_per_connection_kib": peak / n,
+            "rss_mib": steady / 1024, "rss_per_connection_kib": steady / n, "peak_rss_mib": peak / 1024,
             "metrics_median_ms": statistics.median(latencies) * 1000,
             "metrics_p99_ms": latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))] * 1000,
             "metrics_mib": size / 1024 / 1024, "scrapes": len(latencies),
@@ -261,7 +263,10 @@ def main():
     parser.add_argument("--rate", type=int, default=1000, help="probes per second (fixed across sizes)")
     parser.add_argument("--window", type=int, default=30, help="seconds of measurement per run")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--threads", type=int, help="credwatch --threads (runtime worker threads)")
     args = parser.parse_args()
+    if args.threads is not None:
+        THREADS.extend(["--threads", str(args.threads)])
     subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
 
     results = {"machine": f"{os.cpu_count()} CPUs, {os.uname().release}", "rate": args.rate, "credwatch": [], "https": [],
@@ -269,6 +274,7 @@ def main():
     for n in map(int, args.sizes.split(",")):
         print(f"credwatch, {n} connections ...", file=sys.stderr)
         results["credwatch"].append(bench_credwatch(n, args.rate, args.window, scrapes=20 if n <= 10_000 else 3))
+        print(json.dumps(results["credwatch"][-1]), file=sys.stderr)
     for tls, close in [(True, False), (True, True)]:
         print(f"credwatch over HTTPS, keep-alive {not close} ...", file=sys.stderr)
         results["https"].append(bench_credwatch(1000, args.rate, args.window, tls, close, scrapes=3))
@@ -286,11 +292,11 @@ def main():
 
 def report(r):
     print(f"Probe rate {r['rate']}/s; {r['machine']}\n")
-    print("| connections | probes/s | CPU s / 1000 probes | peak RSS | RSS / connection | /metrics median | p99 | size | lateness p50 | p99 | serving | ready |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| connections | probes/s | CPU s / 1000 probes | RSS | RSS / connection | peak RSS (with scrapes) | /metrics median | p99 | size | lateness p50 | p99 | serving | ready |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in r["credwatch"]:
-        print(f"| {c['connections']:,} | {c['probes_per_s']:.0f} | {c['cpu_s_per_1000']:.3f} | {c['peak_rss_mib']:.0f} MiB | "
-              f"{c['rss_per_connection_kib']:.1f} KiB | {c['metrics_median_ms']:.0f} ms | {c['metrics_p99_ms']:.0f} ms | "
+        print(f"| {c['connections']:,} | {c['probes_per_s']:.0f} | {c['cpu_s_per_1000']:.3f} | {c['rss_mib']:.0f} MiB | "
+              f"{c['rss_per_connection_kib']:.1f} KiB | {c['peak_rss_mib']:.0f} MiB | {c['metrics_median_ms']:.0f} ms | {c['metrics_p99_ms']:.0f} ms | "
               f"{c['metrics_mib']:.1f} MiB | {c['lateness_p50_s']:.3f} s | {c['lateness_p99_s']:.3f} s | {c['serving_s']:.2f} s | {c['ready_s']:.1f} s |")
     bb = {b["tls"]: b for b in r["blackbox"]}
     wrk = {(w["tls"], w["keep_alive"]): w for w in r["wrk"]}

@@ -95,6 +95,8 @@ pub struct SimulateOptions {
     pub close_connections: bool,
     /// A `ca_file` to write into the configuration (with `tls`).
     pub ca_file: Option<PathBuf>,
+    /// With `scale`: no per-user rate-limit bucket (benchmarks).
+    pub no_rate_limit: bool,
 }
 
 /// Runs the simulator with the demo fleet (or a scale fleet) until interrupted, optionally
@@ -116,7 +118,12 @@ pub async fn simulate(listen: SocketAddr, options: SimulateOptions) -> anyhow::R
     .context("cannot start the Jira simulator")?;
     simulator.set_close_connections(options.close_connections);
     match options.scale {
-        Some(scale) => fleet::install_scale(&simulator, scale.connections, scale.sites),
+        Some(scale) => fleet::install_scale(
+            &simulator,
+            scale.connections,
+            scale.sites,
+            !options.no_rate_limit,
+        ),
         None => fleet::install(&simulator),
     }
     println!(

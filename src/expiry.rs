@@ -188,6 +188,17 @@ pub fn declared(connection: &Connection) -> Option<(DateTime<Utc>, Source)> {
     None
 }
 
+/// Just the known expiry (Jira's, else the declared one): what every probe needs, without the
+/// rest of [`assess`]'s work.
+pub fn known_expiry(connection: &Connection, listing: Option<&Listing>) -> Option<DateTime<Utc>> {
+    if let Some(Listing::Tokens(entries)) = listing {
+        if let Ok(entry) = pick(entries, connection.token_name.as_deref()) {
+            return entry.expiring_at;
+        }
+    }
+    declared(connection).map(|(expiry, _)| expiry)
+}
+
 /// Assesses a connection's expiry from its configuration and the last token list.
 pub fn assess(
     connection: &Connection,

@@ -22,6 +22,10 @@ struct Cli {
     /// RUST_LOG, when set, wins.
     #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
     log_level: String,
+    /// Worker threads of the async runtime: 1 runs everything on one thread (the least CPU
+    /// per probe), 0 one per CPU.
+    #[arg(long, global = true, default_value_t = 0, value_name = "N")]
+    threads: usize,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -124,6 +128,10 @@ enum Command {
         /// Close every connection after its answer, so each probe pays for a new connection.
         #[arg(long)]
         close_connections: bool,
+        /// With --scale: no per-user rate-limit bucket (for benchmarks that drive one account
+        /// far above Jira's budget).
+        #[arg(long, requires = "scale")]
+        no_rate_limit: bool,
         /// Write `ca_file = PATH` into the configuration (to trust --tls-cert's issuer).
         #[arg(long, value_name = "PEM", requires = "write_config")]
         ca_file: Option<PathBuf>,
@@ -133,10 +141,16 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_level, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = if cli.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if cli.threads > 1 {
+            builder.worker_threads(cli.threads);
+        }
+        builder
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -232,6 +246,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             tls_key,
             close_connections,
             ca_file,
+            no_rate_limit,
         } => {
             let options = demo::SimulateOptions {
                 write_config,
@@ -240,6 +255,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
                 tls: tls_cert.zip(tls_key),
                 close_connections,
                 ca_file,
+                no_rate_limit,
             };
             demo::simulate(listen, options).await
         }

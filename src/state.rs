@@ -234,11 +234,10 @@ impl Status {
     }
 
     /// The expiry that turns a rejection into `expired`: Jira's, else the declared one.
-    pub fn known_expiry(&self, name: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.lock()
-            .connections
-            .get(name)
-            .and_then(|entry| entry.assessment(now).expires_at)
+    pub fn known_expiry(&self, name: &str) -> Option<DateTime<Utc>> {
+        self.lock().connections.get(name).and_then(|entry| {
+            expiry::known_expiry(&entry.connection, entry.tokens.as_ref().map(|t| &t.listing))
+        })
     }
 
     /// The assessment of one connection.

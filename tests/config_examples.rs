@@ -76,7 +76,7 @@ fn every_shipped_configuration_loads() {
     assert_eq!((prod.kind, prod.auth), (Kind::Server, AuthMethod::Pat));
     assert_eq!(prod.url.as_str(), "https://jira.example.com/jira");
     assert_eq!(
-        prod.myself_url(),
+        prod.myself_url().as_str(),
         "https://jira.example.com/jira/rest/api/2/myself"
     );
     assert_eq!(prod.interval.as_secs(), 300);
@@ -92,7 +92,7 @@ fn every_shipped_configuration_loads() {
         (Kind::Cloud, AuthMethod::ApiToken)
     );
     assert_eq!(
-        cloud.myself_url(),
+        cloud.myself_url().as_str(),
         "https://acme.atlassian.net/rest/api/3/myself"
     );
     assert_eq!(cloud.secret.expose(), "example-secret-from-env");

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::keys::{self, Settings};
 use super::{
-    line_of, AuthMethod, ConfigError, Kind, Origin, RawTable, Secret, SecretSource,
+    line_of, AuthMethod, ConfigError, Kind, Lines, Origin, RawTable, Secret, SecretSource,
     DEFAULT_AUTH_FAILURE_INTERVAL, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_INTERVAL,
     DEFAULT_ROTATE_BEFORE, DEFAULT_TIMEOUT, DEFAULT_TOKEN_LIST_INTERVAL, DEFAULT_UNUSED_AFTER,
     MASK,
@@ -92,6 +92,10 @@ pub struct Connection {
     pub auth_failure_interval: Duration,
     /// Where the connection is defined.
     pub origin: Origin,
+    /// The identity probe's URL, parsed once (probes run often).
+    myself: Url,
+    /// The site key, computed once (see [`Connection::site`]).
+    site_key: String,
 }
 
 impl Connection {
@@ -129,26 +133,14 @@ impl Connection {
     }
 
     /// The identity probe's URL: `myself` on API v2 (Server) or v3 (Cloud).
-    pub fn myself_url(&self) -> String {
-        let version = match self.kind {
-            Kind::Server => 2,
-            Kind::Cloud => 3,
-        };
-        format!(
-            "{}/rest/api/{version}/myself",
-            self.url.as_str().trim_end_matches('/')
-        )
+    pub fn myself_url(&self) -> &Url {
+        &self.myself
     }
 
     /// The site this connection belongs to: scheme, host and port, shared by connections
     /// that count against the same Jira budget.
-    pub fn site(&self) -> String {
-        format!(
-            "{}://{}:{}",
-            self.url.scheme(),
-            self.url.host_str().unwrap_or_default(),
-            self.url.port_or_known_default().unwrap_or_default()
-        )
+    pub fn site(&self) -> &str {
+        &self.site_key
     }
 
     /// The `Authorization` header value, marked sensitive so that it never prints.
@@ -304,7 +296,7 @@ const PASSWORD_KEYS: [&str; 3] = ["password", "password_env", "password_file"];
 struct Errors<'a> {
     origin: Origin,
     name: Option<String>,
-    text: &'a str,
+    text: &'a Lines,
     sink: &'a mut Vec<ConfigError>,
     found: usize,
 }
@@ -330,7 +322,7 @@ pub(super) fn build(
     table: &RawTable,
     defaults: &Settings,
     origin: Origin,
-    text: &str,
+    text: &Lines,
     base_dir: &Path,
     sink: &mut Vec<ConfigError>,
 ) -> Option<Connection> {
@@ -498,7 +490,24 @@ pub(super) fn build(
         return None;
     }
     let (name, url, (_, secret_source), secret) = (name?, url?, secret_source?, secret?);
+    let version = match kind {
+        Kind::Server => 2,
+        Kind::Cloud => 3,
+    };
+    let myself = Url::parse(&format!(
+        "{}/rest/api/{version}/myself",
+        url.as_str().trim_end_matches('/')
+    ))
+    .ok()?;
+    let site_key = format!(
+        "{}://{}:{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or_default()
+    );
     Some(Connection {
+        myself,
+        site_key,
         name,
         url,
         kind,

@@ -231,11 +231,11 @@ impl Config {
         let mut parsed = Vec::new();
         for (file, text) in sources {
             match toml::from_str::<RawFile>(text) {
-                Ok(raw) => parsed.push((file, text.as_str(), raw)),
+                Ok(raw) => parsed.push((file, Lines::new(text), raw)),
                 Err(e) => errors.push(ConfigError {
                     origin: Origin {
                         file: file.clone(),
-                        line: e.span().map(|span| line_of(text, span.start)),
+                        line: e.span().map(|span| line_of(&Lines::new(text), span.start)),
                     },
                     connection: None,
                     key: None,
@@ -249,18 +249,18 @@ impl Config {
         let (defaults, globals) = read_defaults(&parsed, &mut errors);
         let mut connections = Vec::new();
         let mut seen: HashMap<String, Origin> = HashMap::new();
-        for (file, text, raw) in &parsed {
+        for (file, lines, raw) in &parsed {
             let base_dir = file.parent().unwrap_or(Path::new("."));
             for table in &raw.connection {
                 let origin = Origin {
                     file: (*file).clone(),
-                    line: Some(line_of(text, table.span().start)),
+                    line: Some(line_of(lines, table.span().start)),
                 };
                 let Some(connection) = connection::build(
                     table.get_ref(),
                     &defaults,
                     origin.clone(),
-                    text,
+                    lines,
                     base_dir,
                     &mut errors,
                 ) else {
@@ -351,7 +351,7 @@ struct RawFile {
 type RawTable = BTreeMap<String, Spanned<toml::Value>>;
 
 fn read_defaults(
-    parsed: &[(&PathBuf, &str, RawFile)],
+    parsed: &[(&PathBuf, Lines, RawFile)],
     errors: &mut Vec<ConfigError>,
 ) -> (Settings, Globals) {
     let mut defaults = Settings::default();
@@ -463,12 +463,23 @@ fn file_error(file: &Path, message: String) -> ConfigError {
     }
 }
 
+/// Where each line of a file starts, so that a byte offset's line is a binary search: counting
+/// newlines from the top for every connection would be quadratic in a 100,000-connection file.
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn new(text: &str) -> Lines {
+        Lines(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+}
+
 /// The 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    let offset = offset.min(text.len());
-    text.as_bytes()[..offset]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+fn line_of(lines: &Lines, offset: usize) -> usize {
+    lines.0.partition_point(|&newline| newline < offset) + 1
 }

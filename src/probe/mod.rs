@@ -157,7 +157,7 @@ impl Prober {
     ) -> Outcome {
         let started = Instant::now();
         let answer = match self
-            .exchange(connection, connection.myself_url(), started)
+            .exchange(connection, connection.myself_url().clone(), started)
             .await
         {
             Ok(answer) => answer,
@@ -184,10 +184,21 @@ impl Prober {
     /// Fetches the caller's personal access tokens (`GET /rest/pat/latest/tokens`).
     pub async fn list_tokens(&self, connection: &Connection) -> TokenListOutcome {
         let started = Instant::now();
-        let url = format!(
+        let url = match reqwest::Url::parse(&format!(
             "{}/rest/pat/latest/tokens",
             connection.url.as_str().trim_end_matches('/')
-        );
+        )) {
+            Ok(url) => url,
+            Err(e) => {
+                let outcome = failed(
+                    connection.auth,
+                    Reason::UnexpectedResponse,
+                    e.to_string(),
+                    started,
+                );
+                return TokenListOutcome::Failed(Box::new(outcome));
+            }
+        };
         let answer = match self.exchange(connection, url, started).await {
             Ok(answer) => answer,
             Err(outcome) => return TokenListOutcome::Failed(Box::new(outcome)),
@@ -249,7 +260,7 @@ impl Prober {
     async fn exchange(
         &self,
         connection: &Connection,
-        url: String,
+        url: reqwest::Url,
         started: Instant,
     ) -> Result<RawAnswer, Outcome> {
         let auth = connection.auth;

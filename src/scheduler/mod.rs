@@ -144,7 +144,7 @@ impl Shared {
         let per_site = limits.globals.max_concurrent_per_site;
         let site = limits
             .sites
-            .entry(connection.site())
+            .entry(connection.site().to_owned())
             .or_insert_with(|| Arc::new(Site::new(per_site)))
             .clone();
         (limits.global.clone(), site)
@@ -245,10 +245,14 @@ impl Scheduler {
                 }
             }
         }
+        // A set, not Config::connection: with 100,000 connections a linear search per
+        // running connection is 10^10 comparisons.
+        let wanted: std::collections::HashSet<&str> =
+            config.connections.iter().map(|c| c.name.as_str()).collect();
         let gone: Vec<String> = self
             .running
             .keys()
-            .filter(|name| config.connection(name).is_none())
+            .filter(|name| !wanted.contains(name.as_str()))
             .cloned()
             .collect();
         for name in gone {
@@ -399,7 +403,7 @@ async fn watch_connection(
             );
             continue;
         }
-        let known_expiry = shared.status.known_expiry(&name, Utc::now());
+        let known_expiry = shared.status.known_expiry(&name);
         let probe = async {
             // The site's permit first: a connection queueing behind its own site's bound
             // (a site that hangs) must not hold a global permit meanwhile, or a slow site
@@ -435,6 +439,7 @@ async fn watch_connection(
 
         let now = Instant::now();
         let mut reopens = site.observe(&connection, &outcome, now);
+        let list_fetched = list.is_some();
         if let Some(list) = list {
             // Anchored to the probe's due time, like the probes themselves, so a cadence equal
             // to the interval lists with every probe rather than every other one.
@@ -461,7 +466,16 @@ async fn watch_connection(
                 );
             }
         }
-        reminders.remind(&shared.status, &connection, now);
+        // The reminders log at most once a day; looking at them once a minute (or when the
+        // token list changed) keeps the full assessment off the per-probe path.
+        if list_fetched
+            || reminders
+                .checked
+                .is_none_or(|at| now.duration_since(at) >= REMINDER_CHECK)
+        {
+            reminders.checked = Some(now);
+            reminders.remind(&shared.status, &connection, now);
+        }
         match policy.after(&connection, &outcome, policy::jitter()) {
             Decision::After(wait) => {
                 let mut next = policy::next_due(scheduled, wait, now);
@@ -490,9 +504,13 @@ async fn watch_connection(
     }
 }
 
+/// How often a connection's expiry reminders are looked at (they log at most once a day).
+const REMINDER_CHECK: Duration = Duration::from_secs(60);
+
 /// When each standing expiry warning was last logged.
 #[derive(Debug, Default)]
 struct Reminders {
+    checked: Option<Instant>,
     rotation: Option<Instant>,
     never_expires: Option<Instant>,
     note: Option<Instant>,

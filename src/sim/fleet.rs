@@ -371,9 +371,20 @@ fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
 
 /// A large fleet for soak tests and benchmarks: `connections` valid Data Center PATs spread
 /// round-robin over `sites` simulated sites (`site-0`, `site-1`, ...), one account each.
-pub fn install_scale(simulator: &Simulator, connections: usize, sites: usize) {
+///
+/// `rate_limited: false` turns the per-user rate-limit bucket off, for benchmarks that drive
+/// one account far above Jira's budget and must compare the same successful answer.
+pub fn install_scale(simulator: &Simulator, connections: usize, sites: usize, rate_limited: bool) {
     let sites = sites.max(1);
-    let mut built: Vec<Site> = (0..sites).map(|_| Site::server()).collect();
+    let mut built: Vec<Site> = (0..sites)
+        .map(|_| {
+            let mut site = Site::server();
+            if !rate_limited {
+                site.bucket = None;
+            }
+            site
+        })
+        .collect();
     for i in 0..connections {
         let user = User::new(&format!("svc-{i}")).with_pat(Pat::new(
             i as u64 + 1,
