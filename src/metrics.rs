@@ -129,7 +129,9 @@ fn per_connection(
 
 fn render_status(inner: &Inner) -> String {
     let entries: Vec<&Entry> = inner.connections.values().collect();
-    let mut out = String::with_capacity(256 + entries.len() * 1200);
+    // About 1,900 bytes a connection (measured at 100,000): sized once, so that a large
+    // exposition is never copied into a doubled buffer halfway through.
+    let mut out = String::with_capacity(4096 + entries.len() * 2048);
 
     let name = "credwatch_credential_state";
     let mut family = Family::new(
