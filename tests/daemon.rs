@@ -37,23 +37,8 @@ impl Harness {
     }
 
     async fn start_in(dir: tempfile::TempDir, path: PathBuf, enable_lifecycle: bool) -> Harness {
-        let config = Config::load(&path).unwrap_or_else(|e| panic!("config:\n{e}"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
         let started = Utc::now();
-        let daemon = Daemon::start(
-            config,
-            listener,
-            Options {
-                config: path,
-                enable_lifecycle,
-                grace: Duration::from_secs(1),
-                shard: None,
-            },
-            Prober::new().expect("prober"),
-        )
-        .expect("daemon starts");
+        let daemon = common::start_daemon(&path, enable_lifecycle).await;
         Harness {
             dir,
             daemon,

@@ -9,9 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use credwatch::config::Config;
-use credwatch::daemon::{Daemon, Options};
-use credwatch::probe::Prober;
 use credwatch::sim::{fleet, Pat, Simulator, Site, User};
 use serde_json::Value;
 
@@ -275,18 +272,7 @@ async fn markup_from_the_configuration_or_from_jira_is_shown_as_text() {
         ),
     )
     .expect("write");
-    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let options = Options {
-        config: path,
-        enable_lifecycle: false,
-        grace: Duration::from_secs(1),
-        shard: None,
-    };
-    let daemon =
-        Daemon::start(config, listener, options, Prober::new().expect("prober")).expect("daemon");
+    let daemon = common::start_daemon(&path, false).await;
     let base = format!("http://{}", daemon.addr());
     let deadline = Instant::now() + Duration::from_secs(5);
     while api(&base).await[0]["state"] != "valid" {

@@ -8,9 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use credwatch::config::Config;
-use credwatch::daemon::{Daemon, Options};
-use credwatch::probe::Prober;
+use credwatch::daemon::Daemon;
 use credwatch::sim::{ApiToken, Pat, Simulator, Site, User};
 use serde_json::Value;
 
@@ -42,17 +40,7 @@ fn epoch(time: DateTime<Utc>) -> f64 {
 async fn start(dir: &Path, toml: &str) -> Daemon {
     let path = dir.join("credwatch.toml");
     std::fs::write(&path, toml).expect("write");
-    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let options = Options {
-        config: path,
-        enable_lifecycle: false,
-        grace: Duration::from_secs(1),
-        shard: None,
-    };
-    Daemon::start(config, listener, options, Prober::new().expect("prober")).expect("daemon")
+    common::start_daemon(&path, false).await
 }
 
 async fn get(daemon: &Daemon, path: &str) -> String {

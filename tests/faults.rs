@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use credwatch::config::Config;
-use credwatch::daemon::{Daemon, Options};
-use credwatch::probe::Prober;
+use credwatch::daemon::Daemon;
 use credwatch::scheduler::policy::start_offset;
 use credwatch::sim::fault::{Fault, FaultServer, HUGE_BODY};
 use credwatch::sim::{Front, Pat, Simulator, Site, User};
@@ -30,17 +28,7 @@ fn read(name: &str) -> Vec<u8> {
 async fn start_daemon(dir: &Path, toml: &str) -> Daemon {
     let path = dir.join("credwatch.toml");
     std::fs::write(&path, toml).expect("write");
-    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let options = Options {
-        config: path,
-        enable_lifecycle: false,
-        grace: Duration::from_secs(1),
-        shard: None,
-    };
-    Daemon::start(config, listener, options, Prober::new().expect("prober")).expect("daemon")
+    common::start_daemon(&path, false).await
 }
 
 async fn get(daemon: &Daemon, path: &str) -> (u16, String) {

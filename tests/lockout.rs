@@ -8,9 +8,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use credwatch::config::Config;
-use credwatch::daemon::{Daemon, Options};
-use credwatch::probe::Prober;
 use credwatch::sim::{Simulator, Site, User};
 
 #[tokio::test]
@@ -31,18 +28,7 @@ async fn a_day_of_probing_a_wrong_password_never_locks_the_account() {
         ),
     )
     .expect("write");
-    let config = Config::load(&path).expect("config");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let options = Options {
-        config: path,
-        enable_lifecycle: false,
-        grace: Duration::from_secs(1),
-        shard: None,
-    };
-    let daemon =
-        Daemon::start(config, listener, options, Prober::new().expect("prober")).expect("daemon");
+    let daemon = common::start_daemon(&path, false).await;
 
     // The simulated day: 1,440 intervals of 10 ms.
     let day = Duration::from_millis(1440 * 10);

@@ -164,20 +164,12 @@ impl Prober {
             Err(outcome) => return outcome,
         };
         let now = Utc::now();
-        let verdict = classify::classify(
-            &Answer {
-                status: answer.status,
-                headers: &answer.headers,
-                body: &answer.body,
-                truncated: answer.truncated,
-            },
-            &Expectation {
-                kind: connection.kind,
-                expect_account: connection.expect_account.as_deref(),
-                expires_at: known_expiry,
-                now,
-            },
-        );
+        let verdict = answer.classify(&Expectation {
+            kind: connection.kind,
+            expect_account: connection.expect_account.as_deref(),
+            expires_at: known_expiry,
+            now,
+        });
         answer.outcome(connection.auth, verdict, started, now)
     }
 
@@ -231,20 +223,13 @@ impl Prober {
                 TokenListOutcome::Unavailable(code)
             }
             _ => {
-                let verdict = classify::classify(
-                    &Answer {
-                        status: answer.status,
-                        headers: &answer.headers,
-                        body: &answer.body,
-                        truncated: answer.truncated,
-                    },
-                    &Expectation {
-                        kind: connection.kind,
-                        expect_account: None,
-                        expires_at: None,
-                        now,
-                    },
-                );
+                // Not `myself`: only the status and headers tell (rate limit, 401, 5xx...).
+                let verdict = answer.classify(&Expectation {
+                    kind: connection.kind,
+                    expect_account: None,
+                    expires_at: None,
+                    now,
+                });
                 TokenListOutcome::Failed(Box::new(answer.outcome(
                     connection.auth,
                     verdict,
@@ -333,6 +318,18 @@ struct RawAnswer {
 }
 
 impl RawAnswer {
+    fn classify(&self, expect: &Expectation<'_>) -> Verdict {
+        classify::classify(
+            &Answer {
+                status: self.status,
+                headers: &self.headers,
+                body: &self.body,
+                truncated: self.truncated,
+            },
+            expect,
+        )
+    }
+
     fn outcome(
         &self,
         auth: AuthMethod,

@@ -109,3 +109,22 @@ impl Drop for Demo {
         let _ = self.child.wait();
     }
 }
+
+/// Starts the daemon in this process on 127.0.0.1 (port 0) with the configuration at `path`.
+pub async fn start_daemon(
+    path: &std::path::Path,
+    enable_lifecycle: bool,
+) -> credwatch::daemon::Daemon {
+    let config = Config::load(path).unwrap_or_else(|e| panic!("config:\n{e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let options = credwatch::daemon::Options {
+        config: path.to_owned(),
+        enable_lifecycle,
+        grace: Duration::from_secs(1),
+        shard: None,
+    };
+    let prober = credwatch::probe::Prober::new().expect("prober");
+    credwatch::daemon::Daemon::start(config, listener, options, prober).expect("daemon starts")
+}
