@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::sample;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -95,13 +97,6 @@ where
         assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// The value of the sample with exactly this name and these labels, if present.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// The identity probes a site received (valid PAT probes are followed by a token list).

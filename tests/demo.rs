@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::sample;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,12 +55,6 @@ async fn settled(base: &str) -> Vec<Value> {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// Runs headless chromium with the flags a closed network and root need, and `args`.

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::sample;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -24,13 +26,6 @@ fn pat(id: u64, name: &str, secret: &str, expires_in: Option<chrono::Duration>) 
         last_accessed_at: Some(now - chrono::Duration::days(1)),
         revoked: false,
     }
-}
-
-/// The exposition value of a sample, if present.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 fn epoch(time: DateTime<Utc>) -> f64 {

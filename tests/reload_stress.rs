@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::sample;
+
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,12 +44,6 @@ fn expected(variant: usize) -> BTreeSet<String> {
         names.insert("extra".into());
     }
     names
-}
-
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[tokio::test]

@@ -128,3 +128,10 @@ pub async fn start_daemon(
     let prober = credwatch::probe::Prober::new().expect("prober");
     credwatch::daemon::Daemon::start(config, listener, options, prober).expect("daemon starts")
 }
+
+/// The value of the sample with exactly this name and these labels in a text exposition.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
