@@ -18,10 +18,11 @@ const EXIT_CONFIG: u8 = 2;
 #[derive(Parser)]
 #[command(name = "credwatch", version, about, propagate_version = true)]
 struct Cli {
-    /// Log filter: a level (error, warn, info, debug, trace) or a RUST_LOG-style directive.
+    /// Log filter: a level (error, warn, info, debug, trace) or a RUST_LOG-style directive;
+    /// default info for `run` (start-up, reloads, state changes), warn for the others.
     /// RUST_LOG, when set, wins.
-    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
-    log_level: String,
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
     /// Worker threads of the async runtime: 1 runs everything on one thread (the least CPU
     /// per probe), 0 one per CPU.
     #[arg(long, global = true, default_value_t = 0, value_name = "N")]
@@ -140,7 +141,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level, cli.log_format);
+    let default_level = match cli.command {
+        Command::Run { .. } => "info",
+        _ => "warn",
+    };
+    init_logging(
+        cli.log_level.as_deref().unwrap_or(default_level),
+        cli.log_format,
+    );
     let mut builder = if cli.threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
