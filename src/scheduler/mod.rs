@@ -586,8 +586,9 @@ fn record(status: &Status, connection: &Connection, outcome: &Outcome) {
     let Some(transition) = status.record(&connection.name, outcome) else {
         return;
     };
+    // A first success is not news (and at 100,000 connections it would be 100,000 lines).
     if transition.to == State::Valid && transition.from == State::Unknown {
-        tracing::info!(connection = %connection.name, state = %transition.to, "credential is valid");
+        tracing::debug!(connection = %connection.name, state = %transition.to, "credential is valid");
     } else {
         tracing::warn!(
             connection = %connection.name,
