@@ -141,12 +141,17 @@ impl Shared {
 
     fn site(&self, connection: &Connection) -> (Arc<Semaphore>, Arc<Site>) {
         let mut limits = self.limits();
-        let per_site = limits.globals.max_concurrent_per_site;
-        let site = limits
-            .sites
-            .entry(connection.site().to_owned())
-            .or_insert_with(|| Arc::new(Site::new(per_site)))
-            .clone();
+        // Every probe asks: look up first, and allocate the key only for a new site.
+        let site = match limits.sites.get(connection.site()) {
+            Some(site) => site.clone(),
+            None => {
+                let site = Arc::new(Site::new(limits.globals.max_concurrent_per_site));
+                limits
+                    .sites
+                    .insert(connection.site().to_owned(), site.clone());
+                site
+            }
+        };
         (limits.global.clone(), site)
     }
 }
