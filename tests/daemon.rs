@@ -997,14 +997,7 @@ async fn shards_split_the_fleet_between_them_and_export_only_their_own() {
         let daemon = Daemon::start(config, listener, options, Prober::new().expect("prober"))
             .expect("daemon");
         let url = format!("http://{}/api/v1/connections", daemon.addr());
-        let body = common::http_client()
-            .get(url)
-            .send()
-            .await
-            .expect("GET")
-            .text()
-            .await
-            .expect("body");
+        let body = common::get_text(&url).await;
         let names: std::collections::BTreeSet<String> = serde_json::from_str::<Vec<Value>>(&body)
             .expect("JSON")
             .iter()

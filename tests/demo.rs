@@ -19,13 +19,7 @@ use common::Demo;
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 async fn get(url: &str) -> String {
-    let response = common::within(
-        Duration::from_secs(5),
-        common::http_client().get(url).send(),
-    )
-    .await
-    .expect("GET");
-    response.text().await.expect("body")
+    common::get_text(url).await
 }
 
 async fn api(base: &str) -> Vec<Value> {

@@ -39,14 +39,7 @@ async fn start(dir: &Path, toml: &str) -> Daemon {
 }
 
 async fn get(daemon: &Daemon, path: &str) -> String {
-    let url = format!("http://{}{path}", daemon.addr());
-    let response = common::within(
-        Duration::from_secs(5),
-        common::http_client().get(url).send(),
-    )
-    .await
-    .expect("GET");
-    response.text().await.expect("body")
+    common::get_text(&format!("http://{}{path}", daemon.addr())).await
 }
 
 async fn api(daemon: &Daemon, name: &str) -> Value {

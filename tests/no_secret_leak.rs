@@ -79,15 +79,17 @@ fn write_secret(dir: &Path, name: &str, secret: &str) {
     std::fs::write(dir.join(name), format!("{secret}\n")).expect("secret file");
 }
 
+/// A Data Center site that accepts the file PAT canary and the good Basic canary.
+fn canary_site() -> Site {
+    Site::server()
+        .with_user(User::new("svc-ci").with_pat(Pat::new(1, "credwatch", PAT_FILE, Some(30))))
+        .with_user(User::new("svc-legacy").with_password(BASIC_GOOD))
+}
+
 #[tokio::test]
 async fn no_output_or_log_shows_a_secret() {
     let simulator = Simulator::start().await.expect("simulator");
-    simulator.add_site(
-        "dc",
-        Site::server()
-            .with_user(User::new("svc-ci").with_pat(Pat::new(1, "credwatch", PAT_FILE, Some(30))))
-            .with_user(User::new("svc-legacy").with_password(BASIC_GOOD)),
-    );
+    simulator.add_site("dc", canary_site());
     simulator.add_site("dc-hang", Site::server().with_front(Front::Hang));
     simulator.add_site(
         "cloud",
@@ -276,14 +278,7 @@ async fn daemon_outputs(
     work.await;
     let mut pages = String::new();
     for path in ["/metrics", "/", "/api/v1/connections", "/readyz"] {
-        let body = client
-            .get(format!("{base}{path}"))
-            .send()
-            .await
-            .expect("GET")
-            .text()
-            .await
-            .expect("body");
+        let body = common::get_text(&format!("{base}{path}")).await;
         assert!(!body.is_empty(), "{path}");
         pages.push_str(&body);
     }
@@ -316,12 +311,7 @@ fn free_port() -> u16 {
 async fn the_daemon_shows_no_secret_through_faults_a_reload_and_trace_logs() {
     use credwatch::sim::fault::{Fault, FaultServer};
     let simulator = Simulator::start().await.expect("simulator");
-    simulator.add_site(
-        "dc",
-        Site::server()
-            .with_user(User::new("svc-ci").with_pat(Pat::new(1, "credwatch", PAT_FILE, Some(30))))
-            .with_user(User::new("svc-legacy").with_password(BASIC_GOOD)),
-    );
+    simulator.add_site("dc", canary_site());
     simulator.add_site(
         "cloud",
         Site::cloud().with_user(

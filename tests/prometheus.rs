@@ -228,14 +228,7 @@ async fn promtool_accepts_the_exposition_and_every_dashboard_query() {
     let demo = Demo::start();
     // Let every connection be probed once, so that every family has samples.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let metrics = common::http_client()
-        .get(format!("{}/metrics", demo.base))
-        .send()
-        .await
-        .expect("GET")
-        .text()
-        .await
-        .expect("body");
+    let metrics = common::get_text(&format!("{}/metrics", demo.base)).await;
     let mut child = Command::new(PROMTOOL)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

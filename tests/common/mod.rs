@@ -135,3 +135,11 @@ pub fn sample(metrics: &str, series: &str) -> Option<f64> {
         .lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
+
+/// GETs a URL and returns the body, failing the test after 30 s.
+pub async fn get_text(url: &str) -> String {
+    let response = within(Duration::from_secs(30), http_client().get(url).send())
+        .await
+        .expect("GET");
+    response.text().await.expect("body")
+}
