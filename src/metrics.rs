@@ -1,24 +1,46 @@
 //! `/metrics`: the Prometheus text exposition of the shared status.
 //!
-//! Per-connection series are rendered straight from [`Status`] at scrape time rather than kept
+//! Per-connection series are rendered straight from the status at scrape time rather than kept
 //! in a registry of label vectors: the status is the single source of truth, a removed
 //! connection's series vanish with it, a value that is unknown is simply not written (no
 //! sentinel values), and memory stays proportional to the connections, not to their series.
 //! The `prometheus` crate supplies the process metrics.
+//!
+//! A scrape renders from a [`Snapshot`] (the lock is held only to copy one pointer per
+//! connection) and streams: [`Exposition`] is a response body that renders the next chunk of
+//! about 256 KiB only when the server has room to send it. At 100,000 connections the
+//! exposition is about 180 MiB; it is never held whole in memory, no probe waits for it, and
+//! its cost grows linearly with the number of connections.
 
+use std::convert::Infallible;
 use std::fmt::Write as _;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http_body::{Body, Frame, SizeHint};
 use prometheus::{Encoder as _, Registry, TextEncoder};
 
-use crate::expiry::Assessment;
-use crate::probe::State;
-use crate::state::{Entry, Inner, Status};
+use crate::expiry::{Assessment, Audit, Source};
+use crate::probe::{Reason, State};
+use crate::state::{Entry, Snapshot, Status};
 
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Where HELP texts say values come from: the scrape never triggers a probe.
-const BACKGROUND: &str = "from background probes, not from the scrape";
+macro_rules! background {
+    () => {
+        "from background probes, not from the scrape"
+    };
+}
+
+/// A chunk is sent once it holds this many bytes.
+const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Connections rendered in one step of one family (well under a millisecond of work).
+const STEP: usize = 256;
 
 /// Renders the metrics; `process` holds the process collector.
 pub struct Metrics {
@@ -42,32 +64,52 @@ impl Metrics {
         Metrics { process }
     }
 
-    /// The whole exposition.
-    pub fn render(&self, status: &Status) -> String {
-        let mut out = status.read(render_status);
+    /// The exposition of the status as it is now, rendered as it is sent.
+    pub fn exposition(&self, status: &Status) -> Exposition {
         let mut process = Vec::new();
-        if TextEncoder::new()
-            .encode(&self.process.gather(), &mut process)
-            .is_ok()
-        {
-            out.push_str(&String::from_utf8_lossy(&process));
+        let process = match TextEncoder::new().encode(&self.process.gather(), &mut process) {
+            Ok(()) => String::from_utf8_lossy(&process).into_owned(),
+            Err(_) => String::new(),
+        };
+        Exposition {
+            snapshot: status.snapshot(),
+            now: Utc::now(),
+            expiries: Vec::new(),
+            family: 0,
+            next: 0,
+            process,
+            done: false,
         }
-        out
+    }
+
+    /// The whole exposition as one string (for tests and small fleets).
+    pub fn render(&self, status: &Status) -> String {
+        self.exposition(status).collect()
     }
 }
 
 /// One metric family: a header, then its samples.
 struct Family<'a> {
     out: &'a mut String,
+    name: &'static str,
 }
 
 impl<'a> Family<'a> {
-    fn new(out: &'a mut String, name: &str, kind: &str, help: &str) -> Family<'a> {
+    fn new(out: &'a mut String, name: &'static str, kind: &str, help: &str) -> Family<'a> {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        Family { out }
+        Family { out, name }
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+    /// A family whose header is already written.
+    fn resume(out: &'a mut String, name: &'static str) -> Family<'a> {
+        Family { out, name }
+    }
+
+    fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
+        self.sample_named(self.name, labels, value);
+    }
+
+    fn sample_named(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.out.push_str(name);
         if !labels.is_empty() {
             self.out.push('{');
@@ -83,6 +125,11 @@ impl<'a> Family<'a> {
             self.out.push('}');
         }
         let _ = writeln!(self.out, " {}", format_value(value));
+    }
+
+    /// A sample labelled with the connection's name alone.
+    fn connection(&mut self, entry: &Entry, value: f64) {
+        self.sample(&[("connection", &entry.connection.name)], value);
     }
 }
 
@@ -106,320 +153,601 @@ fn format_value(value: f64) -> String {
     }
 }
 
-fn seconds(time: chrono::DateTime<chrono::Utc>) -> f64 {
+fn seconds(time: DateTime<Utc>) -> f64 {
     time.timestamp_millis() as f64 / 1000.0
 }
 
-/// A per-connection family: one sample per entry for which `value` knows a value.
-fn per_connection(
-    out: &mut String,
-    entries: &[&Entry],
-    name: &str,
-    kind: &str,
-    help: &str,
-    value: impl Fn(&Entry) -> Option<f64>,
-) {
-    let mut family = Family::new(out, name, kind, help);
-    for entry in entries {
-        if let Some(v) = value(entry) {
-            family.sample(name, &[("connection", &entry.connection.name)], v);
+fn flag(on: bool) -> f64 {
+    f64::from(u8::from(on))
+}
+
+/// What the expiry families need of a connection's [`Assessment`], without its token list.
+#[derive(Debug, Clone, Copy)]
+struct Expiry {
+    expires_at: Option<(DateTime<Utc>, Source)>,
+    created_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
+    rotation_due: Option<bool>,
+    never_expires: Option<bool>,
+    audit: Option<Audit>,
+}
+
+impl From<Assessment> for Expiry {
+    fn from(a: Assessment) -> Expiry {
+        Expiry {
+            expires_at: a.expires_at.zip(a.source),
+            created_at: a.created_at,
+            last_used_at: a.last_used_at,
+            rotation_due: a.rotation_due,
+            never_expires: a.never_expires,
+            audit: a.audit,
         }
     }
 }
 
-fn render_status(inner: &Inner) -> String {
-    let entries: Vec<&Entry> = inner.connections.values().collect();
-    // About 1,900 bytes a connection (measured at 100,000): sized once, so that a large
-    // exposition is never copied into a doubled buffer halfway through.
-    let mut out = String::with_capacity(4096 + entries.len() * 2048);
+/// A per-connection metric family: `write` adds the samples of one connection.
+struct PerConnection {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    write: fn(&mut Family<'_>, &Entry, &Expiry),
+}
 
-    let name = "credwatch_credential_state";
-    let mut family = Family::new(
-        &mut out,
-        name,
-        "gauge",
-        &format!("The credential's state, {BACKGROUND}: 1 for the current state (the last verdict; unknown before any), 0 for the others."),
-    );
-    for entry in &entries {
-        let current = entry.state();
-        for state in State::ALL {
-            family.sample(
-                name,
-                &[
-                    ("connection", &entry.connection.name),
-                    ("state", state.as_str()),
-                ],
-                f64::from(u8::from(state == current)),
-            );
-        }
-    }
-
-    per_connection(
-        &mut out,
-        &entries,
-        "credwatch_probe_success",
-        "gauge",
-        &format!("1 if the last probe reached ok, else 0, {BACKGROUND}."),
-        |e| {
-            e.last
-                .as_ref()
-                .map(|o| f64::from(u8::from(o.reason == crate::probe::Reason::Ok)))
-        },
-    );
-    let name = "credwatch_probe_reason";
-    let mut family = Family::new(&mut out, name, "gauge",
-        &format!("Always 1, labelled with the reason the last probe ended with, {BACKGROUND}; absent before the first probe."));
-    for entry in &entries {
-        if let Some(outcome) = &entry.last {
-            family.sample(
-                name,
-                &[
-                    ("connection", &entry.connection.name),
-                    ("reason", outcome.reason.as_str()),
-                ],
-                1.0,
-            );
-        }
-    }
-    per_connection(
-        &mut out,
-        &entries,
-        "credwatch_probe_duration_seconds",
-        "gauge",
-        &format!("How long the last probe took, {BACKGROUND}."),
-        |e| e.last.as_ref().map(|o| o.latency.as_secs_f64()),
-    );
-    per_connection(&mut out, &entries, "credwatch_probe_http_status_code", "gauge",
-        &format!("The HTTP status of the last probe's answer, {BACKGROUND}; absent when no answer arrived."),
-        |e| e.last.as_ref().and_then(|o| o.http_status).map(f64::from));
-    per_connection(
-        &mut out,
-        &entries,
-        "credwatch_probes_total",
-        "counter",
-        &format!("Probes sent, {BACKGROUND}."),
-        |e| Some(e.probes as f64),
-    );
-
-    let name = "credwatch_probe_failures_total";
-    let mut family = Family::new(
-        &mut out,
-        name,
-        "counter",
-        &format!("Probes that did not reach ok, by reason, {BACKGROUND}."),
-    );
-    for entry in &entries {
-        for (reason, count) in &entry.failures {
-            family.sample(
-                name,
-                &[
-                    ("connection", &entry.connection.name),
-                    ("reason", reason.as_str()),
-                ],
-                *count as f64,
-            );
-        }
-    }
-
-    per_connection(&mut out, &entries, "credwatch_rate_limited_total", "counter",
-        &format!("Probes that Jira answered with a rate limit (429, or 503 with Retry-After), {BACKGROUND}."),
-        |e| Some(e.rate_limited as f64));
-    per_connection(&mut out, &entries, "credwatch_rate_limit_remaining", "gauge",
-        &format!("Jira's X-RateLimit-Remaining on the last probe's answer, {BACKGROUND}; absent when Jira did not send it."),
-        |e| e.last.as_ref().and_then(|o| o.rate_limit.remaining).map(|r| r as f64));
-    per_connection(
-        &mut out,
-        &entries,
-        "credwatch_last_probe_timestamp_seconds",
-        "gauge",
-        &format!("When the last probe finished, {BACKGROUND}."),
-        |e| e.last.as_ref().map(|o| seconds(o.finished_at)),
-    );
-    per_connection(
-        &mut out,
-        &entries,
-        "credwatch_last_success_timestamp_seconds",
-        "gauge",
-        &format!("When a probe last reached ok, {BACKGROUND}; absent if none has."),
-        |e| e.last_success_at.map(seconds),
-    );
-    per_connection(
-        &mut out,
-        &entries,
-        "credwatch_probe_interval_seconds",
-        "gauge",
-        "The connection's configured probe interval (for staleness alerts).",
-        |e| Some(e.connection.interval.as_secs_f64()),
-    );
-    per_connection(&mut out, &entries, "credwatch_next_probe_timestamp_seconds", "gauge",
-        "When the next background probe is due; absent while probing is stopped (after failed Basic logins or a CAPTCHA lock).",
-        |e| e.next_probe_at.map(seconds));
-
-    let now = chrono::Utc::now();
-    let expiries: Vec<Assessment> = entries.iter().map(|e| e.assessment(now)).collect();
-    let name = "credwatch_token_expiry_timestamp_seconds";
-    let mut family = Family::new(&mut out, name, "gauge",
-        "When the credential expires, with where that is known from (source: jira, config or derived); absent while unknown.");
-    for (entry, expiry) in entries.iter().zip(&expiries) {
-        if let (Some(at), Some(source)) = (expiry.expires_at, expiry.source) {
-            family.sample(
-                name,
-                &[
-                    ("connection", &entry.connection.name),
-                    ("source", source.as_str()),
-                ],
-                seconds(at),
-            );
-        }
-    }
-    let by_expiry =
-        |out: &mut String, name: &str, help: &str, value: &dyn Fn(&Assessment) -> Option<f64>| {
-            let mut family = Family::new(out, name, "gauge", help);
-            for (entry, expiry) in entries.iter().zip(&expiries) {
-                if let Some(v) = value(expiry) {
-                    family.sample(name, &[("connection", &entry.connection.name)], v);
-                }
-            }
-        };
-    by_expiry(
-        &mut out,
-        "credwatch_token_created_timestamp_seconds",
-        "When the token was created (from Jira's PAT list, or created_at); absent while unknown.",
-        &|e| e.created_at.map(seconds),
-    );
-    by_expiry(
-        &mut out,
-        "credwatch_token_last_used_timestamp_seconds",
-        "When Jira last saw the token used (its lastAccessedAt); absent while unknown.",
-        &|e| e.last_used_at.map(seconds),
-    );
-    by_expiry(&mut out, "credwatch_token_rotation_due",
-        "1 if rotation is due by the connection's policy (rotate_before before expiry, or older than max_token_age); absent while nothing tells.",
-        &|e| e.rotation_due.map(|due| f64::from(u8::from(due))));
-    by_expiry(
-        &mut out,
-        "credwatch_token_never_expires",
-        "1 if Jira lists the token without an expiry; absent unless Jira's PAT list told.",
-        &|e| e.never_expires.map(|never| f64::from(u8::from(never))),
-    );
-    let name = "credwatch_account_tokens";
-    let mut family = Family::new(&mut out, name, "gauge",
-        "The personal access tokens of the connection's account by status (active, expired, unused, never_expiring; a token may count in several), from Jira's PAT list.");
-    for (entry, expiry) in entries.iter().zip(&expiries) {
-        if let Some(audit) = expiry.audit {
-            for (status, count) in audit.counts() {
+/// Every per-connection family, in the order they are exposed.
+const FAMILIES: &[PerConnection] = &[
+    PerConnection {
+        name: "credwatch_credential_state",
+        kind: "gauge",
+        help: concat!("The credential's state, ", background!(), ": 1 for the current state (the last verdict; unknown before any), 0 for the others."),
+        write: |family, entry, _| {
+            let current = entry.state();
+            for state in State::ALL {
                 family.sample(
-                    name,
-                    &[("connection", &entry.connection.name), ("status", status)],
-                    count as f64,
+                    &[("connection", &entry.connection.name), ("state", state.as_str())],
+                    flag(state == current),
                 );
             }
+        },
+    },
+    PerConnection {
+        name: "credwatch_probe_success",
+        kind: "gauge",
+        help: concat!("1 if the last probe reached ok, else 0, ", background!(), "."),
+        write: |family, entry, _| {
+            if let Some(outcome) = &entry.last {
+                family.connection(entry, flag(outcome.reason == Reason::Ok));
+            }
+        },
+    },
+    PerConnection {
+        name: "credwatch_probe_reason",
+        kind: "gauge",
+        help: concat!("Always 1, labelled with the reason the last probe ended with, ", background!(), "; absent before the first probe."),
+        write: |family, entry, _| {
+            if let Some(outcome) = &entry.last {
+                family.sample(
+                    &[("connection", &entry.connection.name), ("reason", outcome.reason.as_str())],
+                    1.0,
+                );
+            }
+        },
+    },
+    PerConnection {
+        name: "credwatch_probe_duration_seconds",
+        kind: "gauge",
+        help: concat!("How long the last probe took, ", background!(), "."),
+        write: |family, entry, _| {
+            if let Some(outcome) = &entry.last {
+                family.connection(entry, outcome.latency.as_secs_f64());
+            }
+        },
+    },
+    PerConnection {
+        name: "credwatch_probe_http_status_code",
+        kind: "gauge",
+        help: concat!("The HTTP status of the last probe's answer, ", background!(), "; absent when no answer arrived."),
+        write: |family, entry, _| {
+            if let Some(status) = entry.last.as_ref().and_then(|o| o.http_status) {
+                family.connection(entry, f64::from(status));
+            }
+        },
+    },
+    PerConnection {
+        name: "credwatch_probes_total",
+        kind: "counter",
+        help: concat!("Probes sent, ", background!(), "."),
+        write: |family, entry, _| family.connection(entry, entry.probes as f64),
+    },
+    PerConnection {
+        name: "credwatch_probe_failures_total",
+        kind: "counter",
+        help: concat!("Probes that did not reach ok, by reason, ", background!(), "."),
+        write: |family, entry, _| {
+            for (reason, count) in &entry.failures {
+                family.sample(
+                    &[("connection", &entry.connection.name), ("reason", reason.as_str())],
+                    *count as f64,
+                );
+            }
+        },
+    },
+    PerConnection {
+        name: "credwatch_rate_limited_total",
+        kind: "counter",
+        help: concat!("Probes that Jira answered with a rate limit (429, or 503 with Retry-After), ", background!(), "."),
+        write: |family, entry, _| family.connection(entry, entry.rate_limited as f64),
+    },
+    PerConnection {
+        name: "credwatch_rate_limit_remaining",
+        kind: "gauge",
+        help: concat!("Jira's X-RateLimit-Remaining on the last probe's answer, ", background!(), "; absent when Jira did not send it."),
+        write: |family, entry, _| {
+            if let Some(remaining) = entry.last.as_ref().and_then(|o| o.rate_limit.remaining) {
+                family.connection(entry, remaining as f64);
+            }
+        },
+    },
+    PerConnection {
+        name: "credwatch_last_probe_timestamp_seconds",
+        kind: "gauge",
+        help: concat!("When the last probe finished, ", background!(), "."),
+        write: |family, entry, _| {
+            if let Some(outcome) = &entry.last {
+                family.connection(entry, seconds(outcome.finished_at));
+            }
+        },
+    },
+    PerConnection {
+        name: "credwatch_last_success_timestamp_seconds",
+        kind: "gauge",
+        help: concat!("When a probe last reached ok, ", background!(), "; absent if none has."),
+        write: |family, entry, _| {
+            if let Some(at) = entry.last_success_at {
+                family.connection(entry, seconds(at));
+            }
+        },
+    },
+    PerConnection {
+        name: "credwatch_probe_interval_seconds",
+        kind: "gauge",
+        help: "The connection's configured probe interval (for staleness alerts).",
+        write: |family, entry, _| family.connection(entry, entry.connection.interval.as_secs_f64()),
+    },
+    PerConnection {
+        name: "credwatch_next_probe_timestamp_seconds",
+        kind: "gauge",
+        help: "When the next background probe is due; absent while probing is stopped (after failed Basic logins or a CAPTCHA lock).",
+        write: |family, entry, _| {
+            if let Some(at) = entry.next_probe_at {
+                family.connection(entry, seconds(at));
+            }
+        },
+    },
+    PerConnection {
+        name: "credwatch_token_expiry_timestamp_seconds",
+        kind: "gauge",
+        help: "When the credential expires, with where that is known from (source: jira, config or derived); absent while unknown.",
+        write: |family, entry, expiry| {
+            if let Some((at, source)) = expiry.expires_at {
+                family.sample(
+                    &[("connection", &entry.connection.name), ("source", source.as_str())],
+                    seconds(at),
+                );
+            }
+        },
+    },
+    PerConnection {
+        name: "credwatch_token_created_timestamp_seconds",
+        kind: "gauge",
+        help: "When the token was created (from Jira's PAT list, or created_at); absent while unknown.",
+        write: |family, entry, expiry| {
+            if let Some(at) = expiry.created_at {
+                family.connection(entry, seconds(at));
+            }
+        },
+    },
+    PerConnection {
+        name: "credwatch_token_last_used_timestamp_seconds",
+        kind: "gauge",
+        help: "When Jira last saw the token used (its lastAccessedAt); absent while unknown.",
+        write: |family, entry, expiry| {
+            if let Some(at) = expiry.last_used_at {
+                family.connection(entry, seconds(at));
+            }
+        },
+    },
+    PerConnection {
+        name: "credwatch_token_rotation_due",
+        kind: "gauge",
+        help: "1 if rotation is due by the connection's policy (rotate_before before expiry, or older than max_token_age); absent while nothing tells.",
+        write: |family, entry, expiry| {
+            if let Some(due) = expiry.rotation_due {
+                family.connection(entry, flag(due));
+            }
+        },
+    },
+    PerConnection {
+        name: "credwatch_token_never_expires",
+        kind: "gauge",
+        help: "1 if Jira lists the token without an expiry; absent unless Jira's PAT list told.",
+        write: |family, entry, expiry| {
+            if let Some(never) = expiry.never_expires {
+                family.connection(entry, flag(never));
+            }
+        },
+    },
+    PerConnection {
+        name: "credwatch_account_tokens",
+        kind: "gauge",
+        help: "The personal access tokens of the connection's account by status (active, expired, unused, never_expiring; a token may count in several), from Jira's PAT list.",
+        write: |family, entry, expiry| {
+            if let Some(audit) = expiry.audit {
+                for (status, count) in audit.counts() {
+                    family.sample(
+                        &[("connection", &entry.connection.name), ("status", status)],
+                        count as f64,
+                    );
+                }
+            }
+        },
+    },
+    PerConnection {
+        name: "credwatch_connection_info",
+        kind: "gauge",
+        help: "Static information about each connection, always 1: url, kind, auth, the account (as Jira reported it, else as configured) and the connection's static labels.",
+        write: |family, entry, _| {
+            let connection = &entry.connection;
+            let account = entry
+                .last
+                .as_ref()
+                .and_then(|o| o.identity.as_ref())
+                .and_then(|i| i.account(connection.kind))
+                .or(connection.expect_account.as_deref())
+                .or(connection.username.as_deref())
+                .unwrap_or_default();
+            let url = connection.url.as_str().trim_end_matches('/');
+            let mut labels: Vec<(&str, &str)> = vec![
+                ("connection", &connection.name),
+                ("url", url),
+                ("kind", connection.kind.as_str()),
+                ("auth", connection.auth.as_str()),
+                ("account", account),
+            ];
+            labels.extend(connection.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            family.sample(&labels, 1.0);
+        },
+    },
+];
+
+/// The exposition of one snapshot, rendered chunk by chunk as the server sends it: an
+/// iterator of text chunks, and a response body.
+pub struct Exposition {
+    snapshot: Snapshot,
+    now: DateTime<Utc>,
+    /// Each connection's expiry, computed once, during the first family's pass.
+    expiries: Vec<Expiry>,
+    /// The family being rendered (an index into [`FAMILIES`]; past its end, the rest).
+    family: usize,
+    /// The next connection of that family.
+    next: usize,
+    /// The process metrics, gathered at the start of the scrape.
+    process: String,
+    done: bool,
+}
+
+impl Exposition {
+    /// Renders the next `STEP` connections of the current family, or the process-wide
+    /// families once every per-connection family is done.
+    fn step(&mut self, out: &mut String) {
+        let Some(family) = FAMILIES.get(self.family) else {
+            self.render_rest(out);
+            self.done = true;
+            return;
+        };
+        let entries = &self.snapshot.entries;
+        let end = entries.len().min(self.next + STEP);
+        let now = self.now;
+        self.expiries.extend(
+            entries[self.expiries.len().min(end)..end]
+                .iter()
+                .map(|entry| Expiry::from(entry.assessment(now))),
+        );
+        let mut writer = if self.next == 0 {
+            Family::new(out, family.name, family.kind, family.help)
+        } else {
+            Family::resume(out, family.name)
+        };
+        for (entry, expiry) in entries[self.next..end]
+            .iter()
+            .zip(&self.expiries[self.next..end])
+        {
+            (family.write)(&mut writer, entry, expiry);
+        }
+        if end == entries.len() {
+            self.family += 1;
+            self.next = 0;
+        } else {
+            self.next = end;
         }
     }
 
-    let name = "credwatch_connection_info";
-    let mut family = Family::new(&mut out, name, "gauge",
-        "Static information about each connection, always 1: url, kind, auth, the account (as Jira reported it, else as configured) and the connection's static labels.");
-    for entry in &entries {
-        let connection = &entry.connection;
-        let reported = entry
-            .last
-            .as_ref()
-            .and_then(|o| o.identity.as_ref())
-            .and_then(|i| i.account(connection.kind).map(str::to_owned));
-        let account = reported
-            .or_else(|| connection.expect_account.clone())
-            .or_else(|| connection.username.clone())
-            .unwrap_or_default();
-        let url = connection.url.as_str().trim_end_matches('/');
-        let mut labels: Vec<(&str, &str)> = vec![
-            ("connection", &connection.name),
-            ("url", url),
-            ("kind", connection.kind.as_str()),
-            ("auth", connection.auth.as_str()),
-            ("account", &account),
-        ];
-        labels.extend(
-            connection
-                .labels
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
-        family.sample(name, &labels, 1.0);
-    }
-
-    let name = "credwatch_probe_lateness_seconds";
-    let mut family = Family::new(&mut out, name, "histogram",
-        "How late probes started against their schedule (waiting for a concurrency permit, a busy process); late probes mean credwatch is overloaded.");
-    let mut cumulative = 0;
-    for (bound, count) in crate::state::LATENESS_BUCKETS
-        .iter()
-        .zip(inner.lateness.buckets)
-    {
-        cumulative += count;
-        family.sample(
+    /// The families that are not per connection, and the process metrics.
+    fn render_rest(&mut self, out: &mut String) {
+        let lateness = &self.snapshot.lateness;
+        let name = "credwatch_probe_lateness_seconds";
+        let mut family = Family::new(out, name, "histogram",
+            "How late probes started against their schedule (waiting for a concurrency permit, a busy process); late probes mean credwatch is overloaded.");
+        let mut cumulative = 0;
+        for (bound, count) in crate::state::LATENESS_BUCKETS.iter().zip(lateness.buckets) {
+            cumulative += count;
+            family.sample_named(
+                "credwatch_probe_lateness_seconds_bucket",
+                &[("le", &bound.to_string())],
+                cumulative as f64,
+            );
+        }
+        family.sample_named(
             "credwatch_probe_lateness_seconds_bucket",
-            &[("le", &bound.to_string())],
-            cumulative as f64,
+            &[("le", "+Inf")],
+            lateness.count as f64,
         );
-    }
-    family.sample(
-        "credwatch_probe_lateness_seconds_bucket",
-        &[("le", "+Inf")],
-        inner.lateness.count as f64,
-    );
-    family.sample(
-        "credwatch_probe_lateness_seconds_sum",
-        &[],
-        inner.lateness.sum,
-    );
-    family.sample(
-        "credwatch_probe_lateness_seconds_count",
-        &[],
-        inner.lateness.count as f64,
-    );
+        family.sample_named("credwatch_probe_lateness_seconds_sum", &[], lateness.sum);
+        family.sample_named(
+            "credwatch_probe_lateness_seconds_count",
+            &[],
+            lateness.count as f64,
+        );
 
-    let name = "credwatch_connections";
-    Family::new(
-        &mut out,
-        name,
-        "gauge",
-        "Connections in the running configuration.",
-    )
-    .sample(name, &[], entries.len() as f64);
-    let name = "credwatch_config_last_reload_successful";
-    Family::new(
-        &mut out,
-        name,
-        "gauge",
-        "1 if the last configuration load or reload succeeded, else 0.",
-    )
-    .sample(name, &[], f64::from(u8::from(inner.reload.successful)));
-    let name = "credwatch_config_last_reload_success_timestamp_seconds";
-    Family::new(
-        &mut out,
-        name,
-        "gauge",
-        "When the configuration was last loaded successfully.",
-    )
-    .sample(name, &[], seconds(inner.reload.last_success_at));
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        let name = "credwatch_runtime_alive_tasks";
-        Family::new(&mut out, name, "gauge", "Tasks alive in credwatch's async runtime (one per connection, plus the server's): growth with a stable configuration is a leak.")
-            .sample(name, &[], runtime.metrics().num_alive_tasks() as f64);
+        Family::new(
+            out,
+            "credwatch_connections",
+            "gauge",
+            "Connections in the running configuration.",
+        )
+        .sample(&[], self.snapshot.entries.len() as f64);
+        let reload = &self.snapshot.reload;
+        Family::new(
+            out,
+            "credwatch_config_last_reload_successful",
+            "gauge",
+            "1 if the last configuration load or reload succeeded, else 0.",
+        )
+        .sample(&[], flag(reload.successful));
+        Family::new(
+            out,
+            "credwatch_config_last_reload_success_timestamp_seconds",
+            "gauge",
+            "When the configuration was last loaded successfully.",
+        )
+        .sample(&[], seconds(reload.last_success_at));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            Family::new(out, "credwatch_runtime_alive_tasks", "gauge", "Tasks alive in credwatch's async runtime (one per connection, plus the server's): growth with a stable configuration is a leak.")
+                .sample(&[], runtime.metrics().num_alive_tasks() as f64);
+        }
+        Family::new(
+            out,
+            "credwatch_build_info",
+            "gauge",
+            "credwatch's version, always 1.",
+        )
+        .sample(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+        out.push_str(&self.process);
     }
-    let name = "credwatch_build_info";
-    Family::new(&mut out, name, "gauge", "credwatch's version, always 1.").sample(
-        name,
-        &[("version", env!("CARGO_PKG_VERSION"))],
-        1.0,
-    );
-    out
+}
+
+impl Iterator for Exposition {
+    type Item = String;
+
+    /// The next chunk of about `CHUNK_BYTES`; `None` once everything is rendered.
+    fn next(&mut self) -> Option<String> {
+        if self.done {
+            return None;
+        }
+        let mut out = String::with_capacity(CHUNK_BYTES + 64 * 1024);
+        while !self.done && out.len() < CHUNK_BYTES {
+            self.step(&mut out);
+        }
+        Some(out)
+    }
+}
+
+impl Body for Exposition {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        // Each chunk is a bounded piece of work, and the server polls for the next one only
+        // when it has sent the last: the render paces itself to the scraper.
+        Poll::Ready(
+            self.get_mut()
+                .next()
+                .map(|chunk| Ok(Frame::data(Bytes::from(chunk)))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::collections::{BTreeMap, HashSet};
+    use std::sync::{mpsc, Arc};
+    use std::time::Duration;
+
+    use crate::probe::{Outcome, RateLimit};
+
+    /// A status of `n` connections, `c00000`...; every third one has been probed.
+    fn fleet(n: usize) -> Status {
+        let text: String = (0..n)
+            .map(|i| {
+                format!(
+                    "[[connection]]\nname = \"c{i:05}\"\nurl = \"https://jira{}.example.com\"\nauth = \"pat\"\ntoken = \"t\"\n",
+                    i % 7
+                )
+            })
+            .collect();
+        let config =
+            crate::config::Config::from_sources(&[("t.toml".into(), text)]).expect("loads");
+        let status = Status::new();
+        for (i, connection) in config.connections.into_iter().enumerate() {
+            let name = connection.name.clone();
+            status.insert(Arc::new(connection), Utc::now());
+            if i % 3 == 0 {
+                status.record(&name, &ok());
+            }
+        }
+        status
+    }
+
+    fn ok() -> Outcome {
+        Outcome {
+            state: State::Valid,
+            reason: Reason::Ok,
+            http_status: Some(200),
+            latency: Duration::from_millis(12),
+            identity: None,
+            rate_limit: RateLimit::default(),
+            retry_after: None,
+            hint: None,
+            detail: None,
+            finished_at: Utc::now(),
+        }
+    }
+
+    /// Each family's samples, by family, checking that no family is split or repeated.
+    fn families(text: &str) -> BTreeMap<String, Vec<String>> {
+        let mut families: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut current = String::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                current = rest.split(' ').next().expect("a name").to_owned();
+                assert!(
+                    families.insert(current.clone(), Vec::new()).is_none(),
+                    "{current} is exposed twice"
+                );
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().expect("a name");
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix).filter(|b| *b == current))
+                    .unwrap_or(name);
+                assert_eq!(base, current, "a sample outside its family: {line}");
+                families
+                    .get_mut(&current)
+                    .expect("a family")
+                    .push(line.to_owned());
+            }
+        }
+        families
+    }
+
+    fn sample(text: &str, line_start: &str) -> Option<String> {
+        text.lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn a_large_exposition_streams_in_bounded_chunks_with_every_family_whole() {
+        let status = fleet(3000);
+        let chunks: Vec<String> = Metrics::new().exposition(&status).collect();
+        assert!(chunks.len() > 3, "{} chunks", chunks.len());
+        for chunk in &chunks {
+            assert!(
+                chunk.len() <= CHUNK_BYTES + 64 * 1024,
+                "a chunk of {} bytes",
+                chunk.len()
+            );
+        }
+        let text = chunks.concat();
+        let families = families(&text);
+        let names = |family: &str| -> HashSet<String> {
+            families[family]
+                .iter()
+                .map(|l| l.split('"').nth(1).expect("a connection label").to_owned())
+                .collect()
+        };
+        for family in FAMILIES.iter().map(|f| f.name) {
+            assert!(families.contains_key(family), "{family} is missing");
+        }
+        assert_eq!(
+            families["credwatch_credential_state"].len(),
+            3000 * State::ALL.len()
+        );
+        assert_eq!(families["credwatch_probes_total"].len(), 3000);
+        assert_eq!(names("credwatch_connection_info").len(), 3000);
+        assert_eq!(families["credwatch_probe_success"].len(), 1000);
+        assert_eq!(sample(&text, "credwatch_connections "), Some("3000".into()));
+        assert!(families.contains_key("process_cpu_seconds_total"));
+    }
+
+    #[test]
+    fn a_scrape_in_progress_holds_no_lock_and_shows_one_moment() {
+        let status = fleet(3000);
+        let mut exposition = Metrics::new().exposition(&status);
+        let mut text = exposition.next().expect("a first chunk");
+
+        // Mid-scrape, another thread changes the status: were the lock held, it would wait.
+        let (done, finished) = mpsc::channel();
+        let writer = status.clone();
+        std::thread::spawn(move || {
+            writer.record("c00000", &ok());
+            writer.remove("c00001");
+            let config = crate::config::Config::from_sources(&[(
+                "t.toml".into(),
+                "[[connection]]\nname = \"new\"\nurl = \"https://jira.example.com\"\nauth = \"pat\"\ntoken = \"t\"\n".into(),
+            )])
+            .expect("loads");
+            writer.insert(Arc::new(config.connections[0].clone()), Utc::now());
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the status can be updated while a scrape is in progress");
+
+        text.extend(exposition);
+        let probes = "credwatch_probes_total{connection=\"c00000\"} ";
+        assert_eq!(
+            sample(&text, probes),
+            Some("1".into()),
+            "the scrape's snapshot"
+        );
+        assert!(text.contains("connection=\"c00001\""));
+        assert!(!text.contains("connection=\"new\""));
+        assert_eq!(sample(&text, "credwatch_connections "), Some("3000".into()));
+
+        let after = Metrics::new().render(&status);
+        assert_eq!(
+            sample(&after, probes),
+            Some("2".into()),
+            "the next scrape sees the change"
+        );
+        assert!(!after.contains("connection=\"c00001\""));
+        assert!(after.contains("connection=\"new\""));
+        families(&after);
+    }
+
+    #[test]
+    fn an_empty_status_still_exposes_every_family_header() {
+        let text = Metrics::new().render(&Status::new());
+        let families = families(&text);
+        for family in FAMILIES.iter().map(|f| f.name) {
+            assert!(families[family].is_empty(), "{family} has samples");
+        }
+        assert_eq!(sample(&text, "credwatch_connections "), Some("0".into()));
+    }
 
     #[test]
     fn label_values_are_escaped() {

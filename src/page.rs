@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::expiry::Assessment;
 use crate::probe::State;
-use crate::state::{Entry, Inner, Status};
+use crate::state::{Entry, Snapshot, Status};
 
 /// How often the page reloads itself, in seconds.
 pub const REFRESH_SECONDS: u32 = 15;
@@ -94,14 +94,14 @@ pub fn countdown(expiry: &Assessment, now: DateTime<Utc>) -> String {
 
 /// Renders the page from the status at `now`.
 pub fn render(status: &Status, now: DateTime<Utc>) -> String {
-    status.read(|inner| render_inner(inner, now))
+    render_snapshot(&status.snapshot(), now)
 }
 
-fn render_inner(inner: &Inner, now: DateTime<Utc>) -> String {
-    let mut rows: Vec<(&Entry, Assessment)> = inner
-        .connections
-        .values()
-        .map(|entry| (entry, entry.assessment(now)))
+fn render_snapshot(snapshot: &Snapshot, now: DateTime<Utc>) -> String {
+    let mut rows: Vec<(&Entry, Assessment)> = snapshot
+        .entries
+        .iter()
+        .map(|entry| (&**entry, entry.assessment(now)))
         .collect();
     rows.sort_by(|(a, ea), (b, eb)| {
         severity(a.state(), ea.rotation_due == Some(true))

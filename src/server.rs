@@ -56,7 +56,7 @@ async fn index(State(state): State<AppState>) -> Html<String> {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let body = state.metrics.render(&state.status);
+    let body = axum::body::Body::new(state.metrics.exposition(&state.status));
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
 
@@ -112,20 +112,19 @@ fn api_connection<'a>(entry: &'a Entry, expiry: &'a Assessment) -> ApiConnection
 
 async fn connections(State(state): State<AppState>) -> Response {
     let now = Utc::now();
-    let body = state.status.read(|inner| {
-        let expiries: Vec<Assessment> = inner
-            .connections
-            .values()
-            .map(|entry| entry.assessment(now))
-            .collect();
-        let views: Vec<ApiConnection<'_>> = inner
-            .connections
-            .values()
-            .zip(&expiries)
-            .map(|(entry, expiry)| api_connection(entry, expiry))
-            .collect();
-        serde_json::to_string(&views)
-    });
+    let snapshot = state.status.snapshot();
+    let expiries: Vec<Assessment> = snapshot
+        .entries
+        .iter()
+        .map(|entry| entry.assessment(now))
+        .collect();
+    let views: Vec<ApiConnection<'_>> = snapshot
+        .entries
+        .iter()
+        .zip(&expiries)
+        .map(|(entry, expiry)| api_connection(entry, expiry))
+        .collect();
+    let body = serde_json::to_string(&views);
     match body {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),

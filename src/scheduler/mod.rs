@@ -550,12 +550,10 @@ impl Reminders {
         }
         if let Some(note) = &assessment.note {
             let unavailable = status.read(|inner| {
-                inner.connections.get(&connection.name).is_some_and(|e| {
-                    matches!(
-                        e.tokens.as_ref().map(|t| &t.listing),
-                        Some(Listing::Unavailable(_))
-                    )
-                })
+                inner
+                    .connections
+                    .get(&connection.name)
+                    .is_some_and(|e| matches!(e.listing(), Some(Listing::Unavailable(_))))
             });
             if unavailable {
                 if !self.unavailable_said {
