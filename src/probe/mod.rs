@@ -258,13 +258,13 @@ impl Prober {
         let request = client
             .get(url)
             .header(ACCEPT, HeaderValue::from_static("application/json"))
-            .header(AUTHORIZATION, authorization)
-            .timeout(connection.timeout);
-        // reqwest's timeout covers the body too; the outer deadline is the guarantee.
+            .header(AUTHORIZATION, authorization);
+        // One deadline for the whole exchange, connection and body included (a second timer
+        // inside reqwest would cost a timer entry per probe and say nothing more).
         let exchange = tokio::time::timeout(connection.timeout, async {
-            let response = request.send().await?;
+            let mut response = request.send().await?;
             let status = response.status();
-            let headers = response.headers().clone();
+            let headers = std::mem::take(response.headers_mut());
             let (body, truncated) = read_capped(response).await?;
             Ok::<_, reqwest::Error>(RawAnswer {
                 status,
