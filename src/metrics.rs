@@ -74,7 +74,8 @@ impl Metrics {
         Exposition {
             snapshot: status.snapshot(),
             now: Utc::now(),
-            expiries: Vec::new(),
+            rows: Vec::new(),
+            names: String::new(),
             family: 0,
             next: 0,
             process,
@@ -124,17 +125,23 @@ impl<'a> Family<'a> {
             }
             self.out.push('}');
         }
-        let _ = writeln!(self.out, " {}", format_value(value));
+        self.out.push(' ');
+        write_value(self.out, value);
+        self.out.push('\n');
     }
 
     /// A sample labelled with the connection's name alone.
-    fn connection(&mut self, entry: &Entry, value: f64) {
-        self.sample(&[("connection", &entry.connection.name)], value);
+    fn connection(&mut self, item: &Item<'_>, value: f64) {
+        self.sample(&[("connection", item.name)], value);
     }
 }
 
 /// Label values escape backslash, double quote and line feed (exposition format 0.0.4).
 fn escape_into(out: &mut String, value: &str) {
+    if !value.contains(['\\', '"', '\n']) {
+        out.push_str(value);
+        return;
+    }
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -145,12 +152,13 @@ fn escape_into(out: &mut String, value: &str) {
     }
 }
 
-fn format_value(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{}", value as i64)
+/// Writes a sample value as Prometheus reads it: whole numbers without a fraction.
+fn write_value(out: &mut String, value: f64) {
+    let _ = if value.fract() == 0.0 && value.abs() < 1e15 {
+        write!(out, "{}", value as i64)
     } else {
-        format!("{value}")
-    }
+        write!(out, "{value}")
+    };
 }
 
 fn seconds(time: DateTime<Utc>) -> f64 {
@@ -185,12 +193,68 @@ impl From<Assessment> for Expiry {
     }
 }
 
+/// What most families need of a connection, copied out of its entry in the first pass.
+///
+/// Rendering reads every connection once per family; at 100,000 connections the entries are
+/// spread over half a gigabyte, and chasing three pointers per sample to them made the render
+/// grow faster than the fleet. Rows sit side by side, and so do the names (in one string), so
+/// later passes read memory in order.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    /// Where the connection's name ends in the names string (it starts where the last ends).
+    name_end: usize,
+    state: State,
+    /// The last probe's reason, latency, HTTP status, end and X-RateLimit-Remaining.
+    last: Option<(Reason, f64, Option<u16>, DateTime<Utc>, Option<u64>)>,
+    probes: u64,
+    /// Whether any probe failed (the counts by reason are read from the entry).
+    failed: bool,
+    rate_limited: u64,
+    last_success_at: Option<DateTime<Utc>>,
+    interval: f64,
+    next_probe_at: Option<DateTime<Utc>>,
+    expiry: Expiry,
+}
+
+impl Row {
+    fn new(entry: &Entry, name_end: usize, now: DateTime<Utc>) -> Row {
+        Row {
+            name_end,
+            state: entry.state(),
+            last: entry.last.as_ref().map(|o| {
+                (
+                    o.reason,
+                    o.latency.as_secs_f64(),
+                    o.http_status,
+                    o.finished_at,
+                    o.rate_limit.remaining,
+                )
+            }),
+            probes: entry.probes,
+            failed: !entry.failures.is_empty(),
+            rate_limited: entry.rate_limited,
+            last_success_at: entry.last_success_at,
+            interval: entry.connection.interval.as_secs_f64(),
+            next_probe_at: entry.next_probe_at,
+            expiry: Expiry::from(entry.assessment(now)),
+        }
+    }
+}
+
+/// One connection, as a family's `write` sees it.
+struct Item<'a> {
+    name: &'a str,
+    row: &'a Row,
+    /// The whole entry, for the few families that need more than the row.
+    entry: &'a Entry,
+}
+
 /// A per-connection metric family: `write` adds the samples of one connection.
 struct PerConnection {
     name: &'static str,
     kind: &'static str,
     help: &'static str,
-    write: fn(&mut Family<'_>, &Entry, &Expiry),
+    write: fn(&mut Family<'_>, &Item<'_>),
 }
 
 /// Every per-connection family, in the order they are exposed.
@@ -199,12 +263,11 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_credential_state",
         kind: "gauge",
         help: concat!("The credential's state, ", background!(), ": 1 for the current state (the last verdict; unknown before any), 0 for the others."),
-        write: |family, entry, _| {
-            let current = entry.state();
+        write: |family, item| {
             for state in State::ALL {
                 family.sample(
-                    &[("connection", &entry.connection.name), ("state", state.as_str())],
-                    flag(state == current),
+                    &[("connection", item.name), ("state", state.as_str())],
+                    flag(state == item.row.state),
                 );
             }
         },
@@ -213,9 +276,9 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_probe_success",
         kind: "gauge",
         help: concat!("1 if the last probe reached ok, else 0, ", background!(), "."),
-        write: |family, entry, _| {
-            if let Some(outcome) = &entry.last {
-                family.connection(entry, flag(outcome.reason == Reason::Ok));
+        write: |family, item| {
+            if let Some((reason, ..)) = item.row.last {
+                family.connection(item, flag(reason == Reason::Ok));
             }
         },
     },
@@ -223,12 +286,9 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_probe_reason",
         kind: "gauge",
         help: concat!("Always 1, labelled with the reason the last probe ended with, ", background!(), "; absent before the first probe."),
-        write: |family, entry, _| {
-            if let Some(outcome) = &entry.last {
-                family.sample(
-                    &[("connection", &entry.connection.name), ("reason", outcome.reason.as_str())],
-                    1.0,
-                );
+        write: |family, item| {
+            if let Some((reason, ..)) = item.row.last {
+                family.sample(&[("connection", item.name), ("reason", reason.as_str())], 1.0);
             }
         },
     },
@@ -236,9 +296,9 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_probe_duration_seconds",
         kind: "gauge",
         help: concat!("How long the last probe took, ", background!(), "."),
-        write: |family, entry, _| {
-            if let Some(outcome) = &entry.last {
-                family.connection(entry, outcome.latency.as_secs_f64());
+        write: |family, item| {
+            if let Some((_, latency, ..)) = item.row.last {
+                family.connection(item, latency);
             }
         },
     },
@@ -246,9 +306,9 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_probe_http_status_code",
         kind: "gauge",
         help: concat!("The HTTP status of the last probe's answer, ", background!(), "; absent when no answer arrived."),
-        write: |family, entry, _| {
-            if let Some(status) = entry.last.as_ref().and_then(|o| o.http_status) {
-                family.connection(entry, f64::from(status));
+        write: |family, item| {
+            if let Some((_, _, Some(status), ..)) = item.row.last {
+                family.connection(item, f64::from(status));
             }
         },
     },
@@ -256,18 +316,18 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_probes_total",
         kind: "counter",
         help: concat!("Probes sent, ", background!(), "."),
-        write: |family, entry, _| family.connection(entry, entry.probes as f64),
+        write: |family, item| family.connection(item, item.row.probes as f64),
     },
     PerConnection {
         name: "credwatch_probe_failures_total",
         kind: "counter",
         help: concat!("Probes that did not reach ok, by reason, ", background!(), "."),
-        write: |family, entry, _| {
-            for (reason, count) in &entry.failures {
-                family.sample(
-                    &[("connection", &entry.connection.name), ("reason", reason.as_str())],
-                    *count as f64,
-                );
+        write: |family, item| {
+            if !item.row.failed {
+                return; // nothing to read from the entry
+            }
+            for (reason, count) in &item.entry.failures {
+                family.sample(&[("connection", item.name), ("reason", reason.as_str())], *count as f64);
             }
         },
     },
@@ -275,15 +335,15 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_rate_limited_total",
         kind: "counter",
         help: concat!("Probes that Jira answered with a rate limit (429, or 503 with Retry-After), ", background!(), "."),
-        write: |family, entry, _| family.connection(entry, entry.rate_limited as f64),
+        write: |family, item| family.connection(item, item.row.rate_limited as f64),
     },
     PerConnection {
         name: "credwatch_rate_limit_remaining",
         kind: "gauge",
         help: concat!("Jira's X-RateLimit-Remaining on the last probe's answer, ", background!(), "; absent when Jira did not send it."),
-        write: |family, entry, _| {
-            if let Some(remaining) = entry.last.as_ref().and_then(|o| o.rate_limit.remaining) {
-                family.connection(entry, remaining as f64);
+        write: |family, item| {
+            if let Some((.., Some(remaining))) = item.row.last {
+                family.connection(item, remaining as f64);
             }
         },
     },
@@ -291,9 +351,9 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_last_probe_timestamp_seconds",
         kind: "gauge",
         help: concat!("When the last probe finished, ", background!(), "."),
-        write: |family, entry, _| {
-            if let Some(outcome) = &entry.last {
-                family.connection(entry, seconds(outcome.finished_at));
+        write: |family, item| {
+            if let Some((_, _, _, finished_at, _)) = item.row.last {
+                family.connection(item, seconds(finished_at));
             }
         },
     },
@@ -301,9 +361,9 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_last_success_timestamp_seconds",
         kind: "gauge",
         help: concat!("When a probe last reached ok, ", background!(), "; absent if none has."),
-        write: |family, entry, _| {
-            if let Some(at) = entry.last_success_at {
-                family.connection(entry, seconds(at));
+        write: |family, item| {
+            if let Some(at) = item.row.last_success_at {
+                family.connection(item, seconds(at));
             }
         },
     },
@@ -311,15 +371,15 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_probe_interval_seconds",
         kind: "gauge",
         help: "The connection's configured probe interval (for staleness alerts).",
-        write: |family, entry, _| family.connection(entry, entry.connection.interval.as_secs_f64()),
+        write: |family, item| family.connection(item, item.row.interval),
     },
     PerConnection {
         name: "credwatch_next_probe_timestamp_seconds",
         kind: "gauge",
         help: "When the next background probe is due; absent while probing is stopped (after failed Basic logins or a CAPTCHA lock).",
-        write: |family, entry, _| {
-            if let Some(at) = entry.next_probe_at {
-                family.connection(entry, seconds(at));
+        write: |family, item| {
+            if let Some(at) = item.row.next_probe_at {
+                family.connection(item, seconds(at));
             }
         },
     },
@@ -327,12 +387,9 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_token_expiry_timestamp_seconds",
         kind: "gauge",
         help: "When the credential expires, with where that is known from (source: jira, config or derived); absent while unknown.",
-        write: |family, entry, expiry| {
-            if let Some((at, source)) = expiry.expires_at {
-                family.sample(
-                    &[("connection", &entry.connection.name), ("source", source.as_str())],
-                    seconds(at),
-                );
+        write: |family, item| {
+            if let Some((at, source)) = item.row.expiry.expires_at {
+                family.sample(&[("connection", item.name), ("source", source.as_str())], seconds(at));
             }
         },
     },
@@ -340,9 +397,9 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_token_created_timestamp_seconds",
         kind: "gauge",
         help: "When the token was created (from Jira's PAT list, or created_at); absent while unknown.",
-        write: |family, entry, expiry| {
-            if let Some(at) = expiry.created_at {
-                family.connection(entry, seconds(at));
+        write: |family, item| {
+            if let Some(at) = item.row.expiry.created_at {
+                family.connection(item, seconds(at));
             }
         },
     },
@@ -350,9 +407,9 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_token_last_used_timestamp_seconds",
         kind: "gauge",
         help: "When Jira last saw the token used (its lastAccessedAt); absent while unknown.",
-        write: |family, entry, expiry| {
-            if let Some(at) = expiry.last_used_at {
-                family.connection(entry, seconds(at));
+        write: |family, item| {
+            if let Some(at) = item.row.expiry.last_used_at {
+                family.connection(item, seconds(at));
             }
         },
     },
@@ -360,9 +417,9 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_token_rotation_due",
         kind: "gauge",
         help: "1 if rotation is due by the connection's policy (rotate_before before expiry, or older than max_token_age); absent while nothing tells.",
-        write: |family, entry, expiry| {
-            if let Some(due) = expiry.rotation_due {
-                family.connection(entry, flag(due));
+        write: |family, item| {
+            if let Some(due) = item.row.expiry.rotation_due {
+                family.connection(item, flag(due));
             }
         },
     },
@@ -370,9 +427,9 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_token_never_expires",
         kind: "gauge",
         help: "1 if Jira lists the token without an expiry; absent unless Jira's PAT list told.",
-        write: |family, entry, expiry| {
-            if let Some(never) = expiry.never_expires {
-                family.connection(entry, flag(never));
+        write: |family, item| {
+            if let Some(never) = item.row.expiry.never_expires {
+                family.connection(item, flag(never));
             }
         },
     },
@@ -380,13 +437,10 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_account_tokens",
         kind: "gauge",
         help: "The personal access tokens of the connection's account by status (active, expired, unused, never_expiring; a token may count in several), from Jira's PAT list.",
-        write: |family, entry, expiry| {
-            if let Some(audit) = expiry.audit {
+        write: |family, item| {
+            if let Some(audit) = item.row.expiry.audit {
                 for (status, count) in audit.counts() {
-                    family.sample(
-                        &[("connection", &entry.connection.name), ("status", status)],
-                        count as f64,
-                    );
+                    family.sample(&[("connection", item.name), ("status", status)], count as f64);
                 }
             }
         },
@@ -395,7 +449,8 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_connection_info",
         kind: "gauge",
         help: "Static information about each connection, always 1: url, kind, auth, the account (as Jira reported it, else as configured) and the connection's static labels.",
-        write: |family, entry, _| {
+        write: |family, item| {
+            let entry = item.entry;
             let connection = &entry.connection;
             let account = entry
                 .last
@@ -407,7 +462,7 @@ const FAMILIES: &[PerConnection] = &[
                 .unwrap_or_default();
             let url = connection.url.as_str().trim_end_matches('/');
             let mut labels: Vec<(&str, &str)> = vec![
-                ("connection", &connection.name),
+                ("connection", item.name),
                 ("url", url),
                 ("kind", connection.kind.as_str()),
                 ("auth", connection.auth.as_str()),
@@ -424,8 +479,10 @@ const FAMILIES: &[PerConnection] = &[
 pub struct Exposition {
     snapshot: Snapshot,
     now: DateTime<Utc>,
-    /// Each connection's expiry, computed once, during the first family's pass.
-    expiries: Vec<Expiry>,
+    /// Each connection's row, made during the first family's pass.
+    rows: Vec<Row>,
+    /// Every connection's name, one after the other (see [`Row::name_end`]).
+    names: String,
     /// The family being rendered (an index into [`FAMILIES`]; past its end, the rest).
     family: usize,
     /// The next connection of that family.
@@ -446,22 +503,30 @@ impl Exposition {
         };
         let entries = &self.snapshot.entries;
         let end = entries.len().min(self.next + STEP);
-        let now = self.now;
-        self.expiries.extend(
-            entries[self.expiries.len().min(end)..end]
-                .iter()
-                .map(|entry| Expiry::from(entry.assessment(now))),
-        );
+        for entry in &entries[self.rows.len().min(end)..end] {
+            self.names.push_str(&entry.connection.name);
+            self.rows.push(Row::new(entry, self.names.len(), self.now));
+        }
         let mut writer = if self.next == 0 {
             Family::new(out, family.name, family.kind, family.help)
         } else {
             Family::resume(out, family.name)
         };
-        for (entry, expiry) in entries[self.next..end]
+        let mut start = match self.next {
+            0 => 0,
+            next => self.rows[next - 1].name_end,
+        };
+        for (row, entry) in self.rows[self.next..end]
             .iter()
-            .zip(&self.expiries[self.next..end])
+            .zip(&entries[self.next..end])
         {
-            (family.write)(&mut writer, entry, expiry);
+            let item = Item {
+                name: &self.names[start..row.name_end],
+                row,
+                entry,
+            };
+            (family.write)(&mut writer, &item);
+            start = row.name_end;
         }
         if end == entries.len() {
             self.family += 1;
@@ -754,12 +819,21 @@ mod tests {
         let mut out = String::new();
         escape_into(&mut out, "a\\b\"c\nd");
         assert_eq!(out, "a\\\\b\\\"c\\nd");
+        out.clear();
+        escape_into(&mut out, "plain-name.1");
+        assert_eq!(out, "plain-name.1");
     }
 
     #[test]
     fn values_print_as_prometheus_reads_them() {
-        assert_eq!(format_value(1.0), "1");
-        assert_eq!(format_value(0.25), "0.25");
-        assert_eq!(format_value(1_796_337_314.728), "1796337314.728");
+        let value = |v: f64| {
+            let mut out = String::new();
+            write_value(&mut out, v);
+            out
+        };
+        assert_eq!(value(1.0), "1");
+        assert_eq!(value(0.25), "0.25");
+        assert_eq!(value(1_796_337_314.728), "1796337314.728");
+        assert_eq!(value(-3.0), "-3");
     }
 }
