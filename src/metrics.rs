@@ -204,8 +204,7 @@ struct Row {
     /// Where the connection's name ends in the names string (it starts where the last ends).
     name_end: usize,
     state: State,
-    /// The last probe's reason, latency, HTTP status, end and X-RateLimit-Remaining.
-    last: Option<(Reason, f64, Option<u16>, DateTime<Utc>, Option<u64>)>,
+    last: Option<Last>,
     probes: u64,
     /// Whether any probe failed (the counts by reason are read from the entry).
     failed: bool,
@@ -221,14 +220,12 @@ impl Row {
         Row {
             name_end,
             state: entry.state(),
-            last: entry.last.as_ref().map(|o| {
-                (
-                    o.reason,
-                    o.latency.as_secs_f64(),
-                    o.http_status,
-                    o.finished_at,
-                    o.rate_limit.remaining,
-                )
+            last: entry.last.as_ref().map(|o| Last {
+                reason: o.reason,
+                latency: o.latency.as_secs_f64(),
+                http_status: o.http_status,
+                finished_at: o.finished_at,
+                remaining: o.rate_limit.remaining,
             }),
             probes: entry.probes,
             failed: !entry.failures.is_empty(),
@@ -239,6 +236,17 @@ impl Row {
             expiry: Expiry::from(entry.assessment(now)),
         }
     }
+}
+
+/// What the families need of a connection's last probe.
+#[derive(Debug, Clone, Copy)]
+struct Last {
+    reason: Reason,
+    latency: f64,
+    http_status: Option<u16>,
+    finished_at: DateTime<Utc>,
+    /// Jira's X-RateLimit-Remaining.
+    remaining: Option<u64>,
 }
 
 /// One connection, as a family's `write` sees it.
@@ -277,8 +285,8 @@ const FAMILIES: &[PerConnection] = &[
         kind: "gauge",
         help: concat!("1 if the last probe reached ok, else 0, ", background!(), "."),
         write: |family, item| {
-            if let Some((reason, ..)) = item.row.last {
-                family.connection(item, flag(reason == Reason::Ok));
+            if let Some(last) = item.row.last {
+                family.connection(item, flag(last.reason == Reason::Ok));
             }
         },
     },
@@ -287,8 +295,8 @@ const FAMILIES: &[PerConnection] = &[
         kind: "gauge",
         help: concat!("Always 1, labelled with the reason the last probe ended with, ", background!(), "; absent before the first probe."),
         write: |family, item| {
-            if let Some((reason, ..)) = item.row.last {
-                family.sample(&[("connection", item.name), ("reason", reason.as_str())], 1.0);
+            if let Some(last) = item.row.last {
+                family.sample(&[("connection", item.name), ("reason", last.reason.as_str())], 1.0);
             }
         },
     },
@@ -297,8 +305,8 @@ const FAMILIES: &[PerConnection] = &[
         kind: "gauge",
         help: concat!("How long the last probe took, ", background!(), "."),
         write: |family, item| {
-            if let Some((_, latency, ..)) = item.row.last {
-                family.connection(item, latency);
+            if let Some(last) = item.row.last {
+                family.connection(item, last.latency);
             }
         },
     },
@@ -307,7 +315,7 @@ const FAMILIES: &[PerConnection] = &[
         kind: "gauge",
         help: concat!("The HTTP status of the last probe's answer, ", background!(), "; absent when no answer arrived."),
         write: |family, item| {
-            if let Some((_, _, Some(status), ..)) = item.row.last {
+            if let Some(status) = item.row.last.and_then(|l| l.http_status) {
                 family.connection(item, f64::from(status));
             }
         },
@@ -342,7 +350,7 @@ const FAMILIES: &[PerConnection] = &[
         kind: "gauge",
         help: concat!("Jira's X-RateLimit-Remaining on the last probe's answer, ", background!(), "; absent when Jira did not send it."),
         write: |family, item| {
-            if let Some((.., Some(remaining))) = item.row.last {
+            if let Some(remaining) = item.row.last.and_then(|l| l.remaining) {
                 family.connection(item, remaining as f64);
             }
         },
@@ -352,8 +360,8 @@ const FAMILIES: &[PerConnection] = &[
         kind: "gauge",
         help: concat!("When the last probe finished, ", background!(), "."),
         write: |family, item| {
-            if let Some((_, _, _, finished_at, _)) = item.row.last {
-                family.connection(item, seconds(finished_at));
+            if let Some(last) = item.row.last {
+                family.connection(item, seconds(last.finished_at));
             }
         },
     },
