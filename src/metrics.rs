@@ -130,9 +130,12 @@ impl<'a> Family<'a> {
         self.out.push('\n');
     }
 
-    /// A sample labelled with the connection's name alone.
-    fn connection(&mut self, item: &Item<'_>, value: f64) {
-        self.sample(&[("connection", item.name)], value);
+    /// A sample labelled with the connection's name alone; none while the value is unknown
+    /// (never a sentinel).
+    fn connection(&mut self, item: &Item<'_>, value: impl Into<Option<f64>>) {
+        if let Some(value) = value.into() {
+            self.sample(&[("connection", item.name)], value);
+        }
     }
 }
 
@@ -284,11 +287,7 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_probe_success",
         kind: "gauge",
         help: concat!("1 if the last probe reached ok, else 0, ", background!(), "."),
-        write: |family, item| {
-            if let Some(last) = item.row.last {
-                family.connection(item, flag(last.reason == Reason::Ok));
-            }
-        },
+        write: |family, item| family.connection(item, item.row.last.map(|last| flag(last.reason == Reason::Ok))),
     },
     PerConnection {
         name: "credwatch_probe_reason",
@@ -304,21 +303,13 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_probe_duration_seconds",
         kind: "gauge",
         help: concat!("How long the last probe took, ", background!(), "."),
-        write: |family, item| {
-            if let Some(last) = item.row.last {
-                family.connection(item, last.latency);
-            }
-        },
+        write: |family, item| family.connection(item, item.row.last.map(|last| last.latency)),
     },
     PerConnection {
         name: "credwatch_probe_http_status_code",
         kind: "gauge",
         help: concat!("The HTTP status of the last probe's answer, ", background!(), "; absent when no answer arrived."),
-        write: |family, item| {
-            if let Some(status) = item.row.last.and_then(|l| l.http_status) {
-                family.connection(item, f64::from(status));
-            }
-        },
+        write: |family, item| family.connection(item, item.row.last.and_then(|l| l.http_status).map(f64::from)),
     },
     PerConnection {
         name: "credwatch_probes_total",
@@ -349,31 +340,19 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_rate_limit_remaining",
         kind: "gauge",
         help: concat!("Jira's X-RateLimit-Remaining on the last probe's answer, ", background!(), "; absent when Jira did not send it."),
-        write: |family, item| {
-            if let Some(remaining) = item.row.last.and_then(|l| l.remaining) {
-                family.connection(item, remaining as f64);
-            }
-        },
+        write: |family, item| family.connection(item, item.row.last.and_then(|l| l.remaining).map(|remaining| remaining as f64)),
     },
     PerConnection {
         name: "credwatch_last_probe_timestamp_seconds",
         kind: "gauge",
         help: concat!("When the last probe finished, ", background!(), "."),
-        write: |family, item| {
-            if let Some(last) = item.row.last {
-                family.connection(item, seconds(last.finished_at));
-            }
-        },
+        write: |family, item| family.connection(item, item.row.last.map(|last| seconds(last.finished_at))),
     },
     PerConnection {
         name: "credwatch_last_success_timestamp_seconds",
         kind: "gauge",
         help: concat!("When a probe last reached ok, ", background!(), "; absent if none has."),
-        write: |family, item| {
-            if let Some(at) = item.row.last_success_at {
-                family.connection(item, seconds(at));
-            }
-        },
+        write: |family, item| family.connection(item, item.row.last_success_at.map(seconds)),
     },
     PerConnection {
         name: "credwatch_probe_interval_seconds",
@@ -385,11 +364,7 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_next_probe_timestamp_seconds",
         kind: "gauge",
         help: "When the next background probe is due; absent while probing is stopped (after failed Basic logins or a CAPTCHA lock).",
-        write: |family, item| {
-            if let Some(at) = item.row.next_probe_at {
-                family.connection(item, seconds(at));
-            }
-        },
+        write: |family, item| family.connection(item, item.row.next_probe_at.map(seconds)),
     },
     PerConnection {
         name: "credwatch_token_expiry_timestamp_seconds",
@@ -405,41 +380,25 @@ const FAMILIES: &[PerConnection] = &[
         name: "credwatch_token_created_timestamp_seconds",
         kind: "gauge",
         help: "When the token was created (from Jira's PAT list, or created_at); absent while unknown.",
-        write: |family, item| {
-            if let Some(at) = item.row.expiry.created_at {
-                family.connection(item, seconds(at));
-            }
-        },
+        write: |family, item| family.connection(item, item.row.expiry.created_at.map(seconds)),
     },
     PerConnection {
         name: "credwatch_token_last_used_timestamp_seconds",
         kind: "gauge",
         help: "When Jira last saw the token used (its lastAccessedAt); absent while unknown.",
-        write: |family, item| {
-            if let Some(at) = item.row.expiry.last_used_at {
-                family.connection(item, seconds(at));
-            }
-        },
+        write: |family, item| family.connection(item, item.row.expiry.last_used_at.map(seconds)),
     },
     PerConnection {
         name: "credwatch_token_rotation_due",
         kind: "gauge",
         help: "1 if rotation is due by the connection's policy (rotate_before before expiry, or older than max_token_age); absent while nothing tells.",
-        write: |family, item| {
-            if let Some(due) = item.row.expiry.rotation_due {
-                family.connection(item, flag(due));
-            }
-        },
+        write: |family, item| family.connection(item, item.row.expiry.rotation_due.map(flag)),
     },
     PerConnection {
         name: "credwatch_token_never_expires",
         kind: "gauge",
         help: "1 if Jira lists the token without an expiry; absent unless Jira's PAT list told.",
-        write: |family, item| {
-            if let Some(never) = item.row.expiry.never_expires {
-                family.connection(item, flag(never));
-            }
-        },
+        write: |family, item| family.connection(item, item.row.expiry.never_expires.map(flag)),
     },
     PerConnection {
         name: "credwatch_account_tokens",
