@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use credwatch::config::{parse_date_or_time, Config, Kind};
 use credwatch::probe::classify::{classify, Answer, Expectation};
 use credwatch::probe::{Reason, RetryAfter, State};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::StatusCode;
 use proptest::prelude::*;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use reqwest::StatusCode;
 
 fn header_name() -> impl Strategy<Value = String> {
     prop_oneof![

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use reqwest::header::HeaderValue;
-use reqwest::Url;
+use http::header::HeaderValue;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use serde::Serialize;
+use url::Url;
 
 use super::keys::{self, Settings};
 use super::{

@@ -6,8 +6,8 @@
 //! simulator in `tests/classification.rs`.
 
 use chrono::{DateTime, Utc};
-use reqwest::header::HeaderMap;
-use reqwest::StatusCode;
+use http::header::HeaderMap;
+use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::headers::header_str;
@@ -285,7 +285,7 @@ fn myself(answer: &Answer<'_>) -> Option<Identity> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::{HeaderName, HeaderValue};
+    use http::header::{HeaderName, HeaderValue};
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")

@@ -11,21 +11,20 @@
 
 pub mod classify;
 pub mod headers;
+mod proxy;
 mod tls;
+pub mod transport;
 pub mod verdict;
 
-use std::collections::HashMap;
-use std::error::Error as _;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
-use reqwest::Client;
+use url::Url;
 
 pub use classify::{Answer, Expectation, Identity, Verdict};
 pub use headers::{RateLimit, RetryAfter};
+pub use transport::{Proxies, Resolve, Resolving};
 pub use verdict::{Reason, State};
 
 use crate::config::{AuthMethod, Connection};
@@ -64,81 +63,42 @@ pub struct Outcome {
 /// A fault of credwatch itself while setting up probing.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    /// The HTTP client could not be built.
-    #[error("cannot build the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
     /// The TLS configuration could not be built.
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] rustls::Error),
+    /// A proxy variable in the environment cannot be used.
+    #[error("{0}")]
+    Proxy(String),
 }
 
-/// Sends probes. Cheap to clone; clients (and their keep-alive pools) are shared.
+/// Sends probes. Cheap to clone; the transport (and its keep-alive pool) is shared.
 #[derive(Clone)]
 pub struct Prober {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    resolver: Option<Arc<dyn reqwest::dns::Resolve>>,
-    /// One client per distinct `ca_file` (`None`: system roots only), built on first use.
-    /// A std mutex: it is held only to look up or insert, never across an await.
-    clients: Mutex<HashMap<Option<PathBuf>, Client>>,
+    transport: Arc<transport::Transport>,
 }
 
 impl Prober {
-    /// A prober that resolves names through the system.
+    /// A prober that resolves names through the system and uses the proxies the environment
+    /// names (`https_proxy`, `http_proxy`, `all_proxy`, `no_proxy`).
     pub fn new() -> Result<Prober, SetupError> {
-        Self::build(None)
+        Self::build(None, Proxies::from_env().map_err(SetupError::Proxy)?)
     }
 
-    /// A prober whose name resolution is `resolver` (the simulator and tests use this to
-    /// serve made-up host names without touching DNS).
-    pub fn with_resolver(resolver: Arc<dyn reqwest::dns::Resolve>) -> Result<Prober, SetupError> {
-        Self::build(Some(resolver))
+    /// A prober whose name resolution is `resolver` (tests use this to see made-up host
+    /// names fail without asking a DNS server), with direct connections only.
+    pub fn with_resolver(resolver: Arc<dyn Resolve>) -> Result<Prober, SetupError> {
+        Self::build(Some(resolver), Proxies::none())
     }
 
-    fn build(resolver: Option<Arc<dyn reqwest::dns::Resolve>>) -> Result<Prober, SetupError> {
-        let prober = Prober {
-            inner: Arc::new(Inner {
-                resolver,
-                clients: Mutex::new(HashMap::new()),
-            }),
-        };
-        // Build the common client now, so a broken TLS stack fails at start-up.
-        let client = prober.new_client(None)?;
-        prober.lock_clients().insert(None, client);
-        Ok(prober)
+    /// A prober that uses `proxies` instead of the environment's.
+    pub fn with_proxies(proxies: Proxies) -> Result<Prober, SetupError> {
+        Self::build(None, proxies)
     }
 
-    fn lock_clients(&self) -> std::sync::MutexGuard<'_, HashMap<Option<PathBuf>, Client>> {
-        // A panic while holding this lock cannot leave the map inconsistent.
-        self.inner
-            .clients
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn new_client(&self, ca: Option<&crate::config::CaBundle>) -> Result<Client, SetupError> {
-        let tls = tls::client_config(ca.map(|ca| ca.certs.as_slice()))?;
-        let mut builder = Client::builder()
-            .user_agent(USER_AGENT)
-            .redirect(reqwest::redirect::Policy::none())
-            .retry(reqwest::retry::never())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tls_backend_preconfigured(tls);
-        if let Some(resolver) = &self.inner.resolver {
-            builder = builder.dns_resolver(resolver.clone());
-        }
-        Ok(builder.build()?)
-    }
-
-    fn client_for(&self, connection: &Connection) -> Result<Client, SetupError> {
-        let key = connection.ca_file.as_ref().map(|ca| ca.path.clone());
-        if let Some(client) = self.lock_clients().get(&key) {
-            return Ok(client.clone());
-        }
-        let client = self.new_client(connection.ca_file.as_ref())?;
-        Ok(self.lock_clients().entry(key).or_insert(client).clone())
+    fn build(resolver: Option<Arc<dyn Resolve>>, proxies: Proxies) -> Result<Prober, SetupError> {
+        Ok(Prober {
+            transport: Arc::new(transport::Transport::new(resolver, proxies, USER_AGENT)?),
+        })
     }
 
     /// Probes one connection's credential once, with the expiry the configuration declares
@@ -157,7 +117,7 @@ impl Prober {
     ) -> Outcome {
         let started = Instant::now();
         let answer = match self
-            .exchange(connection, connection.myself_url().clone(), started)
+            .exchange(connection, connection.myself_url(), started)
             .await
         {
             Ok(answer) => answer,
@@ -176,7 +136,7 @@ impl Prober {
     /// Fetches the caller's personal access tokens (`GET /rest/pat/latest/tokens`).
     pub async fn list_tokens(&self, connection: &Connection) -> TokenListOutcome {
         let started = Instant::now();
-        let url = match reqwest::Url::parse(&format!(
+        let url = match Url::parse(&format!(
             "{}/rest/pat/latest/tokens",
             connection.url.as_str().trim_end_matches('/')
         )) {
@@ -191,7 +151,7 @@ impl Prober {
                 return TokenListOutcome::Failed(Box::new(outcome));
             }
         };
-        let answer = match self.exchange(connection, url, started).await {
+        let answer = match self.exchange(connection, &url, started).await {
             Ok(answer) => answer,
             Err(outcome) => return TokenListOutcome::Failed(Box::new(outcome)),
         };
@@ -245,55 +205,52 @@ impl Prober {
     async fn exchange(
         &self,
         connection: &Connection,
-        url: reqwest::Url,
+        url: &Url,
         started: Instant,
     ) -> Result<RawAnswer, Outcome> {
         let auth = connection.auth;
-        let client = self
-            .client_for(connection)
-            .map_err(|e| failed(auth, Reason::TlsError, e.to_string(), started))?;
         let authorization = connection
             .authorization()
             .map_err(|message| failed(auth, Reason::UnexpectedResponse, message, started))?;
-        let request = client
-            .get(url)
-            .header(ACCEPT, HeaderValue::from_static("application/json"))
-            .header(AUTHORIZATION, authorization);
-        // One deadline for the whole exchange, connection and body included (a second timer
-        // inside reqwest would cost a timer entry per probe and say nothing more).
-        let exchange = tokio::time::timeout(connection.timeout, async {
-            let mut response = request.send().await?;
-            let status = response.status();
-            let headers = std::mem::take(response.headers_mut());
-            let (body, truncated) = read_capped(response).await?;
-            Ok::<_, reqwest::Error>(RawAnswer {
-                status,
-                headers,
-                body,
-                truncated,
-            })
-        })
-        .await;
-        match exchange {
-            Err(_elapsed) => {
-                let detail = format!(
-                    "no complete answer within {}",
-                    humantime::format_duration(connection.timeout)
-                );
-                Err(failed(auth, Reason::Timeout, detail, started))
-            }
-            Ok(Err(error)) => {
-                let (reason, mut detail) = transport_failure(&error);
-                if reason == Reason::Timeout {
-                    // reqwest's own timer may fire first; say it the same way either way.
-                    detail = format!(
-                        "no complete answer within {}",
-                        humantime::format_duration(connection.timeout)
-                    );
+        let request = transport::Request {
+            url,
+            origin: connection.site(),
+            authorization: &authorization,
+            ca: connection.ca_file.as_ref(),
+            // A password counts towards Jira's CAPTCHA lock: never send it twice.
+            retry_unanswered: auth != AuthMethod::Basic,
+            body_cap: BODY_CAP,
+        };
+        let timed_out = || {
+            let detail = format!(
+                "no complete answer within {}",
+                humantime::format_duration(connection.timeout)
+            );
+            failed(auth, Reason::Timeout, detail, started)
+        };
+        // One deadline for the whole exchange: resolving, connecting, TLS and the body.
+        match tokio::time::timeout(connection.timeout, self.transport.get(&request)).await {
+            Err(_elapsed) => Err(timed_out()),
+            Ok(Err(failure)) => Err(match failure.kind {
+                transport::FailureKind::Timeout => timed_out(),
+                kind => {
+                    let reason = match kind {
+                        transport::FailureKind::Dns => Reason::DnsError,
+                        transport::FailureKind::Tls => Reason::TlsError,
+                        transport::FailureKind::Protocol => Reason::UnexpectedResponse,
+                        transport::FailureKind::Connect | transport::FailureKind::Timeout => {
+                            Reason::ConnectError
+                        }
+                    };
+                    failed(auth, reason, failure.detail, started)
                 }
-                Err(failed(auth, reason, detail, started))
-            }
-            Ok(Ok(answer)) => Ok(answer),
+            }),
+            Ok(Ok(response)) => Ok(RawAnswer {
+                status: response.status,
+                headers: response.headers,
+                body: response.body,
+                truncated: response.truncated,
+            }),
         }
     }
 }
@@ -311,8 +268,8 @@ pub enum TokenListOutcome {
 
 /// An HTTP answer, read up to the body cap.
 struct RawAnswer {
-    status: reqwest::StatusCode,
-    headers: reqwest::header::HeaderMap,
+    status: http::StatusCode,
+    headers: http::HeaderMap,
     body: Vec<u8>,
     truncated: bool,
 }
@@ -367,76 +324,4 @@ fn failed(auth: AuthMethod, reason: Reason, detail: String, started: Instant) ->
         detail: Some(detail),
         finished_at: Utc::now(),
     }
-}
-
-/// Reads the body up to [`BODY_CAP`]. A body that breaks off after the headers is returned
-/// as truncated (the status may still say enough); a deadline is an error.
-async fn read_capped(mut response: reqwest::Response) -> Result<(Vec<u8>, bool), reqwest::Error> {
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                let room = BODY_CAP - body.len();
-                if chunk.len() > room {
-                    body.extend_from_slice(&chunk[..room]);
-                    return Ok((body, true));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok((body, false)),
-            Err(error) if error.is_timeout() => return Err(error),
-            Err(_) => return Ok((body, true)),
-        }
-    }
-}
-
-/// Maps a transport failure to its reason by walking the error's causes.
-fn transport_failure(error: &reqwest::Error) -> (Reason, String) {
-    let detail = error_chain(error);
-    if error.is_timeout() {
-        return (Reason::Timeout, detail);
-    }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = cause {
-        if current.downcast_ref::<rustls::Error>().is_some() {
-            return (Reason::TlsError, detail);
-        }
-        let mut next = current.source();
-        if let Some(io) = current.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return (Reason::Timeout, detail);
-            }
-            // io::Error::source skips its payload (a rustls error, or another io::Error
-            // wrapping one), so the walk goes on at the payload itself.
-            if let Some(payload) = io.get_ref() {
-                next = Some(payload as &(dyn std::error::Error + 'static));
-            }
-        }
-        if let Some(hyper_error) = current.downcast_ref::<hyper::Error>() {
-            if hyper_error.is_parse() {
-                return (Reason::UnexpectedResponse, detail);
-            }
-        }
-        // hyper-util's connector reports every resolver failure as "dns error".
-        if current.to_string() == "dns error" {
-            return (Reason::DnsError, detail);
-        }
-        cause = next;
-    }
-    (Reason::ConnectError, detail)
-}
-
-/// "a: b: c" from an error and its causes, without repeating a cause a layer already shows.
-fn error_chain(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(current) = cause {
-        let part = current.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        cause = current.source();
-    }
-    text
 }

@@ -31,16 +31,10 @@ pub async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> T {
 /// DNS server.
 pub struct NoSuchHost;
 
-impl reqwest::dns::Resolve for NoSuchHost {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let message = format!("no such host: {}", name.as_str());
-        Box::pin(async move {
-            Err::<reqwest::dns::Addrs, _>(Box::new(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                message,
-            ))
-                as Box<dyn std::error::Error + Send + Sync>)
-        })
+impl credwatch::probe::Resolve for NoSuchHost {
+    fn resolve(&self, host: &str, _port: u16) -> credwatch::probe::Resolving {
+        let message = format!("no such host: {host}");
+        Box::pin(async move { Err(std::io::Error::new(std::io::ErrorKind::NotFound, message)) })
     }
 }
 
