@@ -618,6 +618,7 @@ mod tests {
     use std::time::Duration;
 
     use crate::probe::{Outcome, RateLimit};
+    use crate::state::Probed;
 
     /// A status of `n` connections, `c00000`...; every third one has been probed.
     fn fleet(n: usize) -> Status {
@@ -636,7 +637,7 @@ mod tests {
             let name = connection.name.clone();
             status.insert(Arc::new(connection), Utc::now());
             if i % 3 == 0 {
-                status.record(&name, &ok());
+                status.record_probe(&name, Probed::outcome(ok()));
             }
         }
         status
@@ -735,7 +736,7 @@ mod tests {
         let (done, finished) = mpsc::channel();
         let writer = status.clone();
         std::thread::spawn(move || {
-            writer.record("c00000", &ok());
+            writer.record_probe("c00000", Probed::outcome(ok()));
             writer.remove("c00001");
             let config = crate::config::Config::from_sources(&[(
                 "t.toml".into(),

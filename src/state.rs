@@ -47,7 +47,49 @@ pub struct Entry {
     pub tokens: Option<Arc<TokenList>>,
 }
 
+/// What one probe changed, recorded by [`Status::record_probe`] at once.
+#[derive(Debug)]
+pub struct Probed {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// How late the probe started against its schedule.
+    pub lateness: Option<Duration>,
+    /// What Jira's PAT API said, when the list was fetched with the probe.
+    pub tokens: Option<TokenList>,
+    /// The schedule after the probe; `None` leaves it as it was.
+    pub schedule: Option<Schedule>,
+}
+
+impl Probed {
+    /// Just the outcome.
+    pub fn outcome(outcome: Outcome) -> Probed {
+        Probed {
+            outcome,
+            lateness: None,
+            tokens: None,
+            schedule: None,
+        }
+    }
+}
+
+/// A connection's schedule.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    /// When the next probe is due; `None` while probing is stopped.
+    pub next_probe_at: Option<DateTime<Utc>>,
+    /// The current backoff wait.
+    pub backoff: Option<Duration>,
+    /// Why probing stopped, if it did.
+    pub paused: Option<Pause>,
+}
+
 impl Entry {
+    fn set_schedule(&mut self, schedule: Schedule) {
+        self.next_probe_at = schedule.next_probe_at;
+        self.backoff = schedule.backoff;
+        self.paused = schedule.paused;
+    }
+
     /// The credential's expiry and rotation, as known at `now`.
     pub fn assessment(&self, now: DateTime<Utc>) -> Assessment {
         expiry::assess(&self.connection, self.listing(), now)
@@ -106,6 +148,17 @@ pub struct Lateness {
     pub sum: f64,
     /// How many observations.
     pub count: u64,
+}
+
+impl Lateness {
+    fn observe(&mut self, late: Duration) {
+        let seconds = late.as_secs_f64();
+        if let Some(bucket) = LATENESS_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.buckets[bucket] += 1;
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
 }
 
 /// Everything under the lock.
@@ -220,10 +273,15 @@ impl Status {
         }
     }
 
-    /// Records a probe's outcome; returns the credential's state change, if any.
-    pub fn record(&self, name: &str, outcome: &Outcome) -> Option<Transition> {
+    /// Records everything one probe changed, under one lock; returns the credential's state
+    /// change, if any.
+    pub fn record_probe(&self, name: &str, probed: Probed) -> Option<Transition> {
         let mut inner = self.lock();
+        if let Some(late) = probed.lateness {
+            inner.lateness.observe(late);
+        }
         let entry = Arc::make_mut(inner.connections.get_mut(name)?);
+        let outcome = probed.outcome;
         let from = entry.state();
         entry.probes += 1;
         if outcome.reason == Reason::Ok {
@@ -237,28 +295,15 @@ impl Status {
         if outcome.state.is_verdict() {
             entry.verdict = Some((outcome.state, outcome.reason));
         }
-        entry.last = Some(outcome.clone());
+        entry.last = Some(outcome);
+        if let Some(tokens) = probed.tokens {
+            entry.tokens = Some(Arc::new(tokens));
+        }
+        if let Some(schedule) = probed.schedule {
+            entry.set_schedule(schedule);
+        }
         let to = entry.state();
         (from != to).then_some(Transition { from, to })
-    }
-
-    /// Records how late a probe started against its schedule.
-    pub fn record_lateness(&self, late: Duration) {
-        let seconds = late.as_secs_f64();
-        let mut inner = self.lock();
-        let lateness = &mut inner.lateness;
-        if let Some(bucket) = LATENESS_BUCKETS.iter().position(|bound| seconds <= *bound) {
-            lateness.buckets[bucket] += 1;
-        }
-        lateness.sum += seconds;
-        lateness.count += 1;
-    }
-
-    /// Records what Jira's PAT API said.
-    pub fn record_tokens(&self, name: &str, tokens: TokenList) {
-        if let Some(entry) = self.lock().connections.get_mut(name) {
-            Arc::make_mut(entry).tokens = Some(Arc::new(tokens));
-        }
     }
 
     /// The expiry that turns a rejection into `expired`: Jira's, else the declared one.
@@ -277,19 +322,10 @@ impl Status {
             .map(|entry| entry.assessment(now))
     }
 
-    /// Records the schedule after a probe (or a stop).
-    pub fn schedule(
-        &self,
-        name: &str,
-        next_probe_at: Option<DateTime<Utc>>,
-        backoff: Option<Duration>,
-        paused: Option<Pause>,
-    ) {
+    /// Records the schedule without a probe (a site that is blocked).
+    pub fn schedule(&self, name: &str, schedule: Schedule) {
         if let Some(entry) = self.lock().connections.get_mut(name) {
-            let entry = Arc::make_mut(entry);
-            entry.next_probe_at = next_probe_at;
-            entry.backoff = backoff;
-            entry.paused = paused;
+            Arc::make_mut(entry).set_schedule(schedule);
         }
     }
 

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 use crate::config::{Config, Connection, Globals, SecretSource};
 use crate::expiry::{self, Listing, TokenList};
 use crate::probe::{Outcome, Prober, Reason, State, TokenListOutcome};
-use crate::state::Status;
+use crate::state::{Probed, Schedule, Status};
 use policy::{Backoff, Decision, Policy};
 
 /// How often secret files are checked for changes, while there are at most
@@ -393,6 +393,9 @@ async fn watch_connection(
     // When the PAT list is next fetched; `None`: with the next valid probe.
     let mut tokens_due: Option<Instant> = None;
     let mut reminders = Reminders::default();
+    // The expiry that turns a rejection into `expired`; it changes only with this task's own
+    // token lists and secret re-reads, so the task keeps it.
+    let mut known_expiry = shared.status.known_expiry(&name);
     loop {
         tokio::select! {
             biased;
@@ -401,6 +404,7 @@ async fn watch_connection(
                 if let Some(updated) = reread_secret(&connection) {
                     connection = Arc::new(updated);
                     shared.status.update_connection(connection.clone());
+                    known_expiry = shared.status.known_expiry(&name);
                     policy = Policy::new(&connection);
                     due = Some(Instant::now());
                     tokens_due = None;
@@ -420,22 +424,21 @@ async fn watch_connection(
             due = Some(resume);
             shared.status.schedule(
                 &name,
-                Some(wall_clock(resume, now)),
-                policy.current_backoff,
-                None,
+                Schedule {
+                    next_probe_at: Some(wall_clock(resume, now)),
+                    backoff: policy.current_backoff,
+                    paused: None,
+                },
             );
             continue;
         }
-        let known_expiry = shared.status.known_expiry(&name);
         let probe = async {
             // The site's permit first: a connection queueing behind its own site's bound
             // (a site that hangs) must not hold a global permit meanwhile, or a slow site
             // starves every other one. Neither semaphore is ever closed.
             let _site = site.permits.clone().acquire_owned().await;
             let _global = global.acquire_owned().await;
-            shared
-                .status
-                .record_lateness(Instant::now().saturating_duration_since(slot));
+            let late = Instant::now().saturating_duration_since(slot);
             let outcome = shared
                 .prober
                 .probe_expecting(&connection, known_expiry)
@@ -451,18 +454,18 @@ async fn watch_connection(
             } else {
                 None
             };
-            (outcome, list)
+            (outcome, list, late)
         };
-        let (outcome, list) = tokio::select! {
+        let (outcome, list, late) = tokio::select! {
             biased;
             _ = shutdown.changed() => return,
             done = probe => done,
         };
-        record(&shared.status, &connection, &outcome);
 
         let now = Instant::now();
         let mut reopens = site.observe(&connection, &outcome, now);
         let list_fetched = list.is_some();
+        let mut tokens = None;
         if let Some(list) = list {
             // Anchored to the probe's due time, like the probes themselves, so a cadence equal
             // to the interval lists with every probe rather than every other one.
@@ -480,15 +483,53 @@ async fn watch_connection(
                 }
             };
             if let Some(listing) = listing {
-                shared.status.record_tokens(
-                    &name,
-                    TokenList {
-                        fetched_at: Utc::now(),
-                        listing,
-                    },
-                );
+                let list = TokenList {
+                    fetched_at: Utc::now(),
+                    listing,
+                };
+                known_expiry = expiry::known_expiry(&connection, Some(&list.listing));
+                tokens = Some(list);
             }
         }
+        let decision = policy.after(&connection, &outcome, policy::jitter());
+        let schedule = match decision {
+            Decision::After(wait) => {
+                let mut next = policy::next_due(scheduled, wait, now);
+                if let Some(reopens) = reopens {
+                    next = next.max(reopens);
+                }
+                due = Some(next);
+                Schedule {
+                    next_probe_at: Some(wall_clock(next, now)),
+                    backoff: policy.current_backoff,
+                    paused: None,
+                }
+            }
+            Decision::Stop(pause) => {
+                due = None;
+                tracing::warn!(
+                    connection = %name,
+                    pause = pause.as_str(),
+                    hint = pause.hint(),
+                    "stopped probing this connection until its secret or configuration changes"
+                );
+                Schedule {
+                    next_probe_at: None,
+                    backoff: None,
+                    paused: Some(pause),
+                }
+            }
+        };
+        record(
+            &shared.status,
+            &connection,
+            Probed {
+                outcome,
+                lateness: Some(late),
+                tokens,
+                schedule: Some(schedule),
+            },
+        );
         // The reminders log at most once a day; looking at them once a minute (or when the
         // token list changed) keeps the full assessment off the per-probe path.
         if list_fetched
@@ -498,31 +539,6 @@ async fn watch_connection(
         {
             reminders.checked = Some(now);
             reminders.remind(&shared.status, &connection, now);
-        }
-        match policy.after(&connection, &outcome, policy::jitter()) {
-            Decision::After(wait) => {
-                let mut next = policy::next_due(scheduled, wait, now);
-                if let Some(reopens) = reopens {
-                    next = next.max(reopens);
-                }
-                due = Some(next);
-                shared.status.schedule(
-                    &name,
-                    Some(wall_clock(next, now)),
-                    policy.current_backoff,
-                    None,
-                );
-            }
-            Decision::Stop(pause) => {
-                due = None;
-                shared.status.schedule(&name, None, None, Some(pause));
-                tracing::warn!(
-                    connection = %name,
-                    pause = pause.as_str(),
-                    hint = pause.hint(),
-                    "stopped probing this connection until its secret or configuration changes"
-                );
-            }
         }
     }
 }
@@ -593,8 +609,9 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
-/// Records an outcome and logs it: every probe at DEBUG, a state change at WARN.
-fn record(status: &Status, connection: &Connection, outcome: &Outcome) {
+/// Records a probe and logs it: every probe at DEBUG, a state change at WARN.
+fn record(status: &Status, connection: &Connection, probed: Probed) {
+    let outcome = &probed.outcome;
     tracing::debug!(
         connection = %connection.name,
         state = %outcome.state,
@@ -604,7 +621,9 @@ fn record(status: &Status, connection: &Connection, outcome: &Outcome) {
         detail = ?outcome.detail,
         "probe"
     );
-    let Some(transition) = status.record(&connection.name, outcome) else {
+    let reason = outcome.reason;
+    let hint = outcome.hint;
+    let Some(transition) = status.record_probe(&connection.name, probed) else {
         return;
     };
     // A first success is not news (and at 100,000 connections it would be 100,000 lines).
@@ -615,8 +634,8 @@ fn record(status: &Status, connection: &Connection, outcome: &Outcome) {
             connection = %connection.name,
             from = %transition.from,
             to = %transition.to,
-            reason = %outcome.reason,
-            hint = outcome.hint.unwrap_or(""),
+            reason = %reason,
+            hint = hint.unwrap_or(""),
             "credential state changed"
         );
     }
