@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rustc_hash::FxHashMap;
 
 use crate::config::Connection;
 use crate::expiry::{self, Assessment, TokenList};
@@ -167,8 +168,11 @@ impl Lateness {
 /// pointers, and an update to an entry that a snapshot still holds copies that one entry.
 #[derive(Debug)]
 pub struct Inner {
-    /// By connection name.
-    pub connections: BTreeMap<String, Arc<Entry>>,
+    /// By connection name. Hashed rather than ordered: every probe looks its entry up, and
+    /// the names of a fleet share long prefixes, which an ordered map compares again and again
+    /// (names come from the configuration, so a fast hash without flooding defence is fine).
+    /// A [`Snapshot`] puts them in order.
+    pub connections: FxHashMap<String, Arc<Entry>>,
     /// The configuration's reload status.
     pub reload: ReloadStatus,
     /// How late probes started.
@@ -204,7 +208,7 @@ impl Status {
     pub fn new() -> Status {
         Status {
             inner: Arc::new(Mutex::new(Inner {
-                connections: BTreeMap::new(),
+                connections: FxHashMap::default(),
                 reload: ReloadStatus {
                     successful: true,
                     last_success_at: Utc::now(),
@@ -230,12 +234,19 @@ impl Status {
     /// The status now. The lock is held only to copy one pointer per connection (about a
     /// millisecond at 100,000 connections), so a large scrape never stalls the probes.
     pub fn snapshot(&self) -> Snapshot {
-        let inner = self.lock();
-        Snapshot {
-            entries: inner.connections.values().cloned().collect(),
-            reload: inner.reload.clone(),
-            lateness: inner.lateness.clone(),
-        }
+        let mut snapshot = {
+            let inner = self.lock();
+            Snapshot {
+                entries: inner.connections.values().cloned().collect(),
+                reload: inner.reload.clone(),
+                lateness: inner.lateness.clone(),
+            }
+        };
+        // In name order, sorted after the lock is released.
+        snapshot
+            .entries
+            .sort_unstable_by(|a, b| a.connection.name.cmp(&b.connection.name));
+        snapshot
     }
 
     /// Adds a connection that has not been probed yet.
@@ -347,11 +358,14 @@ impl Status {
 
     /// The connections whose first probe has neither finished nor passed its deadline.
     pub fn pending(&self, now: DateTime<Utc>) -> Vec<String> {
-        self.lock()
+        let mut pending: Vec<String> = self
+            .lock()
             .connections
             .values()
             .filter(|e| e.last.is_none() && e.paused.is_none() && now < e.first_probe_deadline)
             .map(|e| e.connection.name.clone())
-            .collect()
+            .collect();
+        pending.sort_unstable();
+        pending
     }
 }

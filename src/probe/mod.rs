@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use http::HeaderValue;
 use url::Url;
 
 pub use classify::{Answer, Expectation, Identity, Verdict};
@@ -115,9 +116,21 @@ impl Prober {
         connection: &Connection,
         known_expiry: Option<DateTime<Utc>>,
     ) -> Outcome {
+        self.probe_authorized(connection, &connection.authorization(), known_expiry)
+            .await
+    }
+
+    /// As [`Prober::probe_expecting`], with the `Authorization` value (or why there is none)
+    /// that the caller keeps for as long as the secret stays the same.
+    pub async fn probe_authorized(
+        &self,
+        connection: &Connection,
+        authorization: &Result<HeaderValue, String>,
+        known_expiry: Option<DateTime<Utc>>,
+    ) -> Outcome {
         let started = Instant::now();
         let answer = match self
-            .exchange(connection, connection.myself_url(), started)
+            .exchange(connection, authorization, connection.myself_url(), started)
             .await
         {
             Ok(answer) => answer,
@@ -151,7 +164,10 @@ impl Prober {
                 return TokenListOutcome::Failed(Box::new(outcome));
             }
         };
-        let answer = match self.exchange(connection, &url, started).await {
+        let answer = match self
+            .exchange(connection, &connection.authorization(), &url, started)
+            .await
+        {
             Ok(answer) => answer,
             Err(outcome) => return TokenListOutcome::Failed(Box::new(outcome)),
         };
@@ -205,17 +221,18 @@ impl Prober {
     async fn exchange(
         &self,
         connection: &Connection,
+        authorization: &Result<HeaderValue, String>,
         url: &Url,
         started: Instant,
     ) -> Result<RawAnswer, Outcome> {
         let auth = connection.auth;
-        let authorization = connection
-            .authorization()
-            .map_err(|message| failed(auth, Reason::UnexpectedResponse, message, started))?;
+        let authorization = authorization.as_ref().map_err(|message| {
+            failed(auth, Reason::UnexpectedResponse, message.clone(), started)
+        })?;
         let request = transport::Request {
             url,
             origin: connection.site(),
-            authorization: &authorization,
+            authorization,
             ca: connection.ca_file.as_ref(),
             // A password counts towards Jira's CAPTCHA lock: never send it twice.
             retry_unanswered: auth != AuthMethod::Basic,

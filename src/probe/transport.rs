@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
+use rustc_hash::FxHashMap;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
@@ -170,7 +171,8 @@ pub struct Transport {
 
 #[derive(Default)]
 struct Pool {
-    idle: HashMap<String, VecDeque<Idle>>,
+    /// By origin (from the configuration: a fast hash is fine).
+    idle: FxHashMap<String, VecDeque<Idle>>,
     swept: Option<Instant>,
 }
 

@@ -23,6 +23,8 @@ pub mod policy;
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -71,8 +73,11 @@ pub struct Summary {
 
 /// A group of connections that share a Jira site's budget.
 pub struct Site {
-    permits: Arc<Semaphore>,
+    permits: Semaphore,
     gate: Mutex<Gate>,
+    /// Whether the gate holds a block or a backoff. Every probe of the site asks; while the
+    /// site is open (nearly always) one atomic load answers, without the site's lock.
+    gated: AtomicBool,
 }
 
 struct Gate {
@@ -83,11 +88,12 @@ struct Gate {
 impl Site {
     fn new(permits: usize) -> Site {
         Site {
-            permits: Arc::new(Semaphore::new(permits)),
+            permits: Semaphore::new(permits),
             gate: Mutex::new(Gate {
                 blocked_until: None,
                 backoff: None,
             }),
+            gated: AtomicBool::new(false),
         }
     }
 
@@ -99,6 +105,9 @@ impl Site {
 
     /// Until when the site is closed, if it is.
     pub fn blocked_until(&self, now: Instant) -> Option<Instant> {
+        if !self.gated.load(Ordering::Acquire) {
+            return None;
+        }
         self.gate().blocked_until.filter(|until| *until > now)
     }
 
@@ -106,6 +115,13 @@ impl Site {
     /// the site's own exponential backoff); any other answer from Jira reopens it and resets
     /// the backoff. Returns when the site reopens, if closed.
     fn observe(&self, connection: &Connection, outcome: &Outcome, now: Instant) -> Option<Instant> {
+        let limited = outcome.reason == Reason::RateLimited;
+        let reopens = !limited && outcome.http_status.is_some();
+        // Nothing to change: not a rate limit, and either no answer or nothing to reopen.
+        let changes = limited || (reopens && self.gated.load(Ordering::Acquire));
+        if !changes {
+            return None;
+        }
         let mut gate = self.gate();
         if outcome.reason == Reason::RateLimited {
             let backoff = gate
@@ -120,11 +136,13 @@ impl Site {
                 .unwrap_or(Duration::ZERO);
             let until = now + backoff.max(floor);
             gate.blocked_until = Some(gate.blocked_until.map_or(until, |u| u.max(until)));
+            self.gated.store(true, Ordering::Release);
             gate.blocked_until
         } else {
-            if outcome.http_status.is_some() {
+            if reopens {
                 gate.backoff = None;
                 gate.blocked_until = None;
+                self.gated.store(false, Ordering::Release);
             }
             None
         }
@@ -142,7 +160,9 @@ struct Shared {
     prober: Prober,
     status: Status,
     limits: Mutex<Limits>,
-    shutdown: watch::Receiver<bool>,
+    /// Bumped when a reload replaces the concurrency bounds, so that tasks know to drop the
+    /// semaphores they keep.
+    limits_generation: AtomicU64,
     /// Where the grid of start slots begins ([`policy::slot`]).
     epoch: Instant,
 }
@@ -154,7 +174,10 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn site(&self, connection: &Connection) -> (Arc<Semaphore>, Arc<Site>) {
+    /// The global and the site's bounds for a connection, with the generation they belong
+    /// to (read first: a reload in between only makes the task look them up again).
+    fn site(&self, connection: &Connection) -> Bounds {
+        let generation = self.limits_generation.load(Ordering::Acquire);
         let mut limits = self.limits();
         // Every probe asks: look up first, and allocate the key only for a new site.
         let site = match limits.sites.get(connection.site()) {
@@ -167,8 +190,20 @@ impl Shared {
                 site
             }
         };
-        (limits.global.clone(), site)
+        Bounds {
+            generation,
+            global: limits.global.clone(),
+            site,
+        }
     }
+}
+
+/// A connection's concurrency bounds, kept by its task until a reload replaces them.
+#[derive(Clone)]
+struct Bounds {
+    generation: u64,
+    global: Arc<Semaphore>,
+    site: Arc<Site>,
 }
 
 struct Running {
@@ -209,7 +244,8 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler with no connections; `shutdown` turning true stops every task.
+    /// A scheduler with no connections; `shutdown` turning true stops the secret watcher, and
+    /// [`Scheduler::stop_all`] the connections' tasks.
     pub fn new(
         prober: Prober,
         status: Status,
@@ -227,7 +263,7 @@ impl Scheduler {
                     global: Arc::new(Semaphore::new(globals.max_concurrent_probes)),
                     sites: HashMap::new(),
                 }),
-                shutdown,
+                limits_generation: AtomicU64::new(0),
                 epoch: Instant::now(),
             }),
             running: HashMap::new(),
@@ -247,6 +283,7 @@ impl Scheduler {
                 limits.globals = config.globals;
                 limits.global = Arc::new(Semaphore::new(config.globals.max_concurrent_probes));
                 limits.sites.clear();
+                self.shared.limits_generation.fetch_add(1, Ordering::AcqRel);
             }
         }
         let mut summary = Summary::default();
@@ -334,10 +371,13 @@ impl Scheduler {
             .count()
     }
 
-    /// Waits up to `grace` for every task to notice the shutdown signal (which cancels probes
-    /// in flight), then aborts whatever is left.
+    /// Stops every connection task (which cancels probes in flight), and waits up to `grace`
+    /// for them and the secret watcher to finish, then aborts whatever is left.
     pub async fn stop_all(mut self, grace: Duration) {
         let mut tasks: Vec<JoinHandle<()>> = self.running.drain().map(|(_, r)| r.task).collect();
+        for task in &tasks {
+            task.abort();
+        }
         tasks.push(self.watcher);
         let deadline = Instant::now() + grace;
         for task in &mut tasks {
@@ -386,7 +426,6 @@ async fn watch_connection(
     poke: Arc<Notify>,
     first: Instant,
 ) {
-    let mut shutdown = shared.shutdown.clone();
     let name = connection.name.clone();
     let mut policy = Policy::new(&connection);
     let mut due = Some(first);
@@ -396,15 +435,23 @@ async fn watch_connection(
     // The expiry that turns a rejection into `expired`; it changes only with this task's own
     // token lists and secret re-reads, so the task keeps it.
     let mut known_expiry = shared.status.known_expiry(&name);
+    // Kept while the secret stays the same: the header is built once, not per probe.
+    let mut authorization = connection.authorization();
+    let mut bounds = shared.site(&connection);
+    // One registration with the notifier for as long as no poke comes, not one per probe.
+    let mut poked = pin!(poke.notified());
     loop {
+        // The task stops when the scheduler aborts it (reload or shutdown): dropping this
+        // future cancels a probe in flight and frees its permits.
         tokio::select! {
             biased;
-            _ = shutdown.changed() => return,
-            _ = poke.notified() => {
+            _ = &mut poked => {
+                poked.set(poke.notified());
                 if let Some(updated) = reread_secret(&connection) {
                     connection = Arc::new(updated);
                     shared.status.update_connection(connection.clone());
                     known_expiry = shared.status.known_expiry(&name);
+                    authorization = connection.authorization();
                     policy = Policy::new(&connection);
                     due = Some(Instant::now());
                     tokens_due = None;
@@ -417,7 +464,10 @@ async fn watch_connection(
         // The rhythm follows the exact due time; lateness is counted from the slot.
         let scheduled = due.unwrap_or_else(Instant::now);
         let slot = policy::slot(scheduled, shared.epoch);
-        let (global, site) = shared.site(&connection);
+        if bounds.generation != shared.limits_generation.load(Ordering::Acquire) {
+            bounds = shared.site(&connection);
+        }
+        let Bounds { global, site, .. } = &bounds;
         let now = Instant::now();
         if let Some(until) = site.blocked_until(now) {
             let resume = until + policy::start_offset(&name, RESUME_SPREAD);
@@ -436,12 +486,12 @@ async fn watch_connection(
             // The site's permit first: a connection queueing behind its own site's bound
             // (a site that hangs) must not hold a global permit meanwhile, or a slow site
             // starves every other one. Neither semaphore is ever closed.
-            let _site = site.permits.clone().acquire_owned().await;
-            let _global = global.acquire_owned().await;
+            let _site = site.permits.acquire().await;
+            let _global = global.acquire().await;
             let late = Instant::now().saturating_duration_since(slot);
             let outcome = shared
                 .prober
-                .probe_expecting(&connection, known_expiry)
+                .probe_authorized(&connection, &authorization, known_expiry)
                 .await;
             // The token list rides on a valid probe, under the same permits: never more often
             // than the probe, and only while the site is open.
@@ -456,11 +506,7 @@ async fn watch_connection(
             };
             (outcome, list, late)
         };
-        let (outcome, list, late) = tokio::select! {
-            biased;
-            _ = shutdown.changed() => return,
-            done = probe => done,
-        };
+        let (outcome, list, late) = probe.await;
 
         let now = Instant::now();
         let mut reopens = site.observe(&connection, &outcome, now);
