@@ -78,18 +78,28 @@ pub struct RateLimit {
 impl RateLimit {
     /// Reads whatever rate-limit headers are present.
     pub fn from_headers(headers: &HeaderMap) -> RateLimit {
-        let number = |name: &str| header_str(headers, name).and_then(|v| v.trim().parse().ok());
-        RateLimit {
-            limit: number("x-ratelimit-limit"),
-            remaining: number("x-ratelimit-remaining"),
-            interval_seconds: number("x-ratelimit-interval-seconds"),
-            fill_rate: number("x-ratelimit-fillrate"),
-            reset: header_str(headers, "x-ratelimit-reset").and_then(parse_iso8601),
-            near_limit: header_str(headers, "x-ratelimit-nearlimit")
-                .map(|v| v.trim().eq_ignore_ascii_case("true")),
-            reason: header_str(headers, "ratelimit-reason")
-                .map(|v| v.trim().chars().take(64).collect()),
+        let mut rate = RateLimit::default();
+        // One pass over the names present (most answers carry none of these), rather than a
+        // lookup per header; the first value of each counts, as with `HeaderMap::get`.
+        for name in headers.keys() {
+            let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) else {
+                continue;
+            };
+            let number = || value.trim().parse().ok();
+            match name.as_str() {
+                "x-ratelimit-limit" => rate.limit = number(),
+                "x-ratelimit-remaining" => rate.remaining = number(),
+                "x-ratelimit-interval-seconds" => rate.interval_seconds = number(),
+                "x-ratelimit-fillrate" => rate.fill_rate = number(),
+                "x-ratelimit-reset" => rate.reset = parse_iso8601(value),
+                "x-ratelimit-nearlimit" => {
+                    rate.near_limit = Some(value.trim().eq_ignore_ascii_case("true"));
+                }
+                "ratelimit-reason" => rate.reason = Some(value.trim().chars().take(64).collect()),
+                _ => {}
+            }
         }
+        rate
     }
 
     /// Whether no rate-limit header was present.
