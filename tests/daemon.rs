@@ -433,8 +433,9 @@ async fn a_rotated_token_file_is_picked_up_and_probed_at_once() {
     // Kubernetes updates a mounted secret by swapping a symlink; a rename does the same here.
     let staged = write(harness.dir.path(), "token.new", "new-token\n");
     std::fs::rename(staged, harness.dir.path().join("token")).expect("rename");
+    // Secret files are checked every 5 s.
     eventually(
-        Duration::from_secs(5),
+        Duration::from_secs(8),
         "a probe with the new token",
         || async { harness.connection(&name).await["state"] == "valid" },
     )
