@@ -5,9 +5,10 @@
 //! credwatch itself, such as a TLS stack that cannot be built at start-up.
 //!
 //! The request: `Accept: application/json`, `User-Agent: credwatch/<version>`, credentials
-//! sent pre-emptively, redirects never followed, no retries (a retried Basic login counts
-//! towards Jira's CAPTCHA lock), the body read up to [`BODY_CAP`], and one deadline, the
-//! connection's `timeout`, over the whole exchange.
+//! sent pre-emptively, redirects never followed, the body read up to [`BODY_CAP`], and one
+//! deadline, the connection's `timeout`, over the whole exchange. No retries: a request is sent
+//! a second time only when a kept-alive connection closed before any byte of an answer, and
+//! never with a password, which Jira counts towards its CAPTCHA lock ([`transport`]).
 
 pub mod classify;
 pub mod headers;

@@ -1,6 +1,7 @@
-//! Proxies from the environment, the way curl and reqwest read them: `https_proxy` for
-//! `https://` URLs, `http_proxy` for `http://` URLs, `all_proxy` for both, each in lower or
-//! upper case (lower case first), and `no_proxy` for the hosts that bypass them.
+//! Proxies from the environment, read as reqwest reads them (and mostly as curl does):
+//! `https_proxy` for `https://` URLs, `http_proxy` for `http://` URLs, `all_proxy` for both,
+//! each in lower or upper case (lower case first), and `no_proxy` for the hosts that bypass
+//! them. A proxy URL without a port means port 80, as in reqwest (curl assumes 1080).
 //!
 //! Only `http://` proxies are supported: `https://` URLs go through a `CONNECT` tunnel, so
 //! the TLS session (and the credential) is end to end; `http://` URLs are sent to the proxy

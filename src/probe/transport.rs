@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 use rustc_hash::FxHashMap;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -164,9 +164,24 @@ pub struct Transport {
     resolver: Arc<dyn Resolve>,
     proxies: Proxies,
     user_agent: &'static str,
-    /// One TLS connector per distinct `ca_file` (`None`: system roots only).
-    tls: Mutex<HashMap<Option<PathBuf>, TlsConnector>>,
+    /// The TLS connectors: the common one, and one per `ca_file` and its contents.
+    tls: Mutex<Connectors>,
     pool: Mutex<Pool>,
+}
+
+struct Connectors {
+    /// System roots only.
+    common: TlsConnector,
+    /// By `ca_file` path, for its current contents: a reload that changes the file's
+    /// certificates gets a new connector and, through its id, a pool of its own.
+    by_ca: HashMap<PathBuf, CaConnector>,
+    last_id: u64,
+}
+
+struct CaConnector {
+    certs: Arc<Vec<CertificateDer<'static>>>,
+    connector: TlsConnector,
+    id: u64,
 }
 
 #[derive(Default)]
@@ -194,7 +209,11 @@ impl Transport {
             resolver: resolver.unwrap_or_else(|| Arc::new(SystemResolver)),
             proxies,
             user_agent,
-            tls: Mutex::new(HashMap::from([(None, common)])),
+            tls: Mutex::new(Connectors {
+                common,
+                by_ca: HashMap::new(),
+                last_id: 0,
+            }),
             pool: Mutex::new(Pool::default()),
         })
     }
@@ -204,7 +223,19 @@ impl Transport {
     pub async fn get(&self, request: &Request<'_>) -> Result<Response, Failure> {
         let https = request.url.scheme() == "https";
         let proxy = self.proxies.for_url(request.url);
-        let key = pool_key(request);
+        let trust =
+            if https {
+                Some(self.trust(request.ca).map_err(|e| {
+                    Failure::new(FailureKind::Tls, format!("cannot set up TLS: {e}"))
+                })?)
+            } else {
+                None
+            };
+        // The origin, and the trust roots when they are not the common ones.
+        let key = match &trust {
+            Some((_, id)) if *id != 0 => Cow::Owned(format!("{} ca#{id}", request.origin)),
+            _ => Cow::Borrowed(request.origin),
+        };
         let head = self.head(request, proxy.filter(|_| !https));
         let mut reuse = true;
         loop {
@@ -216,7 +247,8 @@ impl Transport {
                     stream
                 }
                 None => {
-                    let stream = self.connect(request, proxy).await?;
+                    let connector = trust.as_ref().map(|(connector, _)| connector);
+                    let stream = self.connect(request, proxy, connector).await?;
                     tracing::trace!(
                         origin = request.origin,
                         proxy = proxy.map(Proxy::shown),
@@ -293,8 +325,9 @@ impl Transport {
         loop {
             let idle = self.lock_pool().idle.get_mut(key)?.pop_back()?;
             // Checked outside the lock: a close here costs a system call.
-            if idle.since.elapsed() < IDLE_TIMEOUT && idle.stream.is_open() {
-                return Some(idle.stream);
+            let mut stream = idle.stream;
+            if idle.since.elapsed() < IDLE_TIMEOUT && stream.is_open() {
+                return Some(stream);
             }
         }
     }
@@ -338,6 +371,7 @@ impl Transport {
         &self,
         request: &Request<'_>,
         proxy: Option<&Proxy>,
+        tls: Option<&TlsConnector>,
     ) -> Result<Stream, Failure> {
         let url = request.url;
         let host = url
@@ -346,19 +380,23 @@ impl Transport {
         let port = url.port_or_known_default().unwrap_or(80);
         let tcp = match proxy {
             Some(proxy) => {
-                let tcp = tcp_connect(&*self.resolver, proxy.host(), proxy.port())
+                tcp_connect(&*self.resolver, proxy.host(), proxy.port())
                     .await
                     .map_err(|mut failure| {
                         failure.detail = format!("proxy {}: {}", proxy.shown(), failure.detail);
+                        // The proxy's name, not Jira's, failed to resolve: a connection problem
+                        // as far as the URL's DNS is concerned.
+                        if failure.kind == FailureKind::Dns {
+                            failure.kind = FailureKind::Connect;
+                        }
                         failure
-                    })?;
-                tcp
+                    })?
             }
             None => tcp_connect(&*self.resolver, host.clone(), port).await?,
         };
-        if url.scheme() != "https" {
+        let Some(connector) = tls else {
             return Ok(Stream::Plain(tcp));
-        }
+        };
         let mut tcp = tcp;
         if let Some(proxy) = proxy {
             tunnel(
@@ -379,9 +417,6 @@ impl Transport {
             Host::Ipv4(ip) => ServerName::IpAddress(IpAddr::V4(ip).into()),
             Host::Ipv6(ip) => ServerName::IpAddress(IpAddr::V6(ip).into()),
         };
-        let connector = self
-            .tls_connector(request.ca)
-            .map_err(|e| Failure::new(FailureKind::Tls, format!("cannot set up TLS: {e}")))?;
         let shown = url.host_str().unwrap_or_default();
         match connector.connect(name, tcp).await {
             Ok(tls) => Ok(Stream::Tls(Box::new(tls))),
@@ -393,31 +428,44 @@ impl Transport {
         }
     }
 
-    fn tls_connector(&self, ca: Option<&CaBundle>) -> Result<TlsConnector, rustls::Error> {
-        let key = ca.map(|ca| ca.path.clone());
+    /// The connector for the common roots (id 0) or for `ca` as its file reads now.
+    fn trust(&self, ca: Option<&CaBundle>) -> Result<(TlsConnector, u64), rustls::Error> {
         let mut connectors = self
             .tls
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(connector) = connectors.get(&key) {
-            return Ok(connector.clone());
+        let Some(ca) = ca else {
+            return Ok((connectors.common.clone(), 0));
+        };
+        if let Some(known) = connectors.by_ca.get(&ca.path) {
+            if Arc::ptr_eq(&known.certs, &ca.certs) || known.certs == ca.certs {
+                return Ok((known.connector.clone(), known.id));
+            }
         }
-        let config = super::tls::client_config(ca.map(|ca| ca.certs.as_slice()))?;
-        let connector = TlsConnector::from(Arc::new(config));
-        connectors.insert(key, connector.clone());
-        Ok(connector)
+        let connector = TlsConnector::from(Arc::new(super::tls::client_config(Some(
+            ca.certs.as_slice(),
+        ))?));
+        connectors.last_id += 1;
+        let id = connectors.last_id;
+        connectors.by_ca.insert(
+            ca.path.clone(),
+            CaConnector {
+                certs: ca.certs.clone(),
+                connector: connector.clone(),
+                id,
+            },
+        );
+        Ok((connector, id))
     }
 }
 
-/// The pool's key: the origin, and the trust roots when they are not the common ones.
-fn pool_key<'a>(request: &Request<'a>) -> Cow<'a, str> {
-    match request.ca {
-        None => Cow::Borrowed(request.origin),
-        Some(ca) => Cow::Owned(format!("{} ca={}", request.origin, ca.path.display())),
-    }
-}
+/// How long a connection attempt has to itself before the next address is tried (as in
+/// hyper-util's "happy eyeballs"): a black-holed first address, typically a broken IPv6 route,
+/// must not use up the whole probe deadline.
+const CONNECT_FALLBACK: Duration = Duration::from_millis(300);
 
-/// Resolves and connects, trying each address in turn.
+/// Resolves and connects, trying each address in turn; all but the last get
+/// [`CONNECT_FALLBACK`].
 async fn tcp_connect(
     resolver: &dyn Resolve,
     host: Host<&str>,
@@ -443,8 +491,20 @@ async fn tcp_connect(
         },
     };
     let mut last = None;
-    for address in addresses {
-        match TcpStream::connect(address).await {
+    let count = addresses.len();
+    for (index, address) in addresses.into_iter().enumerate() {
+        let attempt = if index + 1 < count {
+            match tokio::time::timeout(CONNECT_FALLBACK, TcpStream::connect(address)).await {
+                Ok(attempt) => attempt,
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no answer within {} ms", CONNECT_FALLBACK.as_millis()),
+                )),
+            }
+        } else {
+            TcpStream::connect(address).await
+        };
+        match attempt {
             Ok(tcp) => {
                 // A probe is one small write; waiting for Nagle's timer would only add latency.
                 let _ = tcp.set_nodelay(true);
@@ -761,7 +821,9 @@ async fn read_length(
         clean = false;
     }
     while body.len() < want {
-        body.reserve((want - body.len()).min(64 * 1024));
+        // One byte more than the body: bytes after it show up here (and the connection is not
+        // reused) rather than staying behind in a TLS session's buffer.
+        body.reserve((want + 1 - body.len()).min(64 * 1024));
         match stream.read_buf(&mut body).await {
             Ok(0) | Err(_) => return (body, BodyEnd::Truncated),
             Ok(_) => {}
@@ -935,18 +997,24 @@ enum Stream {
 }
 
 impl Stream {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(tcp) => tcp,
-            Stream::Tls(tls) => tls.get_ref().0,
-        }
-    }
-
-    /// Whether an idle connection is still open: nothing has arrived on it since its last
-    /// answer, not even a close. Costs a system call only when the socket is readable.
-    fn is_open(&self) -> bool {
+    /// Whether an idle connection is still open and clean: nothing has arrived on it since its
+    /// last answer, not even a close, and (over TLS) nothing is left decrypted but unread.
+    /// Costs a system call only when the socket is readable.
+    fn is_open(&mut self) -> bool {
+        let tcp = match self {
+            Stream::Plain(tcp) => &*tcp,
+            Stream::Tls(tls) => {
+                let (tcp, session) = tls.get_mut();
+                match session.process_new_packets() {
+                    Ok(state)
+                        if state.plaintext_bytes_to_read() == 0 && !state.peer_has_closed() => {}
+                    _ => return false,
+                }
+                &*tcp
+            }
+        };
         let mut byte = [0u8; 1];
-        matches!(self.tcp().try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        matches!(tcp.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 }
 
@@ -1161,6 +1229,28 @@ mod tests {
             );
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn bytes_after_a_body_keep_its_connection_out_of_the_pool() {
+        let (url, accepted) = scripted(vec![
+            vec![
+                Step::Answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK"),
+                Step::Answer(OK),
+            ],
+            vec![Step::Answer(OK)],
+        ])
+        .await;
+        let transport = transport();
+        assert_eq!(
+            get(&transport, &url, false).await.expect("first").body,
+            b"ok"
+        );
+        assert_eq!(
+            get(&transport, &url, false).await.expect("second").body,
+            b"ok"
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
