@@ -164,14 +164,14 @@ pub struct Transport {
     resolver: Arc<dyn Resolve>,
     proxies: Proxies,
     user_agent: &'static str,
-    /// The TLS connectors: the common one, and one per `ca_file` and its contents.
+    /// The TLS connector for the system roots only.
+    common: TlsConnector,
+    /// The TLS connectors for each `ca_file` and its contents.
     tls: Mutex<Connectors>,
     pool: Mutex<Pool>,
 }
 
 struct Connectors {
-    /// System roots only.
-    common: TlsConnector,
     /// By `ca_file` path, for its current contents: a reload that changes the file's
     /// certificates gets a new connector and, through its id, a pool of its own.
     by_ca: HashMap<PathBuf, CaConnector>,
@@ -209,8 +209,8 @@ impl Transport {
             resolver: resolver.unwrap_or_else(|| Arc::new(SystemResolver)),
             proxies,
             user_agent,
+            common,
             tls: Mutex::new(Connectors {
-                common,
                 by_ca: HashMap::new(),
                 last_id: 0,
             }),
@@ -430,13 +430,13 @@ impl Transport {
 
     /// The connector for the common roots (id 0) or for `ca` as its file reads now.
     fn trust(&self, ca: Option<&CaBundle>) -> Result<(TlsConnector, u64), rustls::Error> {
+        let Some(ca) = ca else {
+            return Ok((self.common.clone(), 0));
+        };
         let mut connectors = self
             .tls
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(ca) = ca else {
-            return Ok((connectors.common.clone(), 0));
-        };
         if let Some(known) = connectors.by_ca.get(&ca.path) {
             if Arc::ptr_eq(&known.certs, &ca.certs) || known.certs == ca.certs {
                 return Ok((known.connector.clone(), known.id));
