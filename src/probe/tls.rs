@@ -1,6 +1,6 @@
 //! The rustls client configuration: the system's trust roots, plus a connection's `ca_file`.
 //!
-//! rustls on `ring` rather than aws-lc-rs (reqwest's default): it builds in a fraction of the
+//! rustls on `ring` rather than aws-lc-rs: it builds in a fraction of the
 //! time on a small CI machine, and credwatch needs nothing aws-lc-rs alone offers.
 
 use std::sync::{Arc, OnceLock};
