@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
+use credwatch::config::Connection;
 use credwatch::probe::{Prober, Proxies, Reason, State};
 use credwatch::sim::{Pat, Simulator, Site, User};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -134,21 +135,31 @@ fn site() -> Site {
     Site::server().with_user(User::new("svc").with_pat(Pat::new(1, "credwatch", "pat-proxy", None)))
 }
 
-#[tokio::test]
-async fn probes_go_through_the_proxy_unless_no_proxy_names_the_host() {
-    let plain = Simulator::start().await.expect("simulator");
-    plain.add_site("dc", site());
+async fn tls_simulator() -> Simulator {
     let tls = Simulator::start_tls(CERT, KEY)
         .await
         .expect("TLS simulator");
     tls.add_site("dc", site());
+    tls
+}
+
+/// A connection to `tls`'s site "dc", trusting the test CA.
+fn https_connection(tls: &Simulator) -> Connection {
+    connection(&format!(
+        "name = \"https\"\nurl = \"{}\"\ntoken = \"pat-proxy\"\nca_file = \"tests/fixtures/test-ca.pem\"",
+        tls.url("dc")
+    ))
+}
+
+#[tokio::test]
+async fn probes_go_through_the_proxy_unless_no_proxy_names_the_host() {
+    let plain = Simulator::start().await.expect("simulator");
+    plain.add_site("dc", site());
+    let tls = tls_simulator().await;
     let proxy = TestProxy::start(false).await;
     let through = Prober::with_proxies(proxies(proxy.port, "")).expect("prober");
 
-    let https = connection(&format!(
-        "name = \"https\"\nurl = \"{}\"\ntoken = \"pat-proxy\"\nca_file = \"tests/fixtures/test-ca.pem\"",
-        tls.url("dc")
-    ));
+    let https = https_connection(&tls);
     let http = connection(&format!(
         "name = \"http\"\nurl = \"{}\"\ntoken = \"pat-proxy\"\nallow_insecure_http = true",
         plain.url("dc")
@@ -208,16 +219,10 @@ async fn probes_go_through_the_proxy_unless_no_proxy_names_the_host() {
 
 #[tokio::test]
 async fn a_refusing_proxy_is_a_connect_error_that_names_it_and_not_its_password() {
-    let tls = Simulator::start_tls(CERT, KEY)
-        .await
-        .expect("TLS simulator");
-    tls.add_site("dc", site());
+    let tls = tls_simulator().await;
     let proxy = TestProxy::start(true).await;
     let prober = Prober::with_proxies(proxies(proxy.port, "")).expect("prober");
-    let https = connection(&format!(
-        "name = \"https\"\nurl = \"{}\"\ntoken = \"pat-proxy\"\nca_file = \"tests/fixtures/test-ca.pem\"",
-        tls.url("dc")
-    ));
+    let https = https_connection(&tls);
     let outcome = within(Duration::from_secs(10), prober.probe(&https)).await;
     assert_eq!(
         (outcome.state, outcome.reason),

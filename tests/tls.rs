@@ -14,8 +14,9 @@ use common::{connection, within};
 const CERT: &[u8] = include_bytes!("fixtures/localhost.pem");
 const KEY: &[u8] = include_bytes!("fixtures/localhost.key");
 
-#[tokio::test]
-async fn a_private_ca_is_trusted_through_ca_file_only() {
+/// The simulator over TLS, with a certificate from the test CA, serving site "dc" whose
+/// user holds the PAT "pat-tls".
+async fn tls_simulator() -> Simulator {
     let simulator = Simulator::start_tls(CERT, KEY)
         .await
         .expect("TLS simulator");
@@ -28,6 +29,12 @@ async fn a_private_ca_is_trusted_through_ca_file_only() {
             None,
         ))),
     );
+    simulator
+}
+
+#[tokio::test]
+async fn a_private_ca_is_trusted_through_ca_file_only() {
+    let simulator = tls_simulator().await;
     let url = simulator.url("dc");
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let prober = Prober::new().expect("prober");
@@ -63,18 +70,7 @@ async fn a_private_ca_is_trusted_through_ca_file_only() {
 /// probe trusts, and connections made under the old roots must not be reused.
 #[tokio::test]
 async fn a_ca_file_whose_contents_change_is_trusted_as_it_reads_now() {
-    let simulator = Simulator::start_tls(CERT, KEY)
-        .await
-        .expect("TLS simulator");
-    simulator.add_site(
-        "dc",
-        Site::server().with_user(User::new("svc").with_pat(Pat::new(
-            1,
-            "credwatch",
-            "pat-tls",
-            None,
-        ))),
-    );
+    let simulator = tls_simulator().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = dir.path().join("ca.pem");
     let load = |pem: &str| {

@@ -225,7 +225,7 @@ impl Prober {
         authorization: &Result<HeaderValue, String>,
         url: &Url,
         started: Instant,
-    ) -> Result<RawAnswer, Outcome> {
+    ) -> Result<transport::Response, Outcome> {
         let auth = connection.auth;
         let authorization = authorization.as_ref().map_err(|message| {
             failed(auth, Reason::UnexpectedResponse, message.clone(), started)
@@ -247,29 +247,20 @@ impl Prober {
             failed(auth, Reason::Timeout, detail, started)
         };
         // One deadline for the whole exchange: resolving, connecting, TLS and the body.
-        match tokio::time::timeout(connection.timeout, self.transport.get(&request)).await {
-            Err(_elapsed) => Err(timed_out()),
-            Ok(Err(failure)) => Err(match failure.kind {
-                transport::FailureKind::Timeout => timed_out(),
-                kind => {
-                    let reason = match kind {
-                        transport::FailureKind::Dns => Reason::DnsError,
-                        transport::FailureKind::Tls => Reason::TlsError,
-                        transport::FailureKind::Protocol => Reason::UnexpectedResponse,
-                        transport::FailureKind::Connect | transport::FailureKind::Timeout => {
-                            Reason::ConnectError
-                        }
-                    };
-                    failed(auth, reason, failure.detail, started)
-                }
-            }),
-            Ok(Ok(response)) => Ok(RawAnswer {
-                status: response.status,
-                headers: response.headers,
-                body: response.body,
-                truncated: response.truncated,
-            }),
-        }
+        let failure =
+            match tokio::time::timeout(connection.timeout, self.transport.get(&request)).await {
+                Ok(Ok(response)) => return Ok(response),
+                Ok(Err(failure)) => failure,
+                Err(_elapsed) => return Err(timed_out()),
+            };
+        let reason = match failure.kind {
+            transport::FailureKind::Timeout => return Err(timed_out()),
+            transport::FailureKind::Dns => Reason::DnsError,
+            transport::FailureKind::Tls => Reason::TlsError,
+            transport::FailureKind::Protocol => Reason::UnexpectedResponse,
+            transport::FailureKind::Connect => Reason::ConnectError,
+        };
+        Err(failed(auth, reason, failure.detail, started))
     }
 }
 
@@ -284,15 +275,8 @@ pub enum TokenListOutcome {
     Failed(Box<Outcome>),
 }
 
-/// An HTTP answer, read up to the body cap.
-struct RawAnswer {
-    status: http::StatusCode,
-    headers: http::HeaderMap,
-    body: Vec<u8>,
-    truncated: bool,
-}
-
-impl RawAnswer {
+/// An HTTP answer, read up to the body cap, as the probe reads it.
+impl transport::Response {
     fn classify(&self, expect: &Expectation<'_>) -> Verdict {
         classify::classify(
             &Answer {

@@ -204,7 +204,6 @@ impl Shared {
 }
 
 /// A connection's concurrency bounds, kept by its task until a reload replaces them.
-#[derive(Clone)]
 struct Bounds {
     generation: u64,
     global: Arc<Semaphore>,
