@@ -492,7 +492,10 @@ async fn rate_limit_headers_and_identity_are_reported() {
     let identity = outcome.identity.expect("identity");
     assert_eq!(identity.name.as_deref(), Some("svc-jira"));
     assert_eq!(identity.email.as_deref(), Some("svc-jira@example.com"));
-    assert!(identity.key.is_some_and(|k| k.starts_with("JIRAUSER")));
+    assert!(identity
+        .key
+        .as_deref()
+        .is_some_and(|k| k.starts_with("JIRAUSER")));
 }
 
 #[tokio::test]

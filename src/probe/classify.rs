@@ -5,12 +5,14 @@
 //! expects, so it is tested row by row without a network, and again end to end against the
 //! simulator in `tests/classification.rs`.
 
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, OnceLock};
+
 use chrono::{DateTime, Utc};
-use http::header::HeaderMap;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::headers::header_str;
+use super::headers::Headers;
 use super::verdict::{Reason, State};
 use crate::config::Kind;
 
@@ -20,7 +22,7 @@ pub struct Answer<'a> {
     /// The status code.
     pub status: StatusCode,
     /// The response headers.
-    pub headers: &'a HeaderMap,
+    pub headers: &'a Headers,
     /// The body, up to the probe's cap.
     pub body: &'a [u8],
     /// Whether the body was cut at the cap or broke off.
@@ -116,7 +118,7 @@ pub struct Verdict {
     /// Why.
     pub reason: Reason,
     /// The account, when Jira reported one.
-    pub identity: Option<Identity>,
+    pub identity: Option<Arc<Identity>>,
     /// A short, secret-free note on what was seen (`401, X-Seraph-LoginReason: AUTHENTICATED_FAILED`).
     pub detail: Option<String>,
 }
@@ -132,21 +134,59 @@ impl Verdict {
     }
 }
 
+/// The account a connection's last `myself` body named, with a digest of that body.
+///
+/// Nearly every probe of a connection gets the same bytes back; reading them as JSON again was
+/// a fifth of the CPU of a probe. The digest is SipHash with keys drawn once per process, so
+/// two different bodies that digest alike are not something a server can arrange.
+#[derive(Debug, Default, Clone)]
+pub struct LastMyself {
+    digest: u64,
+    identity: Option<Arc<Identity>>,
+}
+
+impl LastMyself {
+    /// The account `body` names: the one kept when the body is the same as last time.
+    fn read(&mut self, body: &[u8]) -> Option<Arc<Identity>> {
+        static KEYS: OnceLock<RandomState> = OnceLock::new();
+        let digest = KEYS.get_or_init(RandomState::new).hash_one(body);
+        if let Some(identity) = self.identity.as_ref().filter(|_| self.digest == digest) {
+            return Some(identity.clone());
+        }
+        let identity = Arc::new(myself(body)?);
+        self.digest = digest;
+        self.identity = Some(identity.clone());
+        Some(identity)
+    }
+}
+
 /// Classifies one answer; see the module documentation.
 pub fn classify(answer: &Answer<'_>, expect: &Expectation<'_>) -> Verdict {
+    classify_after(answer, expect, &mut LastMyself::default())
+}
+
+/// As [`classify`], with what the connection's last `myself` body said, which a body with the
+/// same bytes reuses (and a new body replaces).
+pub fn classify_after(
+    answer: &Answer<'_>,
+    expect: &Expectation<'_>,
+    last: &mut LastMyself,
+) -> Verdict {
     let status = answer.status;
     let code = status.as_u16();
     // The header may repeat, and each value may be a comma-separated list.
     let seraph: Vec<&str> = answer
         .headers
         .get_all("x-seraph-loginreason")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .collect();
     let has_seraph = |value: &str| seraph.iter().any(|v| v.eq_ignore_ascii_case(value));
-    let denied_reason = header_str(answer.headers, "x-authentication-denied-reason").unwrap_or("");
+    let denied_reason = answer
+        .headers
+        .get_str("x-authentication-denied-reason")
+        .unwrap_or("");
     // Only 401 and 403 answers are told apart by their text: spare the others the copy.
     let body = if code == 401 || code == 403 {
         String::from_utf8_lossy(answer.body).to_lowercase()
@@ -174,7 +214,7 @@ pub fn classify(answer: &Answer<'_>, expect: &Expectation<'_>) -> Verdict {
         };
         return Verdict::new(State::Locked, Reason::CaptchaRequired, seen(what));
     }
-    if code == 429 || (code == 503 && answer.headers.contains_key("retry-after")) {
+    if code == 429 || (code == 503 && answer.headers.contains("retry-after")) {
         return Verdict::new(State::Unknown, Reason::RateLimited, seen(""));
     }
     if code == 403 && body.contains("basic authentication has been disabled") {
@@ -199,7 +239,9 @@ pub fn classify(answer: &Answer<'_>, expect: &Expectation<'_>) -> Verdict {
     if code == 401 {
         return Verdict::new(rejected_state, Reason::Unauthorized, seen(""));
     }
-    let anonymous = header_str(answer.headers, "x-ausername")
+    let anonymous = answer
+        .headers
+        .get_str("x-ausername")
         .is_some_and(|user| user.trim().eq_ignore_ascii_case("anonymous"));
     if status.is_success() && anonymous {
         // The sheet's row says invalid, without the expiry upgrade of the 401 row.
@@ -215,7 +257,9 @@ pub fn classify(answer: &Answer<'_>, expect: &Expectation<'_>) -> Verdict {
         return Verdict::new(State::Forbidden, Reason::Forbidden, seen(""));
     }
     if status.is_redirection() {
-        let location = header_str(answer.headers, "location")
+        let location = answer
+            .headers
+            .get_str("location")
             .map(|l| format!("Location: {}", l.chars().take(200).collect::<String>()))
             .unwrap_or_default();
         return Verdict::new(State::Unknown, Reason::Redirected, seen(&location));
@@ -230,7 +274,13 @@ pub fn classify(answer: &Answer<'_>, expect: &Expectation<'_>) -> Verdict {
             seen("expected 200 from myself"),
         );
     }
-    let identity = match myself(answer) {
+    // A body that broke off is not read: part of an object is not the account.
+    let identity = if answer.truncated {
+        None
+    } else {
+        last.read(answer.body)
+    };
+    let identity = match identity {
         Some(identity) => identity,
         None => {
             let what = if answer.truncated {
@@ -271,11 +321,8 @@ pub fn classify(answer: &Answer<'_>, expect: &Expectation<'_>) -> Verdict {
 }
 
 /// Reads the `myself` object; `None` unless it names an account.
-fn myself(answer: &Answer<'_>) -> Option<Identity> {
-    if answer.truncated {
-        return None;
-    }
-    let identity: Identity = serde_json::from_slice(answer.body).ok()?;
+fn myself(body: &[u8]) -> Option<Identity> {
+    let identity: Identity = serde_json::from_slice(body).ok()?;
     let names_someone = [&identity.name, &identity.key, &identity.account_id]
         .into_iter()
         .any(|field| field.as_deref().is_some_and(|v| !v.is_empty()));
@@ -285,7 +332,6 @@ fn myself(answer: &Answer<'_>) -> Option<Identity> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::header::{HeaderName, HeaderValue};
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
@@ -299,13 +345,7 @@ mod tests {
         body: &str,
         expect: Expectation<'_>,
     ) -> (State, Reason) {
-        let mut map = HeaderMap::new();
-        for (name, value) in headers {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).expect("name"),
-                HeaderValue::from_str(value).expect("value"),
-            );
-        }
+        let map: Headers = headers.iter().copied().collect();
         let answer = Answer {
             status: StatusCode::from_u16(code).expect("status"),
             headers: &map,
@@ -449,7 +489,7 @@ mod tests {
 
     #[test]
     fn truncated_200_is_unexpected() {
-        let headers = HeaderMap::new();
+        let headers = Headers::default();
         let answer = Answer {
             status: StatusCode::OK,
             headers: &headers,
@@ -466,5 +506,54 @@ mod tests {
             classify(&answer, &expect).reason,
             Reason::UnexpectedResponse
         );
+    }
+
+    #[test]
+    fn an_unchanged_body_is_not_read_again_and_a_changed_one_is() {
+        fn answer(body: &str, truncated: bool) -> Answer<'_> {
+            static NONE: OnceLock<Headers> = OnceLock::new();
+            Answer {
+                status: StatusCode::OK,
+                headers: NONE.get_or_init(Headers::default),
+                body: body.as_bytes(),
+                truncated,
+            }
+        }
+        let expect = Expectation {
+            kind: Kind::Server,
+            expect_account: Some("svc-jira"),
+            expires_at: None,
+            now: now(),
+        };
+        let mut last = LastMyself::default();
+        let first = classify_after(&answer(DC_USER, false), &expect, &mut last);
+        let again = classify_after(&answer(DC_USER, false), &expect, &mut last);
+        assert_eq!(again.reason, Reason::Ok);
+        let (first, again) = (first.identity.expect("read"), again.identity.expect("kept"));
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the same bytes are not read again"
+        );
+
+        // Any change to the bytes is read: the account went inactive, then it is another one.
+        let inactive = DC_USER.replace("\"active\":true", "\"active\":false");
+        let verdict = classify_after(&answer(&inactive, false), &expect, &mut last);
+        assert_eq!(verdict.reason, Reason::AccountInactive);
+        let other = DC_USER.replace("svc-jira", "svc-other");
+        let verdict = classify_after(&answer(&other, false), &expect, &mut last);
+        assert_eq!(verdict.reason, Reason::WrongAccount);
+        assert_eq!(
+            verdict.identity.and_then(|i| i.name.clone()).as_deref(),
+            Some("svc-other")
+        );
+
+        // A body that broke off is not taken for the one kept, even with the same bytes.
+        let verdict = classify_after(&answer(&other, true), &expect, &mut last);
+        assert_eq!(verdict.reason, Reason::UnexpectedResponse);
+        // Nor is a body that names no one, after one that did.
+        let verdict = classify_after(&answer("{}", false), &expect, &mut last);
+        assert_eq!(verdict.reason, Reason::UnexpectedResponse);
+        let verdict = classify_after(&answer(DC_USER, false), &expect, &mut last);
+        assert_eq!(verdict.reason, Reason::Ok);
     }
 }

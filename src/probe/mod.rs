@@ -24,8 +24,8 @@ use chrono::{DateTime, Utc};
 use http::HeaderValue;
 use url::Url;
 
-pub use classify::{Answer, Expectation, Identity, Verdict};
-pub use headers::{RateLimit, RetryAfter};
+pub use classify::{Answer, Expectation, Identity, LastMyself, Verdict};
+pub use headers::{Headers, RateLimit, RetryAfter};
 pub use transport::{Proxies, Resolve, Resolving};
 pub use verdict::{Reason, State};
 
@@ -49,7 +49,7 @@ pub struct Outcome {
     /// From sending the request to the end of the body (or the failure).
     pub latency: Duration,
     /// The account Jira reported.
-    pub identity: Option<Identity>,
+    pub identity: Option<Arc<Identity>>,
     /// Jira's rate-limit headers.
     pub rate_limit: RateLimit,
     /// `Retry-After`, when sent and parseable.
@@ -117,17 +117,24 @@ impl Prober {
         connection: &Connection,
         known_expiry: Option<DateTime<Utc>>,
     ) -> Outcome {
-        self.probe_authorized(connection, &connection.authorization(), known_expiry)
-            .await
+        self.probe_authorized(
+            connection,
+            &connection.authorization(),
+            known_expiry,
+            &mut LastMyself::default(),
+        )
+        .await
     }
 
     /// As [`Prober::probe_expecting`], with the `Authorization` value (or why there is none)
-    /// that the caller keeps for as long as the secret stays the same.
+    /// that the caller keeps for as long as the secret stays the same, and what the
+    /// connection's last `myself` body said (an unchanged body is not read again).
     pub async fn probe_authorized(
         &self,
         connection: &Connection,
         authorization: &Result<HeaderValue, String>,
         known_expiry: Option<DateTime<Utc>>,
+        last: &mut LastMyself,
     ) -> Outcome {
         let started = Instant::now();
         let answer = match self
@@ -138,12 +145,15 @@ impl Prober {
             Err(outcome) => return outcome,
         };
         let now = Utc::now();
-        let verdict = answer.classify(&Expectation {
-            kind: connection.kind,
-            expect_account: connection.expect_account.as_deref(),
-            expires_at: known_expiry,
-            now,
-        });
+        let verdict = answer.classify(
+            &Expectation {
+                kind: connection.kind,
+                expect_account: connection.expect_account.as_deref(),
+                expires_at: known_expiry,
+                now,
+            },
+            last,
+        );
         answer.outcome(connection.auth, verdict, started, now)
     }
 
@@ -191,22 +201,20 @@ impl Prober {
                     now,
                 )))
             }
-            code @ 403..=405
-                if answer
-                    .headers
-                    .get("x-authentication-denied-reason")
-                    .is_none() =>
-            {
+            code @ 403..=405 if !answer.headers.contains("x-authentication-denied-reason") => {
                 TokenListOutcome::Unavailable(code)
             }
             _ => {
                 // Not `myself`: only the status and headers tell (rate limit, 401, 5xx...).
-                let verdict = answer.classify(&Expectation {
-                    kind: connection.kind,
-                    expect_account: None,
-                    expires_at: None,
-                    now,
-                });
+                let verdict = answer.classify(
+                    &Expectation {
+                        kind: connection.kind,
+                        expect_account: None,
+                        expires_at: None,
+                        now,
+                    },
+                    &mut LastMyself::default(),
+                );
                 TokenListOutcome::Failed(Box::new(answer.outcome(
                     connection.auth,
                     verdict,
@@ -277,8 +285,8 @@ pub enum TokenListOutcome {
 
 /// An HTTP answer, read up to the body cap, as the probe reads it.
 impl transport::Response {
-    fn classify(&self, expect: &Expectation<'_>) -> Verdict {
-        classify::classify(
+    fn classify(&self, expect: &Expectation<'_>, last: &mut LastMyself) -> Verdict {
+        classify::classify_after(
             &Answer {
                 status: self.status,
                 headers: &self.headers,
@@ -286,6 +294,7 @@ impl transport::Response {
                 truncated: self.truncated,
             },
             expect,
+            last,
         )
     }
 
@@ -303,7 +312,9 @@ impl transport::Response {
             latency: started.elapsed(),
             identity: verdict.identity,
             rate_limit: RateLimit::from_headers(&self.headers),
-            retry_after: headers::header_str(&self.headers, "retry-after")
+            retry_after: self
+                .headers
+                .get_str("retry-after")
                 .and_then(RetryAfter::parse),
             hint: verdict.reason.hint(auth),
             detail: verdict.detail,

@@ -15,6 +15,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -22,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::HeaderValue;
 use http::StatusCode;
 use rustc_hash::FxHashMap;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -32,6 +33,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use url::{Host, Url};
 
+use super::headers::Headers;
 pub use super::proxy::{Proxies, Proxy};
 use crate::config::CaBundle;
 
@@ -134,7 +136,7 @@ pub struct Response {
     /// The final status (informational `1xx` answers are skipped).
     pub status: StatusCode,
     /// The headers.
-    pub headers: HeaderMap,
+    pub headers: Headers,
     /// The body, up to the cap.
     pub body: Vec<u8>,
     /// The body was cut at the cap, or broke off before its end.
@@ -585,7 +587,7 @@ async fn read_more<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> i
 /// A parsed response head.
 struct Head {
     status: StatusCode,
-    headers: HeaderMap,
+    headers: Headers,
     /// The head's length in bytes.
     length: usize,
     /// The minor version: `HTTP/1.x`.
@@ -594,9 +596,18 @@ struct Head {
 
 /// Parses a response head from the start of `buf`; `None` while incomplete.
 fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut slots);
-    let length = match response.parse(buf) {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    // Uninitialised: httparse writes the fields it finds, and nothing reads the others.
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buf,
+        &mut slots,
+    );
+    let length = match parsed {
         Ok(httparse::Status::Complete(length)) => length,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
             return Err(Failure::new(
@@ -615,22 +626,24 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
             ));
         }
     };
-    let invalid = |what: &str| {
-        Failure::new(
-            FailureKind::Protocol,
-            format!("invalid HTTP response: {what}"),
-        )
-    };
     let status = response
         .code
         .and_then(|code| StatusCode::from_u16(code).ok())
-        .ok_or_else(|| invalid("status code out of range"))?;
-    let mut headers = HeaderMap::with_capacity(response.headers.len());
+        .ok_or_else(|| {
+            Failure::new(
+                FailureKind::Protocol,
+                "invalid HTTP response: status code out of range",
+            )
+        })?;
+    // httparse has checked every name (a token) and value (no control characters).
+    let bytes = response
+        .headers
+        .iter()
+        .map(|header| header.name.len() + header.value.len())
+        .sum();
+    let mut headers = Headers::with_capacity(response.headers.len(), bytes);
     for header in response.headers.iter() {
-        let name =
-            HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| invalid("header name"))?;
-        let value = HeaderValue::from_bytes(header.value).map_err(|_| invalid("header value"))?;
-        headers.append(name, value);
+        headers.append(header.name, header.value);
     }
     Ok(Some(Head {
         status,
@@ -653,18 +666,17 @@ enum Framing {
     Close,
 }
 
-fn framing(status: StatusCode, headers: &HeaderMap) -> Result<Framing, Failure> {
+fn framing(status: StatusCode, headers: &Headers) -> Result<Framing, Failure> {
     if status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
         return Ok(Framing::Empty);
     }
-    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+    if headers.contains("transfer-encoding") {
         let chunked_last = headers
-            .get_all(http::header::TRANSFER_ENCODING)
-            .iter()
-            .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+            .get_all("transfer-encoding")
+            .flat_map(|value| value.split(|&b| b == b','))
             .map(<[u8]>::trim_ascii)
             .rfind(|coding| !coding.is_empty())
             .is_some_and(|coding| coding.eq_ignore_ascii_case(b"chunked"));
@@ -675,8 +687,8 @@ fn framing(status: StatusCode, headers: &HeaderMap) -> Result<Framing, Failure> 
         });
     }
     let mut length = None;
-    for value in headers.get_all(http::header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
+    for value in headers.get_all("content-length") {
+        for part in value.split(|&b| b == b',') {
             let parsed = std::str::from_utf8(part.trim_ascii())
                 .ok()
                 .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
@@ -697,12 +709,11 @@ fn framing(status: StatusCode, headers: &HeaderMap) -> Result<Framing, Failure> 
 }
 
 /// Whether the connection may carry another request after this answer.
-fn keeps_alive(version: u8, headers: &HeaderMap) -> bool {
+fn keeps_alive(version: u8, headers: &Headers) -> bool {
     let has = |token: &[u8]| {
         headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+            .get_all("connection")
+            .flat_map(|value| value.split(|&b| b == b','))
             .any(|part| part.trim_ascii().eq_ignore_ascii_case(token))
     };
     if version >= 1 {
@@ -779,7 +790,7 @@ async fn finish(
     };
     let keep_alive = keeps_alive(version, &headers)
         && status != StatusCode::SWITCHING_PROTOCOLS
-        && !(framing == Framing::Chunked && headers.contains_key(http::header::CONTENT_LENGTH));
+        && !(framing == Framing::Chunked && headers.contains("content-length"));
     let (body, body_end) = match framing {
         Framing::Empty => (Vec::new(), BodyEnd::Complete(rest.is_empty())),
         Framing::Length(length) => read_length(stream, rest, length, cap).await,
@@ -1186,10 +1197,7 @@ mod tests {
         let third = get(&transport, &url, false).await.expect("after 103");
         assert_eq!(third.status.as_u16(), 401);
         assert_eq!(
-            third
-                .headers
-                .get("x-seraph-loginreason")
-                .map(HeaderValue::as_bytes),
+            third.headers.get("x-seraph-loginreason"),
             Some(&b"AUTHENTICATED_FAILED"[..])
         );
         assert_eq!(

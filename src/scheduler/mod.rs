@@ -35,7 +35,7 @@ use tokio::time::Instant;
 
 use crate::config::{Config, Connection, Globals, SecretSource};
 use crate::expiry::{self, Listing, TokenList};
-use crate::probe::{Outcome, Prober, Reason, State, TokenListOutcome};
+use crate::probe::{LastMyself, Outcome, Prober, Reason, State, TokenListOutcome};
 use crate::state::{Probed, Schedule, Status};
 use policy::{Backoff, Decision, Policy};
 
@@ -442,6 +442,8 @@ async fn watch_connection(
     // Kept while the secret stays the same: the header is built once, not per probe.
     let mut authorization = connection.authorization();
     let mut bounds = shared.site(&connection);
+    // The account the last `myself` body named: the same body again is not read again.
+    let mut last_myself = LastMyself::default();
     // One registration with the notifier for as long as no poke comes, not one per probe.
     let mut poked = pin!(poke.notified());
     loop {
@@ -495,7 +497,7 @@ async fn watch_connection(
             let late = Instant::now().saturating_duration_since(slot);
             let outcome = shared
                 .prober
-                .probe_authorized(&connection, &authorization, known_expiry)
+                .probe_authorized(&connection, &authorization, known_expiry, &mut last_myself)
                 .await;
             // The token list rides on a valid probe, under the same permits: never more often
             // than the probe, and only while the site is open.
