@@ -448,6 +448,33 @@ async fn a_rotated_token_file_is_picked_up_and_probed_at_once() {
     );
 }
 
+#[tokio::test]
+async fn a_change_in_the_myself_answer_is_read_by_the_next_probe() {
+    // Each task keeps what its last `myself` body said and skips reading the same bytes
+    // again; an account deactivated between two probes must still show at the next one.
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site("dc", pat_site(&[("svc", "tok")]));
+    let name = early_name("inactive", Duration::from_secs(1));
+    let toml = pat_connection(
+        &name,
+        &simulator.url("dc"),
+        "tok",
+        "interval = \"1s\"\ntimeout = \"900ms\"",
+    );
+    let harness = Harness::start(&toml, false).await;
+    eventually(Duration::from_secs(3), "two valid probes", || async {
+        probes(&simulator, "dc").len() >= 2 && harness.connection(&name).await["state"] == "valid"
+    })
+    .await;
+    assert_eq!(harness.connection(&name).await["account"], "svc");
+    simulator.update_site("dc", |site| site.users[0].active = false);
+    eventually(Duration::from_secs(3), "the deactivation seen", || async {
+        let connection = harness.connection(&name).await;
+        connection["state"] == "invalid" && connection["reason"] == "account_inactive"
+    })
+    .await;
+}
+
 fn reload_config(url: &str, change_interval: &str, with_removed: bool, with_added: bool) -> String {
     let mut toml = String::from("[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n");
     toml.push_str(&pat_connection(

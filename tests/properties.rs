@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use credwatch::config::{parse_date_or_time, Config, Kind};
-use credwatch::probe::classify::{classify, Answer, Expectation};
+use credwatch::probe::classify::{classify, classify_after, Answer, Expectation, LastMyself};
 use credwatch::probe::{Headers, Reason, RetryAfter, State};
 use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
@@ -112,6 +112,29 @@ proptest! {
             text.push_str(&format!("{key} = {value}\n"));
         }
         check_loader(text)?;
+    }
+
+    #[test]
+    fn a_connection_remembering_its_last_body_classifies_as_if_it_did_not(
+        bodies in proptest::collection::vec(body(), 1..4),
+        answers in proptest::collection::vec((prop_oneof![Just(200u16), Just(401), Just(503)], 0usize..4, any::<bool>()), 1..12),
+        expect in proptest::option::of("[a-z@.]{0,4}"),
+    ) {
+        // A few bodies over and over, as a connection sees them: each answer classifies alike
+        // with the connection's memory of its last body and without any.
+        let headers = Headers::default();
+        let expectation = Expectation { kind: Kind::Server, expect_account: expect.as_deref(), expires_at: None, now: Utc::now() };
+        let mut last = LastMyself::default();
+        for (status, body, truncated) in answers {
+            let answer = Answer {
+                status: StatusCode::from_u16(status).expect("in range"),
+                headers: &headers,
+                body: &bodies[body % bodies.len()],
+                truncated,
+            };
+            let remembered = classify_after(&answer, &expectation, &mut last);
+            prop_assert_eq!(remembered, classify(&answer, &expectation));
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Turns what Jira answered into a [`State`] and a [`Reason`]: section 7 of
 //! `shared/jira-facts.md`, row by row, in its order of precedence.
 //!
-//! This is a pure function of the status, the headers, the body and what the connection
-//! expects, so it is tested row by row without a network, and again end to end against the
+//! The verdict is a pure function of the status, the headers, the body and what the
+//! connection expects (a connection's [`LastMyself`] only spares reading the same body
+//! twice), so it is tested row by row without a network, and again end to end against the
 //! simulator in `tests/classification.rs`.
 
 use std::hash::{BuildHasher, RandomState};
@@ -177,8 +178,7 @@ pub fn classify_after(
     // The header may repeat, and each value may be a comma-separated list.
     let seraph: Vec<&str> = answer
         .headers
-        .get_all("x-seraph-loginreason")
-        .filter_map(|v| std::str::from_utf8(v).ok())
+        .get_all_str("x-seraph-loginreason")
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .collect();

@@ -64,6 +64,15 @@ impl Headers {
             .map(|field| &self.text[field.value.clone()])
     }
 
+    /// The values of the fields called `name` (any case) that are visible ASCII (tabs
+    /// allowed), in order, as `http::HeaderValue::to_str` reads them.
+    pub fn get_all_str<'a, 'n>(
+        &'a self,
+        name: &'n str,
+    ) -> impl DoubleEndedIterator<Item = &'a str> + use<'a, 'n> {
+        self.get_all(name).filter_map(visible_ascii)
+    }
+
     /// The first value of the field called `name` (any case).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         self.get_all(name).next()
@@ -288,6 +297,7 @@ mod tests {
             ("RateLimit-Reason", "jira-burst-based"),
             // A repeated field: the first value counts.
             ("x-ratelimit-remaining", "1"),
+            ("X-RateLimit-FillRate", "7"),
         ]
         .into_iter()
         .collect();
@@ -317,6 +327,7 @@ mod tests {
         headers.append("X-Note", b"caf\xc3\xa9");
         headers.append("X-Tab", b"a\tb");
         assert_eq!(headers.len(), 5);
+        assert!(!headers.is_empty());
         assert_eq!(headers.get("content-type"), Some(&b"application/json"[..]));
         assert_eq!(
             headers.get_all("X-SERAPH-LOGINREASON").collect::<Vec<_>>(),
@@ -329,6 +340,13 @@ mod tests {
         assert_eq!(headers.get_str("x-note"), None);
         assert_eq!(headers.get_str("x-tab"), Some("a\tb"));
         assert_eq!(headers.get_str("missing"), None);
+        headers.append("X-Seraph-LoginReason", b"caf\xc3\xa9");
+        assert_eq!(
+            headers
+                .get_all_str("x-seraph-loginreason")
+                .collect::<Vec<_>>(),
+            ["AUTHENTICATED_FAILED", "OK"]
+        );
         // Names in lower case, as they arrived otherwise.
         let names: Vec<&[u8]> = headers.iter().map(|(name, _)| name).collect();
         assert_eq!(
@@ -338,7 +356,8 @@ mod tests {
                 b"x-seraph-loginreason",
                 b"x-seraph-loginreason",
                 b"x-note",
-                b"x-tab"
+                b"x-tab",
+                b"x-seraph-loginreason"
             ]
         );
     }
