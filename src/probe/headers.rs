@@ -202,7 +202,7 @@ impl RateLimit {
         let mut rate = RateLimit::default();
         // One pass over the fields (most answers carry none of these), rather than a lookup
         // per header; the first value of each counts, as with `Headers::get`.
-        let mut seen = [false; 7];
+        let mut seen = [false; RATE_LIMIT_HEADERS.len()];
         for (name, value) in headers.iter() {
             let Some(index) = RATE_LIMIT_HEADERS
                 .iter()
