@@ -4,6 +4,11 @@
 //! fleet: probes run concurrently under a bound; a 429 or 503 whose `Retry-After` fits within
 //! [`MAX_RETRY_WAIT`] is retried once it has passed (never anything else: a retried failed
 //! Basic login counts towards Jira's CAPTCHA lock). The results render as a table or as JSON.
+//!
+//! With a state store (the daemon's, opened without taking it over), a Basic login spends
+//! the same budget the daemon spends: it is recorded before it is sent, and a connection whose
+//! budget is spent is not probed unless `--force` says so. The store's pending confirmations
+//! are shown beside what Jira answered now.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,10 +21,14 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::config::Connection;
+use crate::config::{AuthMethod, Connection};
 use crate::expiry::{self, Assessment, Listing};
 use crate::probe::{Outcome, Prober, Reason, State, TokenListOutcome};
 use crate::report::{self, View};
+use crate::scheduler::policy::Pause;
+use crate::state::Pending;
+use crate::store::logins::{Budget, Login};
+use crate::store::{Location, OpenError, Store};
 
 /// The longest `Retry-After` that `check` waits out before retrying.
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
@@ -38,21 +47,80 @@ pub struct Report {
     pub attempts: u32,
     /// The credential's expiry and rotation (with Jira's PAT list, for Data Center PATs).
     pub expiry: Assessment,
+    /// Why the connection was not probed: its login budget is spent.
+    pub paused: Option<Pause>,
+    /// The daemon's pending confirmation, from the state store.
+    pub pending: Option<Pending>,
+}
+
+/// How `check` runs.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// How many probes may run at once.
+    pub concurrency: usize,
+    /// The state store whose login budget `check` spends.
+    pub store: Option<Arc<Store>>,
+    /// Send Basic logins even when the budget is spent.
+    pub force: bool,
+}
+
+/// Opens the store `location` names without owning it: an explicit directory that cannot be
+/// used is an error; the default one is a warning, and then `check` keeps no budget.
+pub fn open_store(location: &Location) -> Result<Option<Store>, OpenError> {
+    let result = match location {
+        Location::Disabled => return Ok(None),
+        Location::Explicit(dir) | Location::Defaulted(dir) => Store::open_shared(dir),
+    };
+    match (result, location) {
+        (Ok(store), _) => Ok(Some(store)),
+        (Err(error), Location::Explicit(_)) => Err(error),
+        (Err(error), _) => {
+            tracing::warn!(%error, "checking without the state store: Basic logins are not counted against the daemon's budget");
+            Ok(None)
+        }
+    }
 }
 
 /// Probes every connection once, at most `concurrency` at a time; reports keep the input order.
-pub async fn run(prober: &Prober, connections: Vec<Connection>, concurrency: usize) -> Vec<Report> {
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Options) -> Vec<Report> {
+    let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut tasks = JoinSet::new();
     let total = connections.len();
     let kept = connections.clone();
     for (index, connection) in connections.into_iter().enumerate() {
         let prober = prober.clone();
         let permits = permits.clone();
+        let store = options.store.clone();
+        let force = options.force;
         tasks.spawn(async move {
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = permits.acquire_owned().await;
-            let (outcome, attempts) = probe_with_retry(&prober, &connection).await;
+            let remembered = match &store {
+                Some(store) => remembered(store, &connection).await,
+                None => Remembered::default(),
+            };
+            let probed = match (&store, connection.auth) {
+                (Some(store), AuthMethod::Basic) => {
+                    budgeted(&prober, store, &connection, remembered.identity.clone(), force).await
+                }
+                _ => Ok(probe_with_retry(&prober, &connection).await),
+            };
+            let (outcome, attempts) = match probed {
+                Ok(probed) => probed,
+                Err(pause) => {
+                    let expiry = expiry::assess(&connection, None, Utc::now());
+                    let outcome = not_probed(pause, remembered.verdict);
+                    let report = Report {
+                        connection,
+                        outcome,
+                        attempts: 0,
+                        expiry,
+                        paused: Some(pause),
+                        pending: remembered.pending,
+                    };
+                    return (index, report);
+                }
+            };
             let listing = if outcome.state == State::Valid && expiry::discoverable(&connection) {
                 match prober.list_tokens(&connection).await {
                     TokenListOutcome::Listed(entries) => Some(Listing::Tokens(entries)),
@@ -73,6 +141,8 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, concurrency: usi
                     outcome,
                     attempts,
                     expiry,
+                    paused: None,
+                    pending: remembered.pending,
                 },
             )
         });
@@ -94,9 +164,123 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, concurrency: usi
                 expiry: expiry::assess(&connection, None, Utc::now()),
                 connection,
                 attempts: 0,
+                paused: None,
+                pending: None,
             })
         })
         .collect()
+}
+
+/// What the store remembers of a connection whose credential is unchanged.
+#[derive(Debug, Default)]
+struct Remembered {
+    identity: Vec<u8>,
+    verdict: Option<(State, Reason)>,
+    pending: Option<Pending>,
+}
+
+async fn remembered(store: &Arc<Store>, connection: &Connection) -> Remembered {
+    let store = store.clone();
+    let connection = connection.clone();
+    tokio::task::spawn_blocking(move || {
+        let identity = store.identity(&connection);
+        let record = store.record(&connection.name, &identity).ok().flatten();
+        Remembered {
+            verdict: record
+                .as_ref()
+                .and_then(|r| r.verdict.map(|v| (v.state, v.reason))),
+            pending: record.and_then(|r| r.pending),
+            identity,
+        }
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// A Basic probe under the store's login budget: recorded before it is sent, resolved with
+/// its answer, and not sent at all (`Err`) when the budget is spent, unless `force`.
+async fn budgeted(
+    prober: &Prober,
+    store: &Arc<Store>,
+    connection: &Connection,
+    identity: Vec<u8>,
+    force: bool,
+) -> Result<(Outcome, u32), Pause> {
+    let reserve = {
+        let (store, name, identity) = (store.clone(), connection.name.clone(), identity.clone());
+        let timeout = connection.timeout;
+        let owner = format!("check pid {}", std::process::id());
+        tokio::task::spawn_blocking(move || {
+            store.reserve_login(&name, &identity, timeout, &owner, force)
+        })
+        .await
+    };
+    let attempt = match reserve {
+        Ok(Ok(Budget::Granted(attempt))) => Some(attempt),
+        Ok(Ok(Budget::Spent(pause))) => return Err(pause),
+        Ok(Err(error)) => {
+            tracing::warn!(connection = %connection.name, %error, "cannot record the login in the state store");
+            None
+        }
+        Err(error) => {
+            tracing::warn!(connection = %connection.name, %error, "cannot record the login in the state store");
+            None
+        }
+    };
+    // A password is never sent twice in one check: no retry, whatever Jira answers.
+    let outcome = prober.probe(connection).await;
+    if let Some(attempt) = attempt {
+        let login = login_of(&outcome);
+        let (store, name) = (store.clone(), connection.name.clone());
+        let resolved = tokio::task::spawn_blocking(move || {
+            store.resolve_login(&name, &identity, attempt, login)
+        })
+        .await;
+        if !matches!(resolved, Ok(Ok(_))) {
+            tracing::warn!(connection = %connection.name, "cannot record the login's answer in the state store; it will count as failed");
+        }
+    }
+    Ok((outcome, 1))
+}
+
+/// What Jira made of a Basic login, from the probe's outcome.
+fn login_of(outcome: &Outcome) -> Login {
+    match outcome.state {
+        State::Locked => Login::Locked,
+        State::Unknown => Login::Unanswered,
+        State::Valid => Login::Accepted,
+        State::Invalid | State::Expired | State::Forbidden => {
+            if crate::scheduler::policy::is_failed_login(outcome.reason) {
+                Login::Failed
+            } else {
+                Login::Accepted
+            }
+        }
+    }
+}
+
+/// The report of a connection whose login budget is spent: what the store last knew, and
+/// why nothing was sent.
+fn not_probed(pause: Pause, verdict: Option<(State, Reason)>) -> Outcome {
+    let (state, reason) = verdict.unwrap_or(match pause {
+        Pause::Locked => (State::Locked, Reason::CaptchaRequired),
+        Pause::FailedLogins => (State::Invalid, Reason::Unauthorized),
+    });
+    Outcome {
+        state,
+        reason,
+        http_status: None,
+        latency: Duration::ZERO,
+        identity: None,
+        rate_limit: crate::probe::RateLimit::default(),
+        retry_after: None,
+        hint: Some(pause.hint()),
+        detail: Some(format!(
+            "not probed: the login budget is spent ({}); --force sends the login anyway",
+            pause.as_str()
+        )),
+        finished_at: Utc::now(),
+    }
 }
 
 fn internal_failure(connection: &Connection) -> Outcome {
@@ -157,6 +341,7 @@ pub struct JsonReport<'a> {
     #[serde(flatten)]
     view: View<'a>,
     attempts: u32,
+    paused: Option<&'static str>,
 }
 
 impl Report {
@@ -169,8 +354,10 @@ impl Report {
                 Some(&self.outcome),
                 None,
                 &self.expiry,
+                self.pending,
             ),
             attempts: self.attempts,
+            paused: self.paused.map(Pause::as_str),
         }
     }
 }

@@ -5,6 +5,10 @@
 //! 0, reload and shut down without signals or sleeps; [`run`] adds the signals (SIGHUP
 //! reloads, SIGTERM and SIGINT stop) for the binary.
 //!
+//! The state store is opened and read before anything is served, so restored verdicts are
+//! exported from the first scrape; its writer runs beside the scheduler and writes what is
+//! left on shutdown.
+//!
 //! A reload is all or nothing: the whole configuration is loaded and validated first; on any
 //! error the running configuration stays, the error is logged and reported, and
 //! `credwatch_config_last_reload_successful` becomes 0.
@@ -22,10 +26,12 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::probe::Prober;
-use crate::scheduler::{Scheduler, Summary};
-use crate::server::{self, AppState, ReloadRequest};
+use crate::scheduler::{ResumeError, Scheduler, Summary};
+use crate::server::{self, AppState, Control};
 use crate::shard::Shard;
 use crate::state::Status;
+use crate::store::writer::Writer;
+use crate::store::{Loaded, Location, OpenError, Store};
 
 /// The default shutdown grace period.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -44,6 +50,59 @@ pub struct Options {
     pub grace: Duration,
     /// This replica's share of the fleet, when the fleet is sharded.
     pub shard: Option<Shard>,
+    /// Where the state is kept, if anywhere.
+    pub state: Location,
+    /// How long state changes are kept.
+    pub history_retention: Duration,
+}
+
+impl Options {
+    /// Options for `config` with every default: no lifecycle API, the default grace, no
+    /// shard, and no state kept (the binary resolves the state directory itself).
+    pub fn new(config: PathBuf) -> Options {
+        Options {
+            config,
+            enable_lifecycle: false,
+            grace: DEFAULT_GRACE,
+            shard: None,
+            state: Location::Disabled,
+            history_retention: crate::state::DEFAULT_HISTORY_RETENTION,
+        }
+    }
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listener's address cannot be read.
+    #[error("cannot read the listen address: {0}")]
+    Listener(#[source] std::io::Error),
+    /// The explicitly named state directory cannot be used (exit 2).
+    #[error(transparent)]
+    State(#[from] OpenError),
+    /// The state store cannot be read.
+    #[error("cannot read the state store: {0}")]
+    Load(#[from] rusqlite::Error),
+    /// The store's writer thread cannot start.
+    #[error("cannot start the state store's writer: {0}")]
+    Writer(#[source] std::io::Error),
+}
+
+/// Opens the state store `location` names: an explicit directory that cannot be used is an
+/// error; the default one is a warning, and then no state is kept.
+pub fn open_store(location: &Location) -> Result<Option<Store>, OpenError> {
+    match location {
+        Location::Disabled => Ok(None),
+        Location::Explicit(dir) => Store::open_owned(dir).map(Some),
+        Location::Defaulted(dir) => match Store::open_owned(dir) {
+            Ok(store) => Ok(Some(store)),
+            Err(error @ OpenError::InUse(_)) => Err(error),
+            Err(error) => {
+                tracing::warn!(%error, "running without a state store: verdicts and the login budget will not survive a restart (set --state-dir, or --no-state to silence this)");
+                Ok(None)
+            }
+        },
+    }
 }
 
 /// The part of `config` that `shard` owns (all of it without sharding).
@@ -60,7 +119,7 @@ fn owned(mut config: Config, shard: Option<Shard>) -> Config {
 pub struct Daemon {
     addr: SocketAddr,
     status: Status,
-    reloads: mpsc::Sender<ReloadRequest>,
+    reloads: mpsc::Sender<Control>,
     shutdown: watch::Sender<bool>,
     main: JoinHandle<()>,
     server: JoinHandle<()>,
@@ -74,18 +133,57 @@ impl Daemon {
         listener: TcpListener,
         options: Options,
         prober: Prober,
-    ) -> std::io::Result<Daemon> {
-        let addr = listener.local_addr()?;
+    ) -> Result<Daemon, StartError> {
+        let addr = listener.local_addr().map_err(StartError::Listener)?;
         let config = owned(config, options.shard);
         let status = Status::new();
+        status.set_history_retention(options.history_retention);
+        let store = open_store(&options.state)?.map(Arc::new);
+        let loaded = match &store {
+            Some(store) => {
+                let started = std::time::Instant::now();
+                let loaded = store.load(options.history_retention)?;
+                tracing::info!(
+                    store = %store.path().display(),
+                    connections = loaded.records.len(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "state restored"
+                );
+                loaded
+            }
+            None => Loaded::default(),
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (reloads, reload_rx) = mpsc::channel(16);
         let (task_count, tasks) = watch::channel(0);
 
-        let mut scheduler =
-            Scheduler::new(prober, status.clone(), config.globals, shutdown_rx.clone());
+        let mut scheduler = Scheduler::with_store(
+            prober,
+            status.clone(),
+            config.globals,
+            shutdown_rx.clone(),
+            store.clone(),
+            loaded,
+        );
         let summary = scheduler.apply(&config);
         task_count.send_replace(scheduler.live_tasks());
+        let writer = match &store {
+            Some(store) => {
+                let names = config.connections.iter().map(|c| c.name.as_str()).collect();
+                let dropped = store.retain(&names)?;
+                if dropped > 0 {
+                    tracing::info!(
+                        dropped,
+                        "the state store forgot connections no longer configured"
+                    );
+                }
+                Some(
+                    Writer::start(store.clone(), status.clone(), options.history_retention)
+                        .map_err(StartError::Writer)?,
+                )
+            }
+            None => None,
+        };
         tracing::info!(
             listen = %addr,
             connections = summary.added.len(),
@@ -115,6 +213,7 @@ impl Daemon {
             reload_rx,
             shutdown_rx,
             task_count,
+            writer,
         ));
         Ok(Daemon {
             addr,
@@ -148,8 +247,25 @@ impl Daemon {
     }
 
     /// A handle that can ask for reloads from elsewhere (the signal loop).
-    pub fn reloader(&self) -> mpsc::Sender<ReloadRequest> {
+    pub fn reloader(&self) -> mpsc::Sender<Control> {
         self.reloads.clone()
+    }
+
+    /// Lifts a connection's pause, as `POST /api/v1/connections/{name}/resume` does.
+    pub async fn resume(&self, name: &str) -> Result<(), String> {
+        let (respond, answer) = oneshot::channel();
+        let request = Control::Resume {
+            name: name.to_owned(),
+            respond,
+        };
+        self.reloads
+            .send(request)
+            .await
+            .map_err(|_| "credwatch is shutting down".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "credwatch is shutting down".to_owned())?
+            .map_err(|e| e.to_string())
     }
 
     /// Stops scheduling, cancels probes in flight and stops serving, within `grace`
@@ -172,10 +288,10 @@ impl Daemon {
     }
 }
 
-async fn request_reload(reloads: &mpsc::Sender<ReloadRequest>) -> Result<Summary, String> {
+async fn request_reload(reloads: &mpsc::Sender<Control>) -> Result<Summary, String> {
     let (respond, answer) = oneshot::channel();
     reloads
-        .send(ReloadRequest { respond })
+        .send(Control::Reload { respond })
         .await
         .map_err(|_| "credwatch is shutting down".to_owned())?;
     answer
@@ -187,23 +303,38 @@ async fn main_loop(
     mut scheduler: Scheduler,
     options: Options,
     status: Status,
-    mut reloads: mpsc::Receiver<ReloadRequest>,
+    mut reloads: mpsc::Receiver<Control>,
     mut shutdown: watch::Receiver<bool>,
     task_count: watch::Sender<usize>,
+    writer: Option<Writer>,
 ) {
     loop {
         tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => break,
             request = reloads.recv() => {
-                let Some(request) = request else { break };
-                let result = reload(&options, &mut scheduler, &status);
-                task_count.send_replace(scheduler.live_tasks());
-                let _ = request.respond.send(result);
+                match request {
+                    None => break,
+                    Some(Control::Reload { respond }) => {
+                        let result = reload(&options, &mut scheduler, &status);
+                        task_count.send_replace(scheduler.live_tasks());
+                        let _ = respond.send(result);
+                    }
+                    Some(Control::Resume { name, respond }) => {
+                        let _ = respond.send(scheduler.resume(&name));
+                    }
+                }
             }
         }
     }
     scheduler.stop_all(options.grace).await;
+    // What the last probes changed is written before the process exits.
+    if let Some(writer) = writer {
+        let _ = tokio::task::spawn_blocking(move || writer.stop()).await;
+    }
 }
+
+/// The answer to a resume request.
+pub type ResumeResult = Result<(), ResumeError>;
 
 fn reload(
     options: &Options,
@@ -269,8 +400,7 @@ pub async fn run(config: Config, listen: SocketAddr, options: Options) -> anyhow
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let grace = options.grace;
-    let daemon = Daemon::start(config, listener, options, Prober::new()?)
-        .context("cannot start the daemon")?;
+    let daemon = Daemon::start(config, listener, options, Prober::new()?)?;
     let reloader = daemon.reloader();
     sd_notify("READY=1\nSTATUS=probing");
     loop {

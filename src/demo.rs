@@ -36,11 +36,13 @@ pub async fn run(listen: SocketAddr, interval: Duration) -> anyhow::Result<u8> {
     let listener = TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen} (pass --listen to pick another address)")
     })?;
+    // The demo's simulator starts afresh every time, so its state lives in the scratch
+    // directory and goes with it.
     let options = Options {
-        config: path.clone(),
         enable_lifecycle: true,
         grace: Duration::from_secs(2),
-        shard: None,
+        state: crate::store::Location::Explicit(dir.path().join("state")),
+        ..Options::new(path.clone())
     };
     let daemon = Daemon::start(config, listener, options, Prober::new()?)
         .context("cannot start the daemon")?;

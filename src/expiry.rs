@@ -40,7 +40,7 @@ impl Source {
 }
 
 /// One entry of Jira's PAT list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatEntry {
     /// Jira's id.
     pub id: u64,
@@ -83,7 +83,8 @@ pub fn parse_pat_list(body: &[u8]) -> Option<Vec<PatEntry>> {
 }
 
 /// What Jira's PAT API last said.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Listing {
     /// The caller's tokens.
     Tokens(Vec<PatEntry>),
@@ -92,7 +93,7 @@ pub enum Listing {
 }
 
 /// A token list with the time it was fetched.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenList {
     /// When it was fetched.
     pub fetched_at: DateTime<Utc>,

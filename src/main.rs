@@ -34,6 +34,24 @@ struct Cli {
     command: Command,
 }
 
+/// Where the state store lives (`run` and `check`).
+#[derive(clap::Args)]
+struct StateArgs {
+    /// The state directory [default: $STATE_DIRECTORY under systemd, else
+    /// $XDG_STATE_HOME/credwatch or ~/.local/state/credwatch].
+    #[arg(long, env = "CREDWATCH_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Keep no state: verdicts and the login budget start afresh on every start.
+    #[arg(long, conflicts_with = "state_dir")]
+    no_state: bool,
+}
+
+impl StateArgs {
+    fn location(self) -> credwatch::store::Location {
+        credwatch::store::Location::resolve(self.state_dir, self.no_state)
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
@@ -67,6 +85,12 @@ enum Command {
         /// How long shutdown may take before probes in flight are abandoned.
         #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = humantime::parse_duration)]
         shutdown_grace: std::time::Duration,
+        #[command(flatten)]
+        state: StateArgs,
+        /// How long each connection's state changes are kept (GET
+        /// /api/v1/connections/NAME/history).
+        #[arg(long, default_value = "90d", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        history_retention: std::time::Duration,
     },
     /// Probe the selected connections once and print what Jira said (exit 0: all valid,
     /// 1: some not valid, 2: usage or configuration error).
@@ -83,6 +107,23 @@ enum Command {
         /// How many probes may run at once.
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
         concurrency: u16,
+        #[command(flatten)]
+        state: StateArgs,
+        /// Send a Basic login even for a connection whose login budget is spent (the attempt
+        /// is still recorded).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Lift the pause of a connection the running daemon stopped probing (after two failed
+    /// Basic logins, or a CAPTCHA lock), once a person fixed the account: its login budget
+    /// starts afresh and it is probed at once. Needs the daemon's --enable-lifecycle.
+    Resume {
+        /// The connection.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// The running daemon's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:9847", value_name = "URL")]
+        url: String,
     },
     /// Load and validate the configuration, and print each connection's effective settings
     /// with secrets masked (exit 0, or 2 with every error found).
@@ -182,6 +223,8 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             enable_lifecycle,
             shard,
             shutdown_grace,
+            state,
+            history_retention,
         } => {
             let Some(config) = load(&path) else {
                 return Ok(EXIT_CONFIG);
@@ -191,15 +234,28 @@ async fn run(command: Command) -> anyhow::Result<u8> {
                 enable_lifecycle,
                 grace: shutdown_grace,
                 shard,
+                state: state.location(),
+                history_retention,
             };
-            daemon::run(config, listen, options).await?;
-            Ok(0)
+            match daemon::run(config, listen, options).await {
+                Ok(()) => Ok(0),
+                Err(error) => match error.downcast_ref::<daemon::StartError>() {
+                    Some(daemon::StartError::State(_)) => {
+                        eprintln!("error: {error}");
+                        Ok(EXIT_CONFIG)
+                    }
+                    _ => Err(error),
+                },
+            }
         }
+        Command::Resume { name, url } => Ok(credwatch::resume::run(&url, &name).await),
         Command::Check {
             config,
             connections,
             output,
             concurrency,
+            state,
+            force,
         } => {
             let Some(config) = load(&config) else {
                 return Ok(EXIT_CONFIG);
@@ -217,8 +273,21 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             if connections.is_empty() {
                 selected = config.connections.clone();
             }
+            let location = state.location();
+            let store = match check::open_store(&location) {
+                Ok(store) => store,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return Ok(EXIT_CONFIG);
+                }
+            };
             let prober = Prober::new()?;
-            let reports = check::run(&prober, selected, usize::from(concurrency)).await;
+            let options = check::Options {
+                concurrency: usize::from(concurrency),
+                store: store.map(std::sync::Arc::new),
+                force,
+            };
+            let reports = check::run(&prober, selected, &options).await;
             match output {
                 Output::Table => {
                     print!("{}", check::render_table(&reports, !connections.is_empty()))

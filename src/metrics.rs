@@ -635,7 +635,7 @@ mod tests {
         let status = Status::new();
         for (i, connection) in config.connections.into_iter().enumerate() {
             let name = connection.name.clone();
-            status.insert(Arc::new(connection), Utc::now());
+            status.insert(Arc::new(connection), Some(Utc::now()), Default::default());
             if i % 3 == 0 {
                 status.record_probe(&name, Probed::outcome(ok()));
             }
@@ -743,7 +743,11 @@ mod tests {
                 "[[connection]]\nname = \"new\"\nurl = \"https://jira.example.com\"\nauth = \"pat\"\ntoken = \"t\"\n".into(),
             )])
             .expect("loads");
-            writer.insert(Arc::new(config.connections[0].clone()), Utc::now());
+            writer.insert(
+                Arc::new(config.connections[0].clone()),
+                Some(Utc::now()),
+                Default::default(),
+            );
             let _ = done.send(());
         });
         finished

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::config::Connection;
 use crate::expiry::{Assessment, Audit, Source, TokenView};
 use crate::probe::{Outcome, RateLimit, Reason, State};
+use crate::state::Pending;
 
 /// What both `check` and the API print for a connection. Unknown values are `null`.
 #[derive(Debug, Serialize)]
@@ -65,6 +66,11 @@ pub struct View<'a> {
     pub checked_at: Option<String>,
     /// The static labels.
     pub labels: &'a BTreeMap<String, String>,
+    /// The reason of a rejection after `valid` that waits for its confirmation (the state
+    /// stands meanwhile); `null` when none waits.
+    pub pending_reason: Option<Reason>,
+    /// When that rejection was first seen.
+    pub pending_since: Option<String>,
 }
 
 /// An empty rate limit, for connections not probed yet.
@@ -87,6 +93,7 @@ pub fn view<'a>(
     outcome: Option<&'a Outcome>,
     hint: Option<&'a str>,
     expiry: &'a Assessment,
+    pending: Option<Pending>,
 ) -> View<'a> {
     let time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339());
     let identity = outcome.and_then(|o| o.identity.as_ref());
@@ -116,5 +123,7 @@ pub fn view<'a>(
         retry_after: outcome.and_then(|o| o.retry_after.map(|r| r.to_string())),
         checked_at: outcome.map(|o| o.finished_at.to_rfc3339()),
         labels: &connection.labels,
+        pending_reason: pending.map(|p| p.reason),
+        pending_since: pending.map(|p| p.since.to_rfc3339()),
     }
 }

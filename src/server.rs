@@ -1,5 +1,6 @@
-//! The daemon's HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/api/v1/connections`, and
-//! `POST /-/reload` when the lifecycle API is enabled.
+//! The daemon's HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/api/v1/connections` and
+//! each connection's `/history`, and `POST /-/reload` and
+//! `POST /api/v1/connections/{name}/resume` when the lifecycle API is enabled.
 //!
 //! [`app`] builds the router from a cloneable [`AppState`], so tests can drive it without a
 //! socket; the daemon serves it with a graceful shutdown.
@@ -18,14 +19,24 @@ use tokio::sync::{mpsc, oneshot};
 use crate::expiry::Assessment;
 use crate::metrics::{Metrics, CONTENT_TYPE};
 use crate::report::{self, View};
-use crate::scheduler::Summary;
+use crate::scheduler::{ResumeError, Summary};
 use crate::state::{Entry, Status};
 
-/// A request to reload the configuration, answered with what changed or the errors.
+/// A request to the daemon's main loop.
 #[derive(Debug)]
-pub struct ReloadRequest {
-    /// Where the result goes.
-    pub respond: oneshot::Sender<Result<Summary, String>>,
+pub enum Control {
+    /// Reload the configuration; answered with what changed or the errors.
+    Reload {
+        /// Where the result goes.
+        respond: oneshot::Sender<Result<Summary, String>>,
+    },
+    /// Lift a connection's pause.
+    Resume {
+        /// The connection.
+        name: String,
+        /// Where the result goes.
+        respond: oneshot::Sender<Result<(), ResumeError>>,
+    },
 }
 
 /// What the handlers share.
@@ -35,8 +46,8 @@ pub struct AppState {
     pub status: Status,
     /// The metrics renderer.
     pub metrics: Arc<Metrics>,
-    /// Where reload requests go; `None` when the lifecycle API is disabled.
-    pub reload: Option<mpsc::Sender<ReloadRequest>>,
+    /// Where reload and resume requests go; `None` when the lifecycle API is disabled.
+    pub reload: Option<mpsc::Sender<Control>>,
 }
 
 /// The router.
@@ -47,6 +58,8 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/connections", get(connections))
+        .route("/api/v1/connections/{name}/history", get(history))
+        .route("/api/v1/connections/{name}/resume", post(resume))
         .route("/-/reload", post(reload))
         .with_state(state)
 }
@@ -101,6 +114,7 @@ fn api_connection<'a>(entry: &'a Entry, expiry: &'a Assessment) -> ApiConnection
             entry.last.as_ref(),
             entry.hint(),
             expiry,
+            entry.pending,
         ),
         probes_total: entry.probes,
         last_probe_at: entry.last.as_ref().map(|o| o.finished_at.to_rfc3339()),
@@ -131,16 +145,79 @@ async fn connections(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn reload(State(state): State<AppState>) -> Response {
-    let Some(sender) = state.reload else {
-        return (
-            StatusCode::FORBIDDEN,
-            "the lifecycle API is not enabled: start credwatch with --enable-lifecycle\n",
+#[derive(Serialize)]
+struct History<'a> {
+    connection: &'a str,
+    transitions: Vec<crate::state::Transition>,
+}
+
+async fn history(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    match state.status.history(&name) {
+        Some(transitions) => Json(History {
+            connection: &name,
+            transitions,
+        })
+        .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("no connection named {name:?}\n"),
         )
-            .into_response();
+            .into_response(),
+    }
+}
+
+const LIFECYCLE_DISABLED: &str =
+    "the lifecycle API is not enabled: start credwatch with --enable-lifecycle\n";
+
+async fn resume(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    let Some(sender) = state.reload else {
+        return (StatusCode::FORBIDDEN, LIFECYCLE_DISABLED).into_response();
     };
     let (respond, answer) = oneshot::channel();
-    if sender.send(ReloadRequest { respond }).await.is_err() {
+    let request = Control::Resume {
+        name: name.clone(),
+        respond,
+    };
+    if sender.send(request).await.is_err() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "credwatch is shutting down\n",
+        )
+            .into_response();
+    }
+    match answer.await {
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            format!("resumed {name}: its login budget starts afresh and it is probed now\n"),
+        )
+            .into_response(),
+        Ok(Err(error @ ResumeError::Unknown(_))) => {
+            (StatusCode::NOT_FOUND, format!("{error}\n")).into_response()
+        }
+        Ok(Err(error @ ResumeError::NotPaused(_))) => {
+            (StatusCode::CONFLICT, format!("{error}\n")).into_response()
+        }
+        Ok(Err(error)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")).into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "credwatch is shutting down\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn reload(State(state): State<AppState>) -> Response {
+    let Some(sender) = state.reload else {
+        return (StatusCode::FORBIDDEN, LIFECYCLE_DISABLED).into_response();
+    };
+    let (respond, answer) = oneshot::channel();
+    if sender.send(Control::Reload { respond }).await.is_err() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "credwatch is shutting down\n",

@@ -1,6 +1,7 @@
 //! The daemon's shared status: what every connection's probes found, the counters, the
-//! schedule, and the configuration's reload status. The scheduler writes it; `/metrics`,
-//! `/api/v1/connections` and `/readyz` read it.
+//! schedule, the history of state changes, and the configuration's reload status. The
+//! scheduler writes it; `/metrics`, `/api/v1/connections` and `/readyz` read it, and the state
+//! store's writer takes from it what changed ([`Status::take_changes`]).
 //!
 //! One cheap-to-clone handle over a std mutex, as in mini-redis: the lock is held only to
 //! update or read plain data and never across an `.await`, so a std mutex is both correct
@@ -13,10 +14,43 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::Connection;
 use crate::expiry::{self, Assessment, TokenList};
 use crate::probe::{Outcome, Reason, State};
 use crate::scheduler::policy::Pause;
+
+/// How long a probe that changed nothing but its times may go unwritten to the state store:
+/// after a `kill -9`, the restored last-probe time is at most this old (a SIGTERM writes all).
+pub const REFRESH: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// The most state changes kept per connection, however short the retention.
+pub const HISTORY_CAP: usize = 1_000;
+
+/// The standing verdict: the last state that was not `unknown`, and what reached it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standing {
+    /// The state.
+    pub state: State,
+    /// The reason of the probe that reached it.
+    pub reason: Reason,
+    /// That probe's HTTP status.
+    pub http_status: Option<u16>,
+    /// When the state was first reached (a probe that confirms it keeps this time).
+    pub since: DateTime<Utc>,
+}
+
+/// A rejection after a `valid` verdict that waits for one more probe before it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// The state it would turn the credential to.
+    pub state: State,
+    /// The reason of the first rejection.
+    pub reason: Reason,
+    /// When the first rejection was seen.
+    pub since: DateTime<Utc>,
+}
 
 /// Everything known about one connection.
 #[derive(Debug, Clone)]
@@ -25,8 +59,10 @@ pub struct Entry {
     pub connection: Arc<Connection>,
     /// The last probe's outcome.
     pub last: Option<Outcome>,
-    /// The standing verdict: the last state that was not `unknown`, and its reason.
-    pub verdict: Option<(State, Reason)>,
+    /// The standing verdict: the last state that was not `unknown`.
+    pub verdict: Option<Standing>,
+    /// A rejection waiting for its confirmation.
+    pub pending: Option<Pending>,
     /// Probes sent.
     pub probes: u64,
     /// Probes that did not end in `ok`, by reason.
@@ -39,8 +75,14 @@ pub struct Entry {
     pub next_probe_at: Option<DateTime<Utc>>,
     /// The current backoff wait, while probes reach no verdict.
     pub backoff: Option<Duration>,
+    /// The wait that keeps the rhythm from one due time to the next.
+    pub period: Duration,
+    /// Consecutive failed Basic logins.
+    pub failed_logins: u32,
     /// Why probing stopped, if it did.
     pub paused: Option<Pause>,
+    /// The last probe's end as last handed to the state store.
+    pub persisted_probe_at: Option<DateTime<Utc>>,
     /// By when the first probe has finished or passed its deadline (for `/readyz`).
     pub first_probe_deadline: DateTime<Utc>,
     /// What Jira's PAT API last said, for connections whose expiry it can tell (shared, so
@@ -59,6 +101,11 @@ pub struct Probed {
     pub tokens: Option<TokenList>,
     /// The schedule after the probe; `None` leaves it as it was.
     pub schedule: Option<Schedule>,
+    /// Whether the outcome's verdict becomes the standing one (`false` while a rejection
+    /// waits for its confirmation).
+    pub adopt: bool,
+    /// The rejection that waits for confirmation after this probe.
+    pub pending: Option<Pending>,
 }
 
 impl Probed {
@@ -69,6 +116,8 @@ impl Probed {
             lateness: None,
             tokens: None,
             schedule: None,
+            adopt: true,
+            pending: None,
         }
     }
 }
@@ -80,15 +129,38 @@ pub struct Schedule {
     pub next_probe_at: Option<DateTime<Utc>>,
     /// The current backoff wait.
     pub backoff: Option<Duration>,
+    /// The wait that keeps the rhythm (what the next due time is one of, after the last).
+    pub period: Duration,
+    /// Consecutive failed Basic logins.
+    pub failed_logins: u32,
     /// Why probing stopped, if it did.
     pub paused: Option<Pause>,
 }
 
 impl Entry {
-    fn set_schedule(&mut self, schedule: Schedule) {
+    /// Applies a schedule; returns whether the state store must hear of it: anything but
+    /// the next due time moving on by one period, as it does probe after probe.
+    fn set_schedule(&mut self, schedule: Schedule) -> bool {
+        let on_rhythm = match (self.next_probe_at, schedule.next_probe_at) {
+            (Some(before), Some(after)) => {
+                let step =
+                    chrono::Duration::from_std(schedule.period).unwrap_or(chrono::TimeDelta::MAX);
+                let drift = (after - before - step).abs();
+                drift < chrono::TimeDelta::seconds(1)
+            }
+            _ => false,
+        };
+        let changed = !on_rhythm
+            || self.backoff != schedule.backoff
+            || self.period != schedule.period
+            || self.failed_logins != schedule.failed_logins
+            || self.paused != schedule.paused;
         self.next_probe_at = schedule.next_probe_at;
         self.backoff = schedule.backoff;
+        self.period = schedule.period;
+        self.failed_logins = schedule.failed_logins;
         self.paused = schedule.paused;
+        changed
     }
 
     /// The credential's expiry and rotation, as known at `now`.
@@ -103,7 +175,8 @@ impl Entry {
 
     /// The credential's state: the standing verdict, or `unknown` before any.
     pub fn state(&self) -> State {
-        self.verdict.map_or(State::Unknown, |(state, _)| state)
+        self.verdict
+            .map_or(State::Unknown, |standing| standing.state)
     }
 
     /// The hint to show: the stop's, if probing stopped, else the last probe's.
@@ -115,13 +188,89 @@ impl Entry {
     }
 }
 
-/// A change of the credential's state, for the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a state store, or the entry a reload replaces, remembers of a connection: the part
+/// of an [`Entry`] that outlives its task.
+#[derive(Debug, Clone, Default)]
+pub struct Restored {
+    /// The standing verdict.
+    pub verdict: Option<Standing>,
+    /// A rejection waiting for its confirmation.
+    pub pending: Option<Pending>,
+    /// The last probe.
+    pub last: Option<Outcome>,
+    /// When a probe last reached `ok`.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// What Jira's PAT API last said.
+    pub tokens: Option<Arc<TokenList>>,
+    /// The backoff wait.
+    pub backoff: Option<Duration>,
+    /// The wait that keeps the rhythm.
+    pub period: Duration,
+    /// Consecutive failed Basic logins.
+    pub failed_logins: u32,
+    /// Why probing stopped.
+    pub paused: Option<Pause>,
+    /// When the next probe was due.
+    pub next_due: Option<DateTime<Utc>>,
+    /// The state changes, oldest first.
+    pub history: Vec<Transition>,
+}
+
+impl Entry {
+    /// The part of the entry that outlives its task (without the history, which the status
+    /// keeps beside the entries).
+    pub fn restorable(&self) -> Restored {
+        Restored {
+            verdict: self.verdict,
+            pending: self.pending,
+            last: self.last.clone(),
+            last_success_at: self.last_success_at,
+            tokens: self.tokens.clone(),
+            backoff: self.backoff,
+            period: self.period,
+            failed_logins: self.failed_logins,
+            paused: self.paused,
+            next_due: self.next_probe_at,
+            history: Vec::new(),
+        }
+    }
+}
+
+/// Drops the state changes older than `retention`, and the oldest beyond [`HISTORY_CAP`].
+pub fn prune(history: &mut Vec<Transition>, retention: Duration) {
+    let cutoff = chrono::Duration::from_std(retention)
+        .ok()
+        .and_then(|retention| Utc::now().checked_sub_signed(retention));
+    if let Some(cutoff) = cutoff {
+        history.retain(|t| t.at >= cutoff);
+    }
+    if history.len() > HISTORY_CAP {
+        history.drain(..history.len() - HISTORY_CAP);
+    }
+}
+
+/// A change of the credential's state: logged, kept in the history and in the state store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transition {
+    /// When it happened.
+    pub at: DateTime<Utc>,
     /// The state before (`unknown` before the first verdict).
     pub from: State,
     /// The state now.
     pub to: State,
+    /// The reason of the probe that changed it.
+    pub reason: Reason,
+}
+
+/// What changed since the state store's writer last asked.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// The entries to write, as they are now.
+    pub entries: Vec<Arc<Entry>>,
+    /// State changes to append to the history.
+    pub transitions: Vec<(String, Transition)>,
+    /// Connections that are gone.
+    pub removed: Vec<String>,
 }
 
 /// The outcome of the last configuration reload.
@@ -177,6 +326,24 @@ pub struct Inner {
     pub reload: ReloadStatus,
     /// How late probes started.
     pub lateness: Lateness,
+    /// Each connection's state changes, oldest first.
+    pub history: FxHashMap<String, Vec<Transition>>,
+    /// How long state changes are kept.
+    pub history_retention: Duration,
+    /// Connections changed since the writer last asked (names of entries in `connections`).
+    dirty: rustc_hash::FxHashSet<String>,
+    /// State changes since the writer last asked.
+    new_transitions: Vec<(String, Transition)>,
+    /// Connections removed since the writer last asked.
+    removed: Vec<String>,
+}
+
+impl Inner {
+    fn mark(&mut self, name: &str) {
+        if !self.dirty.contains(name) {
+            self.dirty.insert(name.to_owned());
+        }
+    }
 }
 
 /// The status at one moment, read without holding the lock: what `/metrics`, the status page
@@ -190,6 +357,9 @@ pub struct Snapshot {
     /// How late probes started.
     pub lateness: Lateness,
 }
+
+/// How long state changes are kept by default: 90 days.
+pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// A handle on the shared status.
 #[derive(Debug, Clone)]
@@ -215,6 +385,11 @@ impl Status {
                     last_error: None,
                 },
                 lateness: Lateness::default(),
+                history: FxHashMap::default(),
+                history_retention: DEFAULT_HISTORY_RETENTION,
+                dirty: Default::default(),
+                new_transitions: Vec::new(),
+                removed: Vec::new(),
             })),
         }
     }
@@ -249,39 +424,128 @@ impl Status {
         snapshot
     }
 
-    /// Adds a connection that has not been probed yet.
-    pub fn insert(&self, connection: Arc<Connection>, first_probe_at: DateTime<Utc>) {
-        let deadline = first_probe_at
+    /// Adds a connection, fresh or with what a state store (or the entry it replaces on a
+    /// reload) remembered of it.
+    pub fn insert(
+        &self,
+        connection: Arc<Connection>,
+        first_probe_at: Option<DateTime<Utc>>,
+        restored: Restored,
+    ) {
+        let deadline = first_probe_at.unwrap_or_else(Utc::now)
             + chrono::Duration::from_std(connection.timeout).unwrap_or(chrono::Duration::MAX);
         let entry = Entry {
             connection: connection.clone(),
-            last: None,
-            verdict: None,
+            persisted_probe_at: restored.last.as_ref().map(|o| o.finished_at),
+            last: restored.last,
+            verdict: restored.verdict,
+            pending: restored.pending,
             probes: 0,
             failures: BTreeMap::new(),
             rate_limited: 0,
-            last_success_at: None,
-            next_probe_at: Some(first_probe_at),
-            backoff: None,
-            paused: None,
+            last_success_at: restored.last_success_at,
+            next_probe_at: first_probe_at,
+            backoff: restored.backoff,
+            period: restored.period,
+            failed_logins: restored.failed_logins,
+            paused: restored.paused,
             first_probe_deadline: deadline,
-            tokens: None,
+            tokens: restored.tokens,
         };
-        self.lock()
+        let mut inner = self.lock();
+        let retention = inner.history_retention;
+        let mut history = restored.history;
+        prune(&mut history, retention);
+        if history.is_empty() {
+            inner.history.remove(&connection.name);
+        } else {
+            inner.history.insert(connection.name.clone(), history);
+        }
+        inner.mark(&connection.name);
+        inner
             .connections
             .insert(connection.name.clone(), Arc::new(entry));
     }
 
-    /// Forgets a connection: its series disappear from `/metrics`.
+    /// Forgets a connection: its series disappear from `/metrics`, and the state store
+    /// drops it.
     pub fn remove(&self, name: &str) {
-        self.lock().connections.remove(name);
+        let mut inner = self.lock();
+        if inner.connections.remove(name).is_some() {
+            inner.history.remove(name);
+            inner.dirty.remove(name);
+            inner.removed.push(name.to_owned());
+        }
+    }
+
+    /// What is remembered of a connection, to carry over to its next task (a reload that
+    /// changed its settings but not its credential).
+    pub fn restored(&self, name: &str) -> Option<Restored> {
+        let inner = self.lock();
+        let entry = inner.connections.get(name)?;
+        Some(Restored {
+            history: inner.history.get(name).cloned().unwrap_or_default(),
+            ..entry.restorable()
+        })
     }
 
     /// Replaces a connection's settings (after its secret was re-read), keeping its history.
     pub fn update_connection(&self, connection: Arc<Connection>) {
-        if let Some(entry) = self.lock().connections.get_mut(&connection.name) {
-            Arc::make_mut(entry).connection = connection;
+        let mut inner = self.lock();
+        if let Some(entry) = inner.connections.get_mut(&connection.name) {
+            Arc::make_mut(entry).connection = connection.clone();
+            inner.mark(&connection.name);
         }
+    }
+
+    /// Sets how long state changes are kept.
+    pub fn set_history_retention(&self, retention: Duration) {
+        self.lock().history_retention = retention;
+    }
+
+    /// A connection's state changes, newest first; `None` for an unknown connection.
+    pub fn history(&self, name: &str) -> Option<Vec<Transition>> {
+        let inner = self.lock();
+        inner.connections.get(name)?;
+        let mut history = inner.history.get(name).cloned().unwrap_or_default();
+        prune(&mut history, inner.history_retention);
+        history.reverse();
+        Some(history)
+    }
+
+    /// Takes what changed since the last call, for the state store's writer.
+    pub fn take_changes(&self) -> Changes {
+        let mut inner = self.lock();
+        let dirty = std::mem::take(&mut inner.dirty);
+        let entries = dirty
+            .iter()
+            .filter_map(|name| inner.connections.get(name).cloned())
+            .collect();
+        let transitions = std::mem::take(&mut inner.new_transitions);
+        let mut removed = std::mem::take(&mut inner.removed);
+        // A connection removed and added again (a reload that changed its credential) is
+        // written afresh, not deleted.
+        removed.retain(|name| !inner.connections.contains_key(name));
+        Changes {
+            entries,
+            transitions,
+            removed,
+        }
+    }
+
+    /// Puts back changes the writer could not write, to be written with the next batch.
+    pub fn requeue(&self, changes: Changes) {
+        let mut inner = self.lock();
+        for entry in &changes.entries {
+            let name = &entry.connection.name;
+            if inner.connections.contains_key(name) {
+                inner.mark(name);
+            }
+        }
+        let mut transitions = changes.transitions;
+        transitions.append(&mut inner.new_transitions);
+        inner.new_transitions = transitions;
+        inner.removed.extend(changes.removed);
     }
 
     /// Records everything one probe changed, under one lock; returns the credential's state
@@ -303,18 +567,62 @@ impl Status {
         if outcome.reason == Reason::RateLimited {
             entry.rate_limited += 1;
         }
-        if outcome.state.is_verdict() {
-            entry.verdict = Some((outcome.state, outcome.reason));
+        let mut changed = false;
+        if probed.adopt && outcome.state.is_verdict() {
+            let since = match entry.verdict {
+                Some(standing) if standing.state == outcome.state => standing.since,
+                _ => outcome.finished_at,
+            };
+            let standing = Some(Standing {
+                state: outcome.state,
+                reason: outcome.reason,
+                http_status: outcome.http_status,
+                since,
+            });
+            changed |= entry.verdict != standing;
+            entry.verdict = standing;
         }
+        changed |= entry.pending != probed.pending;
+        entry.pending = probed.pending;
+        changed |= entry.last.as_ref().is_none_or(|last| {
+            last.reason != outcome.reason
+                || last.http_status != outcome.http_status
+                || last.identity != outcome.identity
+                || last.detail != outcome.detail
+        });
+        changed |= entry
+            .persisted_probe_at
+            .is_none_or(|at| outcome.finished_at - at >= REFRESH);
+        let finished_at = outcome.finished_at;
+        let reason = outcome.reason;
         entry.last = Some(outcome);
         if let Some(tokens) = probed.tokens {
             entry.tokens = Some(Arc::new(tokens));
+            changed = true;
         }
         if let Some(schedule) = probed.schedule {
-            entry.set_schedule(schedule);
+            changed |= entry.set_schedule(schedule);
         }
         let to = entry.state();
-        (from != to).then_some(Transition { from, to })
+        if changed {
+            entry.persisted_probe_at = Some(finished_at);
+            inner.mark(name);
+        }
+        if from == to {
+            return None;
+        }
+        let transition = Transition {
+            at: finished_at,
+            from,
+            to,
+            reason,
+        };
+        let retention = inner.history_retention;
+        let history = inner.history.entry(name.to_owned()).or_default();
+        history.push(transition);
+        prune(history, retention);
+        inner.new_transitions.push((name.to_owned(), transition));
+        Some(transition)
     }
 
     /// The expiry that turns a rejection into `expired`: Jira's, else the declared one.
@@ -333,11 +641,51 @@ impl Status {
             .map(|entry| entry.assessment(now))
     }
 
-    /// Records the schedule without a probe (a site that is blocked).
-    pub fn schedule(&self, name: &str, schedule: Schedule) {
-        if let Some(entry) = self.lock().connections.get_mut(name) {
-            Arc::make_mut(entry).set_schedule(schedule);
+    /// Records the schedule without a probe (a site that is blocked, a resumed or paused
+    /// connection), with the pending confirmation that stands after it.
+    pub fn schedule(&self, name: &str, schedule: Schedule, pending: Option<Pending>) {
+        let mut inner = self.lock();
+        if let Some(entry) = inner.connections.get_mut(name) {
+            let entry = Arc::make_mut(entry);
+            let mut changed = entry.set_schedule(schedule);
+            changed |= entry.pending != pending;
+            entry.pending = pending;
+            if changed {
+                inner.mark(name);
+            }
         }
+    }
+
+    /// Makes a pending rejection the standing verdict without a probe (the logins that
+    /// confirm it were spent elsewhere); returns the state change, if any.
+    pub fn confirm_pending(&self, name: &str) -> Option<Transition> {
+        let mut inner = self.lock();
+        let entry = Arc::make_mut(inner.connections.get_mut(name)?);
+        let pending = entry.pending.take()?;
+        let from = entry.state();
+        let http_status = entry.last.as_ref().and_then(|o| o.http_status);
+        entry.verdict = Some(Standing {
+            state: pending.state,
+            reason: pending.reason,
+            http_status,
+            since: pending.since,
+        });
+        inner.mark(name);
+        if from == pending.state {
+            return None;
+        }
+        let transition = Transition {
+            at: Utc::now(),
+            from,
+            to: pending.state,
+            reason: pending.reason,
+        };
+        let retention = inner.history_retention;
+        let history = inner.history.entry(name.to_owned()).or_default();
+        history.push(transition);
+        prune(history, retention);
+        inner.new_transitions.push((name.to_owned(), transition));
+        Some(transition)
     }
 
     /// Records the result of a configuration load or reload.

@@ -14,10 +14,15 @@ use serde_json::Value;
 async fn credwatch(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"));
     command.args(args).env_remove("RUST_LOG");
+    let state = common::isolate_state(&mut command);
     for (key, value) in env {
         command.env(key, value);
     }
-    let run = tokio::task::spawn_blocking(move || command.output().expect("credwatch runs"));
+    let run = tokio::task::spawn_blocking(move || {
+        let output = command.output().expect("credwatch runs");
+        drop(state);
+        output
+    });
     common::within(Duration::from_secs(60), run)
         .await
         .expect("joins")

@@ -900,7 +900,9 @@ async fn the_binary_exits_zero_on_sigterm_with_a_probe_hanging() {
         "interval = \"2s\"\ntimeout = \"1500ms\"",
     );
     let path = write(dir.path(), "credwatch.toml", &toml);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"));
+    let _state = common::isolate_state(&mut command);
+    let mut child = command
         .args([
             "run",
             "--config",
@@ -952,7 +954,9 @@ async fn the_binary_tells_systemd_when_it_is_ready_reloading_and_stopping() {
     socket
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"));
+    let _state = common::isolate_state(&mut command);
+    let mut child = command
         .args([
             "run",
             "--config",
@@ -1017,10 +1021,9 @@ async fn shards_split_the_fleet_between_them_and_export_only_their_own() {
             .await
             .expect("bind");
         let options = Options {
-            config: path.clone(),
-            enable_lifecycle: false,
             grace: Duration::from_secs(1),
             shard: Some(Shard { index, count: 2 }),
+            ..Options::new(path.clone())
         };
         let daemon = Daemon::start(config, listener, options, Prober::new().expect("prober"))
             .expect("daemon");
@@ -1061,7 +1064,9 @@ async fn shards_split_the_fleet_between_them_and_export_only_their_own() {
     assert!(!owned[0].is_empty() && !owned[1].is_empty());
 
     // The binary takes the shard from the environment, a StatefulSet pod name included.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"));
+    let _state = common::isolate_state(&mut command);
+    let output = command
         .args([
             "run",
             "--config",

@@ -93,10 +93,11 @@ async fn check_shows_jira_expiry_and_lists_the_account_tokens_by_name() {
     let path = path.to_str().expect("utf-8").to_owned();
     let run = |args: Vec<String>| async move {
         let job = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"))
-                .args(&args)
-                .output()
-                .expect("runs")
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"));
+            let state = common::isolate_state(&mut command);
+            let output = command.args(&args).output().expect("runs");
+            drop(state);
+            output
         });
         common::within(Duration::from_secs(60), job)
             .await

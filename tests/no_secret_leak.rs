@@ -64,11 +64,15 @@ fn assert_clean(what: &str, output: &std::process::Output) {
 
 async fn run(args: Vec<String>, env: Vec<(&'static str, String)>) -> std::process::Output {
     let job = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"));
+        let state = common::isolate_state(&mut command);
+        let output = command
             .args(&args)
             .envs(env)
             .output()
-            .expect("credwatch runs")
+            .expect("credwatch runs");
+        drop(state);
+        output
     });
     common::within(Duration::from_secs(60), job)
         .await
@@ -259,7 +263,9 @@ async fn daemon_outputs(
     base: String,
     work: impl std::future::Future<Output = ()>,
 ) -> String {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"));
+    let _state = common::isolate_state(&mut command);
+    let child = command
         .args(&args)
         .envs(env)
         .stdout(std::process::Stdio::piped())

@@ -29,7 +29,7 @@ fn config(simulator: &Simulator, variant: usize) -> String {
             simulator.url(&format!("s{i}"))
         ));
     }
-    if variant % 3 == 0 {
+    if variant.is_multiple_of(3) {
         toml.push_str(&format!(
             "[[connection]]\nname = \"extra\"\nurl = \"{}\"\ntoken = \"t10\"\n",
             simulator.url("s10")
@@ -40,7 +40,7 @@ fn config(simulator: &Simulator, variant: usize) -> String {
 
 fn expected(variant: usize) -> BTreeSet<String> {
     let mut names: BTreeSet<String> = (0..CONNECTIONS).map(|i| format!("c{i}")).collect();
-    if variant % 3 == 0 {
+    if variant.is_multiple_of(3) {
         names.insert("extra".into());
     }
     names
@@ -71,7 +71,9 @@ async fn a_hundred_reloads_lose_nothing_duplicate_nothing_and_leak_nothing() {
         .local_addr()
         .expect("addr")
         .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_credwatch"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_credwatch"));
+    let _state = common::isolate_state(&mut command);
+    let mut child = command
         .args([
             "run",
             "--config",

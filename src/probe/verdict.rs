@@ -4,12 +4,12 @@
 //! Both vocabularies are public interface: they become metric label values and alert
 //! conditions, so their strings come from one `as_str` each and never change casually.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::AuthMethod;
 
 /// What the last probe says about the credential itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     /// Jira accepted the credential and reported the expected, active account.
@@ -62,7 +62,7 @@ impl std::fmt::Display for State {
 }
 
 /// Why the probe ended the way it did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// `GET myself` answered with the expected account.

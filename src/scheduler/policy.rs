@@ -11,7 +11,12 @@
 //!   each wait multiplied by a random jitter in [0.7, 1.3]; a verdict resets it. The wait is
 //!   never shorter than `interval`.
 //!
-//! A stop lasts until the connection's secret or configuration changes.
+//! A rejection (`invalid`, `expired`, `forbidden`) that follows a `valid` verdict is not
+//! believed at once: it is confirmed by one more probe within [`CONFIRM_WITHIN`] (or the
+//! interval, if shorter), and the state stands meanwhile. For Basic, that probe is the second
+//! and last failed login the rule above allows. A first verdict and `locked` need none.
+//!
+//! A stop lasts until the connection's credential changes, or `credwatch resume` lifts it.
 
 use std::time::Duration;
 
@@ -20,6 +25,11 @@ use tokio::time::Instant;
 
 use crate::config::{AuthMethod, Connection};
 use crate::probe::{Outcome, Reason, State};
+use crate::state::{Pending, Restored};
+use chrono::{DateTime, Utc};
+
+/// How soon a rejection after a `valid` verdict is confirmed, at the latest.
+pub const CONFIRM_WITHIN: Duration = Duration::from_secs(60);
 
 /// Consecutive failed Basic logins after which credwatch stops probing a connection.
 pub const MAX_FAILED_LOGINS: u32 = 2;
@@ -28,7 +38,8 @@ pub const MAX_FAILED_LOGINS: u32 = 2;
 pub const JITTER: (f64, f64) = (0.7, 1.3);
 
 /// Why probing of a connection stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Pause {
     /// Two failed Basic logins in a row.
     FailedLogins,
@@ -41,10 +52,10 @@ impl Pause {
     pub fn hint(self) -> &'static str {
         match self {
             Pause::FailedLogins => {
-                "credwatch stopped probing after 2 failed logins in a row, so as never to trip Jira's CAPTCHA lock: fix the password (or its file) and credwatch probes again at once"
+                "credwatch stopped probing after 2 failed logins in a row, so as never to trip Jira's CAPTCHA lock: fix the password (or its file) and credwatch probes again at once; if the password was right, run `credwatch resume NAME`"
             }
             Pause::Locked => {
-                "the account is locked behind a CAPTCHA and credwatch stopped probing it: log in through the browser or have an admin reset the failed-login count, then change the password or the configuration and credwatch probes again at once"
+                "the account is locked behind a CAPTCHA and credwatch stopped probing it: log in through the browser or have an admin reset the failed-login count, then run `credwatch resume NAME` (or change the password) and credwatch probes again at once"
             }
         }
     }
@@ -100,11 +111,33 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.steps = self.builder.build();
     }
+
+    /// Goes on from a wait that an earlier process reached: the next wait doubles it.
+    pub fn resume_from(&mut self, reached: Duration) {
+        self.reset();
+        let base = reached.div_f64(JITTER.1);
+        for _ in 0..64 {
+            match self.steps.next() {
+                Some(step) if step < base => {}
+                _ => break,
+            }
+        }
+    }
 }
 
 /// A random jitter factor in [`JITTER`].
 pub fn jitter() -> f64 {
     JITTER.0 + fastrand::f64() * (JITTER.1 - JITTER.0)
+}
+
+/// What follows a probe: the decision, and whether its verdict stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// When to probe next, or to stop.
+    pub decision: Decision,
+    /// Whether the outcome's verdict becomes the standing one (`false` while a rejection
+    /// waits for its confirmation).
+    pub adopt: bool,
 }
 
 /// The per-connection politeness state.
@@ -114,6 +147,10 @@ pub struct Policy {
     failed_logins: u32,
     /// The current backoff wait, while probes reach no verdict.
     pub current_backoff: Option<Duration>,
+    /// The standing verdict's state.
+    standing: Option<State>,
+    /// A rejection waiting for its confirmation.
+    pending: Option<Pending>,
 }
 
 impl Policy {
@@ -123,23 +160,84 @@ impl Policy {
             backoff: Backoff::new(connection.backoff_initial, connection.backoff_max),
             failed_logins: 0,
             current_backoff: None,
+            standing: None,
+            pending: None,
         }
     }
 
+    /// The policy of a connection whose task starts from what was remembered of it.
+    pub fn restore(connection: &Connection, restored: &Restored) -> Policy {
+        let mut policy = Policy::new(connection);
+        policy.failed_logins = restored.failed_logins;
+        policy.standing = restored.verdict.map(|v| v.state);
+        policy.pending = restored.pending;
+        if let Some(reached) = restored.backoff {
+            policy.backoff.resume_from(reached);
+            policy.current_backoff = Some(reached);
+        }
+        policy
+    }
+
+    /// The rejection waiting for its confirmation.
+    pub fn pending(&self) -> Option<Pending> {
+        self.pending
+    }
+
+    /// Consecutive failed Basic logins.
+    pub fn failed_logins(&self) -> u32 {
+        self.failed_logins
+    }
+
+    /// Takes the failed-login count from the shared budget (which `check` spends too).
+    pub fn set_failed_logins(&mut self, failed: u32) {
+        self.failed_logins = failed;
+    }
+
+    /// A person lifted the pause: the count starts over.
+    pub fn resume(&mut self) {
+        self.failed_logins = 0;
+        self.pending = None;
+    }
+
+    /// The budget was spent before this connection could send its login (by `check`, or by
+    /// logins that never got an answer): stop. A rejection waiting for confirmation is
+    /// confirmed by those logins; returns whether it was.
+    pub fn spent(&mut self, pause: Pause) -> (Decision, bool) {
+        let confirmed = self.pending.take().is_some();
+        if pause == Pause::FailedLogins {
+            self.failed_logins = self.failed_logins.max(MAX_FAILED_LOGINS);
+        }
+        (Decision::Stop(pause), confirmed)
+    }
+
     /// Decides what follows `outcome`; `jitter` is a value in [`JITTER`].
-    pub fn after(&mut self, connection: &Connection, outcome: &Outcome, jitter: f64) -> Decision {
+    pub fn after(&mut self, connection: &Connection, outcome: &Outcome, jitter: f64) -> Step {
         let interval = connection.interval;
-        if outcome.state.is_verdict() {
+        let state = outcome.state;
+        if state.is_verdict() {
             self.backoff.reset();
             self.current_backoff = None;
         }
-        match outcome.state {
+        let rejected = matches!(state, State::Invalid | State::Expired | State::Forbidden);
+        // A first rejection after `valid` waits for one more probe.
+        let confirming = rejected && self.pending.is_none() && self.standing == Some(State::Valid);
+        if confirming {
+            self.pending = Some(Pending {
+                state,
+                reason: outcome.reason,
+                since: outcome.finished_at,
+            });
+        } else if state.is_verdict() {
+            self.pending = None;
+        }
+        let decision = match state {
             State::Valid => {
                 self.failed_logins = 0;
                 Decision::After(interval)
             }
             State::Locked => Decision::Stop(Pause::Locked),
             State::Invalid | State::Expired | State::Forbidden => {
+                let mut stop = false;
                 if connection.auth == AuthMethod::Basic {
                     if is_failed_login(outcome.reason) {
                         self.failed_logins += 1;
@@ -147,23 +245,36 @@ impl Policy {
                         // Jira accepted the login (e.g. wrong_account): the count starts over.
                         self.failed_logins = 0;
                     }
-                    if self.failed_logins >= MAX_FAILED_LOGINS {
-                        return Decision::Stop(Pause::FailedLogins);
-                    }
+                    stop = self.failed_logins >= MAX_FAILED_LOGINS;
                 }
-                Decision::After(interval.max(connection.auth_failure_interval))
+                if stop {
+                    Decision::Stop(Pause::FailedLogins)
+                } else if confirming {
+                    Decision::After(interval.min(CONFIRM_WITHIN))
+                } else {
+                    Decision::After(interval.max(connection.auth_failure_interval))
+                }
             }
             State::Unknown => {
                 let wait = self.backoff.next(jitter);
                 self.current_backoff = Some(wait);
                 Decision::After(interval.max(wait))
             }
+        };
+        // No probe follows a stop: what it saw stands, confirmed or not.
+        let mut adopt = state.is_verdict() && !confirming;
+        if matches!(decision, Decision::Stop(_)) && self.pending.take().is_some() {
+            adopt = true;
         }
+        if adopt {
+            self.standing = Some(state);
+        }
+        Step { decision, adopt }
     }
 }
 
 /// Whether Jira counted this outcome as a failed login (Seraph's counter).
-fn is_failed_login(reason: Reason) -> bool {
+pub fn is_failed_login(reason: Reason) -> bool {
     matches!(
         reason,
         Reason::Unauthorized | Reason::AnonymousFallback | Reason::PasswordAuthDeprecated
@@ -212,6 +323,56 @@ pub fn start_offset(name: &str, interval: Duration) -> Duration {
         .unwrap_or(u64::MAX)
         .max(1);
     Duration::from_millis(hash % millis)
+}
+
+/// When a connection restored from the state store is first probed; `None` while it stays
+/// paused. `alive_at` is when the process that wrote the state was last known alive.
+///
+/// A row is written when something other than the times changed, so the due time it holds
+/// may be some periods old: it moves on by whole periods to the first one after `alive_at`,
+/// which the earlier process did not reach. That one, if still ahead, is kept (a restart
+/// probes nothing early), but never later than the wait the current settings give (an
+/// interval shortened while credwatch was stopped applies). If it has passed, the probe was
+/// missed while credwatch was down and is caught up at a per-name offset within
+/// min(interval, 60 s), so that many missed probes never fire in a burst.
+pub fn restored_due(
+    connection: &Connection,
+    restored: &Restored,
+    alive_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if restored.paused.is_some() {
+        return None;
+    }
+    let delta = |d: Duration| chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX);
+    let catch_up = now
+        + delta(start_offset(
+            &connection.name,
+            connection.interval.min(CONFIRM_WITHIN),
+        ));
+    let Some(mut due) = restored.next_due else {
+        return Some(catch_up);
+    };
+    let period = delta(restored.period);
+    if period > chrono::TimeDelta::zero() && due < alive_at {
+        let behind = (alive_at - due).num_milliseconds();
+        let step = period.num_milliseconds().max(1);
+        let periods = (behind + step - 1) / step;
+        due += chrono::TimeDelta::milliseconds(periods.saturating_mul(step));
+    }
+    if due <= now {
+        return Some(catch_up);
+    }
+    let interval = connection.interval;
+    let wait = match (restored.pending, restored.verdict.map(|v| v.state)) {
+        (Some(_), _) => interval.min(CONFIRM_WITHIN),
+        (None, Some(State::Valid)) => interval,
+        (None, Some(State::Invalid | State::Expired | State::Forbidden)) => {
+            interval.max(connection.auth_failure_interval)
+        }
+        _ => interval.max(restored.backoff.unwrap_or(Duration::ZERO)),
+    };
+    Some(due.min(now + delta(wait)))
 }
 
 #[cfg(test)]
@@ -294,7 +455,7 @@ mod tests {
         let mut policy = Policy::new(&conn);
         let timeout = outcome(State::Unknown, Reason::Timeout);
         assert_eq!(
-            policy.after(&conn, &timeout, 1.0),
+            policy.after(&conn, &timeout, 1.0).decision,
             Decision::After(Duration::from_secs(300))
         );
         assert_eq!(policy.current_backoff, Some(Duration::from_secs(10)));
@@ -302,16 +463,20 @@ mod tests {
         let mut slow = connection("pat");
         slow.interval = Duration::from_secs(15);
         let mut policy = Policy::new(&slow);
-        let waits: Vec<Decision> = (0..5).map(|_| policy.after(&slow, &timeout, 1.0)).collect();
+        let waits: Vec<Decision> = (0..5)
+            .map(|_| policy.after(&slow, &timeout, 1.0).decision)
+            .collect();
         let secs = |s| Decision::After(Duration::from_secs(s));
         assert_eq!(waits, [secs(15), secs(20), secs(40), secs(80), secs(120)]);
         assert_eq!(
-            policy.after(&slow, &outcome(State::Valid, Reason::Ok), 1.0),
+            policy
+                .after(&slow, &outcome(State::Valid, Reason::Ok), 1.0)
+                .decision,
             secs(15)
         );
         assert_eq!(policy.current_backoff, None);
         assert_eq!(
-            policy.after(&slow, &timeout, 1.0),
+            policy.after(&slow, &timeout, 1.0).decision,
             secs(15),
             "reset to 10s, below the interval"
         );
@@ -323,7 +488,9 @@ mod tests {
         let mut policy = Policy::new(&conn);
         for state in [State::Invalid, State::Expired, State::Forbidden] {
             assert_eq!(
-                policy.after(&conn, &outcome(state, Reason::Unauthorized), 1.0),
+                policy
+                    .after(&conn, &outcome(state, Reason::Unauthorized), 1.0)
+                    .decision,
                 Decision::After(Duration::from_secs(3600)),
                 "{state}"
             );
@@ -336,11 +503,11 @@ mod tests {
         let failed = outcome(State::Invalid, Reason::Unauthorized);
         let mut policy = Policy::new(&conn);
         assert_eq!(
-            policy.after(&conn, &failed, 1.0),
+            policy.after(&conn, &failed, 1.0).decision,
             Decision::After(Duration::from_secs(3600))
         );
         assert_eq!(
-            policy.after(&conn, &failed, 1.0),
+            policy.after(&conn, &failed, 1.0).decision,
             Decision::Stop(Pause::FailedLogins)
         );
 
@@ -349,7 +516,7 @@ mod tests {
         policy.after(&conn, &failed, 1.0);
         policy.after(&conn, &outcome(State::Unknown, Reason::Timeout), 1.0);
         assert_eq!(
-            policy.after(&conn, &failed, 1.0),
+            policy.after(&conn, &failed, 1.0).decision,
             Decision::Stop(Pause::FailedLogins)
         );
 
@@ -358,14 +525,14 @@ mod tests {
         policy.after(&conn, &failed, 1.0);
         policy.after(&conn, &outcome(State::Valid, Reason::Ok), 1.0);
         assert!(matches!(
-            policy.after(&conn, &failed, 1.0),
+            policy.after(&conn, &failed, 1.0).decision,
             Decision::After(_)
         ));
 
         let mut policy = Policy::new(&conn);
         let locked = outcome(State::Locked, Reason::CaptchaRequired);
         assert_eq!(
-            policy.after(&conn, &locked, 1.0),
+            policy.after(&conn, &locked, 1.0).decision,
             Decision::Stop(Pause::Locked)
         );
 
@@ -374,10 +541,93 @@ mod tests {
         let mut policy = Policy::new(&pat);
         for _ in 0..5 {
             assert!(matches!(
-                policy.after(&pat, &failed, 1.0),
+                policy.after(&pat, &failed, 1.0).decision,
                 Decision::After(_)
             ));
         }
+    }
+
+    #[test]
+    fn a_rejection_after_valid_is_confirmed_by_one_more_probe_before_it_counts() {
+        let valid = outcome(State::Valid, Reason::Ok);
+        let rejected = outcome(State::Invalid, Reason::Unauthorized);
+        let minute = Decision::After(Duration::from_secs(60));
+
+        // A token: the blip waits a minute, a second valid answer clears it.
+        let pat = connection("pat");
+        let mut policy = Policy::new(&pat);
+        assert!(policy.after(&pat, &valid, 1.0).adopt);
+        let step = policy.after(&pat, &rejected, 1.0);
+        assert_eq!((step.decision, step.adopt), (minute, false));
+        assert_eq!(
+            policy.pending().map(|p| p.reason),
+            Some(Reason::Unauthorized)
+        );
+        // No verdict in between keeps it pending.
+        assert!(
+            !policy
+                .after(&pat, &outcome(State::Unknown, Reason::Timeout), 1.0)
+                .adopt
+        );
+        assert!(policy.pending().is_some());
+        assert!(policy.after(&pat, &valid, 1.0).adopt);
+        assert_eq!(policy.pending(), None);
+
+        // A real rejection: confirmed by the next probe, then the long wait.
+        policy.after(&pat, &rejected, 1.0);
+        let step = policy.after(&pat, &rejected, 1.0);
+        assert_eq!(step.decision, Decision::After(Duration::from_secs(3600)));
+        assert!(step.adopt);
+        assert_eq!(policy.pending(), None);
+        // From then on a rejection is no longer "after valid".
+        assert!(policy.after(&pat, &rejected, 1.0).adopt);
+
+        // A first verdict needs no confirmation, nor does `locked`.
+        let mut fresh = Policy::new(&pat);
+        assert!(fresh.after(&pat, &rejected, 1.0).adopt);
+        let basic = connection("basic");
+        let mut policy = Policy::new(&basic);
+        policy.after(&basic, &valid, 1.0);
+        let step = policy.after(
+            &basic,
+            &outcome(State::Locked, Reason::CaptchaRequired),
+            1.0,
+        );
+        assert_eq!(
+            (step.decision, step.adopt),
+            (Decision::Stop(Pause::Locked), true)
+        );
+
+        // Basic: the confirming probe is the second and last failed login.
+        let mut policy = Policy::new(&basic);
+        policy.after(&basic, &valid, 1.0);
+        let first = policy.after(&basic, &rejected, 1.0);
+        assert_eq!((first.decision, first.adopt), (minute, false));
+        let second = policy.after(&basic, &rejected, 1.0);
+        assert_eq!(
+            (second.decision, second.adopt),
+            (Decision::Stop(Pause::FailedLogins), true)
+        );
+
+        // Logins spent elsewhere confirm a pending rejection.
+        let mut policy = Policy::new(&basic);
+        policy.after(&basic, &valid, 1.0);
+        policy.after(&basic, &rejected, 1.0);
+        assert_eq!(
+            policy.spent(Pause::FailedLogins),
+            (Decision::Stop(Pause::FailedLogins), true)
+        );
+    }
+
+    #[test]
+    fn a_backoff_goes_on_from_where_an_earlier_process_left_it() {
+        let mut backoff = Backoff::new(Duration::from_secs(10), Duration::from_secs(600));
+        backoff.resume_from(Duration::from_secs(40));
+        assert_eq!(backoff.next(1.0), Duration::from_secs(80));
+        backoff.resume_from(Duration::from_secs(52)); // 40 s with the largest jitter
+        assert_eq!(backoff.next(1.0), Duration::from_secs(80));
+        backoff.resume_from(Duration::from_secs(10_000));
+        assert_eq!(backoff.next(1.0), Duration::from_secs(600));
     }
 
     #[test]

@@ -114,10 +114,9 @@ pub async fn start_daemon(
         .await
         .expect("bind");
     let options = credwatch::daemon::Options {
-        config: path.to_owned(),
         enable_lifecycle,
         grace: Duration::from_secs(1),
-        shard: None,
+        ..credwatch::daemon::Options::new(path.to_owned())
     };
     let prober = credwatch::probe::Prober::new().expect("prober");
     credwatch::daemon::Daemon::start(config, listener, options, prober).expect("daemon starts")
@@ -136,4 +135,16 @@ pub async fn get_text(url: &str) -> String {
         .await
         .expect("GET");
     response.text().await.expect("body")
+}
+
+/// Points a `credwatch` command's default state directory at a fresh temporary one, so that
+/// test runs of the binary never share a store (or its lock) with each other or the user's.
+/// Keep the returned directory until the command has ended.
+pub fn isolate_state(command: &mut Command) -> tempfile::TempDir {
+    let home = tempfile::tempdir().expect("tempdir");
+    command
+        .env("XDG_STATE_HOME", home.path())
+        .env_remove("STATE_DIRECTORY")
+        .env_remove("CREDWATCH_STATE_DIR");
+    home
 }

@@ -1,0 +1,98 @@
+//! A Jira site's shared budget: the connections that share scheme, host and port share a
+//! bound on probes in flight and a gate that a `rate_limited` outcome closes for everyone
+//! until `Retry-After` (a floor) or the site's own backoff has passed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::policy::{self, Backoff};
+use crate::config::Connection;
+use crate::probe::{Outcome, Reason};
+
+/// A group of connections that share a Jira site's budget.
+pub struct Site {
+    pub(super) permits: Semaphore,
+    gate: Mutex<Gate>,
+    /// Whether the gate holds a block or a backoff. Every probe of the site asks; while the
+    /// site is open (nearly always) one atomic load answers, without the site's lock.
+    gated: AtomicBool,
+}
+
+struct Gate {
+    blocked_until: Option<Instant>,
+    backoff: Option<Backoff>,
+}
+
+impl Site {
+    pub(super) fn new(permits: usize) -> Site {
+        Site {
+            permits: Semaphore::new(permits),
+            gate: Mutex::new(Gate {
+                blocked_until: None,
+                backoff: None,
+            }),
+            gated: AtomicBool::new(false),
+        }
+    }
+
+    fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.gate
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Until when the site is closed, if it is.
+    pub fn blocked_until(&self, now: Instant) -> Option<Instant> {
+        if !self.gated.load(Ordering::Acquire) {
+            return None;
+        }
+        self.gate().blocked_until.filter(|until| *until > now)
+    }
+
+    /// Applies an outcome to the site: a rate limit closes it (`Retry-After` as a floor under
+    /// the site's own exponential backoff); any other answer from Jira reopens it and resets
+    /// the backoff. Returns when the site reopens, if closed.
+    pub(super) fn observe(
+        &self,
+        connection: &Connection,
+        outcome: &Outcome,
+        now: Instant,
+    ) -> Option<Instant> {
+        let limited = outcome.reason == Reason::RateLimited;
+        let reopens = !limited && outcome.http_status.is_some();
+        // Nothing to change: not a rate limit, and either no answer or nothing to reopen.
+        let changes = limited || (reopens && self.gated.load(Ordering::Acquire));
+        if !changes {
+            return None;
+        }
+        let mut gate = self.gate();
+        if outcome.reason == Reason::RateLimited {
+            let backoff = gate
+                .backoff
+                .get_or_insert_with(|| {
+                    Backoff::new(connection.backoff_initial, connection.backoff_max)
+                })
+                .next(policy::jitter());
+            let floor = outcome
+                .retry_after
+                .map(|r| r.delay_from(Utc::now()))
+                .unwrap_or(Duration::ZERO);
+            let until = now + backoff.max(floor);
+            gate.blocked_until = Some(gate.blocked_until.map_or(until, |u| u.max(until)));
+            self.gated.store(true, Ordering::Release);
+            gate.blocked_until
+        } else {
+            if reopens {
+                gate.backoff = None;
+                gate.blocked_until = None;
+                self.gated.store(false, Ordering::Release);
+            }
+            None
+        }
+    }
+}

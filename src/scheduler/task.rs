@@ -1,0 +1,462 @@
+//! One connection's probe loop: wait for the due time, probe under the site's and the global
+//! bound, record the outcome, let the policy decide the next wait, and again. Also the
+//! expiry reminders the loop logs, and the log line of a state change.
+//!
+//! A Basic login goes through the state store's login budget when there is a store: it is
+//! recorded before it is sent and resolved with its answer, so the budget holds across
+//! restarts and is shared with `credwatch check`.
+
+use std::pin::pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::policy::{self, Decision, Pause, Policy};
+use super::secrets::reread_secret;
+use super::{Bounds, Shared};
+use crate::config::{AuthMethod, Connection};
+use crate::expiry::{self, Listing, TokenList};
+use crate::probe::{LastMyself, Outcome, State, TokenListOutcome};
+use crate::state::{Probed, Schedule, Status};
+use crate::store::logins::{Attempt, Budget, Login};
+
+/// How far apart the connections of a site resume after a rate limit lifts, at most.
+const RESUME_SPREAD: Duration = Duration::from_secs(2);
+
+/// How often a standing expiry warning (rotation due, a never-expiring token, an unknown
+/// expiry) is logged again.
+pub const REMINDER_PERIOD: Duration = Duration::from_secs(24 * 3600);
+
+/// The wall-clock time of a monotonic instant.
+fn wall_clock(at: Instant, now: Instant) -> chrono::DateTime<Utc> {
+    let ahead = at.saturating_duration_since(now);
+    Utc::now() + chrono::Duration::from_std(ahead).unwrap_or(chrono::Duration::zero())
+}
+
+/// What wakes a connection's task besides its due time.
+pub(super) struct Wakers {
+    /// Its secret file changed.
+    pub poke: Arc<Notify>,
+    /// A person lifted its pause.
+    pub resume: Arc<Notify>,
+}
+
+/// One connection's life: wait, probe, record, decide, and again. `first` is when the first
+/// probe is due (`None`: the connection starts paused).
+pub(super) async fn probe_loop(
+    shared: Arc<Shared>,
+    mut connection: Arc<Connection>,
+    wakers: Wakers,
+    mut policy: Policy,
+    first: Option<Instant>,
+) {
+    let name = connection.name.clone();
+    let mut due = first;
+    // When the PAT list is next fetched; `None`: with the next valid probe.
+    let mut tokens_due: Option<Instant> = None;
+    let mut reminders = Reminders::default();
+    // The expiry that turns a rejection into `expired`; it changes only with this task's own
+    // token lists and secret re-reads, so the task keeps it.
+    let mut known_expiry = shared.status.known_expiry(&name);
+    // Kept while the secret stays the same: the header is built once, not per probe.
+    let mut authorization = connection.authorization();
+    let mut identity = shared
+        .store
+        .as_ref()
+        .map(|store| store.identity(&connection));
+    let mut bounds = shared.site(&connection);
+    // The account the last `myself` body named: the same body again is not read again.
+    let mut last_myself = LastMyself::default();
+    // One registration with each notifier for as long as none comes, not one per probe.
+    let mut poked = pin!(wakers.poke.notified());
+    let mut resumed = pin!(wakers.resume.notified());
+    loop {
+        // The task stops when the scheduler aborts it (reload or shutdown): dropping this
+        // future cancels a probe in flight and frees its permits.
+        tokio::select! {
+            biased;
+            _ = &mut poked => {
+                poked.set(wakers.poke.notified());
+                if let Some(updated) = reread_secret(&connection) {
+                    connection = Arc::new(updated);
+                    shared.status.update_connection(connection.clone());
+                    known_expiry = shared.status.known_expiry(&name);
+                    authorization = connection.authorization();
+                    identity = shared.store.as_ref().map(|store| store.identity(&connection));
+                    // A new secret is a new credential: a fresh budget, and nothing pending.
+                    policy = Policy::new(&connection);
+                    due = Some(Instant::now());
+                    tokens_due = None;
+                    tracing::info!(connection = %name, "the secret changed; probing now");
+                }
+                continue;
+            }
+            _ = &mut resumed => {
+                resumed.set(wakers.resume.notified());
+                policy.resume();
+                due = Some(Instant::now());
+                let now = Instant::now();
+                shared.status.schedule(&name, schedule(&policy, Some(now), now, Duration::ZERO), None);
+                continue;
+            }
+            _ = sleep_until(due.map(|due| policy::slot(due, shared.epoch))) => {}
+        }
+        // The rhythm follows the exact due time; lateness is counted from the slot.
+        let scheduled = due.unwrap_or_else(Instant::now);
+        let slot = policy::slot(scheduled, shared.epoch);
+        if bounds.generation != shared.limits_generation.load(Ordering::Acquire) {
+            bounds = shared.site(&connection);
+        }
+        let Bounds { global, site, .. } = &bounds;
+        let now = Instant::now();
+        if let Some(until) = site.blocked_until(now) {
+            let resume = until + policy::start_offset(&name, RESUME_SPREAD);
+            due = Some(resume);
+            let period = resume.saturating_duration_since(scheduled);
+            shared
+                .status
+                .schedule(&name, schedule(&policy, due, now, period), policy.pending());
+            continue;
+        }
+        let basic_budget = match (&shared.store, &identity) {
+            (Some(store), Some(identity)) if connection.auth == AuthMethod::Basic => {
+                Some((store.clone(), identity.clone()))
+            }
+            _ => None,
+        };
+        let probe = async {
+            // The site's permit first: a connection queueing behind its own site's bound
+            // (a site that hangs) must not hold a global permit meanwhile, or a slow site
+            // starves every other one. Neither semaphore is ever closed.
+            let _site = site.permits.acquire().await;
+            let _global = global.acquire().await;
+            let late = Instant::now().saturating_duration_since(slot);
+            // A password is recorded as sent, on disk, before it is sent.
+            let attempt = match &basic_budget {
+                Some((store, identity)) => match reserve(store, &name, identity, &connection).await
+                {
+                    Reserved::Granted(attempt) => Some(attempt),
+                    Reserved::Spent(pause) => return Err(pause),
+                    Reserved::Unrecorded => None,
+                },
+                None => None,
+            };
+            let outcome = shared
+                .prober
+                .probe_authorized(&connection, &authorization, known_expiry, &mut last_myself)
+                .await;
+            if let (Some((store, identity)), Some(attempt)) = (&basic_budget, attempt) {
+                resolve(store, &name, identity, attempt, &outcome).await;
+            }
+            // The token list rides on a valid probe, under the same permits: never more often
+            // than the probe, and only while the site is open.
+            let list_now = outcome.state == State::Valid
+                && expiry::discoverable(&connection)
+                && tokens_due.is_none_or(|at| Instant::now() >= at)
+                && site.blocked_until(Instant::now()).is_none();
+            let list = if list_now {
+                Some(shared.prober.list_tokens(&connection).await)
+            } else {
+                None
+            };
+            Ok((outcome, list, late, attempt.map(|a| a.failed_before)))
+        };
+        let (outcome, list, late, failed_before) = match probe.await {
+            Ok(probed) => probed,
+            Err(pause) => {
+                // The budget was spent elsewhere (`check`, or logins that never got an
+                // answer): no login is sent.
+                let (_, confirmed) = policy.spent(pause);
+                due = None;
+                tracing::warn!(connection = %name, pause = pause.as_str(), hint = pause.hint(), "the login budget is spent; stopped probing this connection");
+                if confirmed {
+                    log_transition(&connection, shared.status.confirm_pending(&name));
+                }
+                let paused = Schedule {
+                    paused: Some(pause),
+                    ..schedule(&policy, None, Instant::now(), Duration::ZERO)
+                };
+                shared.status.schedule(&name, paused, None);
+                continue;
+            }
+        };
+        if let Some(failed) = failed_before {
+            policy.set_failed_logins(failed);
+        }
+
+        let now = Instant::now();
+        let mut reopens = site.observe(&connection, &outcome, now);
+        let list_fetched = list.is_some();
+        let mut tokens = None;
+        if let Some(list) = list {
+            // Anchored to the probe's due time, like the probes themselves, so a cadence equal
+            // to the interval lists with every probe rather than every other one.
+            let cadence = connection.token_list_interval.max(connection.interval);
+            tokens_due = Some(scheduled + cadence);
+            let listing = match list {
+                TokenListOutcome::Listed(entries) => Some(Listing::Tokens(entries)),
+                TokenListOutcome::Unavailable(code) => Some(Listing::Unavailable(code)),
+                TokenListOutcome::Failed(failure) => {
+                    tracing::debug!(connection = %name, reason = %failure.reason, "the token list could not be fetched");
+                    reopens = reopens.or(site.observe(&connection, &failure, now));
+                    // Try again with a later probe, not at the slow cadence.
+                    tokens_due = Some(now + connection.interval.max(connection.backoff_initial));
+                    None
+                }
+            };
+            if let Some(listing) = listing {
+                let list = TokenList {
+                    fetched_at: Utc::now(),
+                    listing,
+                };
+                known_expiry = expiry::known_expiry(&connection, Some(&list.listing));
+                tokens = Some(list);
+            }
+        }
+        let step = policy.after(&connection, &outcome, policy::jitter());
+        let schedule = match step.decision {
+            Decision::After(wait) => {
+                let mut next = policy::next_due(scheduled, wait, now);
+                if let Some(reopens) = reopens {
+                    next = next.max(reopens);
+                }
+                due = Some(next);
+                schedule(&policy, due, now, wait)
+            }
+            Decision::Stop(pause) => {
+                due = None;
+                tracing::warn!(
+                    connection = %name,
+                    pause = pause.as_str(),
+                    hint = pause.hint(),
+                    "stopped probing this connection until its password changes or `credwatch resume` lifts the pause"
+                );
+                Schedule {
+                    paused: Some(pause),
+                    backoff: None,
+                    ..schedule(&policy, None, now, Duration::ZERO)
+                }
+            }
+        };
+        record(
+            &shared.status,
+            &connection,
+            Probed {
+                outcome,
+                lateness: Some(late),
+                tokens,
+                schedule: Some(schedule),
+                adopt: step.adopt,
+                pending: policy.pending(),
+            },
+        );
+        // The reminders log at most once a day; looking at them once a minute (or when the
+        // token list changed) keeps the full assessment off the per-probe path.
+        if list_fetched
+            || reminders
+                .checked
+                .is_none_or(|at| now.duration_since(at) >= REMINDER_CHECK)
+        {
+            reminders.checked = Some(now);
+            reminders.remind(&shared.status, &connection, now);
+        }
+    }
+}
+
+/// The schedule to record: due at `due` (`None`: stopped), `period` after the last due time.
+fn schedule(policy: &Policy, due: Option<Instant>, now: Instant, period: Duration) -> Schedule {
+    Schedule {
+        next_probe_at: due.map(|due| wall_clock(due, now)),
+        backoff: policy.current_backoff,
+        period,
+        failed_logins: policy.failed_logins(),
+        paused: None,
+    }
+}
+
+/// What the login budget said.
+enum Reserved {
+    Granted(Attempt),
+    Spent(Pause),
+    /// The store could not record the login: the in-process count still holds.
+    Unrecorded,
+}
+
+async fn reserve(
+    store: &Arc<crate::store::Store>,
+    name: &str,
+    identity: &[u8],
+    connection: &Connection,
+) -> Reserved {
+    let (store, name_owned, identity_owned) = (store.clone(), name.to_owned(), identity.to_vec());
+    let timeout = connection.timeout;
+    let owner = format!("daemon pid {}", std::process::id());
+    let reserved = tokio::task::spawn_blocking(move || {
+        store.reserve_login(&name_owned, &identity_owned, timeout, &owner, false)
+    })
+    .await;
+    match reserved {
+        Ok(Ok(Budget::Granted(attempt))) => Reserved::Granted(attempt),
+        Ok(Ok(Budget::Spent(pause))) => Reserved::Spent(pause),
+        Ok(Err(error)) => {
+            tracing::warn!(connection = %name, %error, "cannot record the login in the state store; only this process's count of failed logins holds");
+            Reserved::Unrecorded
+        }
+        Err(error) => {
+            tracing::warn!(connection = %name, %error, "cannot record the login in the state store");
+            Reserved::Unrecorded
+        }
+    }
+}
+
+async fn resolve(
+    store: &Arc<crate::store::Store>,
+    name: &str,
+    identity: &[u8],
+    attempt: Attempt,
+    outcome: &Outcome,
+) {
+    let login = login_of(outcome);
+    let (store, name_owned, identity_owned) = (store.clone(), name.to_owned(), identity.to_vec());
+    let resolved = tokio::task::spawn_blocking(move || {
+        store.resolve_login(&name_owned, &identity_owned, attempt, login)
+    })
+    .await;
+    if !matches!(resolved, Ok(Ok(_))) {
+        tracing::warn!(connection = %name, "cannot record the login's answer in the state store; it will count as failed");
+    }
+}
+
+/// What Jira made of a Basic login, from the probe's outcome.
+fn login_of(outcome: &Outcome) -> Login {
+    match outcome.state {
+        State::Locked => Login::Locked,
+        State::Unknown => Login::Unanswered,
+        State::Valid => Login::Accepted,
+        State::Invalid | State::Expired | State::Forbidden => {
+            if policy::is_failed_login(outcome.reason) {
+                Login::Failed
+            } else {
+                Login::Accepted
+            }
+        }
+    }
+}
+
+/// How often a connection's expiry reminders are looked at (they log at most once a day).
+const REMINDER_CHECK: Duration = Duration::from_secs(60);
+
+/// When each standing expiry warning was last logged.
+#[derive(Debug, Default)]
+struct Reminders {
+    checked: Option<Instant>,
+    rotation: Option<Instant>,
+    never_expires: Option<Instant>,
+    note: Option<Instant>,
+    unavailable_said: bool,
+}
+
+impl Reminders {
+    /// Logs what is due about the connection's expiry: rotation due, a never-expiring token
+    /// and an unknown expiry at WARN once a day; an absent PAT API once.
+    fn remind(&mut self, status: &Status, connection: &Connection, now: Instant) {
+        let Some(assessment) = status.assessment(&connection.name, Utc::now()) else {
+            return;
+        };
+        let due =
+            |last: Option<Instant>| last.is_none_or(|at| now.duration_since(at) >= REMINDER_PERIOD);
+        if assessment.rotation_due == Some(true) && due(self.rotation) {
+            self.rotation = Some(now);
+            tracing::warn!(
+                connection = %connection.name,
+                expires_at = %assessment.expires_at.map_or("unknown".to_owned(), |t| t.to_rfc3339()),
+                source = assessment.source.map_or("-", |s| s.as_str()),
+                created_at = %assessment.created_at.map_or("unknown".to_owned(), |t| t.to_rfc3339()),
+                "token rotation is due: create a new token, update the integration, then revoke the old one"
+            );
+        }
+        if assessment.never_expires == Some(true) && due(self.never_expires) {
+            self.never_expires = Some(now);
+            tracing::warn!(
+                connection = %connection.name,
+                "policy: the token never expires; create tokens with an expiry (90 days is the usual recommendation)"
+            );
+        }
+        if let Some(note) = &assessment.note {
+            let unavailable = status.read(|inner| {
+                inner
+                    .connections
+                    .get(&connection.name)
+                    .is_some_and(|e| matches!(e.listing(), Some(Listing::Unavailable(_))))
+            });
+            if unavailable {
+                if !self.unavailable_said {
+                    self.unavailable_said = true;
+                    tracing::info!(connection = %connection.name, "{note}");
+                }
+            } else if due(self.note) {
+                self.note = Some(now);
+                tracing::warn!(connection = %connection.name, "the token's expiry is unknown: {note}");
+            }
+        }
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Records a probe and logs it: every probe at DEBUG, a state change at WARN.
+fn record(status: &Status, connection: &Connection, probed: Probed) {
+    let outcome = &probed.outcome;
+    tracing::debug!(
+        connection = %connection.name,
+        state = %outcome.state,
+        reason = %outcome.reason,
+        http_status = ?outcome.http_status,
+        latency_ms = outcome.latency.as_millis() as u64,
+        detail = ?outcome.detail,
+        "probe"
+    );
+    let hint = outcome.hint;
+    let transition = status.record_probe(&connection.name, probed);
+    log_transition_with(connection, transition, hint);
+}
+
+/// Logs a state change reached without a probe (a pending rejection confirmed by logins
+/// spent elsewhere).
+fn log_transition(connection: &Connection, transition: Option<crate::state::Transition>) {
+    let hint = transition.and_then(|t| t.reason.hint(connection.auth));
+    log_transition_with(connection, transition, hint);
+}
+
+fn log_transition_with(
+    connection: &Connection,
+    transition: Option<crate::state::Transition>,
+    hint: Option<&'static str>,
+) {
+    let Some(transition) = transition else {
+        return;
+    };
+    let reason = transition.reason;
+    // A first success is not news (and at 100,000 connections it would be 100,000 lines).
+    if transition.to == State::Valid && transition.from == State::Unknown {
+        tracing::debug!(connection = %connection.name, state = %transition.to, "credential is valid");
+    } else {
+        tracing::warn!(
+            connection = %connection.name,
+            from = %transition.from,
+            to = %transition.to,
+            reason = %reason,
+            hint = hint.unwrap_or(""),
+            "credential state changed"
+        );
+    }
+}

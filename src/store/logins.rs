@@ -1,0 +1,233 @@
+//! The login budget of Basic connections, shared by every process that uses the store: the
+//! daemon, `credwatch check` beside it, and the daemon after a restart.
+//!
+//! Jira locks an account behind a CAPTCHA after a few failed logins in a row, and counts
+//! every one, whoever sent it. So a Basic login is recorded here, durably, before it is sent
+//! ([`Store::reserve_login`]), and the answer is recorded after ([`Store::resolve_login`]). An
+//! attempt that never gets its answer (the process was killed, or cancelled it on shutdown)
+//! counts as a failed login once its deadline has passed: even `kill -9` between request and
+//! answer cannot grant a third. The count and the lock belong to the credential's identity:
+//! a new password starts a fresh budget, and nothing else does but [`Store::resume`].
+
+use std::time::Duration;
+
+use chrono::Utc;
+use rusqlite::{params, OptionalExtension as _, TransactionBehavior};
+
+use super::{lock, unix_millis, Store};
+use crate::scheduler::policy::{Pause, MAX_FAILED_LOGINS};
+
+/// How long after its probe's deadline an unanswered attempt counts as a failed login.
+const STALE_AFTER: Duration = Duration::from_secs(5);
+
+/// The answer to a request for a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// Send it; resolve the attempt with its answer.
+    Granted(Attempt),
+    /// Do not: the budget is spent, or the account is locked.
+    Spent(Pause),
+}
+
+/// A login recorded as sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    id: i64,
+    started_at: i64,
+    /// Failed logins in a row before this one.
+    pub failed_before: u32,
+}
+
+/// What Jira made of a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    /// Seraph counted a failed login.
+    Failed,
+    /// Jira accepted the login (the count starts over).
+    Accepted,
+    /// The account is locked behind a CAPTCHA.
+    Locked,
+    /// No verdict: neither counts nor forgives.
+    Unanswered,
+}
+
+/// The budget as it stands, for `check`'s report and the tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoginState {
+    /// Failed logins in a row (attempts past their deadline included).
+    pub failed: u32,
+    /// Attempts sent and not yet answered.
+    pub in_flight: u32,
+    /// Whether the account is locked.
+    pub locked: bool,
+}
+
+impl Store {
+    /// Records a login about to be sent for `name`, unless the budget is spent (`force`:
+    /// records it all the same).
+    pub fn reserve_login(
+        &self,
+        name: &str,
+        identity: &[u8],
+        timeout: Duration,
+        owner: &str,
+        force: bool,
+    ) -> rusqlite::Result<Budget> {
+        let mut db = lock(&self.logins);
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = unix_millis(Utc::now());
+        let state = settle(&tx, name, identity, now)?;
+        if state.locked && !force {
+            tx.commit()?;
+            return Ok(Budget::Spent(Pause::Locked));
+        }
+        if state.failed + state.in_flight >= MAX_FAILED_LOGINS && !force {
+            tx.commit()?;
+            return Ok(Budget::Spent(Pause::FailedLogins));
+        }
+        let stale_at =
+            now + i64::try_from((timeout + STALE_AFTER).as_millis()).unwrap_or(i64::MAX / 2);
+        tx.execute(
+            "INSERT INTO login_attempts (name, identity, started_at, stale_at, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![name, identity, now, stale_at, owner],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(Budget::Granted(Attempt {
+            id,
+            started_at: now,
+            failed_before: state.failed,
+        }))
+    }
+
+    /// Records the answer to a login; returns the failed logins in a row after it.
+    pub fn resolve_login(
+        &self,
+        name: &str,
+        identity: &[u8],
+        attempt: Attempt,
+        login: Login,
+    ) -> rusqlite::Result<u32> {
+        let mut db = lock(&self.logins);
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mine = tx.execute(
+            "DELETE FROM login_attempts WHERE id = ?1",
+            params![attempt.id],
+        )?;
+        let now = unix_millis(Utc::now());
+        let mut state = settle(&tx, name, identity, now)?;
+        // An attempt that is gone was resumed or its identity replaced (it counts for
+        // nothing), or it passed its deadline and was counted as failed already.
+        let save_it = match login {
+            Login::Failed => {
+                state.failed += u32::from(mine == 1);
+                mine == 1
+            }
+            Login::Accepted => {
+                // Jira's count starts over; logins sent before this one and never answered
+                // are moot now.
+                state.failed = 0;
+                tx.execute(
+                    "DELETE FROM login_attempts WHERE name = ?1 AND started_at < ?2",
+                    params![name, attempt.started_at],
+                )?;
+                true
+            }
+            Login::Locked => {
+                state.locked = true;
+                true
+            }
+            Login::Unanswered => false,
+        };
+        if save_it {
+            save(&tx, name, identity, state, now)?;
+        }
+        tx.commit()?;
+        Ok(state.failed)
+    }
+
+    /// Lifts a pause: the failed-login count and the lock are forgotten, and attempts in
+    /// flight count for nothing. Returns whether there was anything to lift.
+    pub fn resume(&self, name: &str) -> rusqlite::Result<bool> {
+        let mut db = lock(&self.logins);
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let lifted = tx.execute(
+            "DELETE FROM logins WHERE name = ?1 AND (failed > 0 OR locked != 0)",
+            params![name],
+        )?;
+        tx.execute("DELETE FROM logins WHERE name = ?1", params![name])?;
+        tx.execute("DELETE FROM login_attempts WHERE name = ?1", params![name])?;
+        tx.commit()?;
+        Ok(lifted > 0)
+    }
+
+    /// The budget of `name` as it stands.
+    pub fn login_state(&self, name: &str, identity: &[u8]) -> rusqlite::Result<LoginState> {
+        let mut db = lock(&self.logins);
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let state = settle(&tx, name, identity, unix_millis(Utc::now()))?;
+        tx.commit()?;
+        Ok(state)
+    }
+}
+
+/// Reads the budget of `name` inside `tx`: a different identity starts afresh, and attempts
+/// past their deadline are folded into the failed count.
+fn settle(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+    identity: &[u8],
+    now: i64,
+) -> rusqlite::Result<LoginState> {
+    let row: Option<(Vec<u8>, u32, bool)> = tx
+        .query_row(
+            "SELECT identity, failed, locked FROM logins WHERE name = ?1",
+            params![name],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()?;
+    let mut state = LoginState::default();
+    match row {
+        Some((stored, failed, locked)) if stored == identity => {
+            state.failed = failed;
+            state.locked = locked;
+        }
+        Some(_) => {
+            tx.execute("DELETE FROM logins WHERE name = ?1", params![name])?;
+        }
+        None => {}
+    }
+    tx.execute(
+        "DELETE FROM login_attempts WHERE name = ?1 AND identity != ?2",
+        params![name, identity],
+    )?;
+    let stale = tx.execute(
+        "DELETE FROM login_attempts WHERE name = ?1 AND stale_at <= ?2",
+        params![name, now],
+    )?;
+    if stale > 0 {
+        state.failed += u32::try_from(stale).unwrap_or(u32::MAX);
+        save(tx, name, identity, state, now)?;
+    }
+    state.in_flight = tx.query_row(
+        "SELECT count(*) FROM login_attempts WHERE name = ?1",
+        params![name],
+        |row| row.get(0),
+    )?;
+    Ok(state)
+}
+
+fn save(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+    identity: &[u8],
+    state: LoginState,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO logins (name, identity, failed, locked, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (name) DO UPDATE SET identity = ?2, failed = ?3, locked = ?4, updated_at = ?5",
+        params![name, identity, state.failed, state.locked, now],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,395 @@
+//! The state store: what credwatch learned, kept across restarts, so that a deploy neither
+//! blanks its verdicts nor grants new failed logins.
+//!
+//! SQLite (through rusqlite, built in): one file, `credwatch.db`, in the state directory.
+//! It was chosen over redb and over an atomically replaced file because two processes must
+//! share the login budget: `credwatch check` records its Basic logins in the daemon's store
+//! while the daemon runs, and SQLite's transactions serialise the two across processes; a
+//! crash or power loss at any moment leaves the previous or the new state (write-ahead log),
+//! never a torn one. A redb database is open in one process at a time, and a replaced file
+//! would have to be rewritten whole for every login.
+//!
+//! Writes are batched off the probe path: the status marks what changed, and a writer thread
+//! ([`writer`]) writes it once a second in one transaction. The one exception is a Basic
+//! login, recorded durably (`synchronous = FULL`) before it is sent ([`logins`]).
+//!
+//! One process owns a directory (a lock on `DIR/lock`); `check` opens the database without
+//! the lock. A row is restored only while the connection's credential is the same: URL, kind,
+//! auth, username and a keyed digest (HMAC-SHA256, the key kept in the store) of the secret.
+
+pub mod location;
+pub mod logins;
+pub mod record;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone as _, Utc};
+use rusqlite::{params, OptionalExtension as _};
+
+use crate::config::Connection;
+use crate::state::Transition;
+pub use location::Location;
+pub use record::Record;
+
+/// The store's format; a store of a newer one is set aside, not read.
+pub const FORMAT: i64 = 1;
+
+/// The database's file name in the state directory.
+pub const DB_FILE: &str = "credwatch.db";
+
+/// The lock file's name in the state directory.
+pub const LOCK_FILE: &str = "lock";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS connections (
+    name TEXT PRIMARY KEY, identity BLOB NOT NULL, record TEXT NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS transitions (
+    name TEXT NOT NULL, at INTEGER NOT NULL, from_state TEXT NOT NULL, to_state TEXT NOT NULL,
+    reason TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS transitions_by_name ON transitions (name, at);
+CREATE TABLE IF NOT EXISTS logins (
+    name TEXT PRIMARY KEY, identity BLOB NOT NULL, failed INTEGER NOT NULL, locked INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS login_attempts (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, identity BLOB NOT NULL, started_at INTEGER NOT NULL,
+    stale_at INTEGER NOT NULL, owner TEXT NOT NULL);
+";
+
+/// Why a store cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The directory cannot be created or written.
+    #[error("cannot use the state directory {}: {source}", dir.display())]
+    Directory {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Another process owns the directory.
+    #[error("the state directory {} is in use by another credwatch (an HA pair or two shards need a directory each)", .0.display())]
+    InUse(PathBuf),
+    /// The database cannot be opened or read.
+    #[error("cannot use the state store {}: {source}", path.display())]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer credwatch.
+    #[error("the state store {} has format {found}, newer than this credwatch's {FORMAT}", path.display())]
+    Newer {
+        /// The database file.
+        path: PathBuf,
+        /// Its format.
+        found: i64,
+    },
+}
+
+/// What the store held at start.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Each connection's identity digest and row.
+    pub records: HashMap<String, (Vec<u8>, Record)>,
+    /// Each connection's state changes, oldest first.
+    pub history: HashMap<String, Vec<Transition>>,
+    /// When the process that wrote the store was last known alive.
+    pub alive_at: Option<DateTime<Utc>>,
+    /// Rows that could not be read (and are dropped).
+    pub unreadable: usize,
+}
+
+/// An open state store.
+pub struct Store {
+    path: PathBuf,
+    /// The batch writer's connection (`synchronous = NORMAL`).
+    db: Mutex<rusqlite::Connection>,
+    /// The logins' connection (`synchronous = FULL`: a login is on disk before it is sent).
+    logins: Mutex<rusqlite::Connection>,
+    key: ring::hmac::Key,
+    /// Held for as long as the store is open by its owner.
+    _lock: Option<File>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.path.display())
+    }
+}
+
+pub(crate) fn unix_millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub(crate) fn from_millis(millis: i64) -> Option<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(millis).single()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Store {
+    /// Opens the store in `dir` as its owner (the daemon): creates the directory, takes its
+    /// lock, and opens or creates the database. A database that is corrupt, unreadable or
+    /// of a newer format is set aside (renamed, with a WARN that names both files) and a new
+    /// one started, so the daemon starts as on a first run.
+    pub fn open_owned(dir: &Path) -> Result<Store, OpenError> {
+        let directory = |source| OpenError::Directory {
+            dir: dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(directory)?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(directory)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(OpenError::InUse(dir.to_owned())),
+            Err(std::fs::TryLockError::Error(error)) => return Err(directory(error)),
+        }
+        let path = dir.join(DB_FILE);
+        match Self::open_db(&path, Some(lock.try_clone().map_err(directory)?)) {
+            Ok(store) => Ok(store),
+            Err(error @ (OpenError::Database { .. } | OpenError::Newer { .. })) => {
+                let aside = set_aside(&path, matches!(error, OpenError::Newer { .. }));
+                tracing::warn!(
+                    store = %path.display(),
+                    set_aside = %aside.display(),
+                    %error,
+                    "the state store cannot be read; it was set aside and credwatch starts as on a first run"
+                );
+                Self::open_db(&path, Some(lock))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Opens the store in `dir` without owning it (`credwatch check` beside a running
+    /// daemon): the database is created if missing, never set aside.
+    pub fn open_shared(dir: &Path) -> Result<Store, OpenError> {
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::Directory {
+            dir: dir.to_owned(),
+            source,
+        })?;
+        Self::open_db(&dir.join(DB_FILE), None)
+    }
+
+    fn open_db(path: &Path, lock: Option<File>) -> Result<Store, OpenError> {
+        let database = |source| OpenError::Database {
+            path: path.to_owned(),
+            source,
+        };
+        let connect = |synchronous: &str| -> rusqlite::Result<rusqlite::Connection> {
+            let db = rusqlite::Connection::open(path)?;
+            db.busy_timeout(Duration::from_secs(10))?;
+            db.pragma_update(None, "journal_mode", "WAL")?;
+            db.pragma_update(None, "synchronous", synchronous)?;
+            Ok(db)
+        };
+        let db = connect("NORMAL").map_err(database)?;
+        let found: i64 = db
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(database)?;
+        if found > FORMAT {
+            return Err(OpenError::Newer {
+                path: path.to_owned(),
+                found,
+            });
+        }
+        let check: String = db
+            .pragma_query_value(None, "quick_check", |row| row.get(0))
+            .map_err(database)?;
+        if check != "ok" {
+            return Err(database(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(check),
+            )));
+        }
+        db.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {FORMAT}; COMMIT;"
+        ))
+        .map_err(database)?;
+        let key = digest_key(&db).map_err(database)?;
+        let logins = connect("FULL").map_err(database)?;
+        Ok(Store {
+            path: path.to_owned(),
+            db: Mutex::new(db),
+            logins: Mutex::new(logins),
+            key,
+            _lock: lock,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The keyed digest of a connection's credential: URL, kind, auth, username and secret.
+    /// A row is restored only while this is unchanged.
+    pub fn identity(&self, connection: &Connection) -> Vec<u8> {
+        let mut context = ring::hmac::Context::with_key(&self.key);
+        for part in [
+            connection.url.as_str(),
+            connection.kind.as_str(),
+            connection.auth.as_str(),
+            connection.username.as_deref().unwrap_or(""),
+            connection.secret.expose(),
+        ] {
+            // Length-prefixed, so that no two different tuples give the same input.
+            context.update(&(part.len() as u64).to_le_bytes());
+            context.update(part.as_bytes());
+        }
+        context.sign().as_ref().to_vec()
+    }
+
+    /// Reads every row (history older than `retention` is left out and deleted).
+    pub fn load(&self, retention: Duration) -> rusqlite::Result<Loaded> {
+        let db = lock(&self.db);
+        let cutoff = unix_millis(Utc::now())
+            .saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+        db.execute("DELETE FROM transitions WHERE at < ?1", params![cutoff])?;
+        let mut loaded = Loaded::default();
+        let mut rows = db.prepare("SELECT name, identity, record FROM connections")?;
+        let mut query = rows.query([])?;
+        while let Some(row) = query.next()? {
+            let name: String = row.get(0)?;
+            let identity: Vec<u8> = row.get(1)?;
+            let text: String = row.get(2)?;
+            match serde_json::from_str::<Record>(&text) {
+                Ok(record) => {
+                    loaded.records.insert(name, (identity, record));
+                }
+                Err(error) => {
+                    tracing::warn!(store = %self.path.display(), connection = %name, %error, "a row of the state store cannot be read; that connection starts afresh");
+                    loaded.unreadable += 1;
+                }
+            }
+        }
+        let mut rows = db.prepare(
+            "SELECT name, at, from_state, to_state, reason FROM transitions ORDER BY name, at",
+        )?;
+        let mut query = rows.query([])?;
+        while let Some(row) = query.next()? {
+            let parsed = (|| {
+                Some(Transition {
+                    at: from_millis(row.get(1).ok()?)?,
+                    from: word(row.get(2).ok()?)?,
+                    to: word(row.get(3).ok()?)?,
+                    reason: word(row.get(4).ok()?)?,
+                })
+            })();
+            if let (Some(transition), Ok(name)) = (parsed, row.get::<_, String>(0)) {
+                loaded.history.entry(name).or_default().push(transition);
+            }
+        }
+        let alive: Option<i64> = db
+            .query_row("SELECT value FROM meta WHERE key = 'alive_at'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        loaded.alive_at = alive.and_then(from_millis);
+        Ok(loaded)
+    }
+
+    /// Drops every connection not in `names` (and its history and logins).
+    pub fn retain(&self, names: &std::collections::HashSet<&str>) -> rusqlite::Result<usize> {
+        let mut db = lock(&self.db);
+        let stored: Vec<String> = {
+            let mut rows = db.prepare(
+                "SELECT name FROM connections UNION SELECT name FROM logins UNION SELECT name FROM transitions",
+            )?;
+            let names = rows.query_map([], |row| row.get(0))?;
+            names.collect::<rusqlite::Result<_>>()?
+        };
+        let gone: Vec<String> = stored
+            .into_iter()
+            .filter(|name| !names.contains(name.as_str()))
+            .collect();
+        let tx = db.transaction()?;
+        for name in &gone {
+            delete_connection(&tx, name)?;
+        }
+        tx.commit()?;
+        Ok(gone.len())
+    }
+
+    /// A connection's row, when its identity is `identity` (for `check`).
+    pub fn record(&self, name: &str, identity: &[u8]) -> rusqlite::Result<Option<Record>> {
+        let db = lock(&self.db);
+        let row: Option<(Vec<u8>, String)> = db
+            .query_row(
+                "SELECT identity, record FROM connections WHERE name = ?1",
+                params![name],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        Ok(row
+            .filter(|(stored, _)| stored == identity)
+            .and_then(|(_, text)| serde_json::from_str(&text).ok()))
+    }
+}
+
+/// A state or reason from its name.
+fn word<T: serde::de::DeserializeOwned>(text: String) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(text)).ok()
+}
+
+fn delete_connection(tx: &rusqlite::Transaction<'_>, name: &str) -> rusqlite::Result<()> {
+    for table in ["connections", "transitions", "logins", "login_attempts"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE name = ?1"),
+            params![name],
+        )?;
+    }
+    Ok(())
+}
+
+/// The digest key: drawn once, on the store's first open, and kept in it.
+fn digest_key(db: &rusqlite::Connection) -> rusqlite::Result<ring::hmac::Key> {
+    let mut fresh = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh)
+        .map_err(|_| rusqlite::Error::InvalidQuery)?;
+    // Two processes opening a new store at once both insert; the first one's key stays.
+    db.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('digest_key', ?1)",
+        params![fresh.to_vec()],
+    )?;
+    let key: Vec<u8> =
+        db.query_row("SELECT value FROM meta WHERE key = 'digest_key'", [], |r| {
+            r.get(0)
+        })?;
+    Ok(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key))
+}
+
+/// Renames a store that cannot be read (and its write-ahead log) out of the way; returns the
+/// new name of the database file.
+fn set_aside(path: &Path, newer: bool) -> PathBuf {
+    let suffix = if newer { "newer" } else { "corrupt" };
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
+    let aside = PathBuf::from(format!("{}.{suffix}-{stamp}", path.display()));
+    for extension in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{extension}", path.display()));
+        let to = PathBuf::from(format!("{}{extension}", aside.display()));
+        if from.exists() {
+            if let Err(error) = std::fs::rename(&from, &to) {
+                tracing::warn!(from = %from.display(), %error, "cannot set the state store aside; removing it");
+                let _ = std::fs::remove_file(&from);
+            }
+        }
+    }
+    aside
+}

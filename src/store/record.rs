@@ -1,0 +1,160 @@
+//! What the state store keeps of one connection, as JSON in its row: the standing verdict,
+//! the last probe, the expiry facts, the login count and any pause, a pending confirmation,
+//! the backoff and the schedule. Never a secret: the row is keyed by the connection's name
+//! and a keyed digest of its credential ([`super::Store::identity`]), and nothing here holds
+//! the credential or anything derived from it.
+//!
+//! Every field has a default, so a row written by an older credwatch of the same format
+//! reads; a newer format is refused as a whole by the store's version.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Connection;
+use crate::expiry::TokenList;
+use crate::probe::{Identity, Outcome, RateLimit, Reason, State};
+use crate::scheduler::policy::Pause;
+use crate::state::{Entry, Pending, Restored, Standing, Transition};
+
+/// One connection's row.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Record {
+    /// The standing verdict.
+    pub verdict: Option<Standing>,
+    /// A rejection waiting for its confirmation.
+    pub pending: Option<Pending>,
+    /// The last probe.
+    pub last: Option<LastProbe>,
+    /// When a probe last reached `ok`.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// What Jira's PAT API last said.
+    pub tokens: Option<TokenList>,
+    /// The backoff wait, in milliseconds.
+    pub backoff_ms: Option<u64>,
+    /// The wait that keeps the rhythm, in milliseconds.
+    pub period_ms: u64,
+    /// Consecutive failed Basic logins (the login budget itself is kept apart, see
+    /// [`super::logins`]).
+    pub failed_logins: u32,
+    /// Why probing stopped.
+    pub paused: Option<Pause>,
+    /// When the next probe was due.
+    pub next_due: Option<DateTime<Utc>>,
+}
+
+/// The last probe, without what only matters at the moment (rate-limit headers,
+/// `Retry-After`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastProbe {
+    /// Its state.
+    pub state: State,
+    /// Its reason.
+    pub reason: Reason,
+    /// The answer's HTTP status.
+    pub http_status: Option<u16>,
+    /// How long it took.
+    pub latency_ms: u64,
+    /// What it saw, in a few words (secret-free by construction, see `probe::classify`).
+    pub detail: Option<String>,
+    /// When it finished.
+    pub finished_at: DateTime<Utc>,
+    /// The account Jira reported.
+    pub account: Option<Account>,
+}
+
+/// The account Jira reported, field for field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Account {
+    /// Server/DC user name.
+    pub name: Option<String>,
+    /// Server/DC user key.
+    pub key: Option<String>,
+    /// Cloud account id.
+    pub account_id: Option<String>,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Email.
+    pub email: Option<String>,
+    /// Whether the account is active.
+    pub active: Option<bool>,
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Record {
+    /// The row for an entry as it is now.
+    pub fn of(entry: &Entry) -> Record {
+        Record {
+            verdict: entry.verdict,
+            pending: entry.pending,
+            last: entry.last.as_ref().map(|o| LastProbe {
+                state: o.state,
+                reason: o.reason,
+                http_status: o.http_status,
+                latency_ms: millis(o.latency),
+                detail: o.detail.clone(),
+                finished_at: o.finished_at,
+                account: o.identity.as_deref().map(|i| Account {
+                    name: i.name.clone(),
+                    key: i.key.clone(),
+                    account_id: i.account_id.clone(),
+                    display_name: i.display_name.clone(),
+                    email: i.email.clone(),
+                    active: i.active,
+                }),
+            }),
+            last_success_at: entry.last_success_at,
+            tokens: entry.tokens.as_deref().cloned(),
+            backoff_ms: entry.backoff.map(millis),
+            period_ms: millis(entry.period),
+            failed_logins: entry.failed_logins,
+            paused: entry.paused,
+            next_due: entry.next_probe_at,
+        }
+    }
+
+    /// What the connection's new task starts from.
+    pub fn restore(self, connection: &Connection, history: Vec<Transition>) -> Restored {
+        let last = self.last.map(|last| Outcome {
+            state: last.state,
+            reason: last.reason,
+            http_status: last.http_status,
+            latency: Duration::from_millis(last.latency_ms),
+            identity: last.account.map(|a| {
+                Arc::new(Identity {
+                    name: a.name,
+                    key: a.key,
+                    account_id: a.account_id,
+                    display_name: a.display_name,
+                    email: a.email,
+                    active: a.active,
+                })
+            }),
+            rate_limit: RateLimit::default(),
+            retry_after: None,
+            hint: last.reason.hint(connection.auth),
+            detail: last.detail,
+            finished_at: last.finished_at,
+        });
+        Restored {
+            verdict: self.verdict,
+            pending: self.pending,
+            last,
+            last_success_at: self.last_success_at,
+            tokens: self.tokens.map(Arc::new),
+            backoff: self.backoff_ms.map(Duration::from_millis),
+            period: Duration::from_millis(self.period_ms),
+            failed_logins: self.failed_logins,
+            paused: self.paused,
+            next_due: self.next_due,
+            history,
+        }
+    }
+}
