@@ -134,13 +134,17 @@ def lateness_quantiles(metrics):
     return result
 
 
-def bench_credwatch(n, rate, window, tls=False, close=False, scrapes=20):
+def bench_credwatch(n, rate, window, tls=False, close=False, scrapes=20, state=None):
+    """`state`: extra arguments for the state store; default a fresh --state-dir, as a
+    daemon runs by default (with a store); ["--no-state"] to measure without one."""
     interval = max(1, round(n / rate))
     sim = Simulator(n, 10, interval, tls, close)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    if state is None:
+        state = ["--state-dir", os.path.join(sim.dir, "state")]
     started = time.monotonic()
-    proc = subprocess.Popen(PIN["client"] + [BIN, "run", "--config", sim.config, "--listen", f"127.0.0.1:{port}", "--log-level", "error"] + THREADS,
+    proc = subprocess.Popen(PIN["client"] + [BIN, "run", "--config", sim.config, "--listen", f"127.0.0.1:{port}", "--log-level", "error"] + THREADS + state,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_for(f"{base}/healthz", timeout=120), "credwatch did not serve"

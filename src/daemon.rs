@@ -80,9 +80,6 @@ pub enum StartError {
     /// The explicitly named state directory cannot be used (exit 2).
     #[error(transparent)]
     State(#[from] OpenError),
-    /// The state store cannot be read.
-    #[error("cannot read the state store: {0}")]
-    Load(#[from] rusqlite::Error),
     /// The store's writer thread cannot start.
     #[error("cannot start the state store's writer: {0}")]
     Writer(#[source] std::io::Error),
@@ -90,18 +87,23 @@ pub enum StartError {
 
 /// Opens the state store `location` names: an explicit directory that cannot be used is an
 /// error; the default one is a warning, and then no state is kept.
+///
+/// A database that cannot be read (its permissions, say) is a warning too, and then the
+/// daemon runs without state rather than touch the file: the daemon keeps running.
 pub fn open_store(location: &Location) -> Result<Option<Store>, OpenError> {
-    match location {
-        Location::Disabled => Ok(None),
-        Location::Explicit(dir) => Store::open_owned(dir).map(Some),
-        Location::Defaulted(dir) => match Store::open_owned(dir) {
-            Ok(store) => Ok(Some(store)),
-            Err(error @ OpenError::InUse(_)) => Err(error),
-            Err(error) => {
-                tracing::warn!(%error, "running without a state store: verdicts and the login budget will not survive a restart (set --state-dir, or --no-state to silence this)");
-                Ok(None)
-            }
-        },
+    let (dir, explicit) = match location {
+        Location::Disabled => return Ok(None),
+        Location::Explicit(dir) => (dir, true),
+        Location::Defaulted(dir) => (dir, false),
+    };
+    match Store::open_owned(dir) {
+        Ok(store) => Ok(Some(store)),
+        Err(error @ OpenError::InUse(_)) => Err(error),
+        Err(error @ OpenError::Directory { .. }) if explicit => Err(error),
+        Err(error) => {
+            tracing::warn!(%error, "running without a state store: verdicts and the login budget will not survive a restart (fix the store, set --state-dir, or --no-state to silence this)");
+            Ok(None)
+        }
     }
 }
 
@@ -142,7 +144,10 @@ impl Daemon {
         let loaded = match &store {
             Some(store) => {
                 let started = std::time::Instant::now();
-                let loaded = store.load(options.history_retention)?;
+                let loaded = store.load(options.history_retention).unwrap_or_else(|error| {
+                    tracing::warn!(store = %store.path().display(), %error, "the state store cannot be read; starting as on a first run");
+                    Loaded::default()
+                });
                 tracing::info!(
                     store = %store.path().display(),
                     connections = loaded.records.len(),
@@ -170,12 +175,17 @@ impl Daemon {
         let writer = match &store {
             Some(store) => {
                 let names = config.connections.iter().map(|c| c.name.as_str()).collect();
-                let dropped = store.retain(&names)?;
-                if dropped > 0 {
-                    tracing::info!(
+                match store.retain(&names) {
+                    Ok(0) => {}
+                    Ok(dropped) => tracing::info!(
                         dropped,
                         "the state store forgot connections no longer configured"
-                    );
+                    ),
+                    Err(error) => tracing::warn!(
+                        store = %store.path().display(),
+                        %error,
+                        "cannot drop connections no longer configured from the state store"
+                    ),
                 }
                 Some(
                     Writer::start(store.clone(), status.clone(), options.history_retention)

@@ -5,8 +5,10 @@
 //! runs one task per connection that calls [`probe`] on a jittered, rate-limit-aware schedule
 //! ([`scheduler::policy`] holds the rules); [`probe::classify`] turns Jira's answer into a
 //! state and a reason; the outcomes land in the shared [`state::Status`], which [`metrics`]
-//! renders for Prometheus and [`server`] serves with the API and health endpoints; [`daemon`]
-//! ties them together with reload and shutdown.
+//! renders for Prometheus and [`server`] serves with the API and health endpoints; the
+//! [`store`] keeps what the status learned across restarts (verdicts, schedules, history, and
+//! the Basic login budget, which [`check`] shares); [`daemon`] ties them together with reload
+//! and shutdown.
 //!
 //! Where to start reading: `daemon.rs` for the main loop, `scheduler/mod.rs` for a
 //! connection's life, `probe/classify.rs` for the verdicts, `metrics.rs` for the exposition.

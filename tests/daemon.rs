@@ -83,21 +83,7 @@ impl Harness {
     }
 }
 
-/// Polls `check` every 50 ms until it holds, failing after `limit`.
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use common::eventually;
 
 /// The identity probes a site received (valid PAT probes are followed by a token list).
 fn probes(simulator: &Simulator, site: &str) -> Vec<credwatch::sim::RecordedRequest> {
@@ -108,13 +94,7 @@ fn probes(simulator: &Simulator, site: &str) -> Vec<credwatch::sim::RecordedRequ
         .collect()
 }
 
-/// A connection name whose first probe, at `interval`, comes within the first second.
-fn early_name(prefix: &str, interval: Duration) -> String {
-    (0..10_000)
-        .map(|i| format!("{prefix}-{i}"))
-        .find(|name| start_offset(name, interval) < Duration::from_millis(800))
-        .expect("some name starts early")
-}
+use common::early_name;
 
 fn pat_site(tokens: &[(&str, &str)]) -> Site {
     let mut site = Site::server();

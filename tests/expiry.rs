@@ -7,7 +7,7 @@ mod common;
 use common::sample;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use credwatch::daemon::Daemon;
@@ -50,17 +50,7 @@ async fn api(daemon: &Daemon, name: &str) -> Value {
         .unwrap_or_else(|| panic!("no {name}"))
 }
 
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use common::eventually;
 
 fn connection(name: &str, url: &str, extra: &str) -> String {
     format!("[[connection]]\nname = \"{name}\"\nurl = \"{url}\"\n{extra}\n\n")

@@ -2,8 +2,9 @@
 # Checks deploy/systemd/credwatch.service:
 #   1. `systemd-analyze verify` is clean (exit 0, and no message about the unit);
 #   2. `systemd-analyze security --offline=true` rates its overall exposure at most
-#      $MAX_EXPOSURE (default 2.0).
-# Exits 0 only when both pass. Needs systemd-analyze (systemd >= 250 for --offline); no
+#      $MAX_EXPOSURE (default 2.0);
+#   3. it keeps the state store in StateDirectory=credwatch.
+# Exits 0 only when all pass. Needs systemd-analyze (systemd >= 250 for --offline); no
 # running systemd is needed.
 #
 # Why a copy: `systemd-analyze verify` fails when ExecStart's binary does not exist
@@ -37,6 +38,15 @@ if ! grep -q "^ExecStart=$tmp/usr/bin/credwatch " "$tmp/credwatch.service"; then
 fi
 
 status=0
+
+# The daemon keeps its state in $STATE_DIRECTORY: without it, every restart would blank the
+# verdicts and grant new failed logins.
+if grep -q '^StateDirectory=credwatch$' "$unit"; then
+  echo "ok: StateDirectory=credwatch"
+else
+  echo "FAIL: the unit has no StateDirectory=credwatch (the state store's directory)"
+  status=1
+fi
 
 echo "== systemd-analyze verify credwatch.service ($(systemd-analyze --version | head -n1))"
 set +e

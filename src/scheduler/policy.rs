@@ -631,6 +631,65 @@ mod tests {
     }
 
     #[test]
+    fn a_restored_connection_keeps_its_schedule_and_catches_up_what_it_missed_spread() {
+        use crate::state::Standing;
+        let conn = connection("pat"); // interval 5m
+        let now = chrono::Utc::now();
+        let minutes = |m: i64| chrono::TimeDelta::minutes(m);
+        let valid = Restored {
+            verdict: Some(Standing {
+                state: State::Valid,
+                reason: Reason::Ok,
+                http_status: Some(200),
+                since: now - minutes(60),
+            }),
+            period: Duration::from_secs(300),
+            ..Restored::default()
+        };
+        // The row was written 3 periods ago; the process lived until a second ago: the next
+        // due time is on the same rhythm, still ahead, and kept.
+        let due = now - minutes(14);
+        let restored = Restored {
+            next_due: Some(due),
+            ..valid.clone()
+        };
+        let alive = now - chrono::TimeDelta::seconds(1);
+        assert_eq!(
+            restored_due(&conn, &restored, alive, now),
+            Some(due + minutes(15))
+        );
+        // Down for an hour: the probe was missed, caught up within min(interval, 60 s) at a
+        // per-name offset (so many connections never fire together).
+        let down = now - minutes(60);
+        let restored = Restored {
+            next_due: Some(down - minutes(1)),
+            ..valid.clone()
+        };
+        let first = restored_due(&conn, &restored, down, now).expect("probed");
+        assert!(first >= now && first < now + chrono::TimeDelta::seconds(60));
+        assert_eq!(
+            first - now,
+            chrono::TimeDelta::from_std(start_offset("c", CONFIRM_WITHIN)).expect("fits")
+        );
+        // An interval shortened while stopped applies at once.
+        let restored = Restored {
+            next_due: Some(now + minutes(50)),
+            period: Duration::from_secs(3600),
+            ..valid.clone()
+        };
+        assert_eq!(
+            restored_due(&conn, &restored, now, now),
+            Some(now + minutes(5))
+        );
+        // A paused connection stays paused.
+        let paused = Restored {
+            paused: Some(Pause::FailedLogins),
+            ..valid
+        };
+        assert_eq!(restored_due(&conn, &paused, now, now), None);
+    }
+
+    #[test]
     fn missed_ticks_are_not_replayed() {
         let start = Instant::now();
         let interval = Duration::from_secs(60);

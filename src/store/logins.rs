@@ -231,3 +231,141 @@ fn save(
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    fn granted(budget: Budget) -> Attempt {
+        match budget {
+            Budget::Granted(attempt) => attempt,
+            Budget::Spent(pause) => panic!("spent: {pause:?}"),
+        }
+    }
+
+    #[test]
+    fn two_failed_logins_spend_the_budget_whoever_sent_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let daemon = Store::open_owned(dir.path()).expect("owner");
+        let check = Store::open_shared(dir.path()).expect("shared");
+        let id = b"identity-1".as_slice();
+        let first = granted(
+            daemon
+                .reserve_login("c", id, TIMEOUT, "daemon", false)
+                .expect("db"),
+        );
+        assert_eq!(first.failed_before, 0);
+        // While the daemon's login is in flight, check may send one more, and no third.
+        let second = granted(
+            check
+                .reserve_login("c", id, TIMEOUT, "check", false)
+                .expect("db"),
+        );
+        assert_eq!(
+            daemon
+                .reserve_login("c", id, TIMEOUT, "daemon", false)
+                .expect("db"),
+            Budget::Spent(Pause::FailedLogins)
+        );
+        assert_eq!(
+            daemon
+                .resolve_login("c", id, first, Login::Failed)
+                .expect("db"),
+            1
+        );
+        assert_eq!(
+            check
+                .resolve_login("c", id, second, Login::Failed)
+                .expect("db"),
+            2
+        );
+        assert_eq!(
+            check
+                .reserve_login("c", id, TIMEOUT, "check", false)
+                .expect("db"),
+            Budget::Spent(Pause::FailedLogins)
+        );
+        // --force sends it all the same, and it counts.
+        let forced = granted(
+            check
+                .reserve_login("c", id, TIMEOUT, "check", true)
+                .expect("db"),
+        );
+        assert_eq!(
+            check
+                .resolve_login("c", id, forced, Login::Locked)
+                .expect("db"),
+            2
+        );
+        assert_eq!(
+            daemon
+                .reserve_login("c", id, TIMEOUT, "daemon", false)
+                .expect("db"),
+            Budget::Spent(Pause::Locked)
+        );
+        // Resume forgets it all; a new identity would too.
+        assert!(daemon.resume("c").expect("db"));
+        assert!(!daemon.resume("c").expect("db"), "nothing left to lift");
+        let again = granted(
+            daemon
+                .reserve_login("c", id, TIMEOUT, "daemon", false)
+                .expect("db"),
+        );
+        assert_eq!(again.failed_before, 0);
+        assert_eq!(
+            daemon
+                .resolve_login("c", id, again, Login::Failed)
+                .expect("db"),
+            1
+        );
+        let other = granted(
+            daemon
+                .reserve_login("c", b"identity-2", TIMEOUT, "daemon", false)
+                .expect("db"),
+        );
+        assert_eq!(other.failed_before, 0, "a new password starts afresh");
+    }
+
+    #[test]
+    fn a_login_that_never_got_its_answer_counts_as_failed_after_its_deadline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let id = b"identity".as_slice();
+        {
+            // The process is killed between request and answer.
+            let store = Store::open_owned(dir.path()).expect("owner");
+            granted(
+                store
+                    .reserve_login("c", id, Duration::ZERO, "daemon", false)
+                    .expect("db"),
+            );
+        }
+        let store = Store::open_owned(dir.path()).expect("owner");
+        let state = store.login_state("c", id).expect("db");
+        assert_eq!(state.failed + state.in_flight, 1, "{state:?}");
+        std::thread::sleep(STALE_AFTER + Duration::from_millis(100));
+        let state = store.login_state("c", id).expect("db");
+        assert_eq!(
+            state,
+            LoginState {
+                failed: 1,
+                in_flight: 0,
+                locked: false
+            }
+        );
+        // One more failed login is all that is left; a success starts the count over.
+        let last = granted(
+            store
+                .reserve_login("c", id, TIMEOUT, "daemon", false)
+                .expect("db"),
+        );
+        assert_eq!(last.failed_before, 1);
+        assert_eq!(
+            store
+                .resolve_login("c", id, last, Login::Accepted)
+                .expect("db"),
+            0
+        );
+    }
+}

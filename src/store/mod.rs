@@ -93,6 +93,21 @@ pub enum OpenError {
     },
 }
 
+impl OpenError {
+    /// Whether the database itself is damaged or of a newer format (set aside and started
+    /// afresh), rather than out of reach (a permission, a full disk: left alone).
+    pub fn is_damage(&self) -> bool {
+        match self {
+            OpenError::Newer { .. } => true,
+            OpenError::Database { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// What the store held at start.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -140,9 +155,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Store {
     /// Opens the store in `dir` as its owner (the daemon): creates the directory, takes its
-    /// lock, and opens or creates the database. A database that is corrupt, unreadable or
-    /// of a newer format is set aside (renamed, with a WARN that names both files) and a new
-    /// one started, so the daemon starts as on a first run.
+    /// lock, and opens or creates the database. A database that is corrupt or of a newer
+    /// format is set aside (renamed, with a WARN that names both files) and a new one
+    /// started, so the daemon starts as on a first run. One that cannot be read for another
+    /// reason (its permissions) is an error, left as it is.
     pub fn open_owned(dir: &Path) -> Result<Store, OpenError> {
         let directory = |source| OpenError::Directory {
             dir: dir.to_owned(),
@@ -163,7 +179,7 @@ impl Store {
         let path = dir.join(DB_FILE);
         match Self::open_db(&path, Some(lock.try_clone().map_err(directory)?)) {
             Ok(store) => Ok(store),
-            Err(error @ (OpenError::Database { .. } | OpenError::Newer { .. })) => {
+            Err(error) if error.is_damage() => {
                 let aside = set_aside(&path, matches!(error, OpenError::Newer { .. }));
                 tracing::warn!(
                     store = %path.display(),
@@ -392,4 +408,90 @@ fn set_aside(path: &Path, newer: bool) -> PathBuf {
         }
     }
     aside
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use crate::state::{Restored, Standing, Status};
+
+    fn connection(secret: &str) -> Connection {
+        let text = format!(
+            "[[connection]]\nname = \"c\"\nurl = \"https://jira.example.com\"\ntoken = \"{secret}\"\n"
+        );
+        crate::config::Config::from_sources(&[("t.toml".into(), text)])
+            .expect("loads")
+            .connections
+            .remove(0)
+    }
+
+    #[test]
+    fn what_is_written_is_read_back_and_the_identity_follows_the_secret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_owned(dir.path()).expect("open");
+        let first = connection("one");
+        assert_eq!(store.identity(&first), store.identity(&connection("one")));
+        assert_ne!(store.identity(&first), store.identity(&connection("two")));
+
+        let status = Status::new();
+        // The history keeps milliseconds.
+        let since =
+            from_millis(unix_millis(Utc::now() - chrono::TimeDelta::hours(1))).expect("time");
+        let restored = Restored {
+            verdict: Some(Standing {
+                state: crate::probe::State::Invalid,
+                reason: crate::probe::Reason::Unauthorized,
+                http_status: Some(401),
+                since,
+            }),
+            failed_logins: 1,
+            period: Duration::from_secs(3600),
+            history: vec![Transition {
+                at: since,
+                from: crate::probe::State::Valid,
+                to: crate::probe::State::Invalid,
+                reason: crate::probe::Reason::Unauthorized,
+            }],
+            ..Restored::default()
+        };
+        let next = Utc::now() + chrono::TimeDelta::minutes(5);
+        status.insert(Arc::new(first.clone()), Some(next), restored.clone());
+        let mut changes = status.take_changes();
+        changes.transitions = vec![("c".to_owned(), restored.history[0])];
+        store.write(&changes).expect("write");
+        drop(store);
+
+        let store = Store::open_owned(dir.path()).expect("reopen");
+        let loaded = store.load(Duration::from_secs(86_400)).expect("load");
+        let (identity, record) = loaded.records.get("c").expect("row");
+        assert_eq!(identity, &store.identity(&first));
+        assert_eq!(record.verdict, restored.verdict);
+        assert_eq!(record.failed_logins, 1);
+        assert_eq!(record.period_ms, 3_600_000);
+        assert_eq!(
+            record.next_due.map(|t| t.timestamp_millis()),
+            Some(next.timestamp_millis())
+        );
+        assert_eq!(loaded.history["c"], restored.history);
+        assert!(loaded.alive_at.is_some());
+        // History beyond the retention is not read.
+        let loaded = store.load(Duration::from_secs(60)).expect("load");
+        assert!(loaded.history.is_empty());
+        // A connection no longer configured is dropped.
+        assert_eq!(store.retain(&Default::default()).expect("retain"), 1);
+        assert!(store.load(Duration::MAX).expect("load").records.is_empty());
+    }
+
+    #[test]
+    fn a_second_owner_is_refused_and_a_reader_is_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _owner = Store::open_owned(dir.path()).expect("open");
+        assert!(matches!(
+            Store::open_owned(dir.path()),
+            Err(OpenError::InUse(_))
+        ));
+        Store::open_shared(dir.path()).expect("check reads beside the daemon");
+    }
 }

@@ -148,3 +148,62 @@ pub fn isolate_state(command: &mut Command) -> tempfile::TempDir {
         .env_remove("CREDWATCH_STATE_DIR");
     home
 }
+
+/// Polls `check` every 50 ms until it holds, failing after `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A connection name whose first probe, at `interval`, comes within the first 800 ms.
+pub fn early_name(prefix: &str, interval: Duration) -> String {
+    (0..10_000)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|name| {
+            credwatch::scheduler::policy::start_offset(name, interval) < Duration::from_millis(800)
+        })
+        .expect("some name starts early")
+}
+
+/// Starts the daemon in this process, keeping its state in `state_dir`.
+pub async fn start_daemon_with_state(
+    path: &std::path::Path,
+    state_dir: &std::path::Path,
+    enable_lifecycle: bool,
+) -> credwatch::daemon::Daemon {
+    let config = Config::load(path).unwrap_or_else(|e| panic!("config:\n{e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let options = credwatch::daemon::Options {
+        enable_lifecycle,
+        grace: Duration::from_secs(1),
+        state: credwatch::store::Location::Explicit(state_dir.to_owned()),
+        ..credwatch::daemon::Options::new(path.to_owned())
+    };
+    let prober = credwatch::probe::Prober::new().expect("prober");
+    credwatch::daemon::Daemon::start(config, listener, options, prober).expect("daemon starts")
+}
+
+/// GETs a daemon's JSON endpoint.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    serde_json::from_str(&get_text(url).await).expect("JSON")
+}
+
+/// One connection's object in `/api/v1/connections`.
+pub async fn api_connection(base: &str, name: &str) -> serde_json::Value {
+    let all = get_json(&format!("{base}/api/v1/connections")).await;
+    all.as_array()
+        .expect("array")
+        .iter()
+        .find(|c| c["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no connection {name}"))
+}

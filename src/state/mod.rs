@@ -14,43 +14,21 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::Connection;
 use crate::expiry::{self, Assessment, TokenList};
 use crate::probe::{Outcome, Reason, State};
 use crate::scheduler::policy::Pause;
 
+mod lateness;
+mod remembered;
+pub use lateness::{Lateness, LATENESS_BUCKETS};
+pub use remembered::{
+    prune, Pending, Restored, Standing, Transition, DEFAULT_HISTORY_RETENTION, HISTORY_CAP,
+};
+
 /// How long a probe that changed nothing but its times may go unwritten to the state store:
 /// after a `kill -9`, the restored last-probe time is at most this old (a SIGTERM writes all).
 pub const REFRESH: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
-
-/// The most state changes kept per connection, however short the retention.
-pub const HISTORY_CAP: usize = 1_000;
-
-/// The standing verdict: the last state that was not `unknown`, and what reached it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Standing {
-    /// The state.
-    pub state: State,
-    /// The reason of the probe that reached it.
-    pub reason: Reason,
-    /// That probe's HTTP status.
-    pub http_status: Option<u16>,
-    /// When the state was first reached (a probe that confirms it keeps this time).
-    pub since: DateTime<Utc>,
-}
-
-/// A rejection after a `valid` verdict that waits for one more probe before it counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pending {
-    /// The state it would turn the credential to.
-    pub state: State,
-    /// The reason of the first rejection.
-    pub reason: Reason,
-    /// When the first rejection was seen.
-    pub since: DateTime<Utc>,
-}
 
 /// Everything known about one connection.
 #[derive(Debug, Clone)]
@@ -188,80 +166,6 @@ impl Entry {
     }
 }
 
-/// What a state store, or the entry a reload replaces, remembers of a connection: the part
-/// of an [`Entry`] that outlives its task.
-#[derive(Debug, Clone, Default)]
-pub struct Restored {
-    /// The standing verdict.
-    pub verdict: Option<Standing>,
-    /// A rejection waiting for its confirmation.
-    pub pending: Option<Pending>,
-    /// The last probe.
-    pub last: Option<Outcome>,
-    /// When a probe last reached `ok`.
-    pub last_success_at: Option<DateTime<Utc>>,
-    /// What Jira's PAT API last said.
-    pub tokens: Option<Arc<TokenList>>,
-    /// The backoff wait.
-    pub backoff: Option<Duration>,
-    /// The wait that keeps the rhythm.
-    pub period: Duration,
-    /// Consecutive failed Basic logins.
-    pub failed_logins: u32,
-    /// Why probing stopped.
-    pub paused: Option<Pause>,
-    /// When the next probe was due.
-    pub next_due: Option<DateTime<Utc>>,
-    /// The state changes, oldest first.
-    pub history: Vec<Transition>,
-}
-
-impl Entry {
-    /// The part of the entry that outlives its task (without the history, which the status
-    /// keeps beside the entries).
-    pub fn restorable(&self) -> Restored {
-        Restored {
-            verdict: self.verdict,
-            pending: self.pending,
-            last: self.last.clone(),
-            last_success_at: self.last_success_at,
-            tokens: self.tokens.clone(),
-            backoff: self.backoff,
-            period: self.period,
-            failed_logins: self.failed_logins,
-            paused: self.paused,
-            next_due: self.next_probe_at,
-            history: Vec::new(),
-        }
-    }
-}
-
-/// Drops the state changes older than `retention`, and the oldest beyond [`HISTORY_CAP`].
-pub fn prune(history: &mut Vec<Transition>, retention: Duration) {
-    let cutoff = chrono::Duration::from_std(retention)
-        .ok()
-        .and_then(|retention| Utc::now().checked_sub_signed(retention));
-    if let Some(cutoff) = cutoff {
-        history.retain(|t| t.at >= cutoff);
-    }
-    if history.len() > HISTORY_CAP {
-        history.drain(..history.len() - HISTORY_CAP);
-    }
-}
-
-/// A change of the credential's state: logged, kept in the history and in the state store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Transition {
-    /// When it happened.
-    pub at: DateTime<Utc>,
-    /// The state before (`unknown` before the first verdict).
-    pub from: State,
-    /// The state now.
-    pub to: State,
-    /// The reason of the probe that changed it.
-    pub reason: Reason,
-}
-
 /// What changed since the state store's writer last asked.
 #[derive(Debug, Default)]
 pub struct Changes {
@@ -282,33 +186,6 @@ pub struct ReloadStatus {
     pub last_success_at: DateTime<Utc>,
     /// The errors of the last failed reload.
     pub last_error: Option<String>,
-}
-
-/// The upper bounds of the probe-lateness histogram's buckets, in seconds.
-pub const LATENESS_BUCKETS: [f64; 13] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-];
-
-/// How late probes start against their schedule (waiting for permits, a busy runtime).
-#[derive(Debug, Clone, Default)]
-pub struct Lateness {
-    /// Observations at or below each bucket's bound (not cumulative).
-    pub buckets: [u64; LATENESS_BUCKETS.len()],
-    /// The sum of all observations, in seconds.
-    pub sum: f64,
-    /// How many observations.
-    pub count: u64,
-}
-
-impl Lateness {
-    fn observe(&mut self, late: Duration) {
-        let seconds = late.as_secs_f64();
-        if let Some(bucket) = LATENESS_BUCKETS.iter().position(|bound| seconds <= *bound) {
-            self.buckets[bucket] += 1;
-        }
-        self.sum += seconds;
-        self.count += 1;
-    }
 }
 
 /// Everything under the lock.
@@ -357,9 +234,6 @@ pub struct Snapshot {
     /// How late probes started.
     pub lateness: Lateness,
 }
-
-/// How long state changes are kept by default: 90 days.
-pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// A handle on the shared status.
 #[derive(Debug, Clone)]
