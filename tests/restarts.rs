@@ -122,7 +122,11 @@ async fn verdicts_and_readiness_come_back_after_sigterm_and_kill_9_while_it_writ
         "[defaults]\ninterval = \"1s\"\ntimeout = \"900ms\"\nauth_failure_interval = \"1s\"\n\n",
     );
     for i in 0..20_usize {
-        let token = if i.is_multiple_of(4) { "revoked" } else { "tok" };
+        let token = if i.is_multiple_of(4) {
+            "revoked"
+        } else {
+            "tok"
+        };
         toml.push_str(&format!(
             "[[connection]]\nname = \"c{i:02}\"\nurl = \"{}\"\ntoken = \"{token}\"\n\n",
             simulator.url("dc")
@@ -131,7 +135,13 @@ async fn verdicts_and_readiness_come_back_after_sigterm_and_kill_9_while_it_writ
     let config = write(dir.path(), "credwatch.toml", &toml);
     let state = dir.path().join("state");
     let log = dir.path().join("stderr.log");
-    let expected = |i: usize| if i.is_multiple_of(4) { "invalid" } else { "valid" };
+    let expected = |i: usize| {
+        if i.is_multiple_of(4) {
+            "invalid"
+        } else {
+            "valid"
+        }
+    };
 
     let mut running = Running::start(&config, &state, &log);
     running.first_answer().await;
