@@ -54,7 +54,13 @@ pub struct Options {
     pub state: Location,
     /// How long state changes are kept.
     pub history_retention: Duration,
+    /// How often the configuration's files are looked at for a change, which reloads it as
+    /// SIGHUP does; `None`: only SIGHUP and `POST /-/reload` reload.
+    pub watch_config: Option<Duration>,
 }
+
+/// How often the daemon looks at its configuration's files for a change by default.
+pub const CONFIG_POLL: Duration = Duration::from_secs(5);
 
 impl Options {
     /// Options for `config` with every default: no lifecycle API, the default grace, no
@@ -67,6 +73,7 @@ impl Options {
             shard: None,
             state: Location::Disabled,
             history_retention: crate::state::DEFAULT_HISTORY_RETENTION,
+            watch_config: None,
         }
     }
 }
@@ -140,6 +147,9 @@ impl Daemon {
         let config = owned(config, options.shard);
         let status = Status::new();
         status.set_history_retention(options.history_retention);
+        if let Some(shard) = options.shard {
+            status.set_shard(shard);
+        }
         let store = open_store(&options.state)?.map(Arc::new);
         let loaded = match &store {
             Some(store) => {
@@ -318,13 +328,30 @@ async fn main_loop(
     task_count: watch::Sender<usize>,
     writer: Option<Writer>,
 ) {
+    use crate::config::watch::Fingerprint;
+    let mut seen = Fingerprint::of(&options.config);
+    let mut poll = options.watch_config.map(|period| {
+        let mut poll = tokio::time::interval(period);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        poll
+    });
     loop {
         tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => break,
+            _ = tick(&mut poll) => {
+                let now = Fingerprint::of(&options.config);
+                if now != seen {
+                    seen = now;
+                    tracing::info!(config = %options.config.display(), "the configuration changed on disk: reloading");
+                    let _ = reload(&options, &mut scheduler, &status);
+                    task_count.send_replace(scheduler.live_tasks());
+                }
+            }
             request = reloads.recv() => {
                 match request {
                     None => break,
                     Some(Control::Reload { respond }) => {
+                        seen = Fingerprint::of(&options.config);
                         let result = reload(&options, &mut scheduler, &status);
                         task_count.send_replace(scheduler.live_tasks());
                         let _ = respond.send(result);
@@ -340,6 +367,15 @@ async fn main_loop(
     // What the last probes changed is written before the process exits.
     if let Some(writer) = writer {
         let _ = tokio::task::spawn_blocking(move || writer.stop()).await;
+    }
+}
+
+async fn tick(poll: &mut Option<tokio::time::Interval>) {
+    match poll {
+        Some(poll) => {
+            poll.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -85,6 +85,10 @@ enum Command {
         /// How long shutdown may take before probes in flight are abandoned.
         #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = humantime::parse_duration)]
         shutdown_grace: std::time::Duration,
+        /// Do not reload when the configuration's files change (by default they are looked at
+        /// every 5 s, and a change reloads all or nothing, as SIGHUP does).
+        #[arg(long)]
+        no_watch_config: bool,
         #[command(flatten)]
         state: StateArgs,
         /// How long each connection's state changes are kept (GET
@@ -225,6 +229,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             shutdown_grace,
             state,
             history_retention,
+            no_watch_config,
         } => {
             let Some(config) = load(&path) else {
                 return Ok(EXIT_CONFIG);
@@ -236,6 +241,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
                 shard,
                 state: state.location(),
                 history_retention,
+                watch_config: (!no_watch_config).then_some(daemon::CONFIG_POLL),
             };
             match daemon::run(config, listen, options).await {
                 Ok(()) => Ok(0),

@@ -537,6 +537,21 @@ impl Exposition {
             "Connections in the running configuration.",
         )
         .sample(&[], self.snapshot.entries.len() as f64);
+        let shard = self.snapshot.shard;
+        Family::new(
+            out,
+            "credwatch_shards",
+            "gauge",
+            "The number of shards the fleet is split into (1 without sharding).",
+        )
+        .sample(&[], f64::from(shard.count));
+        Family::new(
+            out,
+            "credwatch_shard_info",
+            "gauge",
+            "This replica's shard (0 without sharding), always 1: count the shards that report against credwatch_shards.",
+        )
+        .sample(&[("shard", &shard.index.to_string())], 1.0);
         let reload = &self.snapshot.reload;
         Family::new(
             out,

@@ -11,6 +11,7 @@
 mod connection;
 mod keys;
 mod secret;
+pub mod watch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

@@ -205,6 +205,8 @@ pub struct Inner {
     pub lateness: Lateness,
     /// Each connection's state changes, oldest first.
     pub history: FxHashMap<String, Vec<Transition>>,
+    /// This replica's shard and the number of shards (0 of 1 without sharding).
+    pub shard: crate::shard::Shard,
     /// How long state changes are kept.
     pub history_retention: Duration,
     /// Connections changed since the writer last asked (names of entries in `connections`).
@@ -233,6 +235,8 @@ pub struct Snapshot {
     pub reload: ReloadStatus,
     /// How late probes started.
     pub lateness: Lateness,
+    /// This replica's shard and the number of shards.
+    pub shard: crate::shard::Shard,
 }
 
 /// A handle on the shared status.
@@ -260,6 +264,7 @@ impl Status {
                 },
                 lateness: Lateness::default(),
                 history: FxHashMap::default(),
+                shard: crate::shard::Shard { index: 0, count: 1 },
                 history_retention: DEFAULT_HISTORY_RETENTION,
                 dirty: Default::default(),
                 new_transitions: Vec::new(),
@@ -289,6 +294,7 @@ impl Status {
                 entries: inner.connections.values().cloned().collect(),
                 reload: inner.reload.clone(),
                 lateness: inner.lateness.clone(),
+                shard: inner.shard,
             }
         };
         // In name order, sorted after the lock is released.
@@ -370,6 +376,11 @@ impl Status {
             Arc::make_mut(entry).connection = connection.clone();
             inner.mark(&connection.name);
         }
+    }
+
+    /// Sets this replica's shard (exported as `credwatch_shards` and `credwatch_shard_info`).
+    pub fn set_shard(&self, shard: crate::shard::Shard) {
+        self.lock().shard = shard;
     }
 
     /// Sets how long state changes are kept.
