@@ -436,6 +436,28 @@ pub fn sd_notify(state: &str) {
     }
 }
 
+/// How often to tell systemd's watchdog that the daemon is alive: half of `WatchdogSec=`, as
+/// sd_watchdog_enabled(3) advises, when `$WATCHDOG_USEC` is set for this process.
+fn watchdog_period() -> Option<Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Some(pid) = std::env::var("WATCHDOG_PID").ok() {
+        if pid.parse::<u32>().ok()? != std::process::id() {
+            return None;
+        }
+    }
+    (usec > 0).then(|| Duration::from_micros(usec) / 2)
+}
+
+/// Sends `WATCHDOG=1` every `period` for as long as the async runtime runs this task: a
+/// runtime that stops scheduling tasks stops the pings, and systemd restarts the service.
+async fn watchdog(period: Duration) {
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        ticker.tick().await;
+        sd_notify("WATCHDOG=1");
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT, reloading on SIGHUP.
 pub async fn run(config: Config, listen: SocketAddr, options: Options) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -449,6 +471,7 @@ pub async fn run(config: Config, listen: SocketAddr, options: Options) -> anyhow
     let daemon = Daemon::start(config, listener, options, Prober::new()?)?;
     let reloader = daemon.reloader();
     sd_notify("READY=1\nSTATUS=probing");
+    let _watchdog = watchdog_period().map(|period| tokio::spawn(watchdog(period)));
     loop {
         tokio::select! {
             _ = hangup.recv() => {

@@ -135,6 +135,9 @@ enum Command {
         /// A configuration file, or a directory whose *.toml files are merged.
         #[arg(long, short = 'c', value_name = "PATH")]
         config: PathBuf,
+        /// Print only the errors (for `ExecReload=` and scripts: the exit code says it all).
+        #[arg(long, short = 'q')]
+        quiet: bool,
     },
     /// Run the daemon against a simulated fleet that shows every credential state, and
     /// serve its status page, metrics and API.
@@ -302,10 +305,13 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             }
             Ok(check::exit_code(&reports))
         }
-        Command::Validate { config } => {
+        Command::Validate { config, quiet } => {
             let Some(config) = load(&config) else {
                 return Ok(EXIT_CONFIG);
             };
+            if quiet {
+                return Ok(0);
+            }
             print!("{}", config.effective_toml());
             eprintln!(
                 "configuration is valid: {} connection{}",

@@ -310,6 +310,22 @@ async fn validate_prints_effective_settings_or_every_error() {
     );
     assert!(!stdout.contains("inline-canary") && !stderr.contains("inline-canary"));
 
+    // --quiet, as systemd's ExecReload= runs it: nothing on stdout, the exit code says it all.
+    let quiet = credwatch(
+        &["validate", "--quiet", "--config", "config/example.toml"],
+        &env,
+    )
+    .await;
+    assert_eq!(quiet.status.code(), Some(0));
+    assert!(quiet.stdout.is_empty());
+    let quiet_broken = credwatch(
+        &["validate", "--quiet", "--config", "tests/fixtures/invalid"],
+        &[],
+    )
+    .await;
+    assert_eq!(quiet_broken.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&quiet_broken.stderr).contains("error:"));
+
     let broken = credwatch(&["validate", "--config", "tests/fixtures/invalid"], &[]).await;
     let (_, stderr) = text(&broken);
     assert_eq!(broken.status.code(), Some(2));

@@ -72,7 +72,11 @@ async fn a_configmap_update_is_reloaded_all_or_nothing_without_a_signal() {
     let base = format!("http://{}", daemon.addr());
     assert_eq!(names(&base).await, ["first"]);
 
-    publish(root, 2, &(connection("first", &url) + &connection("second", &url)));
+    publish(
+        root,
+        2,
+        &(connection("first", &url) + &connection("second", &url)),
+    );
     eventually(Duration::from_secs(5), "the new connection", || async {
         names(&base).await == ["first", "second"]
     })
@@ -95,7 +99,11 @@ async fn a_configmap_update_is_reloaded_all_or_nothing_without_a_signal() {
     let base = format!("http://{}", daemon.addr());
     publish(root, 5, &connection("only", &url));
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(names(&base).await, ["first"], "not reloaded without the watch");
+    assert_eq!(
+        names(&base).await,
+        ["first"],
+        "not reloaded without the watch"
+    );
     daemon.reload().await.expect("reload");
     assert_eq!(names(&base).await, ["only"]);
     daemon.shutdown(Duration::from_secs(1)).await;

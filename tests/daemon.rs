@@ -1066,3 +1066,53 @@ async fn shards_split_the_fleet_between_them_and_export_only_their_own() {
         String::from_utf8_lossy(&output.stderr).contains("the index must be from 0 to count - 1")
     );
 }
+
+#[tokio::test]
+async fn the_binary_pings_systemds_watchdog_while_its_runtime_runs() {
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site("dc", pat_site(&[("svc", "t")]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        dir.path(),
+        "credwatch.toml",
+        &pat_connection("c", &simulator.url("dc"), "t", "interval = \"1m\""),
+    );
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"));
+    let _state = common::isolate_state(&mut command);
+    let mut child = command
+        .args([
+            "run",
+            "--config",
+            path.to_str().expect("path"),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("NOTIFY_SOCKET", &socket_path)
+        // WatchdogSec=400ms: a ping every 200 ms.
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let started = Instant::now();
+    let mut pings = 0;
+    while pings < 5 {
+        let mut buffer = [0u8; 256];
+        let n = socket.recv(&mut buffer).expect("a notification");
+        if &buffer[..n] == b"WATCHDOG=1" {
+            pings += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "5 pings took {elapsed:?} (one every 200 ms expected)"
+    );
+}

@@ -3,7 +3,9 @@
 #   1. `systemd-analyze verify` is clean (exit 0, and no message about the unit);
 #   2. `systemd-analyze security --offline=true` rates its overall exposure at most
 #      $MAX_EXPOSURE (default 2.0);
-#   3. it keeps the state store in StateDirectory=credwatch.
+#   3. it keeps the state store in StateDirectory=credwatch, validates the configuration
+#      before the SIGHUP of a reload (so that a broken one fails `systemctl reload`), and
+#      has a watchdog.
 # Exits 0 only when all pass. Needs systemd-analyze (systemd >= 250 for --offline); no
 # running systemd is needed.
 #
@@ -13,7 +15,7 @@
 # systemd 252: under --root every unit the service pulls in (network-online.target,
 # sysinit.target, ...) and /bin/kill of ExecReload must exist in DIR as well. So the unit is
 # copied, unchanged but for ExecStart's path, into a temporary directory, ExecStart is
-# pointed at a placeholder executable in that directory, and both checks run on the copy
+# (and ExecReload's validate) pointed at a placeholder executable in that directory, and both checks run on the copy
 # (same file name, so the unit name stays credwatch.service).
 set -euo pipefail
 
@@ -31,7 +33,7 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/usr/bin"
 printf '#!/bin/sh\nexit 0\n' >"$tmp/usr/bin/credwatch"
 chmod 0755 "$tmp/usr/bin/credwatch"
-sed "s|^ExecStart=/usr/bin/credwatch |ExecStart=$tmp/usr/bin/credwatch |" "$unit" >"$tmp/credwatch.service"
+sed -E "s|^(Exec[A-Za-z]+=)/usr/bin/credwatch |\1$tmp/usr/bin/credwatch |" "$unit" >"$tmp/credwatch.service"
 if ! grep -q "^ExecStart=$tmp/usr/bin/credwatch " "$tmp/credwatch.service"; then
   echo "FAIL: no 'ExecStart=/usr/bin/credwatch ...' line to point at the placeholder" >&2
   exit 1
@@ -45,6 +47,24 @@ if grep -q '^StateDirectory=credwatch$' "$unit"; then
   echo "ok: StateDirectory=credwatch"
 else
   echo "FAIL: the unit has no StateDirectory=credwatch (the state store's directory)"
+  status=1
+fi
+
+# systemd runs ExecReload= lines in order and fails the reload at the first that fails: the
+# validation must come before the signal.
+reloads="$(grep '^ExecReload=' "$unit" || true)"
+if [ "$(sed -n 1p <<<"$reloads")" = "ExecReload=/usr/bin/credwatch validate --quiet --config /etc/credwatch/credwatch.toml" ] &&
+  [ "$(sed -n 2p <<<"$reloads")" = 'ExecReload=/bin/kill -HUP $MAINPID' ] &&
+  grep -q '^ExecStart=/usr/bin/credwatch run --config /etc/credwatch/credwatch.toml ' "$unit"; then
+  echo "ok: a reload validates the configuration ExecStart uses, then sends SIGHUP"
+else
+  echo "FAIL: ExecReload= must run 'credwatch validate --quiet --config <ExecStart's>' before the SIGHUP"
+  status=1
+fi
+if grep -qE '^WatchdogSec=[1-9]' "$unit"; then
+  echo "ok: $(grep '^WatchdogSec=' "$unit")"
+else
+  echo "FAIL: no WatchdogSec= (credwatch sends WATCHDOG=1 while its runtime is healthy)"
   status=1
 fi
 

@@ -46,7 +46,11 @@ mod tests {
         std::os::unix::fs::symlink("..data/credwatch.toml", root.join("credwatch.toml"))
             .expect("link");
         let before = Fingerprint::of(root);
-        assert_eq!(before, Fingerprint::of(root), "stable while nothing changes");
+        assert_eq!(
+            before,
+            Fingerprint::of(root),
+            "stable while nothing changes"
+        );
 
         // The kubelet writes the new version beside it and swaps the link atomically.
         std::fs::create_dir(root.join("..v2")).expect("mkdir");
