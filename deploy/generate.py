@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Generates the Kubernetes manifests that copy another file of deploy/.
+"""Generates the files of deploy/ that are made from another one.
 
+    deploy/prometheus/credwatch-rules.yml    from deploy/prometheus/credwatch-rules.src.yml
+    deploy/grafana/credwatch.json            from deploy/grafana/credwatch.src.json
     deploy/kubernetes/prometheusrule.yaml    from deploy/prometheus/credwatch-rules.yml
     deploy/kubernetes/grafana-dashboard.yaml from deploy/grafana/credwatch.json
 
@@ -8,26 +10,66 @@
     python3 deploy/generate.py --check   writes nothing; exits 1 and names every file that
                                          differs from what it would write (stale or missing)
 
-The rules file and the dashboard stay the single sources: the PrometheusRule's spec.groups
-are exactly the rules file's groups, and the ConfigMap holds the dashboard JSON byte for byte.
+The two sources name the label lists below (REPLICA_LABELS and the rest) as ${NAME}: each
+list is written once, here, and every rule and dashboard query gets the same. The
+PrometheusRule's spec.groups are exactly the rules file's groups, and the ConfigMap holds the
+dashboard JSON byte for byte.
 Both are verified by reading the generated YAML back before anything is written.
 Needs Python 3 and PyYAML.
 """
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 import yaml
 
 DEPLOY = Path(__file__).resolve().parent
+RULES_SOURCE = DEPLOY / "prometheus" / "credwatch-rules.src.yml"
 RULES = DEPLOY / "prometheus" / "credwatch-rules.yml"
+DASHBOARD_SOURCE = DEPLOY / "grafana" / "credwatch.src.json"
 DASHBOARD = DEPLOY / "grafana" / "credwatch.json"
 PROMETHEUS_RULE = DEPLOY / "kubernetes" / "prometheusrule.yaml"
 GRAFANA_DASHBOARD = DEPLOY / "kubernetes" / "grafana-dashboard.yaml"
 
 LABELS = {"app.kubernetes.io/name": "credwatch"}
+
+# The labels that name one replica of a deployment, as Prometheus's own relabelling
+# (instance) and the Prometheus Operator's (pod, container, endpoint, service) set them.
+# Every per-connection rule and dashboard query drops them, so that two replicas, or one pod
+# scraped twice, count once.
+REPLICA_LABELS = ["instance", "pod", "container", "endpoint", "service"]
+# The labels that keep two deployments apart: they survive.
+DEPLOYMENT_LABELS = ["job", "namespace"]
+# What the per-connection alerts take from credwatch_connection_info, for routing and the
+# annotations: its fixed labels, and the static labels routed on (add yours here).
+INFO_LABELS = ["url", "kind", "auth", "account", "team"]
+
+FILL = {
+    "REPLICA_LABELS": ", ".join(REPLICA_LABELS),
+    "TARGET_LABELS": ", ".join(DEPLOYMENT_LABELS + REPLICA_LABELS),
+    "INFO_LABELS": ", ".join(INFO_LABELS),
+}
+
+
+def fill(source: Path, text: str) -> str:
+    """Replaces every ${NAME} of FILL in `text`; an unknown upper-case ${NAME} is an error
+    (Grafana's own variables, such as ${datasource}, are lower case and left alone)."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        # Comments that explain the placeholders keep them.
+        if not line.lstrip().startswith("#"):
+            for name, value in FILL.items():
+                line = line.replace("${" + name + "}", value)
+        lines.append(line)
+    text = "".join(lines)
+    code = "".join(line for line in lines if not line.lstrip().startswith("#"))
+    unknown = re.search(r"\$\{[A-Z][A-Z_]*\}", code)
+    if unknown:
+        raise ValueError(f"{rel(source)}: unknown placeholder {unknown.group(0)}")
+    return text
 
 
 def rel(path: Path) -> str:
@@ -75,8 +117,24 @@ def header(source: Path, comment: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def rules_file() -> str:
+    source = RULES_SOURCE.read_text(encoding="utf-8")
+    body = fill(RULES_SOURCE, source)
+    text = header(RULES_SOURCE) + body
+    rules = yaml.safe_load(text)
+    if not isinstance(rules, dict) or not isinstance(rules.get("groups"), list):
+        raise ValueError(f"{rel(RULES_SOURCE)}: no top-level 'groups' list")
+    return text
+
+
+def dashboard_file() -> str:
+    text = fill(DASHBOARD_SOURCE, DASHBOARD_SOURCE.read_text(encoding="utf-8"))
+    json.loads(text)  # fails loudly on invalid JSON
+    return text
+
+
 def prometheus_rule() -> str:
-    rules = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    rules = yaml.safe_load(rules_file())
     if not isinstance(rules, dict) or not isinstance(rules.get("groups"), list):
         raise ValueError(f"{rel(RULES)}: no top-level 'groups' list")
     document = {
@@ -100,7 +158,7 @@ def prometheus_rule() -> str:
 
 
 def grafana_dashboard() -> str:
-    source = DASHBOARD.read_text(encoding="utf-8")
+    source = dashboard_file()
     dashboard = json.loads(source)  # fails loudly on invalid JSON
     document = {
         "apiVersion": "v1",
@@ -125,6 +183,8 @@ def grafana_dashboard() -> str:
 
 
 TARGETS = [
+    (RULES, RULES_SOURCE, rules_file),
+    (DASHBOARD, DASHBOARD_SOURCE, dashboard_file),
     (PROMETHEUS_RULE, RULES, prometheus_rule),
     (GRAFANA_DASHBOARD, DASHBOARD, grafana_dashboard),
 ]
