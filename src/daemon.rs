@@ -440,7 +440,7 @@ pub fn sd_notify(state: &str) {
 /// sd_watchdog_enabled(3) advises, when `$WATCHDOG_USEC` is set for this process.
 fn watchdog_period() -> Option<Duration> {
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
-    if let Some(pid) = std::env::var("WATCHDOG_PID").ok() {
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
         if pid.parse::<u32>().ok()? != std::process::id() {
             return None;
         }

@@ -8,9 +8,12 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// The configuration's files and their stamps, in name order.
+/// What a file's metadata says of it: inode, size and modification time.
+type Stamp = (u64, u64, Option<SystemTime>);
+
+/// The configuration's files and their stamps (`None`: unreadable), in name order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fingerprint(Vec<(PathBuf, Option<(u64, u64, Option<SystemTime>)>)>);
+pub struct Fingerprint(Vec<(PathBuf, Option<Stamp>)>);
 
 impl Fingerprint {
     /// The fingerprint of the configuration at `path` (a file, or a directory of `*.toml`
