@@ -7,11 +7,17 @@
 #      those of deploy/prometheus/credwatch-rules.yml (which promtool checks and unit-tests),
 #      and promtool checks the groups here too when it is installed; the ServiceMonitor's
 #      selector, port and job label are checked against service.yaml.
-#   2. python3 deploy/generate.py --check: the generated files are up to date; the Deployment
-#      meets the restricted Pod Security Standard (the checks of that profile, in Python).
+#   2. python3 deploy/generate.py --check: the generated files are up to date; the StatefulSet
+#      meets the restricted Pod Security Standard (the checks of that profile, in Python),
+#      keeps its state on a claim per replica, and is governed by the one headless Service
+#      the ServiceMonitor selects (each pod scraped once).
 #   3. kustomization.yaml: every file it lists exists and every manifest in the directory is
 #      listed (secret-example.yaml excepted, on purpose); then `kubectl kustomize` (or
 #      `kustomize build`) builds the base when one of them is installed.
+#   4. The sharded overlay: its patch, replica count and replacement, applied here as
+#      kustomize applies them (patches, then replicas, then replacements), give a StatefulSet
+#      of N replicas with CREDWATCH_SHARD=$(POD_NAME)/N from the one count, which
+#      kubernetes-validate then checks; with kubectl or kustomize the real build must agree.
 # Exits non-zero on any failure. Needs python3 with PyYAML.
 set -uo pipefail
 
@@ -69,10 +75,10 @@ EOF
   done
 fi
 
-echo "== deployment.yaml against the restricted Pod Security Standard"
-python3 - <<'EOF' || fail "deployment.yaml does not meet the restricted profile"
+echo "== statefulset.yaml against the restricted Pod Security Standard"
+python3 - <<'EOF' || fail "statefulset.yaml does not meet the restricted profile"
 import sys, yaml
-d = yaml.safe_load(open("deployment.yaml", encoding="utf-8"))
+d = yaml.safe_load(open("statefulset.yaml", encoding="utf-8"))
 pod = d["spec"]["template"]["spec"]
 psc = pod.get("securityContext", {})
 problems = []
@@ -109,6 +115,38 @@ for problem in problems:
     print(problem)
 if not problems:
     print("ok: non-root, no privilege escalation, no capabilities, RuntimeDefault seccomp, read-only root")
+sys.exit(1 if problems else 0)
+EOF
+
+echo "== the state on a claim per replica, one headless Service"
+python3 - <<'EOF' || fail "statefulset.yaml and service.yaml do not keep one store per replica and one scrape per pod"
+import pathlib, sys, yaml
+sts = yaml.safe_load(open("statefulset.yaml", encoding="utf-8"))
+svc = yaml.safe_load(open("service.yaml", encoding="utf-8"))
+problems = []
+if sts.get("kind") != "StatefulSet":
+    problems.append("credwatch runs as a StatefulSet: never two pods of one identity (one state store each) at once")
+claims = {c["metadata"]["name"] for c in sts["spec"].get("volumeClaimTemplates", [])}
+container = sts["spec"]["template"]["spec"]["containers"][0]
+mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
+env = {e["name"]: e.get("value") for e in container.get("env", [])}
+if "state" not in claims or "state" not in mounts:
+    problems.append("no volumeClaimTemplate 'state' mounted in the container")
+elif env.get("CREDWATCH_STATE_DIR") != mounts["state"]:
+    problems.append(f"CREDWATCH_STATE_DIR {env.get('CREDWATCH_STATE_DIR')!r} is not the claim's mount {mounts['state']!r}")
+if sts["spec"].get("serviceName") != svc["metadata"]["name"] or svc["spec"].get("clusterIP") != "None":
+    problems.append("the StatefulSet's serviceName must be service.yaml's headless Service")
+services = []
+for path in sorted(pathlib.Path(".").glob("*.yaml")):
+    for doc in yaml.safe_load_all(open(path, encoding="utf-8")):
+        if doc and doc.get("kind") == "Service":
+            services.append(f"{path}:{doc['metadata']['name']}")
+if len(services) != 1:
+    problems.append(f"exactly one Service must select the pods (else each is scraped once per Service): {services}")
+for problem in problems:
+    print(problem)
+if not problems:
+    print("ok: a StatefulSet with a state claim per replica, governed by the one headless Service")
 sys.exit(1 if problems else 0)
 EOF
 
@@ -203,17 +241,85 @@ else
   echo "neither kubectl nor kustomize is installed: the build is not tried (the listing check above stands in)"
 fi
 
-echo "== the sharded overlay (../kubernetes-sharded: a StatefulSet instead of the Deployment)"
-if kubernetes-validate --strict ../kubernetes-sharded/statefulset.yaml >/dev/null 2>&1; then
-  echo "ok: kubernetes-validate --strict ../kubernetes-sharded/statefulset.yaml"
-else
-  kubernetes-validate --strict ../kubernetes-sharded/statefulset.yaml || true
-  fail "kubernetes-validate ../kubernetes-sharded/statefulset.yaml"
+echo "== the sharded overlay (../kubernetes-sharded: the base with the shard count set)"
+sharded="$(mktemp -d)"
+python3 - "$sharded/statefulset.yaml" <<'EOF' || fail "the sharded overlay does not give CREDWATCH_SHARD=\$(POD_NAME)/N from its one count"
+# Applies the overlay's patches, replicas and replacements to the base's StatefulSet in
+# kustomize's order (PatchTransformer, ReplicaCountTransformer, ReplacementTransformer).
+# Only what the overlay uses is supported: JSON-patch "add" at a list's end, one replica
+# count, and a replacement of one field into a delimited part of another.
+import re, sys, yaml
+k = yaml.safe_load(open("../kubernetes-sharded/kustomization.yaml", encoding="utf-8"))
+sts = yaml.safe_load(open("statefulset.yaml", encoding="utf-8"))
+problems = []
+if k.get("resources") != ["../kubernetes"]:
+    problems.append(f"the overlay's resources must be the base alone, got {k.get('resources')}")
+
+def walk(node, path):
+    for part in path:
+        m = re.fullmatch(r"\[(\w+)=(.+)\]", part)
+        if m:
+            node = next(item for item in node if item.get(m.group(1)) == m.group(2))
+        elif isinstance(node, list):
+            node = node[int(part)]
+        else:
+            node = node[part]
+    return node
+
+for patch in k.get("patches", []):
+    if patch.get("target", {}).get("kind") != "StatefulSet":
+        problems.append(f"unexpected patch target {patch.get('target')}")
+        continue
+    for op in yaml.safe_load(patch["patch"]):
+        parts = op["path"].strip("/").split("/")
+        if op["op"] != "add" or parts[-1] != "-":
+            problems.append(f"unsupported patch op {op}")
+            continue
+        walk(sts, parts[:-1]).append(op["value"])
+counts = {r["name"]: r["count"] for r in k.get("replicas", [])}
+if list(counts) != ["credwatch"]:
+    problems.append(f"the shard count is set once, in replicas: for credwatch: {counts}")
+else:
+    sts["spec"]["replicas"] = counts["credwatch"]
+for replacement in k.get("replacements", []):
+    source = walk(sts, replacement["source"]["fieldPath"].split("."))
+    for target in replacement["targets"]:
+        for field in target["fieldPaths"]:
+            parts = re.findall(r"\[[^\]]+\]|[^.\[\]]+", field)
+            parent, leaf = walk(sts, parts[:-1]), parts[-1]
+            options = target.get("options", {})
+            if "delimiter" in options:
+                pieces = parent[leaf].split(options["delimiter"])
+                pieces[options.get("index", 0)] = str(source)
+                parent[leaf] = options["delimiter"].join(pieces)
+            else:
+                parent[leaf] = source
+env = {e["name"]: e.get("value") for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+n = sts["spec"]["replicas"]
+if env.get("CREDWATCH_SHARD") != f"$(POD_NAME)/{n}":
+    problems.append(f"CREDWATCH_SHARD is {env.get('CREDWATCH_SHARD')!r}, expected '$(POD_NAME)/{n}'")
+if "POD_NAME" not in env:
+    problems.append("POD_NAME is not set from metadata.name")
+for problem in problems:
+    print(problem)
+if not problems:
+    yaml.safe_dump(sts, open(sys.argv[1], "w", encoding="utf-8"), sort_keys=False)
+    print(f"ok: {n} replicas, CREDWATCH_SHARD=$(POD_NAME)/{n}, from the one count in kustomization.yaml")
+sys.exit(1 if problems else 0)
+EOF
+if [ -s "$sharded/statefulset.yaml" ]; then
+  if kubernetes-validate --strict "$sharded/statefulset.yaml" >/dev/null 2>&1; then
+    echo "ok: kubernetes-validate --strict on the sharded StatefulSet"
+  else
+    kubernetes-validate --strict "$sharded/statefulset.yaml" || true
+    fail "kubernetes-validate on the sharded StatefulSet"
+  fi
 fi
+rm -rf "$sharded"
 if [ ${#builder[@]} -gt 0 ]; then
   if out="$(cd ../kubernetes-sharded && "${builder[@]}" 2>&1)" \
-      && grep -q '^kind: StatefulSet' <<<"$out" && ! grep -q '^kind: Deployment' <<<"$out"; then
-    echo "ok: the overlay builds with a StatefulSet and without the Deployment"
+      && grep -q 'value: $(POD_NAME)/3' <<<"$out" && [ "$(grep -c '^kind: Service$' <<<"$out")" -eq 1 ]; then
+    echo "ok: the overlay builds with CREDWATCH_SHARD=\$(POD_NAME)/3 and one Service"
   else
     echo "$out"
     fail "the sharded overlay does not build as expected"
