@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use credwatch::config::{parse_date_or_time, Config, Kind};
 use credwatch::probe::classify::{classify, classify_after, Answer, Expectation, LastMyself};
-use credwatch::probe::{Headers, Reason, RetryAfter, State};
-use http::header::{HeaderName, HeaderValue};
+use credwatch::probe::{Reason, RetryAfter, State};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 use proptest::prelude::*;
 
@@ -64,10 +64,10 @@ proptest! {
         expect in proptest::option::of("[A-Za-z@.]{0,12}"),
         expired in any::<bool>(),
     ) {
-        let mut map = Headers::default();
+        let mut map = HeaderMap::new();
         for (name, value) in &headers {
-            // Only fields that could arrive: httparse refuses the rest of the head.
-            if HeaderName::from_bytes(name.as_bytes()).is_ok() && HeaderValue::from_bytes(value).is_ok() {
+            // Only fields that could arrive: hyper refuses the rest of the head.
+            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {
                 map.append(name, value);
             }
         }
@@ -122,7 +122,7 @@ proptest! {
     ) {
         // A few bodies over and over, as a connection sees them: each answer classifies alike
         // with the connection's memory of its last body and without any.
-        let headers = Headers::default();
+        let headers = HeaderMap::new();
         let expectation = Expectation { kind: Kind::Server, expect_account: expect.as_deref(), expires_at: None, now: Utc::now() };
         let mut last = LastMyself::default();
         for (status, body, truncated) in answers {

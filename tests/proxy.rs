@@ -1,6 +1,7 @@
-//! Probes through an HTTP proxy, as `https_proxy`, `http_proxy` and `no_proxy` name it:
-//! `https://` through a `CONNECT` tunnel (TLS end to end), `http://` in absolute form, the
-//! proxy's credentials sent to the proxy alone and never shown.
+//! Probes through an HTTP proxy, as `https_proxy`, `http_proxy` and `no_proxy` name it in the
+//! environment of `credwatch check`, read by reqwest: `https://` through a `CONNECT` tunnel
+//! (TLS end to end), `http://` in absolute form, the proxy's credentials sent to the proxy
+//! alone and never shown; and the WARN for a proxy variable reqwest would ignore.
 
 mod common;
 
@@ -8,13 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use credwatch::config::Connection;
-use credwatch::probe::{Prober, Proxies, Reason, State};
 use credwatch::sim::{Pat, Simulator, Site, User};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-
-use common::{connection, within};
 
 const CERT: &[u8] = include_bytes!("fixtures/localhost.pem");
 const KEY: &[u8] = include_bytes!("fixtures/localhost.key");
@@ -69,7 +67,12 @@ async fn serve(mut client: TcpStream, seen: Arc<Mutex<Vec<Seen>>>, refuse: bool)
     let request_line = lines.next().unwrap_or_default().to_owned();
     let authorization = head
         .split("\r\n")
-        .find_map(|line| line.strip_prefix("Proxy-Authorization: "))
+        // Field names are case-insensitive (hyper sends them in lower case).
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("proxy-authorization")
+                .then(|| value.trim())
+        })
         .map(str::to_owned);
     seen.lock()
         .expect("lock")
@@ -107,7 +110,9 @@ async fn serve(mut client: TcpStream, seen: Arc<Mutex<Vec<Seen>>>, refuse: bool)
         return;
     };
     let mut forwarded = format!("{method} {path} HTTP/1.1\r\n");
-    for line in lines.filter(|line| !line.is_empty() && !line.starts_with("Proxy-Authorization")) {
+    for line in lines.filter(|line| {
+        !line.is_empty() && !line.to_ascii_lowercase().starts_with("proxy-authorization")
+    }) {
         forwarded.push_str(line);
         forwarded.push_str("\r\n");
     }
@@ -117,18 +122,12 @@ async fn serve(mut client: TcpStream, seen: Arc<Mutex<Vec<Seen>>>, refuse: bool)
     }
 }
 
-fn proxies(port: u16, no_proxy: &str) -> Proxies {
-    let url = format!(
+/// The proxy URL, with credentials.
+fn proxy_url(port: u16) -> String {
+    format!(
         "http://svc-proxy:{}@127.0.0.1:{port}",
         PROXY_PASSWORD.replace('@', "%40")
-    );
-    let no_proxy = no_proxy.to_owned();
-    Proxies::from_lookup(move |name| match name {
-        "https_proxy" | "http_proxy" => Some(url.clone()),
-        "no_proxy" => Some(no_proxy.clone()),
-        _ => None,
-    })
-    .expect("proxies")
+    )
 }
 
 fn site() -> Site {
@@ -143,12 +142,68 @@ async fn tls_simulator() -> Simulator {
     tls
 }
 
-/// A connection to `tls`'s site "dc", trusting the test CA.
-fn https_connection(tls: &Simulator) -> Connection {
-    connection(&format!(
-        "name = \"https\"\nurl = \"{}\"\ntoken = \"pat-proxy\"\nca_file = \"tests/fixtures/test-ca.pem\"",
-        tls.url("dc")
-    ))
+/// A configuration with a connection to `tls`'s site "dc" (trusting the test CA) and, with
+/// `plain`, one to its plain-HTTP site.
+fn config(dir: &std::path::Path, tls: &Simulator, plain: Option<&Simulator>) -> std::path::PathBuf {
+    let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/test-ca.pem");
+    let mut text = format!(
+        "[[connection]]\nname = \"https\"\nurl = \"{}\"\ntoken = \"pat-proxy\"\nca_file = \"{}\"\n\n",
+        tls.url("dc"),
+        ca.display()
+    );
+    if let Some(plain) = plain {
+        text.push_str(&format!(
+            "[[connection]]\nname = \"http\"\nurl = \"{}\"\ntoken = \"pat-proxy\"\nallow_insecure_http = true\n",
+            plain.url("dc")
+        ));
+    }
+    let path = dir.join("credwatch.toml");
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+/// Runs `credwatch check --output json` with exactly these proxy variables.
+async fn check(config: &std::path::Path, vars: &[(&str, String)]) -> (Vec<Value>, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"));
+    let state = common::isolate_state(&mut command);
+    for name in [
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "REQUEST_METHOD",
+    ] {
+        command.env_remove(name);
+    }
+    command
+        .args(["check", "--output", "json", "--config"])
+        .arg(config)
+        .envs(vars.iter().map(|(k, v)| (k, v)));
+    let output = common::within(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || {
+            let output = command.output().expect("runs");
+            drop(state);
+            output
+        }),
+    )
+    .await
+    .expect("joins");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let reports: Vec<Value> = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("JSON: {}", String::from_utf8_lossy(&output.stdout)));
+    (reports, stderr)
+}
+
+fn by_name<'a>(reports: &'a [Value], name: &str) -> &'a Value {
+    reports
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no {name}"))
 }
 
 #[tokio::test]
@@ -157,45 +212,52 @@ async fn probes_go_through_the_proxy_unless_no_proxy_names_the_host() {
     plain.add_site("dc", site());
     let tls = tls_simulator().await;
     let proxy = TestProxy::start(false).await;
-    let through = Prober::with_proxies(proxies(proxy.port, "")).expect("prober");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = config(dir.path(), &tls, Some(&plain));
 
-    let https = https_connection(&tls);
-    let http = connection(&format!(
-        "name = \"http\"\nurl = \"{}\"\ntoken = \"pat-proxy\"\nallow_insecure_http = true",
-        plain.url("dc")
-    ));
-    for connection in [&https, &http] {
-        let outcome = within(Duration::from_secs(10), through.probe(connection)).await;
-        assert_eq!(
-            (outcome.state, outcome.reason),
-            (State::Valid, Reason::Ok),
-            "{}: {:?}",
-            connection.name,
-            outcome.detail
-        );
+    let through = [
+        ("https_proxy", proxy_url(proxy.port)),
+        ("http_proxy", proxy_url(proxy.port)),
+    ];
+    let (reports, stderr) = check(&path, &through).await;
+    for name in ["https", "http"] {
+        let report = by_name(&reports, name);
+        assert_eq!(report["state"], "valid", "{name}: {report}");
     }
+    assert!(!stderr.contains("pa55"), "{stderr}");
     let expected_auth = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("svc-proxy:{PROXY_PASSWORD}"))
     );
     let tls_port = tls.addr().port();
     let plain_port = plain.addr().port();
-    assert_eq!(
-        proxy.seen(),
-        vec![
-            (
-                format!("CONNECT 127.0.0.1:{tls_port} HTTP/1.1"),
-                Some(expected_auth.clone())
-            ),
-            (
-                format!("GET http://127.0.0.1:{plain_port}/dc/rest/api/2/myself HTTP/1.1"),
-                Some(expected_auth)
-            ),
-        ]
-    );
+    // The token list that check fetches after a valid PAT probe goes the same way; the
+    // probes are what this test follows.
+    let mut seen: Vec<Seen> = proxy
+        .seen()
+        .into_iter()
+        .filter(|(line, _)| !line.contains("/rest/pat/"))
+        .collect();
+    seen.sort();
+    let mut expected = vec![
+        (
+            format!("CONNECT 127.0.0.1:{tls_port} HTTP/1.1"),
+            Some(expected_auth.clone()),
+        ),
+        (
+            format!("GET http://127.0.0.1:{plain_port}/dc/rest/api/2/myself HTTP/1.1"),
+            Some(expected_auth),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected);
     // Each Jira saw one probe, with the credential and without the proxy's.
     for simulator in [&plain, &tls] {
-        let requests = simulator.requests_for("dc");
+        let requests: Vec<_> = simulator
+            .requests_for("dc")
+            .into_iter()
+            .filter(|r| r.path.ends_with("/myself"))
+            .collect();
         assert_eq!(requests.len(), 1);
         assert_eq!(
             requests[0].authorization.as_deref(),
@@ -204,36 +266,78 @@ async fn probes_go_through_the_proxy_unless_no_proxy_names_the_host() {
     }
 
     // `no_proxy` sends both straight to Jira.
-    let bypassing =
-        Prober::with_proxies(proxies(proxy.port, "localhost, 127.0.0.0/8")).expect("prober");
-    for connection in [&https, &http] {
-        let outcome = within(Duration::from_secs(10), bypassing.probe(connection)).await;
-        assert_eq!((outcome.state, outcome.reason), (State::Valid, Reason::Ok));
+    let mut bypassing = through.to_vec();
+    bypassing.push(("no_proxy", "localhost, 127.0.0.0/8".to_owned()));
+    let (reports, _) = check(&path, &bypassing).await;
+    for name in ["https", "http"] {
+        assert_eq!(by_name(&reports, name)["state"], "valid");
     }
-    assert_eq!(proxy.seen().len(), 2, "the proxy saw nothing more");
+    let seen_before = 3; // CONNECT, the plain probe and the plain token list
     assert_eq!(
-        plain.requests_for("dc").len() + tls.requests_for("dc").len(),
-        4
+        proxy.seen().len(),
+        seen_before,
+        "the proxy saw nothing more"
     );
+    let probes = |s: &Simulator| {
+        s.requests_for("dc")
+            .iter()
+            .filter(|r| r.path.ends_with("/myself"))
+            .count()
+    };
+    assert_eq!(probes(&plain) + probes(&tls), 4);
 }
 
 #[tokio::test]
 async fn a_refusing_proxy_is_a_connect_error_that_names_it_and_not_its_password() {
     let tls = tls_simulator().await;
     let proxy = TestProxy::start(true).await;
-    let prober = Prober::with_proxies(proxies(proxy.port, "")).expect("prober");
-    let https = https_connection(&tls);
-    let outcome = within(Duration::from_secs(10), prober.probe(&https)).await;
-    assert_eq!(
-        (outcome.state, outcome.reason),
-        (State::Unknown, Reason::ConnectError)
-    );
-    let detail = outcome.detail.unwrap_or_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = config(dir.path(), &tls, None);
+    let (reports, stderr) = check(&path, &[("HTTPS_PROXY", proxy_url(proxy.port))]).await;
+    let report = by_name(&reports, "https");
+    assert_eq!(report["state"], "unknown", "{report}");
+    assert_eq!(report["reason"], "connect_error", "{report}");
+    let detail = report["detail"].as_str().unwrap_or_default();
     assert!(
         detail.contains(&format!("127.0.0.1:{}", proxy.port)),
         "{detail}"
     );
-    assert!(detail.contains("407"), "{detail}");
-    assert!(!detail.contains("pa55"), "{detail}");
+    assert!(detail.contains("proxy authorization required"), "{detail}");
+    assert!(
+        !detail.contains("pa55") && !stderr.contains("pa55"),
+        "{detail}"
+    );
     assert!(tls.requests_for("dc").is_empty(), "Jira was never reached");
+}
+
+#[tokio::test]
+async fn a_proxy_variable_reqwest_would_ignore_or_cannot_use_is_a_warning_at_start() {
+    let tls = tls_simulator().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = config(dir.path(), &tls, None);
+    let (reports, stderr) = check(
+        &path,
+        &[
+            (
+                "https_proxy",
+                "socks5://svc:hunter2@127.0.0.1:1080".to_owned(),
+            ),
+            ("http_proxy", "ftp://127.0.0.1:21".to_owned()),
+        ],
+    )
+    .await;
+    assert!(stderr.contains("WARN"), "{stderr}");
+    assert!(
+        stderr.contains("https_proxy names a socks5:// proxy"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("http_proxy names a ftp:// proxy"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    // The SOCKS proxy cannot be used: the probe fails, and says so without its password.
+    let report = by_name(&reports, "https");
+    assert_eq!(report["reason"], "connect_error", "{report}");
+    assert!(!report.to_string().contains("hunter2"));
 }

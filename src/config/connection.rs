@@ -28,6 +28,9 @@ pub struct CaBundle {
     pub path: PathBuf,
     /// The certificates, DER-encoded.
     pub certs: Arc<Vec<CertificateDer<'static>>>,
+    /// A digest of the certificates: connections whose bundles hold the same certificates
+    /// share one HTTP client (and its connections), whatever the file is called.
+    pub digest: u64,
 }
 
 impl std::fmt::Debug for CaBundle {
@@ -681,9 +684,19 @@ fn read_ca_bundle(path: &Path) -> Result<CaBundle, String> {
             )
         })?;
     }
+    let digest = {
+        use std::hash::{Hash as _, Hasher as _};
+        // Stable within the process, which is all the client cache needs.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for cert in &certs {
+            cert.as_ref().hash(&mut hasher);
+        }
+        hasher.finish()
+    };
     Ok(CaBundle {
         path: path.to_owned(),
         certs: Arc::new(certs),
+        digest,
     })
 }
 

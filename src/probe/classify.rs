@@ -13,9 +13,9 @@ use chrono::{DateTime, Utc};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::headers::Headers;
 use super::verdict::{Reason, State};
 use crate::config::Kind;
+use http::HeaderMap;
 
 /// An HTTP answer as the probe received it.
 #[derive(Debug)]
@@ -23,7 +23,7 @@ pub struct Answer<'a> {
     /// The status code.
     pub status: StatusCode,
     /// The response headers.
-    pub headers: &'a Headers,
+    pub headers: &'a HeaderMap,
     /// The body, up to the probe's cap.
     pub body: &'a [u8],
     /// Whether the body was cut at the cap or broke off.
@@ -161,6 +161,12 @@ impl LastMyself {
     }
 }
 
+/// The first value of header `name`, if it is text (visible ASCII, as
+/// `HeaderValue::to_str` reads it).
+fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
 /// Classifies one answer; see the module documentation.
 pub fn classify(answer: &Answer<'_>, expect: &Expectation<'_>) -> Verdict {
     classify_after(answer, expect, &mut LastMyself::default())
@@ -178,15 +184,14 @@ pub fn classify_after(
     // The header may repeat, and each value may be a comma-separated list.
     let seraph: Vec<&str> = answer
         .headers
-        .get_all_str("x-seraph-loginreason")
+        .get_all("x-seraph-loginreason")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .collect();
     let has_seraph = |value: &str| seraph.iter().any(|v| v.eq_ignore_ascii_case(value));
-    let denied_reason = answer
-        .headers
-        .get_str("x-authentication-denied-reason")
-        .unwrap_or("");
+    let denied_reason = text(answer.headers, "x-authentication-denied-reason").unwrap_or("");
     // Only 401 and 403 answers are told apart by their text: spare the others the copy.
     let body = if code == 401 || code == 403 {
         String::from_utf8_lossy(answer.body).to_lowercase()
@@ -214,7 +219,7 @@ pub fn classify_after(
         };
         return Verdict::new(State::Locked, Reason::CaptchaRequired, seen(what));
     }
-    if code == 429 || (code == 503 && answer.headers.contains("retry-after")) {
+    if code == 429 || (code == 503 && answer.headers.contains_key("retry-after")) {
         return Verdict::new(State::Unknown, Reason::RateLimited, seen(""));
     }
     if code == 403 && body.contains("basic authentication has been disabled") {
@@ -239,9 +244,7 @@ pub fn classify_after(
     if code == 401 {
         return Verdict::new(rejected_state, Reason::Unauthorized, seen(""));
     }
-    let anonymous = answer
-        .headers
-        .get_str("x-ausername")
+    let anonymous = text(answer.headers, "x-ausername")
         .is_some_and(|user| user.trim().eq_ignore_ascii_case("anonymous"));
     if status.is_success() && anonymous {
         // The sheet's row says invalid, without the expiry upgrade of the 401 row.
@@ -257,9 +260,7 @@ pub fn classify_after(
         return Verdict::new(State::Forbidden, Reason::Forbidden, seen(""));
     }
     if status.is_redirection() {
-        let location = answer
-            .headers
-            .get_str("location")
+        let location = text(answer.headers, "location")
             .map(|l| format!("Location: {}", l.chars().take(200).collect::<String>()))
             .unwrap_or_default();
         return Verdict::new(State::Unknown, Reason::Redirected, seen(&location));
@@ -345,7 +346,7 @@ mod tests {
         body: &str,
         expect: Expectation<'_>,
     ) -> (State, Reason) {
-        let map: Headers = headers.iter().copied().collect();
+        let map = crate::probe::headers::tests::map(headers);
         let answer = Answer {
             status: StatusCode::from_u16(code).expect("status"),
             headers: &map,
@@ -489,7 +490,7 @@ mod tests {
 
     #[test]
     fn truncated_200_is_unexpected() {
-        let headers = Headers::default();
+        let headers = HeaderMap::new();
         let answer = Answer {
             status: StatusCode::OK,
             headers: &headers,
@@ -511,10 +512,10 @@ mod tests {
     #[test]
     fn an_unchanged_body_is_not_read_again_and_a_changed_one_is() {
         fn answer(body: &str, truncated: bool) -> Answer<'_> {
-            static NONE: OnceLock<Headers> = OnceLock::new();
+            static NONE: OnceLock<HeaderMap> = OnceLock::new();
             Answer {
                 status: StatusCode::OK,
-                headers: NONE.get_or_init(Headers::default),
+                headers: NONE.get_or_init(HeaderMap::new),
                 body: body.as_bytes(),
                 truncated,
             }

@@ -1,133 +1,15 @@
-//! The response headers a probe reads besides the status: how they are kept ([`Headers`]),
-//! Jira's rate-limit headers (Data Center and Cloud) and `Retry-After` in both of its HTTP
-//! forms.
+//! The response headers a probe reads besides the status: Jira's rate-limit headers (Data
+//! Center and Cloud) and `Retry-After` in both of its HTTP forms. The headers themselves are
+//! reqwest's `http::HeaderMap`; a value counts as text when `HeaderValue::to_str` reads it
+//! (visible ASCII).
 
 use std::fmt;
-use std::ops::Range;
 use std::time::Duration;
+
+use http::HeaderMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
-
-/// An answer's header fields, in the order they arrived.
-///
-/// An answer carries a handful of fields and a probe looks up a few of them once, so the
-/// fields are kept in one buffer and found by a scan that ignores case. Building an
-/// `http::HeaderMap` (a hash of every name, an allocation per value) cost more than all of the
-/// probe's lookups together (BENCHMARKS.md).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Headers {
-    /// Every name and value, back to back.
-    text: Vec<u8>,
-    /// Where each field's name and value lie in `text`.
-    fields: Vec<Field>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Field {
-    name: Range<usize>,
-    value: Range<usize>,
-}
-
-impl Headers {
-    /// Room for `fields` fields of `bytes` bytes of names and values in all.
-    pub fn with_capacity(fields: usize, bytes: usize) -> Headers {
-        Headers {
-            text: Vec::with_capacity(bytes),
-            fields: Vec::with_capacity(fields),
-        }
-    }
-
-    /// Adds a field after the others (a name may repeat). Names are kept in lower case.
-    pub fn append(&mut self, name: &str, value: &[u8]) {
-        let start = self.text.len();
-        self.text
-            .extend(name.as_bytes().iter().map(u8::to_ascii_lowercase));
-        let middle = self.text.len();
-        self.text.extend_from_slice(value);
-        self.fields.push(Field {
-            name: start..middle,
-            value: middle..self.text.len(),
-        });
-    }
-
-    /// Every value of the fields called `name` (any case), in order.
-    pub fn get_all<'a, 'n>(
-        &'a self,
-        name: &'n str,
-    ) -> impl DoubleEndedIterator<Item = &'a [u8]> + use<'a, 'n> {
-        self.fields
-            .iter()
-            .filter(move |field| {
-                self.text[field.name.clone()].eq_ignore_ascii_case(name.as_bytes())
-            })
-            .map(|field| &self.text[field.value.clone()])
-    }
-
-    /// The values of the fields called `name` (any case) that are visible ASCII (tabs
-    /// allowed), in order, as `http::HeaderValue::to_str` reads them.
-    pub fn get_all_str<'a, 'n>(
-        &'a self,
-        name: &'n str,
-    ) -> impl DoubleEndedIterator<Item = &'a str> + use<'a, 'n> {
-        self.get_all(name).filter_map(visible_ascii)
-    }
-
-    /// The first value of the field called `name` (any case).
-    pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.get_all(name).next()
-    }
-
-    /// Whether a field called `name` (any case) is present.
-    pub fn contains(&self, name: &str) -> bool {
-        self.get(name).is_some()
-    }
-
-    /// The first value of the field called `name` as text, if it is visible ASCII (tabs
-    /// allowed), as `http::HeaderValue::to_str` reads it.
-    pub fn get_str(&self, name: &str) -> Option<&str> {
-        self.get(name).and_then(visible_ascii)
-    }
-
-    /// Every field as its name (in lower case) and value, in order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&[u8], &[u8])> + '_ {
-        self.fields.iter().map(|field| {
-            (
-                &self.text[field.name.clone()],
-                &self.text[field.value.clone()],
-            )
-        })
-    }
-
-    /// How many fields there are.
-    pub fn len(&self) -> usize {
-        self.fields.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
-    }
-}
-
-impl<'a> FromIterator<(&'a str, &'a str)> for Headers {
-    fn from_iter<I: IntoIterator<Item = (&'a str, &'a str)>>(fields: I) -> Headers {
-        let mut headers = Headers::default();
-        for (name, value) in fields {
-            headers.append(name, value.as_bytes());
-        }
-        headers
-    }
-}
-
-/// `value` as text, if every byte is visible ASCII or a tab.
-fn visible_ascii(value: &[u8]) -> Option<&str> {
-    value
-        .iter()
-        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
-        .then(|| std::str::from_utf8(value).ok())
-        .flatten()
-}
 
 /// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,27 +79,19 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// Reads whatever rate-limit headers are present.
-    pub fn from_headers(headers: &Headers) -> RateLimit {
+    /// Reads whatever rate-limit headers are present (the first value of each counts).
+    pub fn from_headers(headers: &HeaderMap) -> RateLimit {
         let mut rate = RateLimit::default();
-        // One pass over the fields (most answers carry none of these), rather than a lookup
-        // per header; the first value of each counts, as with `Headers::get`.
-        let mut seen = [false; RATE_LIMIT_HEADERS.len()];
-        for (name, value) in headers.iter() {
-            let Some(index) = RATE_LIMIT_HEADERS
-                .iter()
-                .position(|known| known.as_bytes() == name)
-            else {
-                continue;
-            };
-            if std::mem::replace(&mut seen[index], true) {
-                continue;
-            }
-            let Some(value) = visible_ascii(value) else {
+        // Most answers carry none of these.
+        if headers.is_empty() {
+            return rate;
+        }
+        for name in RATE_LIMIT_HEADERS {
+            let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) else {
                 continue;
             };
             let number = || value.trim().parse().ok();
-            match RATE_LIMIT_HEADERS[index] {
+            match name {
                 "x-ratelimit-limit" => rate.limit = number(),
                 "x-ratelimit-remaining" => rate.remaining = number(),
                 "x-ratelimit-interval-seconds" => rate.interval_seconds = number(),
@@ -266,7 +140,7 @@ pub fn parse_iso8601(text: &str) -> Option<DateTime<Utc>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -285,9 +159,21 @@ mod tests {
         }
     }
 
+    /// A header map from fields in the order they arrived.
+    pub(crate) fn map(fields: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in fields {
+            headers.append(
+                http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                http::HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        headers
+    }
+
     #[test]
     fn rate_limit_headers_of_both_products() {
-        let headers: Headers = [
+        let headers = map(&[
             ("X-RateLimit-Limit", "500"),
             ("X-RateLimit-Remaining", "499"),
             ("X-RateLimit-Interval-Seconds", "60"),
@@ -298,9 +184,7 @@ mod tests {
             // A repeated field: the first value counts.
             ("x-ratelimit-remaining", "1"),
             ("X-RateLimit-FillRate", "7"),
-        ]
-        .into_iter()
-        .collect();
+        ]);
         let limits = RateLimit::from_headers(&headers);
         assert_eq!(limits.limit, Some(500));
         assert_eq!(limits.remaining, Some(499));
@@ -312,53 +196,13 @@ mod tests {
         );
         assert_eq!(limits.near_limit, Some(true));
         assert_eq!(limits.reason.as_deref(), Some("jira-burst-based"));
-        assert!(RateLimit::from_headers(&Headers::default()).is_empty());
-    }
-
-    #[test]
-    fn fields_are_found_without_case_and_in_order() {
-        let mut headers: Headers = [
-            ("Content-Type", "application/json"),
-            ("X-Seraph-LoginReason", "AUTHENTICATED_FAILED"),
-            ("x-seraph-loginreason", "OK"),
-        ]
-        .into_iter()
-        .collect();
-        headers.append("X-Note", b"caf\xc3\xa9");
-        headers.append("X-Tab", b"a\tb");
-        assert_eq!(headers.len(), 5);
-        assert!(!headers.is_empty());
-        assert_eq!(headers.get("content-type"), Some(&b"application/json"[..]));
-        assert_eq!(
-            headers.get_all("X-SERAPH-LOGINREASON").collect::<Vec<_>>(),
-            [&b"AUTHENTICATED_FAILED"[..], &b"OK"[..]]
+        assert!(RateLimit::from_headers(&HeaderMap::new()).is_empty());
+        // A value that is not visible ASCII is not read.
+        let mut odd = HeaderMap::new();
+        odd.insert(
+            "x-ratelimit-remaining",
+            http::HeaderValue::from_bytes(b"caf\xc3\xa9").expect("value"),
         );
-        assert!(headers.contains("x-note"));
-        assert!(!headers.contains("x-not"));
-        assert_eq!(headers.get("x-note"), Some("café".as_bytes()));
-        // Text only when visible ASCII, as `http::HeaderValue::to_str` reads it.
-        assert_eq!(headers.get_str("x-note"), None);
-        assert_eq!(headers.get_str("x-tab"), Some("a\tb"));
-        assert_eq!(headers.get_str("missing"), None);
-        headers.append("X-Seraph-LoginReason", b"caf\xc3\xa9");
-        assert_eq!(
-            headers
-                .get_all_str("x-seraph-loginreason")
-                .collect::<Vec<_>>(),
-            ["AUTHENTICATED_FAILED", "OK"]
-        );
-        // Names in lower case, as they arrived otherwise.
-        let names: Vec<&[u8]> = headers.iter().map(|(name, _)| name).collect();
-        assert_eq!(
-            names,
-            [
-                &b"content-type"[..],
-                b"x-seraph-loginreason",
-                b"x-seraph-loginreason",
-                b"x-note",
-                b"x-tab",
-                b"x-seraph-loginreason"
-            ]
-        );
+        assert_eq!(RateLimit::from_headers(&odd).remaining, None);
     }
 }

@@ -6,15 +6,15 @@
 //!
 //! The request: `Accept: application/json`, `User-Agent: credwatch/<version>`, credentials
 //! sent pre-emptively, redirects never followed, the body read up to [`BODY_CAP`], and one
-//! deadline, the connection's `timeout`, over the whole exchange. No retries: a request is sent
-//! a second time only when a kept-alive connection closed before any byte of an answer, and
-//! never with a password, which Jira counts towards its CAPTCHA lock ([`transport`]).
+//! deadline, the connection's `timeout`, over the whole exchange. No retries: reqwest's retry
+//! layer is off, and hyper resends a request only when its kept-alive connection closed
+//! before the request was written, so a password is never sent twice ([`client`]).
 
 pub mod classify;
+pub mod client;
 pub mod headers;
-mod proxy;
+pub mod proxy_env;
 mod tls;
-pub mod transport;
 pub mod verdict;
 
 use std::sync::Arc;
@@ -25,8 +25,8 @@ use http::HeaderValue;
 use url::Url;
 
 pub use classify::{Answer, Expectation, Identity, LastMyself, Verdict};
-pub use headers::{Headers, RateLimit, RetryAfter};
-pub use transport::{Proxies, Resolve, Resolving};
+pub use client::{Resolve, Resolving};
+pub use headers::{RateLimit, RetryAfter};
 pub use verdict::{Reason, State};
 
 use crate::config::{AuthMethod, Connection};
@@ -68,38 +68,39 @@ pub enum SetupError {
     /// The TLS configuration could not be built.
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] rustls::Error),
-    /// A proxy variable in the environment cannot be used.
-    #[error("{0}")]
-    Proxy(String),
 }
 
-/// Sends probes. Cheap to clone; the transport (and its keep-alive pool) is shared.
+/// Sends probes. Cheap to clone; the HTTP clients (and their keep-alive pools) are shared.
 #[derive(Clone)]
 pub struct Prober {
-    transport: Arc<transport::Transport>,
+    clients: Arc<client::Clients>,
+    /// Which proxy the environment names for a URL, to say so when a request fails.
+    proxies: Option<Arc<hyper_util::client::proxy::matcher::Matcher>>,
 }
 
 impl Prober {
     /// A prober that resolves names through the system and uses the proxies the environment
-    /// names (`https_proxy`, `http_proxy`, `all_proxy`, `no_proxy`).
+    /// names, as reqwest reads them (`ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`,
+    /// upper case first, then lower case). What reqwest would ignore, or cannot use, is
+    /// logged at WARN.
     pub fn new() -> Result<Prober, SetupError> {
-        Self::build(None, Proxies::from_env().map_err(SetupError::Proxy)?)
+        for warning in proxy_env::warnings(|name| std::env::var(name).ok()) {
+            tracing::warn!("{warning}");
+        }
+        Ok(Prober {
+            clients: Arc::new(client::Clients::new(None, true, USER_AGENT)?),
+            proxies: Some(Arc::new(
+                hyper_util::client::proxy::matcher::Matcher::from_env(),
+            )),
+        })
     }
 
     /// A prober whose name resolution is `resolver` (tests use this to see made-up host
     /// names fail without asking a DNS server), with direct connections only.
     pub fn with_resolver(resolver: Arc<dyn Resolve>) -> Result<Prober, SetupError> {
-        Self::build(Some(resolver), Proxies::none())
-    }
-
-    /// A prober that uses `proxies` instead of the environment's.
-    pub fn with_proxies(proxies: Proxies) -> Result<Prober, SetupError> {
-        Self::build(None, proxies)
-    }
-
-    fn build(resolver: Option<Arc<dyn Resolve>>, proxies: Proxies) -> Result<Prober, SetupError> {
         Ok(Prober {
-            transport: Arc::new(transport::Transport::new(resolver, proxies, USER_AGENT)?),
+            clients: Arc::new(client::Clients::new(Some(resolver), false, USER_AGENT)?),
+            proxies: None,
         })
     }
 
@@ -201,7 +202,11 @@ impl Prober {
                     now,
                 )))
             }
-            code @ 403..=405 if !answer.headers.contains("x-authentication-denied-reason") => {
+            code @ 403..=405
+                if !answer
+                    .headers
+                    .contains_key("x-authentication-denied-reason") =>
+            {
                 TokenListOutcome::Unavailable(code)
             }
             _ => {
@@ -233,42 +238,49 @@ impl Prober {
         authorization: &Result<HeaderValue, String>,
         url: &Url,
         started: Instant,
-    ) -> Result<transport::Response, Outcome> {
+    ) -> Result<client::Response, Outcome> {
         let auth = connection.auth;
         let authorization = authorization.as_ref().map_err(|message| {
             failed(auth, Reason::UnexpectedResponse, message.clone(), started)
         })?;
-        let request = transport::Request {
-            url,
-            origin: connection.site(),
-            authorization,
-            ca: connection.ca_file.as_ref(),
-            // A password counts towards Jira's CAPTCHA lock: never send it twice.
-            retry_unanswered: auth != AuthMethod::Basic,
-            body_cap: BODY_CAP,
-        };
-        let timed_out = || {
-            let detail = format!(
-                "no complete answer within {}",
-                humantime::format_duration(connection.timeout)
-            );
-            failed(auth, Reason::Timeout, detail, started)
-        };
+        let http = self
+            .clients
+            .get(connection.ca_file.as_ref())
+            .map_err(|f| failed(auth, f.reason, f.detail, started))?;
         // One deadline for the whole exchange: resolving, connecting, TLS and the body.
-        let failure =
-            match tokio::time::timeout(connection.timeout, self.transport.get(&request)).await {
-                Ok(Ok(response)) => return Ok(response),
-                Ok(Err(failure)) => failure,
-                Err(_elapsed) => return Err(timed_out()),
-            };
-        let reason = match failure.kind {
-            transport::FailureKind::Timeout => return Err(timed_out()),
-            transport::FailureKind::Dns => Reason::DnsError,
-            transport::FailureKind::Tls => Reason::TlsError,
-            transport::FailureKind::Protocol => Reason::UnexpectedResponse,
-            transport::FailureKind::Connect => Reason::ConnectError,
-        };
-        Err(failed(auth, reason, failure.detail, started))
+        match tokio::time::timeout(
+            connection.timeout,
+            client::get(&http, url, authorization, BODY_CAP),
+        )
+        .await
+        {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(failure)) => {
+                let detail = match self.proxy_for(url) {
+                    Some(proxy) => format!("{} (through the proxy {proxy})", failure.detail),
+                    None => failure.detail,
+                };
+                Err(failed(auth, failure.reason, detail, started))
+            }
+            Err(_elapsed) => {
+                let detail = format!(
+                    "no complete answer within {}",
+                    humantime::format_duration(connection.timeout)
+                );
+                Err(failed(auth, Reason::Timeout, detail, started))
+            }
+        }
+    }
+
+    /// The proxy the environment names for `url`, as host and port (never its credentials).
+    fn proxy_for(&self, url: &Url) -> Option<String> {
+        let uri: http::Uri = url.as_str().parse().ok()?;
+        let intercept = self.proxies.as_ref()?.intercept(&uri)?;
+        let proxy = intercept.uri();
+        Some(match proxy.port_u16() {
+            Some(port) => format!("{}:{port}", proxy.host()?),
+            None => proxy.host()?.to_owned(),
+        })
     }
 }
 
@@ -284,7 +296,7 @@ pub enum TokenListOutcome {
 }
 
 /// An HTTP answer, read up to the body cap, as the probe reads it.
-impl transport::Response {
+impl client::Response {
     fn classify(&self, expect: &Expectation<'_>, last: &mut LastMyself) -> Verdict {
         classify::classify_after(
             &Answer {
@@ -314,7 +326,8 @@ impl transport::Response {
             rate_limit: RateLimit::from_headers(&self.headers),
             retry_after: self
                 .headers
-                .get_str("retry-after")
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok())
                 .and_then(RetryAfter::parse),
             hint: verdict.reason.hint(auth),
             detail: verdict.detail,
