@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use credwatch::probe::{Prober, Reason, State, BODY_CAP};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 
 const MYSELF: &str = r#"{"name":"svc","key":"JIRAUSER10000","displayName":"svc","active":true}"#;
@@ -48,22 +48,9 @@ async fn serve(script: Script) -> (u16, Arc<Counts>) {
     (port, counts)
 }
 
-/// Reads one request head; `None` at the end of the connection.
-async fn read_head(stream: &mut TcpStream) -> Option<String> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte).await.ok()? == 0 {
-            return None;
-        }
-        head.push(byte[0]);
-    }
-    Some(String::from_utf8_lossy(&head).into_owned())
-}
-
 async fn connection(mut stream: TcpStream, script: Script, counts: Arc<Counts>) {
     let mut served = 0;
-    while let Some(head) = read_head(&mut stream).await {
+    while let Some(head) = common::read_head(&mut stream).await {
         let authorization = head
             .lines()
             .find_map(|l| {

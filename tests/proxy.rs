@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use credwatch::sim::{Pat, Simulator, Site, User};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 
 const CERT: &[u8] = include_bytes!("fixtures/localhost.pem");
@@ -47,20 +47,8 @@ impl TestProxy {
     }
 }
 
-async fn read_head(stream: &mut TcpStream) -> Option<String> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte).await.ok()? == 0 {
-            return None;
-        }
-        head.push(byte[0]);
-    }
-    String::from_utf8(head).ok()
-}
-
 async fn serve(mut client: TcpStream, seen: Arc<Mutex<Vec<Seen>>>, refuse: bool) {
-    let Some(head) = read_head(&mut client).await else {
+    let Some(head) = common::read_head(&mut client).await else {
         return;
     };
     let mut lines = head.split("\r\n");

@@ -19,6 +19,7 @@
 //! which probes at once with a fresh policy (backoff and stops reset).
 
 pub mod policy;
+mod restored;
 mod secrets;
 mod site;
 mod task;
@@ -270,7 +271,7 @@ impl Scheduler {
         let wall = Utc::now();
         let (restored, first) = match restored {
             Some((restored, alive_at)) => {
-                let first = policy::restored_due(&connection, &restored, alive_at, wall);
+                let first = restored::restored_due(&connection, &restored, alive_at, wall);
                 (restored, first)
             }
             None => {

@@ -23,7 +23,7 @@ mod lateness;
 mod remembered;
 pub use lateness::{Lateness, LATENESS_BUCKETS};
 pub use remembered::{
-    prune, Pending, Restored, Standing, Transition, DEFAULT_HISTORY_RETENTION, HISTORY_CAP,
+    prune, Changes, Pending, Restored, Standing, Transition, DEFAULT_HISTORY_RETENTION, HISTORY_CAP,
 };
 
 /// How long a probe that changed nothing but its times may go unwritten to the state store:
@@ -164,17 +164,6 @@ impl Entry {
             None => self.last.as_ref().and_then(|o| o.hint),
         }
     }
-}
-
-/// What changed since the state store's writer last asked.
-#[derive(Debug, Default)]
-pub struct Changes {
-    /// The entries to write, as they are now.
-    pub entries: Vec<Arc<Entry>>,
-    /// State changes to append to the history.
-    pub transitions: Vec<(String, Transition)>,
-    /// Connections that are gone.
-    pub removed: Vec<String>,
 }
 
 /// The outcome of the last configuration reload.

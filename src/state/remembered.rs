@@ -1,6 +1,7 @@
 //! What outlives a connection's task: the standing verdict, a pending confirmation, the
-//! history of state changes, and [`Restored`], the part of an entry that a state store (or
-//! the entry a reload replaces) hands to the connection's next task.
+//! history of state changes, [`Restored`], the part of an entry that a state store (or the
+//! entry a reload replaces) hands to the connection's next task, and [`Changes`], what the
+//! store's writer takes to write.
 
 use std::time::Duration;
 
@@ -115,4 +116,15 @@ pub struct Transition {
     pub to: State,
     /// The reason of the probe that changed it.
     pub reason: Reason,
+}
+
+/// What changed since the state store's writer last asked.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// The entries to write, as they are now.
+    pub entries: Vec<Arc<Entry>>,
+    /// State changes to append to the history.
+    pub transitions: Vec<(String, Transition)>,
+    /// Connections that are gone.
+    pub removed: Vec<String>,
 }

@@ -104,9 +104,18 @@ impl Drop for Demo {
     }
 }
 
-/// Starts the daemon in this process on 127.0.0.1 (port 0) with the configuration at `path`.
+/// Starts the daemon in this process on 127.0.0.1 (port 0) with the configuration at `path`,
+/// keeping no state.
 pub async fn start_daemon(
     path: &std::path::Path,
+    enable_lifecycle: bool,
+) -> credwatch::daemon::Daemon {
+    start_daemon_at(path, credwatch::store::Location::Disabled, enable_lifecycle).await
+}
+
+async fn start_daemon_at(
+    path: &std::path::Path,
+    state: credwatch::store::Location,
     enable_lifecycle: bool,
 ) -> credwatch::daemon::Daemon {
     let config = Config::load(path).unwrap_or_else(|e| panic!("config:\n{e}"));
@@ -116,6 +125,7 @@ pub async fn start_daemon(
     let options = credwatch::daemon::Options {
         enable_lifecycle,
         grace: Duration::from_secs(1),
+        state,
         ..credwatch::daemon::Options::new(path.to_owned())
     };
     let prober = credwatch::probe::Prober::new().expect("prober");
@@ -178,18 +188,22 @@ pub async fn start_daemon_with_state(
     state_dir: &std::path::Path,
     enable_lifecycle: bool,
 ) -> credwatch::daemon::Daemon {
-    let config = Config::load(path).unwrap_or_else(|e| panic!("config:\n{e}"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let options = credwatch::daemon::Options {
-        enable_lifecycle,
-        grace: Duration::from_secs(1),
-        state: credwatch::store::Location::Explicit(state_dir.to_owned()),
-        ..credwatch::daemon::Options::new(path.to_owned())
-    };
-    let prober = credwatch::probe::Prober::new().expect("prober");
-    credwatch::daemon::Daemon::start(config, listener, options, prober).expect("daemon starts")
+    let state = credwatch::store::Location::Explicit(state_dir.to_owned());
+    start_daemon_at(path, state, enable_lifecycle).await
+}
+
+/// Reads one request head from a test server's client; `None` at the end of the connection.
+pub async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt as _;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).await.ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
 }
 
 /// GETs a daemon's JSON endpoint.
