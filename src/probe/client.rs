@@ -6,7 +6,8 @@
 //! What the clients promise, each tested:
 //! - redirects are never followed (`redirect::Policy::none()`): a credential never leaves the
 //!   configured origin;
-//! - nothing is retried by reqwest's retry layer (`retry::never()`); hyper resends a request
+//! - nothing is retried by reqwest's retry layer (`retry::never()`, zero retries a request);
+//!   hyper resends a request
 //!   only when its kept-alive connection closed before the request was written, so Jira never
 //!   saw it: a Basic login is never sent twice;
 //! - proxies come from the environment exactly as reqwest reads it ([`super::proxy_env`] warns
@@ -142,7 +143,9 @@ impl Clients {
             .user_agent(self.user_agent)
             .default_headers(headers)
             .redirect(reqwest::redirect::Policy::none())
-            .retry(reqwest::retry::never())
+            // No retries, and so no copy of every request kept in case of one (the retry
+            // layer clones each request while retries are allowed).
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .pool_idle_timeout(IDLE_TIMEOUT)
             .pool_max_idle_per_host(MAX_IDLE_PER_ORIGIN)
             .tcp_nodelay(true)
