@@ -15,6 +15,7 @@
 //! [`check`] is the one-shot command; [`sim`] is the Jira simulator that the tests, the demo
 //! and the benchmarks run against.
 
+pub mod build;
 pub mod check;
 pub mod config;
 pub mod daemon;

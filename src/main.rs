@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 use credwatch::config::Config;
 use credwatch::probe::Prober;
@@ -16,7 +16,7 @@ const EXIT_CONFIG: u8 = 2;
 /// Watches Jira credentials (personal access tokens, API tokens, passwords) and says, before
 /// an integration breaks, which one is dead, locked or about to expire.
 #[derive(Parser)]
-#[command(name = "credwatch", version, about, propagate_version = true)]
+#[command(name = "credwatch", version = credwatch::build::VERSION_LINE, about, propagate_version = true)]
 struct Cli {
     /// Log filter: a level (error, warn, info, debug, trace) or a RUST_LOG-style directive;
     /// default info for `run` (start-up, reloads, state changes), warn for the others.
@@ -118,6 +118,15 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Print a shell completion script for bash, zsh or fish (see README: "Shell completions
+    /// and the man page").
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print credwatch's man page (roff), as installed under man1.
+    Man,
     /// Lift the pause of a connection the running daemon stopped probing (after two failed
     /// Basic logins, or a CAPTCHA lock), once a person fixed the account: its login budget
     /// starts afresh and it is probed at once. Needs the daemon's --enable-lifecycle.
@@ -209,14 +218,14 @@ fn main() -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            error_line(&format!("cannot start the async runtime: {error}"));
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli.command)) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            error_line(&format!("{error:#}"));
             ExitCode::FAILURE
         }
     }
@@ -250,12 +259,23 @@ async fn run(command: Command) -> anyhow::Result<u8> {
                 Ok(()) => Ok(0),
                 Err(error) => match error.downcast_ref::<daemon::StartError>() {
                     Some(daemon::StartError::State(_)) => {
-                        eprintln!("error: {error}");
+                        error_line(&error.to_string());
                         Ok(EXIT_CONFIG)
                     }
                     _ => Err(error),
                 },
             }
+        }
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "credwatch", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man => {
+            // The plain version: the page must not change with every commit.
+            let command = Cli::command().version(credwatch::build::VERSION);
+            clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+            Ok(0)
         }
         Command::Resume { name, url } => Ok(credwatch::resume::run(&url, &name).await),
         Command::Check {
@@ -274,7 +294,9 @@ async fn run(command: Command) -> anyhow::Result<u8> {
                 match config.connection(name) {
                     Some(connection) => selected.push(connection.clone()),
                     None => {
-                        eprintln!("error: no connection named {name:?} in the configuration");
+                        error_line(&format!(
+                            "no connection named {name:?} in the configuration"
+                        ));
                         return Ok(EXIT_CONFIG);
                     }
                 }
@@ -286,7 +308,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             let store = match check::open_store(&location) {
                 Ok(store) => store,
                 Err(error) => {
-                    eprintln!("error: {error}");
+                    error_line(&error.to_string());
                     return Ok(EXIT_CONFIG);
                 }
             };
@@ -371,14 +393,36 @@ fn load(path: &std::path::Path) -> Option<Config> {
         }
         Err(errors) => {
             for error in &errors.0 {
-                eprintln!("error: {error}");
+                error_line(&error.to_string());
             }
             None
         }
     }
 }
 
+/// The log format chosen on the command line, for the errors printed outside the logger.
+static FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// Prints an error of credwatch itself on stderr: `error: ...` as text, or one JSON object
+/// with the fields of a log line (`timestamp`, `level`, `target`, `message`) with
+/// `--log-format json`, so that a log collector reads it like the rest.
+fn error_line(message: &str) {
+    match FORMAT.get() {
+        Some(LogFormat::Json) => {
+            let line = serde_json::json!({
+                "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "level": "ERROR",
+                "target": "credwatch",
+                "message": message,
+            });
+            eprintln!("{line}");
+        }
+        _ => eprintln!("error: {message}"),
+    }
+}
+
 fn init_logging(level: &str, format: LogFormat) {
+    let _ = FORMAT.set(format);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -388,6 +432,13 @@ fn init_logging(level: &str, format: LogFormat) {
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        // Flat: the event's fields at the top level beside timestamp, level, target and
+        // message, as Loki and ELK expect.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
     }
 }

@@ -42,6 +42,13 @@ const CHUNK_BYTES: usize = 256 * 1024;
 /// Connections rendered in one step of one family (well under a millisecond of work).
 const STEP: usize = 256;
 
+/// The process's user and system CPU time, in seconds, to the clock tick (10 ms on Linux).
+fn cpu_seconds() -> Option<f64> {
+    let stat = procfs::process::Process::myself().ok()?.stat().ok()?;
+    let ticks = procfs::ticks_per_second();
+    (ticks > 0).then(|| (stat.utime + stat.stime) as f64 / ticks as f64)
+}
+
 /// Renders the metrics; `process` holds the process collector.
 pub struct Metrics {
     process: Registry,
@@ -66,11 +73,28 @@ impl Metrics {
 
     /// The exposition of the status as it is now, rendered as it is sent.
     pub fn exposition(&self, status: &Status) -> Exposition {
+        // The collector's CPU counter counts whole seconds (prometheus 0.14 divides clock
+        // ticks by the tick rate in integers): it is replaced by one with the ticks' precision.
+        let families: Vec<_> = self
+            .process
+            .gather()
+            .into_iter()
+            .filter(|family| family.name() != "process_cpu_seconds_total")
+            .collect();
         let mut process = Vec::new();
-        let process = match TextEncoder::new().encode(&self.process.gather(), &mut process) {
+        let mut process = match TextEncoder::new().encode(&families, &mut process) {
             Ok(()) => String::from_utf8_lossy(&process).into_owned(),
             Err(_) => String::new(),
         };
+        if let Some(seconds) = cpu_seconds() {
+            Family::new(
+                &mut process,
+                "process_cpu_seconds_total",
+                "counter",
+                "Total user and system CPU time spent in seconds.",
+            )
+            .sample(&[], seconds);
+        }
         Exposition {
             snapshot: status.snapshot(),
             now: Utc::now(),
@@ -575,9 +599,16 @@ impl Exposition {
             out,
             "credwatch_build_info",
             "gauge",
-            "credwatch's version, always 1.",
+            "credwatch's version, the commit it was built from and its compiler, always 1.",
         )
-        .sample(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+        .sample(
+            &[
+                ("version", crate::build::VERSION),
+                ("revision", crate::build::REVISION),
+                ("rustc", crate::build::RUSTC),
+            ],
+            1.0,
+        );
         out.push_str(&self.process);
     }
 }
