@@ -34,7 +34,17 @@ DASHBOARD = DEPLOY / "grafana" / "credwatch.json"
 PROMETHEUS_RULE = DEPLOY / "kubernetes" / "prometheusrule.yaml"
 GRAFANA_DASHBOARD = DEPLOY / "kubernetes" / "grafana-dashboard.yaml"
 
-LABELS = {"app.kubernetes.io/name": "credwatch"}
+# The recommended labels (kubernetes.io/docs/concepts/overview/working-with-objects/common-labels),
+# as every manifest of deploy/kubernetes carries them; deploy/kubernetes/check.sh checks that
+# the version is Cargo.toml's.
+LABELS = {
+    "app.kubernetes.io/name": "credwatch",
+    "app.kubernetes.io/instance": "credwatch",
+    "app.kubernetes.io/version": "0.1.0",
+    "app.kubernetes.io/component": "exporter",
+    "app.kubernetes.io/part-of": "credwatch",
+    "app.kubernetes.io/managed-by": "kustomize",
+}
 
 # The labels that name one replica of a deployment, as Prometheus's own relabelling
 # (instance) and the Prometheus Operator's (pod, container, endpoint, service) set them.

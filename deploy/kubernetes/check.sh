@@ -14,7 +14,11 @@
 #   3. kustomization.yaml: every file it lists exists and every manifest in the directory is
 #      listed (secret-example.yaml excepted, on purpose); then `kubectl kustomize` (or
 #      `kustomize build`) builds the base when one of them is installed.
-#   4. The sharded overlay: its patch, replica count and replacement, applied here as
+#   4. The recommended app.kubernetes.io labels (version = Cargo.toml's) on every object, a
+#      ServiceAccount with no token mounted, a NetworkPolicy (in: the metrics port from the
+#      monitoring namespace; out: DNS and HTTPS), a PodMonitor alternative and the sharded
+#      form's PodDisruptionBudget selecting the pods.
+#   5. The sharded overlay: its patch, replica count and replacement, applied here as
 #      kustomize applies them (patches, then replicas, then replacements), give a StatefulSet
 #      of N replicas with CREDWATCH_SHARD=$(POD_NAME)/N from the one count, which
 #      kubernetes-validate then checks; with kubectl or kustomize the real build must agree.
@@ -150,6 +154,77 @@ if not problems:
 sys.exit(1 if problems else 0)
 EOF
 
+echo "== recommended labels, the ServiceAccount, the NetworkPolicy, the PodMonitor"
+python3 - <<'EOF' || fail "the Kubernetes conventions do not hold"
+import pathlib, re, sys, yaml
+version = re.search(r'^version = "([^"]+)"', open("../../Cargo.toml", encoding="utf-8").read(), re.M).group(1)
+RECOMMENDED = {
+    "app.kubernetes.io/name": "credwatch",
+    "app.kubernetes.io/instance": "credwatch",
+    "app.kubernetes.io/version": version,
+    "app.kubernetes.io/component": "exporter",
+    "app.kubernetes.io/part-of": "credwatch",
+    "app.kubernetes.io/managed-by": "kustomize",
+}
+problems = []
+docs = {}
+for path in sorted(list(pathlib.Path(".").glob("*.yaml")) + list(pathlib.Path("../kubernetes-sharded").glob("*.yaml"))):
+    if path.name == "kustomization.yaml":
+        continue
+    for doc in yaml.safe_load_all(open(path, encoding="utf-8")):
+        if not doc:
+            continue
+        docs[(doc["kind"], str(path))] = doc
+        labels = doc["metadata"].get("labels", {})
+        missing = {k: v for k, v in RECOMMENDED.items() if labels.get(k) != v}
+        if missing:
+            problems.append(f"{path}: {doc['kind']} lacks the recommended labels {missing}")
+        template = doc.get("spec", {}).get("template", {}).get("metadata", {}).get("labels")
+        if template is not None and any(template.get(k) != v for k, v in RECOMMENDED.items()):
+            problems.append(f"{path}: the pod template lacks the recommended labels")
+def one(kind):
+    found = [d for (k, _), d in docs.items() if k == kind]
+    if len(found) != 1:
+        problems.append(f"expected one {kind}, found {len(found)}")
+        return {}
+    return found[0]
+sa, sts, np, pm = one("ServiceAccount"), one("StatefulSet"), one("NetworkPolicy"), one("PodMonitor")
+pod = sts.get("spec", {}).get("template", {}).get("spec", {})
+if sa.get("automountServiceAccountToken") is not False or pod.get("automountServiceAccountToken") is not False:
+    problems.append("no service account token may be mounted (ServiceAccount and pod)")
+if pod.get("serviceAccountName") != sa.get("metadata", {}).get("name"):
+    problems.append("the pod must run as the credwatch ServiceAccount")
+pod_labels = sts["spec"]["template"]["metadata"]["labels"]
+ports = {p["name"]: p["containerPort"] for c in pod["containers"] for p in c.get("ports", [])}
+if np:
+    if any(pod_labels.get(k) != v for k, v in np["spec"]["podSelector"]["matchLabels"].items()):
+        problems.append("the NetworkPolicy does not select credwatch's pods")
+    if set(np["spec"]["policyTypes"]) != {"Ingress", "Egress"}:
+        problems.append("the NetworkPolicy must restrict both directions")
+    ingress_ports = {p["port"] for rule in np["spec"]["ingress"] for p in rule["ports"]}
+    if ingress_ports != {"http-metrics"} or "http-metrics" not in ports:
+        problems.append(f"ingress must be the metrics port alone: {ingress_ports}")
+    if not all(rule.get("from") and all("namespaceSelector" in f for f in rule["from"]) for rule in np["spec"]["ingress"]):
+        problems.append("ingress must come from the monitoring namespace only")
+    egress_ports = {(p["port"], p["protocol"]) for rule in np["spec"]["egress"] for p in rule["ports"]}
+    if egress_ports != {(53, "UDP"), (53, "TCP"), (443, "TCP")}:
+        problems.append(f"egress must be DNS and HTTPS only: {egress_ports}")
+if pm:
+    if any(pod_labels.get(k) != v for k, v in pm["spec"]["selector"]["matchLabels"].items()):
+        problems.append("the PodMonitor does not select credwatch's pods")
+    for endpoint in pm["spec"]["podMetricsEndpoints"]:
+        if endpoint["port"] not in ports:
+            problems.append(f"the PodMonitor's port {endpoint['port']} is not a container port {sorted(ports)}")
+pdb = one("PodDisruptionBudget")
+if pdb and pdb["spec"].get("maxUnavailable") != 1:
+    problems.append("the sharded PodDisruptionBudget lets one shard go at a time")
+for problem in problems:
+    print(problem)
+if not problems:
+    print(f"ok: recommended labels (version {version}) on every object, no token mounted, NetworkPolicy in: metrics from monitoring, out: DNS and HTTPS; PodMonitor and PDB select the pods")
+sys.exit(1 if problems else 0)
+EOF
+
 echo "== servicemonitor.yaml against service.yaml"
 python3 - <<'EOF' || fail "servicemonitor.yaml does not select service.yaml's port"
 import sys, yaml
@@ -199,6 +274,7 @@ import pathlib, sys, yaml
 # Files that are deliberately not part of the base.
 NOT_LISTED = {
     "secret-example.yaml": "placeholder tokens; applying it with the base would overwrite the real Secret",
+    "podmonitor.yaml": "an alternative to servicemonitor.yaml, for a Prometheus that selects PodMonitors: use one of the two",
 }
 k = yaml.safe_load(open("kustomization.yaml", encoding="utf-8"))
 listed = list(k.get("resources") or [])
@@ -252,8 +328,10 @@ import re, sys, yaml
 k = yaml.safe_load(open("../kubernetes-sharded/kustomization.yaml", encoding="utf-8"))
 sts = yaml.safe_load(open("statefulset.yaml", encoding="utf-8"))
 problems = []
-if k.get("resources") != ["../kubernetes"]:
-    problems.append(f"the overlay's resources must be the base alone, got {k.get('resources')}")
+if (k.get("resources") or [None])[0] != "../kubernetes" or any(
+    r.startswith("..") for r in k["resources"][1:]
+):
+    problems.append(f"the overlay's resources must be the base and files of its own, got {k.get('resources')}")
 
 def walk(node, path):
     for part in path:
@@ -316,6 +394,12 @@ if [ -s "$sharded/statefulset.yaml" ]; then
   fi
 fi
 rm -rf "$sharded"
+if kubernetes-validate --strict ../kubernetes-sharded/pdb.yaml >/dev/null 2>&1; then
+  echo "ok: kubernetes-validate --strict ../kubernetes-sharded/pdb.yaml"
+else
+  kubernetes-validate --strict ../kubernetes-sharded/pdb.yaml || true
+  fail "kubernetes-validate ../kubernetes-sharded/pdb.yaml"
+fi
 if [ ${#builder[@]} -gt 0 ]; then
   if out="$(cd ../kubernetes-sharded && "${builder[@]}" 2>&1)" \
       && grep -q 'value: $(POD_NAME)/3' <<<"$out" && [ "$(grep -c '^kind: Service$' <<<"$out")" -eq 1 ]; then
