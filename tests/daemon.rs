@@ -793,8 +793,10 @@ async fn metrics_are_named_and_valued_as_documented() {
     )
     .is_some());
     let build = format!(
-        "credwatch_build_info{{version=\"{}\"}}",
-        env!("CARGO_PKG_VERSION")
+        "credwatch_build_info{{version=\"{}\",revision=\"{}\",rustc=\"{}\"}}",
+        env!("CARGO_PKG_VERSION"),
+        credwatch::build::REVISION,
+        credwatch::build::RUSTC
     );
     assert_eq!(sample(&metrics, &build), Some(1.0));
     assert!(sample(&metrics, "process_resident_memory_bytes").is_some_and(|b| b > 0.0));
