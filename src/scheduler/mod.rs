@@ -18,6 +18,7 @@
 //! for large fleets); a changed secret wakes the task,
 //! which probes at once with a fresh policy (backoff and stops reset).
 
+mod backoff;
 pub mod policy;
 mod restored;
 mod secrets;
