@@ -27,7 +27,7 @@ use crate::probe::{Outcome, Prober, Reason, State, TokenListOutcome};
 use crate::report::{self, View};
 use crate::scheduler::policy::Pause;
 use crate::state::Pending;
-use crate::store::logins::{Budget, Login};
+use crate::store::logins::{self, Reserved};
 use crate::store::{Location, OpenError, Store};
 
 /// The longest `Retry-After` that `check` waits out before retrying.
@@ -206,57 +206,17 @@ async fn budgeted(
     identity: Vec<u8>,
     force: bool,
 ) -> Result<(Outcome, u32), Pause> {
-    let reserve = {
-        let (store, name, identity) = (store.clone(), connection.name.clone(), identity.clone());
-        let timeout = connection.timeout;
-        let owner = format!("check pid {}", std::process::id());
-        tokio::task::spawn_blocking(move || {
-            store.reserve_login(&name, &identity, timeout, &owner, force)
-        })
-        .await
-    };
-    let attempt = match reserve {
-        Ok(Ok(Budget::Granted(attempt))) => Some(attempt),
-        Ok(Ok(Budget::Spent(pause))) => return Err(pause),
-        Ok(Err(error)) => {
-            tracing::warn!(connection = %connection.name, %error, "cannot record the login in the state store");
-            None
-        }
-        Err(error) => {
-            tracing::warn!(connection = %connection.name, %error, "cannot record the login in the state store");
-            None
-        }
+    let attempt = match logins::reserve(store, connection, &identity, "check", force).await {
+        Reserved::Granted(attempt) => Some(attempt),
+        Reserved::Spent(pause) => return Err(pause),
+        Reserved::Unrecorded => None,
     };
     // A password is never sent twice in one check: no retry, whatever Jira answers.
     let outcome = prober.probe(connection).await;
     if let Some(attempt) = attempt {
-        let login = login_of(&outcome);
-        let (store, name) = (store.clone(), connection.name.clone());
-        let resolved = tokio::task::spawn_blocking(move || {
-            store.resolve_login(&name, &identity, attempt, login)
-        })
-        .await;
-        if !matches!(resolved, Ok(Ok(_))) {
-            tracing::warn!(connection = %connection.name, "cannot record the login's answer in the state store; it will count as failed");
-        }
+        logins::resolve(store, connection, &identity, attempt, &outcome).await;
     }
     Ok((outcome, 1))
-}
-
-/// What Jira made of a Basic login, from the probe's outcome.
-fn login_of(outcome: &Outcome) -> Login {
-    match outcome.state {
-        State::Locked => Login::Locked,
-        State::Unknown => Login::Unanswered,
-        State::Valid => Login::Accepted,
-        State::Invalid | State::Expired | State::Forbidden => {
-            if crate::scheduler::policy::is_failed_login(outcome.reason) {
-                Login::Failed
-            } else {
-                Login::Accepted
-            }
-        }
-    }
 }
 
 /// The report of a connection whose login budget is spent: what the store last knew, and

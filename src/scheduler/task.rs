@@ -15,14 +15,14 @@ use chrono::Utc;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::policy::{self, Decision, Pause, Policy};
+use super::policy::{self, Decision, Policy};
 use super::secrets::reread_secret;
 use super::{Bounds, Shared};
 use crate::config::{AuthMethod, Connection};
 use crate::expiry::{self, Listing, TokenList};
-use crate::probe::{LastMyself, Outcome, State, TokenListOutcome};
+use crate::probe::{LastMyself, State, TokenListOutcome};
 use crate::state::{Probed, Schedule, Status};
-use crate::store::logins::{Attempt, Budget, Login};
+use crate::store::logins::{self, Reserved};
 
 /// How far apart the connections of a site resume after a rate limit lifts, at most.
 const RESUME_SPREAD: Duration = Duration::from_secs(2);
@@ -137,12 +137,13 @@ pub(super) async fn probe_loop(
             let late = Instant::now().saturating_duration_since(slot);
             // A password is recorded as sent, on disk, before it is sent.
             let attempt = match &basic_budget {
-                Some((store, identity)) => match reserve(store, &name, identity, &connection).await
-                {
-                    Reserved::Granted(attempt) => Some(attempt),
-                    Reserved::Spent(pause) => return Err(pause),
-                    Reserved::Unrecorded => None,
-                },
+                Some((store, identity)) => {
+                    match logins::reserve(store, &connection, identity, "daemon", false).await {
+                        Reserved::Granted(attempt) => Some(attempt),
+                        Reserved::Spent(pause) => return Err(pause),
+                        Reserved::Unrecorded => None,
+                    }
+                }
                 None => None,
             };
             let outcome = shared
@@ -150,7 +151,7 @@ pub(super) async fn probe_loop(
                 .probe_authorized(&connection, &authorization, known_expiry, &mut last_myself)
                 .await;
             if let (Some((store, identity)), Some(attempt)) = (&basic_budget, attempt) {
-                resolve(store, &name, identity, attempt, &outcome).await;
+                logins::resolve(store, &connection, identity, attempt, &outcome).await;
             }
             // The token list rides on a valid probe, under the same permits: never more often
             // than the probe, and only while the site is open.
@@ -275,75 +276,6 @@ fn schedule(policy: &Policy, due: Option<Instant>, now: Instant, period: Duratio
         period,
         failed_logins: policy.failed_logins(),
         paused: None,
-    }
-}
-
-/// What the login budget said.
-enum Reserved {
-    Granted(Attempt),
-    Spent(Pause),
-    /// The store could not record the login: the in-process count still holds.
-    Unrecorded,
-}
-
-async fn reserve(
-    store: &Arc<crate::store::Store>,
-    name: &str,
-    identity: &[u8],
-    connection: &Connection,
-) -> Reserved {
-    let (store, name_owned, identity_owned) = (store.clone(), name.to_owned(), identity.to_vec());
-    let timeout = connection.timeout;
-    let owner = format!("daemon pid {}", std::process::id());
-    let reserved = tokio::task::spawn_blocking(move || {
-        store.reserve_login(&name_owned, &identity_owned, timeout, &owner, false)
-    })
-    .await;
-    match reserved {
-        Ok(Ok(Budget::Granted(attempt))) => Reserved::Granted(attempt),
-        Ok(Ok(Budget::Spent(pause))) => Reserved::Spent(pause),
-        Ok(Err(error)) => {
-            tracing::warn!(connection = %name, %error, "cannot record the login in the state store; only this process's count of failed logins holds");
-            Reserved::Unrecorded
-        }
-        Err(error) => {
-            tracing::warn!(connection = %name, %error, "cannot record the login in the state store");
-            Reserved::Unrecorded
-        }
-    }
-}
-
-async fn resolve(
-    store: &Arc<crate::store::Store>,
-    name: &str,
-    identity: &[u8],
-    attempt: Attempt,
-    outcome: &Outcome,
-) {
-    let login = login_of(outcome);
-    let (store, name_owned, identity_owned) = (store.clone(), name.to_owned(), identity.to_vec());
-    let resolved = tokio::task::spawn_blocking(move || {
-        store.resolve_login(&name_owned, &identity_owned, attempt, login)
-    })
-    .await;
-    if !matches!(resolved, Ok(Ok(_))) {
-        tracing::warn!(connection = %name, "cannot record the login's answer in the state store; it will count as failed");
-    }
-}
-
-/// What Jira made of a Basic login, from the probe's outcome.
-fn login_of(outcome: &Outcome) -> Login {
-    match outcome.state {
-        State::Locked => Login::Locked,
-        State::Unknown => Login::Unanswered,
-        State::Valid => Login::Accepted,
-        State::Invalid | State::Expired | State::Forbidden => {
-            if policy::is_failed_login(outcome.reason) {
-                Login::Failed
-            } else {
-                Login::Accepted
-            }
-        }
     }
 }
 

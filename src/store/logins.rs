@@ -14,8 +14,12 @@ use std::time::Duration;
 use chrono::Utc;
 use rusqlite::{params, OptionalExtension as _, TransactionBehavior};
 
+use std::sync::Arc;
+
 use super::{lock, unix_millis, Store};
-use crate::scheduler::policy::{Pause, MAX_FAILED_LOGINS};
+use crate::config::Connection;
+use crate::probe::{Outcome, State};
+use crate::scheduler::policy::{self, Pause, MAX_FAILED_LOGINS};
 
 /// How long after its probe's deadline an unanswered attempt counts as a failed login.
 const STALE_AFTER: Duration = Duration::from_secs(5);
@@ -49,6 +53,84 @@ pub enum Login {
     Locked,
     /// No verdict: neither counts nor forgives.
     Unanswered,
+}
+
+impl Login {
+    /// What Jira made of a Basic login, from the probe's outcome.
+    pub fn of(outcome: &Outcome) -> Login {
+        match outcome.state {
+            State::Locked => Login::Locked,
+            State::Unknown => Login::Unanswered,
+            State::Valid => Login::Accepted,
+            State::Invalid | State::Expired | State::Forbidden => {
+                if policy::is_failed_login(outcome.reason) {
+                    Login::Failed
+                } else {
+                    Login::Accepted
+                }
+            }
+        }
+    }
+}
+
+/// What the budget said to a login about to be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserved {
+    /// Send it; resolve the attempt with its answer.
+    Granted(Attempt),
+    /// Do not send it.
+    Spent(Pause),
+    /// The store could not record it (logged at WARN): only the process's own count holds.
+    Unrecorded,
+}
+
+/// Records, on tokio's blocking pool, a login `connection` is about to send (`owner`:
+/// `daemon` or `check`, for whoever reads the store); `force` records it even when the budget
+/// is spent.
+pub async fn reserve(
+    store: &Arc<Store>,
+    connection: &Connection,
+    identity: &[u8],
+    owner: &'static str,
+    force: bool,
+) -> Reserved {
+    let (store, name, identity) = (store.clone(), connection.name.clone(), identity.to_vec());
+    let timeout = connection.timeout;
+    let owner = format!("{owner} pid {}", std::process::id());
+    let reserved = tokio::task::spawn_blocking(move || {
+        store.reserve_login(&name, &identity, timeout, &owner, force)
+    })
+    .await;
+    match reserved {
+        Ok(Ok(Budget::Granted(attempt))) => Reserved::Granted(attempt),
+        Ok(Ok(Budget::Spent(pause))) => Reserved::Spent(pause),
+        Ok(Err(error)) => {
+            tracing::warn!(connection = %connection.name, %error, "cannot record the login in the state store; only this process's count of failed logins holds");
+            Reserved::Unrecorded
+        }
+        Err(error) => {
+            tracing::warn!(connection = %connection.name, %error, "cannot record the login in the state store");
+            Reserved::Unrecorded
+        }
+    }
+}
+
+/// Records, on tokio's blocking pool, what Jira made of a login that [`reserve`] granted.
+pub async fn resolve(
+    store: &Arc<Store>,
+    connection: &Connection,
+    identity: &[u8],
+    attempt: Attempt,
+    outcome: &Outcome,
+) {
+    let login = Login::of(outcome);
+    let (store, name, identity) = (store.clone(), connection.name.clone(), identity.to_vec());
+    let resolved =
+        tokio::task::spawn_blocking(move || store.resolve_login(&name, &identity, attempt, login))
+            .await;
+    if !matches!(resolved, Ok(Ok(_))) {
+        tracing::warn!(connection = %connection.name, "cannot record the login's answer in the state store; it will count as failed");
+    }
 }
 
 /// The budget as it stands, for `check`'s report and the tests.
