@@ -107,15 +107,19 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
             };
             let (outcome, attempts) = match probed {
                 Ok(probed) => probed,
-                Err(pause) => {
+                Err(refused) => {
                     let expiry = expiry::assess(&connection, None, Utc::now());
-                    let outcome = not_probed(pause, remembered.verdict);
+                    let pause = match refused {
+                        Reserved::Spent(pause) => Some(pause),
+                        _ => None,
+                    };
+                    let outcome = not_probed(refused, remembered.verdict);
                     let report = Report {
                         connection,
                         outcome,
                         attempts: 0,
                         expiry,
-                        paused: Some(pause),
+                        paused: pause,
                         pending: remembered.pending,
                     };
                     return (index, report);
@@ -205,11 +209,12 @@ async fn budgeted(
     connection: &Connection,
     identity: Vec<u8>,
     force: bool,
-) -> Result<(Outcome, u32), Pause> {
+) -> Result<(Outcome, u32), Reserved> {
     let attempt = match logins::reserve(store, connection, &identity, "check", force).await {
         Reserved::Granted(attempt) => Some(attempt),
-        Reserved::Spent(pause) => return Err(pause),
-        Reserved::Unrecorded => None,
+        // With --force, a login the store cannot record is sent all the same.
+        Reserved::Unrecorded if force => None,
+        refused => return Err(refused),
     };
     // A password is never sent twice in one check: no retry, whatever Jira answers.
     let outcome = prober.probe(connection).await;
@@ -221,11 +226,34 @@ async fn budgeted(
 
 /// The report of a connection whose login budget is spent: what the store last knew, and
 /// why nothing was sent.
-fn not_probed(pause: Pause, verdict: Option<(State, Reason)>) -> Outcome {
-    let (state, reason) = verdict.unwrap_or(match pause {
-        Pause::Locked => (State::Locked, Reason::CaptchaRequired),
-        Pause::FailedLogins => (State::Invalid, Reason::Unauthorized),
-    });
+fn not_probed(refused: Reserved, verdict: Option<(State, Reason)>) -> Outcome {
+    let (fallback, hint, detail) = match refused {
+        Reserved::Spent(pause) => (
+            match pause {
+                Pause::Locked => (State::Locked, Reason::CaptchaRequired),
+                Pause::FailedLogins => (State::Invalid, Reason::Unauthorized),
+            },
+            Some(pause.hint()),
+            format!(
+                "not probed: the login budget is spent ({}); --force sends the login anyway",
+                pause.as_str()
+            ),
+        ),
+        Reserved::Busy(wait) => (
+            (State::Unknown, Reason::RateLimited),
+            None,
+            format!(
+                "not probed: another login for this account is in flight (the daemon's or another check's), and a third failure could lock it; try again in {}",
+                humantime::format_duration(Duration::from_secs(wait.as_secs().max(1)))
+            ),
+        ),
+        _ => (
+            (State::Unknown, Reason::UnexpectedResponse),
+            None,
+            "not probed: the state store cannot record the login, and a login that cannot be counted is not sent; --force sends it anyway".to_owned(),
+        ),
+    };
+    let (state, reason) = verdict.unwrap_or(fallback);
     Outcome {
         state,
         reason,
@@ -234,11 +262,8 @@ fn not_probed(pause: Pause, verdict: Option<(State, Reason)>) -> Outcome {
         identity: None,
         rate_limit: crate::probe::RateLimit::default(),
         retry_after: None,
-        hint: Some(pause.hint()),
-        detail: Some(format!(
-            "not probed: the login budget is spent ({}); --force sends the login anyway",
-            pause.as_str()
-        )),
+        hint,
+        detail: Some(detail),
         finished_at: Utc::now(),
     }
 }

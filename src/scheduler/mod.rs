@@ -212,17 +212,31 @@ impl Scheduler {
         }
         let mut summary = Summary::default();
         for connection in &config.connections {
-            match self.running.get(&connection.name) {
-                Some(running) if running.connection.same_settings(connection) => {
+            // What the task runs now: its secret may have been re-read since it started.
+            let current = self.running.get(&connection.name).map(|running| {
+                self.shared
+                    .status
+                    .read(|inner| {
+                        inner
+                            .connections
+                            .get(&connection.name)
+                            .map(|entry| entry.connection.clone())
+                    })
+                    .unwrap_or_else(|| running.connection.clone())
+            });
+            match current {
+                Some(current) if current.same_settings(connection) => {
                     summary.unchanged += 1;
                 }
-                Some(running) => {
+                Some(current) => {
                     // Only a new credential starts afresh: a label or an interval changed
                     // keeps the verdict, the schedule and the login budget.
-                    let kept = same_credential(&running.connection, connection)
+                    let kept = same_credential(&current, connection)
                         .then(|| self.shared.status.restored(&connection.name))
                         .flatten();
-                    self.stop(&connection.name);
+                    // The entry is replaced, never removed: the state store must not see the
+                    // connection go (it would drop its rows) between the two.
+                    self.stop_task(&connection.name);
                     self.start(connection.clone(), kept.map(|r| (r, Utc::now())));
                     summary.changed.push(connection.name.clone());
                 }
@@ -340,13 +354,20 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Stops a connection that is gone: its task, its secret watch and its status.
     fn stop(&mut self, name: &str) {
+        self.stop_task(name);
+        self.shared.status.remove(name);
+    }
+
+    /// Stops a connection's task and secret watch, leaving its status entry for the task that
+    /// replaces it.
+    fn stop_task(&mut self, name: &str) {
         if let Some(running) = self.running.remove(name) {
             // Dropping the task's future cancels a probe in flight and frees its permits.
             running.task.abort();
         }
         self.lock_watched().remove(name);
-        self.shared.status.remove(name);
     }
 
     fn lock_watched(&self) -> MutexGuard<'_, BTreeMap<String, Watched>> {

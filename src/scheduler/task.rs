@@ -140,8 +140,7 @@ pub(super) async fn probe_loop(
                 Some((store, identity)) => {
                     match logins::reserve(store, &connection, identity, "daemon", false).await {
                         Reserved::Granted(attempt) => Some(attempt),
-                        Reserved::Spent(pause) => return Err(pause),
-                        Reserved::Unrecorded => None,
+                        refused => return Err(refused),
                     }
                 }
                 None => None,
@@ -168,7 +167,7 @@ pub(super) async fn probe_loop(
         };
         let (outcome, list, late, failed_before) = match probe.await {
             Ok(probed) => probed,
-            Err(pause) => {
+            Err(Reserved::Spent(pause)) => {
                 // The budget was spent elsewhere (`check`, or logins that never got an
                 // answer): no login is sent.
                 let (_, confirmed) = policy.spent(pause);
@@ -182,6 +181,20 @@ pub(super) async fn probe_loop(
                     ..schedule(&policy, None, Instant::now(), Duration::ZERO)
                 };
                 shared.status.schedule(&name, paused, None);
+                continue;
+            }
+            Err(refused) => {
+                // Not now: another login is in flight (try again once it is answered or
+                // counts as failed), or the store cannot record one (after the backoff).
+                let wait = match refused {
+                    Reserved::Busy(wait) => wait.max(Duration::from_secs(1)),
+                    _ => connection.interval.max(connection.backoff_initial),
+                };
+                let now = Instant::now();
+                due = Some(now + wait);
+                shared
+                    .status
+                    .schedule(&name, schedule(&policy, due, now, wait), policy.pending());
                 continue;
             }
         };

@@ -31,6 +31,9 @@ pub enum Budget {
     Granted(Attempt),
     /// Do not: the budget is spent, or the account is locked.
     Spent(Pause),
+    /// Not now: another login in flight (here or in another process) would spend the budget
+    /// if it failed; ask again after this long, when it has its answer or counts as failed.
+    Busy(Duration),
 }
 
 /// A login recorded as sent.
@@ -51,8 +54,12 @@ pub enum Login {
     Accepted,
     /// The account is locked behind a CAPTCHA.
     Locked,
-    /// No verdict: neither counts nor forgives.
+    /// No verdict, and nothing reached Jira's login check (no connection, no TLS, a rate
+    /// limit or a server error answered instead): neither counts nor forgives.
     Unanswered,
+    /// No answer to a request that was sent (a timeout): Jira may have counted it. The
+    /// attempt stays, and counts as failed once its deadline has passed.
+    Unsure,
 }
 
 impl Login {
@@ -60,6 +67,7 @@ impl Login {
     pub fn of(outcome: &Outcome) -> Login {
         match outcome.state {
             State::Locked => Login::Locked,
+            State::Unknown if outcome.reason == crate::probe::Reason::Timeout => Login::Unsure,
             State::Unknown => Login::Unanswered,
             State::Valid => Login::Accepted,
             State::Invalid | State::Expired | State::Forbidden => {
@@ -78,9 +86,12 @@ impl Login {
 pub enum Reserved {
     /// Send it; resolve the attempt with its answer.
     Granted(Attempt),
-    /// Do not send it.
+    /// Do not send it: the budget is spent.
     Spent(Pause),
-    /// The store could not record it (logged at WARN): only the process's own count holds.
+    /// Not now: ask again after this long (another login is in flight).
+    Busy(Duration),
+    /// The store could not record it (logged at WARN). It is not sent: a login that cannot
+    /// be counted is not risked.
     Unrecorded,
 }
 
@@ -104,12 +115,13 @@ pub async fn reserve(
     match reserved {
         Ok(Ok(Budget::Granted(attempt))) => Reserved::Granted(attempt),
         Ok(Ok(Budget::Spent(pause))) => Reserved::Spent(pause),
+        Ok(Ok(Budget::Busy(wait))) => Reserved::Busy(wait),
         Ok(Err(error)) => {
-            tracing::warn!(connection = %connection.name, %error, "cannot record the login in the state store; only this process's count of failed logins holds");
+            tracing::warn!(connection = %connection.name, %error, "cannot record the login in the state store, so it is not sent");
             Reserved::Unrecorded
         }
         Err(error) => {
-            tracing::warn!(connection = %connection.name, %error, "cannot record the login in the state store");
+            tracing::warn!(connection = %connection.name, %error, "cannot record the login in the state store, so it is not sent");
             Reserved::Unrecorded
         }
     }
@@ -163,9 +175,21 @@ impl Store {
             tx.commit()?;
             return Ok(Budget::Spent(Pause::Locked));
         }
-        if state.failed + state.in_flight >= MAX_FAILED_LOGINS && !force {
+        if state.failed >= MAX_FAILED_LOGINS && !force {
             tx.commit()?;
             return Ok(Budget::Spent(Pause::FailedLogins));
+        }
+        if state.failed + state.in_flight >= MAX_FAILED_LOGINS && !force {
+            let first_stale: Option<i64> = tx.query_row(
+                "SELECT min(stale_at) FROM login_attempts WHERE name = ?1",
+                params![name],
+                |row| row.get(0),
+            )?;
+            tx.commit()?;
+            let wait = first_stale.map_or(0, |at| at.saturating_sub(now).max(0));
+            return Ok(Budget::Busy(Duration::from_millis(
+                u64::try_from(wait).unwrap_or(0),
+            )));
         }
         let stale_at =
             now + i64::try_from((timeout + STALE_AFTER).as_millis()).unwrap_or(i64::MAX / 2);
@@ -190,6 +214,10 @@ impl Store {
         attempt: Attempt,
         login: Login,
     ) -> rusqlite::Result<u32> {
+        if login == Login::Unsure {
+            // Left in place: it counts as failed once its deadline has passed.
+            return self.login_state(name, identity).map(|state| state.failed);
+        }
         let mut db = lock(&self.logins);
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mine = tx.execute(
@@ -219,7 +247,7 @@ impl Store {
                 state.locked = true;
                 true
             }
-            Login::Unanswered => false,
+            Login::Unanswered | Login::Unsure => false,
         };
         if save_it {
             save(&tx, name, identity, state, now)?;
@@ -323,7 +351,7 @@ mod tests {
     fn granted(budget: Budget) -> Attempt {
         match budget {
             Budget::Granted(attempt) => attempt,
-            Budget::Spent(pause) => panic!("spent: {pause:?}"),
+            other => panic!("not granted: {other:?}"),
         }
     }
 
@@ -345,12 +373,13 @@ mod tests {
                 .reserve_login("c", id, TIMEOUT, "check", false)
                 .expect("db"),
         );
-        assert_eq!(
+        // A third waits for the two to be answered (or to count as failed at their deadline).
+        assert!(matches!(
             daemon
                 .reserve_login("c", id, TIMEOUT, "daemon", false)
                 .expect("db"),
-            Budget::Spent(Pause::FailedLogins)
-        );
+            Budget::Busy(wait) if wait <= TIMEOUT + STALE_AFTER && wait > TIMEOUT
+        ));
         assert_eq!(
             daemon
                 .resolve_login("c", id, first, Login::Failed)
@@ -426,6 +455,19 @@ mod tests {
         let store = Store::open_owned(dir.path()).expect("owner");
         let state = store.login_state("c", id).expect("db");
         assert_eq!(state.failed + state.in_flight, 1, "{state:?}");
+        // A timeout is not an answer: the attempt stays and counts at its deadline.
+        let unsure = granted(
+            store
+                .reserve_login("d", id, Duration::ZERO, "daemon", false)
+                .expect("db"),
+        );
+        assert_eq!(
+            store
+                .resolve_login("d", id, unsure, Login::Unsure)
+                .expect("db"),
+            0
+        );
+        assert_eq!(store.login_state("d", id).expect("db").in_flight, 1);
         std::thread::sleep(STALE_AFTER + Duration::from_millis(100));
         let state = store.login_state("c", id).expect("db");
         assert_eq!(

@@ -164,13 +164,13 @@ impl Store {
             dir: dir.to_owned(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(directory)?;
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(LOCK_FILE))
-            .map_err(directory)?;
+        create_private_dir(dir).map_err(directory)?;
+        let lock = std::os::unix::fs::OpenOptionsExt::mode(
+            File::options().create(true).truncate(false).write(true),
+            0o600,
+        )
+        .open(dir.join(LOCK_FILE))
+        .map_err(directory)?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Err(OpenError::InUse(dir.to_owned())),
@@ -196,7 +196,7 @@ impl Store {
     /// Opens the store in `dir` without owning it (`credwatch check` beside a running
     /// daemon): the database is created if missing, never set aside.
     pub fn open_shared(dir: &Path) -> Result<Store, OpenError> {
-        std::fs::create_dir_all(dir).map_err(|source| OpenError::Directory {
+        create_private_dir(dir).map_err(|source| OpenError::Directory {
             dir: dir.to_owned(),
             source,
         })?;
@@ -239,6 +239,7 @@ impl Store {
         ))
         .map_err(database)?;
         let key = digest_key(&db).map_err(database)?;
+        restrict(path);
         let logins = connect("FULL").map_err(database)?;
         Ok(Store {
             path: path.to_owned(),
@@ -336,8 +337,13 @@ impl Store {
             .filter(|name| !names.contains(name.as_str()))
             .collect();
         let tx = db.transaction()?;
+        let orphaned = unix_millis(Utc::now() - ORPHAN_BUDGET);
         for name in &gone {
             delete_connection(&tx, name)?;
+            tx.execute(
+                "DELETE FROM logins WHERE name = ?1 AND updated_at < ?2",
+                params![name, orphaned],
+            )?;
         }
         tx.commit()?;
         Ok(gone.len())
@@ -359,19 +365,46 @@ impl Store {
     }
 }
 
+/// How long the login budget of a connection no longer configured is kept.
+const ORPHAN_BUDGET: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
 /// A state or reason from its name.
 fn word<T: serde::de::DeserializeOwned>(text: String) -> Option<T> {
     serde_json::from_value(serde_json::Value::String(text)).ok()
 }
 
+/// Forgets a connection's state and history. Its login budget stays: a connection removed
+/// and added back with the same credential must not be granted new failed logins (budgets of
+/// connections gone for a week are pruned by [`Store::retain`]).
 fn delete_connection(tx: &rusqlite::Transaction<'_>, name: &str) -> rusqlite::Result<()> {
-    for table in ["connections", "transitions", "logins", "login_attempts"] {
+    for table in ["connections", "transitions"] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE name = ?1"),
             params![name],
         )?;
     }
     Ok(())
+}
+
+/// Creates the state directory, readable by its owner alone (an existing one is left as it
+/// is: under systemd, `StateDirectoryMode=` decides).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Makes the database and its side files readable by their owner alone: the rows hold no
+/// secret, but the digests of the credentials are nobody else's business.
+fn restrict(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    for extension in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{extension}", path.display()));
+        // Only the owner can change the mode; another user's files are left as they are.
+        let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+    }
 }
 
 /// The digest key: drawn once, on the store's first open, and kept in it.
@@ -486,12 +519,16 @@ mod tests {
 
     #[test]
     fn a_second_owner_is_refused_and_a_reader_is_not() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let _owner = Store::open_owned(dir.path()).expect("open");
-        assert!(matches!(
-            Store::open_owned(dir.path()),
-            Err(OpenError::InUse(_))
-        ));
-        Store::open_shared(dir.path()).expect("check reads beside the daemon");
+        use std::os::unix::fs::PermissionsExt as _;
+        let parent = tempfile::tempdir().expect("tempdir");
+        let dir = parent.path().join("state");
+        let _owner = Store::open_owned(&dir).expect("open");
+        let mode =
+            |path: &Path| std::fs::metadata(path).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700, "the directory is its owner's alone");
+        assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
+        assert_eq!(mode(&dir.join(LOCK_FILE)), 0o600);
+        assert!(matches!(Store::open_owned(&dir), Err(OpenError::InUse(_))));
+        Store::open_shared(&dir).expect("check reads beside the daemon");
     }
 }
