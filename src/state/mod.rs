@@ -207,6 +207,15 @@ pub struct Inner {
 }
 
 impl Inner {
+    /// Keeps a state change in the connection's history and queues it for the store.
+    fn record_transition(&mut self, name: &str, transition: Transition) {
+        let retention = self.history_retention;
+        let history = self.history.entry(name.to_owned()).or_default();
+        history.push(transition);
+        prune(history, retention);
+        self.new_transitions.push((name.to_owned(), transition));
+    }
+
     fn mark(&mut self, name: &str) {
         if !self.dirty.contains(name) {
             self.dirty.insert(name.to_owned());
@@ -491,11 +500,7 @@ impl Status {
             to,
             reason,
         };
-        let retention = inner.history_retention;
-        let history = inner.history.entry(name.to_owned()).or_default();
-        history.push(transition);
-        prune(history, retention);
-        inner.new_transitions.push((name.to_owned(), transition));
+        inner.record_transition(name, transition);
         Some(transition)
     }
 
@@ -554,11 +559,7 @@ impl Status {
             to: pending.state,
             reason: pending.reason,
         };
-        let retention = inner.history_retention;
-        let history = inner.history.entry(name.to_owned()).or_default();
-        history.push(transition);
-        prune(history, retention);
-        inner.new_transitions.push((name.to_owned(), transition));
+        inner.record_transition(name, transition);
         Some(transition)
     }
 
