@@ -99,7 +99,7 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
                 Some(store) => remembered(store, &connection).await,
                 None => Remembered::default(),
             };
-            let probed = match (&store, connection.auth) {
+            let probed = match (&store, connection.settings.auth) {
                 (Some(store), AuthMethod::Basic) => {
                     budgeted(&prober, store, &connection, remembered.identity.clone(), force).await
                 }
@@ -277,7 +277,7 @@ fn internal_failure(connection: &Connection) -> Outcome {
         identity: None,
         rate_limit: crate::probe::RateLimit::default(),
         retry_after: None,
-        hint: Reason::UnexpectedResponse.hint(connection.auth),
+        hint: Reason::UnexpectedResponse.hint(connection.settings.auth),
         detail: Some("credwatch failed while probing this connection (see the log)".to_owned()),
         finished_at: Utc::now(),
     }
@@ -374,14 +374,14 @@ pub fn render_table(reports: &[Report], show_tokens: bool) -> String {
             let outcome = &report.outcome;
             vec![
                 connection.name.clone(),
-                format!("{}/{}", connection.kind, connection.auth),
+                format!("{}/{}", connection.settings.kind, connection.settings.auth),
                 outcome.state.to_string(),
                 outcome.reason.to_string(),
                 outcome.http_status.map_or("-".into(), |s| s.to_string()),
                 outcome
                     .identity
                     .as_ref()
-                    .and_then(|i| i.account(connection.kind))
+                    .and_then(|i| i.account(connection.settings.kind))
                     .map_or("-".into(), printable),
                 format!("{}ms", outcome.latency.as_millis()),
                 expires_cell(&report.expiry),
@@ -437,7 +437,7 @@ pub fn render_table(reports: &[Report], show_tokens: bool) -> String {
                 .outcome
                 .identity
                 .as_ref()
-                .and_then(|i| i.account(report.connection.kind))
+                .and_then(|i| i.account(report.connection.settings.kind))
                 .map_or("the account".to_owned(), printable);
             let _ = writeln!(out, "\nTokens of {account} ({}):", report.connection.name);
             let date = |t: Option<chrono::DateTime<Utc>>, none: &str| {

@@ -171,16 +171,16 @@ pub struct Assessment {
 
 /// Whether a connection's expiry can be discovered from Jira's PAT API.
 pub fn discoverable(connection: &Connection) -> bool {
-    connection.kind == Kind::Server && connection.auth == AuthMethod::Pat
+    connection.settings.kind == Kind::Server && connection.settings.auth == AuthMethod::Pat
 }
 
 /// The expiry declared or derived from the configuration alone.
 pub fn declared(connection: &Connection) -> Option<(DateTime<Utc>, Source)> {
-    if let Some(expiry) = connection.expires_at {
+    if let Some(expiry) = connection.settings.expires_at {
         return Some((expiry, Source::Config));
     }
-    if connection.kind == Kind::Cloud && connection.auth == AuthMethod::ApiToken {
-        let created = connection.created_at?;
+    if connection.settings.kind == Kind::Cloud && connection.settings.auth == AuthMethod::ApiToken {
+        let created = connection.settings.created_at?;
         return Some((
             created + chrono::Duration::days(CLOUD_TOKEN_LIFETIME_DAYS),
             Source::Derived,
@@ -193,7 +193,7 @@ pub fn declared(connection: &Connection) -> Option<(DateTime<Utc>, Source)> {
 /// rest of [`assess`]'s work.
 pub fn known_expiry(connection: &Connection, listing: Option<&Listing>) -> Option<DateTime<Utc>> {
     if let Some(Listing::Tokens(entries)) = listing {
-        if let Ok(entry) = pick(entries, connection.token_name.as_deref()) {
+        if let Ok(entry) = pick(entries, connection.settings.token_name.as_deref()) {
             return entry.expiring_at;
         }
     }
@@ -210,9 +210,9 @@ pub fn assess(
     let mut from_jira: Option<&PatEntry> = None;
     match listing {
         Some(Listing::Tokens(entries)) => {
-            let unused_after = chrono::Duration::from_std(connection.unused_after)
+            let unused_after = chrono::Duration::from_std(connection.settings.unused_after)
                 .unwrap_or(chrono::Duration::MAX);
-            match pick(entries, connection.token_name.as_deref()) {
+            match pick(entries, connection.settings.token_name.as_deref()) {
                 Ok(entry) => from_jira = Some(entry),
                 Err(note) => assessment.note = Some(note),
             }
@@ -260,17 +260,17 @@ pub fn assess(
         assessment.source = Some(source);
     }
     if assessment.created_at.is_none() {
-        assessment.created_at = connection.created_at;
+        assessment.created_at = connection.settings.created_at;
     }
 
-    let rotate_before =
-        chrono::Duration::from_std(connection.rotate_before).unwrap_or(chrono::Duration::MAX);
+    let rotate_before = chrono::Duration::from_std(connection.settings.rotate_before)
+        .unwrap_or(chrono::Duration::MAX);
     let by_window = match (assessment.expires_at, assessment.never_expires) {
         (Some(expiry), _) => Some(now >= expiry - rotate_before),
         (None, Some(true)) => Some(false),
         _ => None,
     };
-    let by_age = match (connection.max_token_age, assessment.created_at) {
+    let by_age = match (connection.settings.max_token_age, assessment.created_at) {
         (Some(max_age), Some(created)) => {
             let max_age = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
             Some(now - created >= max_age)

@@ -258,7 +258,7 @@ impl Row {
             failed: !entry.failures.is_empty(),
             rate_limited: entry.rate_limited,
             last_success_at: entry.last_success_at,
-            interval: entry.connection.interval.as_secs_f64(),
+            interval: entry.connection.settings.interval.as_secs_f64(),
             next_probe_at: entry.next_probe_at,
             expiry: Expiry::from(entry.assessment(now)),
         }
@@ -447,19 +447,19 @@ const FAMILIES: &[PerConnection] = &[
                 .last
                 .as_ref()
                 .and_then(|o| o.identity.as_ref())
-                .and_then(|i| i.account(connection.kind))
-                .or(connection.expect_account.as_deref())
-                .or(connection.username.as_deref())
+                .and_then(|i| i.account(connection.settings.kind))
+                .or(connection.settings.expect_account.as_deref())
+                .or(connection.settings.username.as_deref())
                 .unwrap_or_default();
             let url = connection.url.as_str().trim_end_matches('/');
             let mut labels: Vec<(&str, &str)> = vec![
                 ("connection", item.name),
                 ("url", url),
-                ("kind", connection.kind.as_str()),
-                ("auth", connection.auth.as_str()),
+                ("kind", connection.settings.kind.as_str()),
+                ("auth", connection.settings.auth.as_str()),
                 ("account", account),
             ];
-            labels.extend(connection.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            labels.extend(connection.settings.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             family.sample(&labels, 1.0);
         },
     },

@@ -166,8 +166,8 @@ fn render_row(out: &mut String, entry: &Entry, expiry: &Assessment, now: DateTim
     let reason = last.map_or("not probed yet", |o| o.reason.as_str());
     let account = last
         .and_then(|o| o.identity.as_ref())
-        .and_then(|i| i.account(connection.kind).map(str::to_owned))
-        .or_else(|| connection.username.clone())
+        .and_then(|i| i.account(connection.settings.kind).map(str::to_owned))
+        .or_else(|| connection.settings.username.clone())
         .unwrap_or_else(|| "-".to_owned());
     let _ = write!(
         out,
@@ -181,9 +181,9 @@ fn render_row(out: &mut String, entry: &Entry, expiry: &Assessment, now: DateTim
         "<td data-label=\"Connection\"><strong>{}</strong>",
         escape(&connection.name)
     );
-    if !connection.labels.is_empty() {
+    if !connection.settings.labels.is_empty() {
         out.push_str("<div class=\"labels\">");
-        for (key, value) in &connection.labels {
+        for (key, value) in &connection.settings.labels {
             let _ = write!(
                 out,
                 "<span class=\"label\">{}={}</span> ",
@@ -196,8 +196,8 @@ fn render_row(out: &mut String, entry: &Entry, expiry: &Assessment, now: DateTim
     let _ = write!(
         out,
         "</td><td data-label=\"Kind\">{} / {}</td><td data-label=\"Account\" class=\"account\">{}</td>",
-        connection.kind,
-        connection.auth,
+        connection.settings.kind,
+        connection.settings.auth,
         escape(&account)
     );
     let _ = write!(

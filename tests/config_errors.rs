@@ -95,10 +95,13 @@ fn defaults_apply_and_connections_override_them() {
     let text = "[defaults]\ninterval = \"1m\"\ntimeout = \"5s\"\nlabels = { env = \"prod\", team = \"x\" }\n\n[[connection]]\nname = \"a\"\nurl = \"https://jira.example.com\"\ntoken = \"t\"\ninterval = \"2m\"\nlabels = { team = \"y\" }\n";
     let config = Config::from_sources(&[("d.toml".into(), text.to_owned())]).expect("loads");
     let a = &config.connections[0];
-    assert_eq!(a.interval.as_secs(), 120);
-    assert_eq!(a.timeout.as_secs(), 5);
-    assert_eq!(a.labels.get("env").map(String::as_str), Some("prod"));
-    assert_eq!(a.labels.get("team").map(String::as_str), Some("y"));
+    assert_eq!(a.settings.interval.as_secs(), 120);
+    assert_eq!(a.settings.timeout.as_secs(), 5);
+    assert_eq!(
+        a.settings.labels.get("env").map(String::as_str),
+        Some("prod")
+    );
+    assert_eq!(a.settings.labels.get("team").map(String::as_str), Some("y"));
 }
 
 #[test]

@@ -73,22 +73,28 @@ fn every_shipped_configuration_loads() {
         "the example uses no inline secret"
     );
     let prod = example.connection("jira-prod").expect("jira-prod");
-    assert_eq!((prod.kind, prod.auth), (Kind::Server, AuthMethod::Pat));
+    assert_eq!(
+        (prod.settings.kind, prod.settings.auth),
+        (Kind::Server, AuthMethod::Pat)
+    );
     assert_eq!(prod.url.as_str(), "https://jira.example.com/jira");
     assert_eq!(
         prod.myself_url().as_str(),
         "https://jira.example.com/jira/rest/api/2/myself"
     );
-    assert_eq!(prod.interval.as_secs(), 300);
-    assert_eq!(prod.labels.get("env").map(String::as_str), Some("prod"));
+    assert_eq!(prod.settings.interval.as_secs(), 300);
     assert_eq!(
-        prod.labels.get("team").map(String::as_str),
+        prod.settings.labels.get("env").map(String::as_str),
+        Some("prod")
+    );
+    assert_eq!(
+        prod.settings.labels.get("team").map(String::as_str),
         Some("platform")
     );
     assert_eq!(prod.secret.expose(), "example-secret-for-jira-prod");
     let cloud = example.connection("acme-cloud-sync").expect("cloud");
     assert_eq!(
-        (cloud.kind, cloud.auth),
+        (cloud.settings.kind, cloud.settings.auth),
         (Kind::Cloud, AuthMethod::ApiToken)
     );
     assert_eq!(
@@ -97,8 +103,8 @@ fn every_shipped_configuration_loads() {
     );
     assert_eq!(cloud.secret.expose(), "example-secret-from-env");
     let legacy = example.connection("jira-legacy-reports").expect("legacy");
-    assert_eq!(legacy.ca_file.as_ref().map(|ca| ca.certs.len()), Some(1));
-    assert_eq!(legacy.timeout.as_secs(), 20);
+    assert_eq!(legacy.ca.as_ref().map(|ca| ca.certs.len()), Some(1));
+    assert_eq!(legacy.settings.timeout.as_secs(), 20);
 
     let directory = &loaded
         .iter()
@@ -110,5 +116,5 @@ fn every_shipped_configuration_loads() {
     assert!(directory
         .connections
         .iter()
-        .all(|c| c.interval.as_secs() == 600));
+        .all(|c| c.settings.interval.as_secs() == 600));
 }

@@ -1,24 +1,22 @@
-//! One validated connection, and how a raw `[[connection]]` table becomes one.
+//! One validated connection, and how a raw `[[connection]]` table becomes one: its name,
+//! URL and secret (the identity keys), its [`Settings`] decided over `[defaults]`, and the
+//! rules that tie them together.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use base64::Engine as _;
-use chrono::{DateTime, Utc};
 use http::header::HeaderValue;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use serde::Serialize;
 use url::Url;
 
-use super::keys::{self, Settings};
+use super::credential::{authorization_header, secret_key, secret_source};
+use super::keys;
+use super::settings::{Layer, Settings};
 use super::{
-    line_of, AuthMethod, ConfigError, Kind, Lines, Origin, RawTable, Secret, SecretSource,
-    DEFAULT_AUTH_FAILURE_INTERVAL, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_INTERVAL,
-    DEFAULT_ROTATE_BEFORE, DEFAULT_TIMEOUT, DEFAULT_TOKEN_LIST_INTERVAL, DEFAULT_UNUSED_AFTER,
-    MASK,
+    line_of, AuthMethod, ConfigError, Kind, Lines, Origin, RawTable, Secret, SecretSource, MASK,
 };
 
 /// Extra trust roots read from `ca_file`.
@@ -51,48 +49,14 @@ pub struct Connection {
     pub name: String,
     /// Base URL with its context path, without a trailing slash.
     pub url: Url,
-    /// Server/Data Center or Cloud.
-    pub kind: Kind,
-    /// How the credential is sent.
-    pub auth: AuthMethod,
-    /// The Basic user name (email for Cloud API tokens); `None` only for PATs.
-    pub username: Option<String>,
     /// Where the secret comes from.
     pub secret_source: SecretSource,
     /// The secret as read at load time.
     pub secret: Secret,
-    /// The account the credential must belong to.
-    pub expect_account: Option<String>,
-    /// The declared expiry.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// The declared creation time (Cloud API tokens: the expiry is derived from it).
-    pub created_at: Option<DateTime<Utc>>,
-    /// Rotation is due once the token is older than this.
-    pub max_token_age: Option<Duration>,
-    /// How often the PAT list is fetched from Jira (Server/DC PATs).
-    pub token_list_interval: Duration,
-    /// A token not used for this long counts as unused in the audit.
-    pub unused_after: Duration,
-    /// The PAT's name in Jira.
-    pub token_name: Option<String>,
-    /// Whether plain http to a non-loopback host was explicitly allowed.
-    pub allow_insecure_http: bool,
-    /// Extra trust roots.
-    pub ca_file: Option<CaBundle>,
-    /// Static labels.
-    pub labels: BTreeMap<String, String>,
-    /// Time between probes.
-    pub interval: Duration,
-    /// Deadline for one whole probe.
-    pub timeout: Duration,
-    /// How long before expiry rotation is due.
-    pub rotate_before: Duration,
-    /// The first wait after a probe without a verdict; it doubles from there.
-    pub backoff_initial: Duration,
-    /// The longest wait after probes without a verdict.
-    pub backoff_max: Duration,
-    /// The wait after a rejected credential (`invalid`, `expired`, `forbidden`).
-    pub auth_failure_interval: Duration,
+    /// Every other setting, decided.
+    pub settings: Settings,
+    /// The trust roots of `settings.ca_file`, read.
+    pub ca: Option<CaBundle>,
     /// Where the connection is defined.
     pub origin: Origin,
     /// The identity probe's URL, parsed once (probes run often).
@@ -102,37 +66,17 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Whether every setting, the secret included, is the same; where each is defined does
-    /// not matter. A reload restarts only the connections for which this is false.
+    /// Whether the connection is defined the same, its secret and the certificates of its
+    /// `ca_file` included; where it is written does not matter, and the rest is derived. A
+    /// reload restarts only the connections for which this is false.
     pub fn same_settings(&self, other: &Connection) -> bool {
-        let ca = |c: &Connection| {
-            c.ca_file
-                .as_ref()
-                .map(|ca| (ca.path.clone(), ca.certs.clone()))
-        };
+        let certs = |c: &Connection| c.ca.as_ref().map(|ca| ca.certs.clone());
         self.name == other.name
             && self.url == other.url
-            && self.kind == other.kind
-            && self.auth == other.auth
-            && self.username == other.username
             && self.secret_source == other.secret_source
             && self.secret == other.secret
-            && self.expect_account == other.expect_account
-            && self.expires_at == other.expires_at
-            && self.created_at == other.created_at
-            && self.max_token_age == other.max_token_age
-            && self.token_list_interval == other.token_list_interval
-            && self.unused_after == other.unused_after
-            && self.token_name == other.token_name
-            && self.allow_insecure_http == other.allow_insecure_http
-            && ca(self) == ca(other)
-            && self.labels == other.labels
-            && self.interval == other.interval
-            && self.timeout == other.timeout
-            && self.rotate_before == other.rotate_before
-            && self.backoff_initial == other.backoff_initial
-            && self.backoff_max == other.backoff_max
-            && self.auth_failure_interval == other.auth_failure_interval
+            && self.settings == other.settings
+            && certs(self) == certs(other)
     }
 
     /// The identity probe's URL: `myself` on API v2 (Server) or v3 (Cloud).
@@ -148,56 +92,26 @@ impl Connection {
 
     /// The `Authorization` header value, marked sensitive so that it never prints.
     pub fn authorization(&self) -> Result<HeaderValue, String> {
-        authorization_header(self.auth, self.username.as_deref(), &self.secret)
+        authorization_header(
+            self.settings.auth,
+            self.settings.username.as_deref(),
+            &self.secret,
+        )
     }
 
     pub(super) fn effective(&self) -> Effective<'_> {
-        let mut effective = Effective {
+        let secret_key = secret_key(self.settings.auth, &self.secret_source);
+        let secret_value = match &self.secret_source {
+            SecretSource::Inline(_) => MASK.to_owned(),
+            SecretSource::Env(var) => var.clone(),
+            SecretSource::File(path) => path.display().to_string(),
+        };
+        Effective {
             name: &self.name,
             url: self.url.as_str().trim_end_matches('/'),
-            kind: self.kind.as_str(),
-            auth: self.auth.as_str(),
-            username: self.username.as_deref(),
-            token: None,
-            token_env: None,
-            token_file: None,
-            password: None,
-            password_env: None,
-            password_file: None,
-            expect_account: self.expect_account.as_deref(),
-            expires_at: self.expires_at.map(|t| t.to_rfc3339()),
-            created_at: self.created_at.map(|t| t.to_rfc3339()),
-            max_token_age: self
-                .max_token_age
-                .map(|d| keys::format_duration(d).to_string()),
-            token_list_interval: keys::format_duration(self.token_list_interval),
-            unused_after: keys::format_duration(self.unused_after).to_string(),
-            token_name: self.token_name.as_deref(),
-            allow_insecure_http: self.allow_insecure_http,
-            ca_file: self
-                .ca_file
-                .as_ref()
-                .map(|ca| ca.path.display().to_string()),
-            interval: keys::format_duration(self.interval).to_string(),
-            timeout: keys::format_duration(self.timeout).to_string(),
-            rotate_before: keys::format_duration(self.rotate_before).to_string(),
-            backoff_initial: keys::format_duration(self.backoff_initial).to_string(),
-            backoff_max: keys::format_duration(self.backoff_max).to_string(),
-            auth_failure_interval: keys::format_duration(self.auth_failure_interval).to_string(),
-            labels: &self.labels,
-        };
-        let basic = self.auth == AuthMethod::Basic;
-        match &self.secret_source {
-            SecretSource::Inline(_) if basic => effective.password = Some(MASK),
-            SecretSource::Inline(_) => effective.token = Some(MASK),
-            SecretSource::Env(var) if basic => effective.password_env = Some(var),
-            SecretSource::Env(var) => effective.token_env = Some(var),
-            SecretSource::File(path) if basic => {
-                effective.password_file = Some(path.display().to_string())
-            }
-            SecretSource::File(path) => effective.token_file = Some(path.display().to_string()),
+            secret: BTreeMap::from([(secret_key, secret_value)]),
+            settings: &self.settings,
         }
-        effective
     }
 }
 
@@ -206,97 +120,15 @@ impl Connection {
 pub(super) struct Effective<'a> {
     name: &'a str,
     url: &'a str,
-    kind: &'static str,
-    auth: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    username: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token_env: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token_file: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    password: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    password_env: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    password_file: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expect_account: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    created_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_token_age: Option<String>,
-    token_list_interval: String,
-    unused_after: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token_name: Option<&'a str>,
-    allow_insecure_http: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ca_file: Option<String>,
-    interval: String,
-    timeout: String,
-    rotate_before: String,
-    backoff_initial: String,
-    backoff_max: String,
-    auth_failure_interval: String,
-    labels: &'a BTreeMap<String, String>,
+    /// The one secret key, its value masked when inline.
+    #[serde(flatten)]
+    secret: BTreeMap<&'static str, String>,
+    #[serde(flatten)]
+    settings: &'a Settings,
 }
-
-/// Builds the pre-emptive `Authorization` value: `Bearer` for PATs, Basic otherwise.
-pub fn authorization_header(
-    auth: AuthMethod,
-    username: Option<&str>,
-    secret: &Secret,
-) -> Result<HeaderValue, String> {
-    let exposed = secret.expose();
-    let text = match auth {
-        AuthMethod::Pat | AuthMethod::ApiToken
-            if exposed.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-        {
-            return Err(
-                "the token holds spaces, line breaks or control characters: check what was pasted"
-                    .to_owned(),
-            );
-        }
-        // A stray line break in a password would fail every login and lock the account.
-        AuthMethod::Basic if exposed.chars().any(char::is_control) => {
-            return Err(
-                "the password holds line breaks or control characters: check the file or variable"
-                    .to_owned(),
-            );
-        }
-        AuthMethod::Pat => format!("Bearer {exposed}"),
-        AuthMethod::ApiToken | AuthMethod::Basic => {
-            let user = username.unwrap_or_default();
-            if user.contains(':') {
-                return Err(
-                    "username must not contain ':' (Basic authentication cannot carry it)"
-                        .to_owned(),
-                );
-            }
-            let pair = format!("{user}:{}", secret.expose());
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(pair)
-            )
-        }
-    };
-    let mut value = HeaderValue::from_str(&text).map_err(|_| {
-        "the token holds characters that cannot be sent in an HTTP header (non-ASCII or control characters)".to_owned()
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
-const TOKEN_KEYS: [&str; 3] = ["token", "token_env", "token_file"];
-const PASSWORD_KEYS: [&str; 3] = ["password", "password_env", "password_file"];
 
 /// Collects errors for one connection, each at the line of the key it concerns.
-struct Errors<'a> {
+pub(super) struct Errors<'a> {
     origin: Origin,
     name: Option<String>,
     text: &'a Lines,
@@ -305,7 +137,7 @@ struct Errors<'a> {
 }
 
 impl Errors<'_> {
-    fn at(&mut self, key: &str, span_start: Option<usize>, message: impl Into<String>) {
+    pub(super) fn at(&mut self, key: &str, span_start: Option<usize>, message: impl Into<String>) {
         let mut origin = self.origin.clone();
         if let Some(start) = span_start {
             origin.line = Some(line_of(self.text, start));
@@ -323,7 +155,7 @@ impl Errors<'_> {
 /// Builds one connection, or records why it cannot be built and returns `None`.
 pub(super) fn build(
     table: &RawTable,
-    defaults: &Settings,
+    defaults: &Layer,
     origin: Origin,
     text: &Lines,
     base_dir: &Path,
@@ -338,32 +170,10 @@ pub(super) fn build(
     };
     let span = |key: &str| table.get(key).map(|value| value.span().start);
 
-    let name = match table.get("name") {
-        None => {
-            errors.at("name", None, "is required");
-            None
-        }
-        Some(value) => match keys::string(value.get_ref()) {
-            Ok(name) if keys::is_connection_name(&name) => Some(name),
-            Ok(name) => {
-                errors.at(
-                    "name",
-                    span("name"),
-                    format!(
-                        "{name:?} must match [a-z0-9][a-z0-9_.-]* and be at most 64 characters"
-                    ),
-                );
-                None
-            }
-            Err(message) => {
-                errors.at("name", span("name"), message);
-                None
-            }
-        },
-    };
+    let name = read_name(table, &mut errors);
     errors.name = name.clone();
 
-    let mut own = Settings::default();
+    let mut own = Layer::default();
     for (key, value) in table {
         if keys::IDENTITY_KEYS.contains(&key.as_str()) {
             continue;
@@ -380,18 +190,7 @@ pub(super) fn build(
             errors.at(key, Some(value.span().start), message);
         }
     }
-    let settings = own.or(defaults);
-    if settings.labels.len() > keys::MAX_LABELS {
-        errors.at(
-            "labels",
-            span("labels"),
-            format!(
-                "at most {} labels are allowed, found {} with those of [defaults]",
-                keys::MAX_LABELS,
-                settings.labels.len()
-            ),
-        );
-    }
+    let layer = own.or(defaults);
 
     let url = match table.get("url") {
         None => {
@@ -399,7 +198,7 @@ pub(super) fn build(
             None
         }
         Some(value) => match keys::string(value.get_ref()) {
-            Ok(text) => check_url(&text, settings.allow_insecure_http.unwrap_or(false))
+            Ok(text) => check_url(&text, layer.allows_insecure_http())
                 .map_err(|message| errors.at("url", span("url"), message))
                 .ok(),
             Err(message) => {
@@ -408,82 +207,22 @@ pub(super) fn build(
             }
         },
     };
+    let settings = layer.decide(url.as_ref());
+    check_settings(&settings, &span, &mut errors);
 
-    let kind = settings.kind.unwrap_or_else(|| match &url {
-        Some(url)
-            if url
-                .host_str()
-                .is_some_and(|h| h.ends_with(".atlassian.net") || h == "api.atlassian.com") =>
-        {
-            Kind::Cloud
-        }
-        _ => Kind::Server,
-    });
-    let auth = settings.auth.unwrap_or(match kind {
-        Kind::Server => AuthMethod::Pat,
-        Kind::Cloud => AuthMethod::ApiToken,
-    });
-    if auth == AuthMethod::Pat && kind == Kind::Cloud {
-        errors.at(
-            "auth",
-            span("auth").or(span("kind")),
-            "personal access tokens (auth = \"pat\") exist on Server/Data Center only; Jira Cloud takes auth = \"api_token\" (Basic email:token)",
-        );
-    }
-    if auth != AuthMethod::Pat && settings.username.is_none() {
-        let what = if auth == AuthMethod::ApiToken {
-            "the account's email"
-        } else {
-            "the Jira user name"
-        };
-        errors.at(
-            "username",
-            None,
-            format!("is required for auth = \"{auth}\" ({what})"),
-        );
-    }
-
-    let secret_source = secret_source(table, auth, base_dir, &mut errors);
+    let secret_source = secret_source(table, settings.auth, base_dir, &mut errors);
     let secret = secret_source.as_ref().and_then(|(key, source)| {
         let secret = source
             .read()
             .map_err(|e| errors.at(key, span(key), e.to_string()))
             .ok()?;
-        authorization_header(auth, settings.username.as_deref(), &secret)
+        authorization_header(settings.auth, settings.username.as_deref(), &secret)
             .map_err(|message| errors.at(key, span(key), message))
             .ok()?;
         Some(secret)
     });
 
-    let interval = settings.interval.unwrap_or(DEFAULT_INTERVAL);
-    let timeout = settings.timeout.unwrap_or(DEFAULT_TIMEOUT);
-    if timeout >= interval {
-        errors.at(
-            "timeout",
-            span("timeout").or(span("interval")),
-            format!(
-                "timeout ({}) must be shorter than interval ({})",
-                keys::format_duration(timeout),
-                keys::format_duration(interval)
-            ),
-        );
-    }
-
-    let backoff_initial = settings.backoff_initial.unwrap_or(DEFAULT_BACKOFF_INITIAL);
-    let backoff_max = settings.backoff_max.unwrap_or(DEFAULT_BACKOFF_MAX);
-    if backoff_initial > backoff_max {
-        errors.at(
-            "backoff_initial",
-            span("backoff_initial").or(span("backoff_max")),
-            format!(
-                "backoff_initial ({}) must not be longer than backoff_max ({})",
-                keys::format_duration(backoff_initial),
-                keys::format_duration(backoff_max)
-            ),
-        );
-    }
-
-    let ca_file = settings.ca_file.as_ref().and_then(|path| {
+    let ca = settings.ca_file.as_ref().and_then(|path| {
         read_ca_bundle(path)
             .map_err(|message| errors.at("ca_file", span("ca_file"), message))
             .ok()
@@ -493,7 +232,7 @@ pub(super) fn build(
         return None;
     }
     let (name, url, (_, secret_source), secret) = (name?, url?, secret_source?, secret?);
-    let version = match kind {
+    let version = match settings.kind {
         Kind::Server => 2,
         Kind::Cloud => 3,
     };
@@ -513,119 +252,97 @@ pub(super) fn build(
         site_key,
         name,
         url,
-        kind,
-        auth,
-        username: settings.username,
         secret_source,
         secret,
-        expect_account: settings.expect_account,
-        expires_at: settings.expires_at,
-        created_at: settings.created_at,
-        max_token_age: settings.max_token_age,
-        token_list_interval: settings
-            .token_list_interval
-            .unwrap_or(DEFAULT_TOKEN_LIST_INTERVAL),
-        unused_after: settings.unused_after.unwrap_or(DEFAULT_UNUSED_AFTER),
-        token_name: settings.token_name,
-        allow_insecure_http: settings.allow_insecure_http.unwrap_or(false),
-        ca_file,
-        labels: settings.labels,
-        interval,
-        timeout,
-        rotate_before: settings.rotate_before.unwrap_or(DEFAULT_ROTATE_BEFORE),
-        backoff_initial,
-        backoff_max,
-        auth_failure_interval: settings
-            .auth_failure_interval
-            .unwrap_or(DEFAULT_AUTH_FAILURE_INTERVAL),
+        settings,
+        ca,
         origin: errors.origin,
     })
 }
 
-/// Finds exactly one secret key of the family that `auth` takes.
-fn secret_source(
-    table: &RawTable,
-    auth: AuthMethod,
-    base_dir: &Path,
-    errors: &mut Errors<'_>,
-) -> Option<(&'static str, SecretSource)> {
-    let (family, other) = match auth {
-        AuthMethod::Basic => (PASSWORD_KEYS, TOKEN_KEYS),
-        AuthMethod::Pat | AuthMethod::ApiToken => (TOKEN_KEYS, PASSWORD_KEYS),
+/// The required, well-formed `name`.
+fn read_name(table: &RawTable, errors: &mut Errors<'_>) -> Option<String> {
+    let Some(value) = table.get("name") else {
+        errors.at("name", None, "is required");
+        return None;
     };
-    let family_list = family.join(", ");
-    for key in other {
-        if let Some(value) = table.get(key) {
-            errors.at(
-                key,
-                Some(value.span().start),
-                format!("auth = \"{auth}\" takes one of {family_list}, not {key}"),
-            );
-        }
-    }
-    let present: Vec<&'static str> = family
-        .into_iter()
-        .filter(|k| table.contains_key(*k))
-        .collect();
-    let key = match present.as_slice() {
-        [] => {
-            errors.at("", None, format!("no secret: set one of {family_list}"));
-            return None;
-        }
-        [key] => *key,
-        several => {
-            errors.at(
-                several[1],
-                table.get(several[1]).map(|v| v.span().start),
-                format!(
-                    "set exactly one of {family_list}, found {}",
-                    several.join(" and ")
-                ),
-            );
-            return None;
-        }
-    };
-    let value = table.get(key)?;
     let span = Some(value.span().start);
-    let source = if key.ends_with("_env") {
-        keys::string(value.get_ref()).and_then(|name| {
-            if is_env_name(&name) {
-                Ok(SecretSource::Env(name))
-            } else {
-                // Not echoed: a value that is no variable name may be the secret itself.
-                Err("must name an environment variable ([A-Za-z_][A-Za-z0-9_]*): is this the secret itself?".to_owned())
-            }
-        })
-    } else if key.ends_with("_file") {
-        keys::string(value.get_ref()).and_then(|text| {
-            if looks_like_a_secret(&text) {
-                Err("does not look like a path: is this the secret itself? Set it to the path of a file that holds the secret".to_owned())
-            } else {
-                keys::path(value.get_ref(), base_dir).map(SecretSource::File)
-            }
-        })
-    } else {
-        keys::string(value.get_ref()).map(|s| SecretSource::Inline(Secret::new(s)))
-    };
-    match source {
-        Ok(source) => Some((key, source)),
+    match keys::string(value.get_ref()) {
+        Ok(name) if keys::is_connection_name(&name) => Some(name),
+        Ok(name) => {
+            errors.at(
+                "name",
+                span,
+                format!("{name:?} must match [a-z0-9][a-z0-9_.-]* and be at most 64 characters"),
+            );
+            None
+        }
         Err(message) => {
-            errors.at(key, span, message);
+            errors.at("name", span, message);
             None
         }
     }
 }
 
-fn is_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// A long run of token characters with no path separator, dot or `$` is more likely a
-/// pasted token than a file name, and must not be echoed in "cannot read" errors.
-fn looks_like_a_secret(text: &str) -> bool {
-    text.len() >= 24 && !text.contains(['/', '.', '$', ' '])
+/// The rules that tie settings together (each key alone was checked when it was parsed).
+fn check_settings(
+    settings: &Settings,
+    span: &dyn Fn(&str) -> Option<usize>,
+    errors: &mut Errors<'_>,
+) {
+    if settings.labels.len() > keys::MAX_LABELS {
+        errors.at(
+            "labels",
+            span("labels"),
+            format!(
+                "at most {} labels are allowed, found {} with those of [defaults]",
+                keys::MAX_LABELS,
+                settings.labels.len()
+            ),
+        );
+    }
+    let (kind, auth) = (settings.kind, settings.auth);
+    if auth == AuthMethod::Pat && kind == Kind::Cloud {
+        errors.at(
+            "auth",
+            span("auth").or(span("kind")),
+            "personal access tokens (auth = \"pat\") exist on Server/Data Center only; Jira Cloud takes auth = \"api_token\" (Basic email:token)",
+        );
+    }
+    if auth != AuthMethod::Pat && settings.username.is_none() {
+        let what = if auth == AuthMethod::ApiToken {
+            "the account's email"
+        } else {
+            "the Jira user name"
+        };
+        errors.at(
+            "username",
+            None,
+            format!("is required for auth = \"{auth}\" ({what})"),
+        );
+    }
+    if settings.timeout >= settings.interval {
+        errors.at(
+            "timeout",
+            span("timeout").or(span("interval")),
+            format!(
+                "timeout ({}) must be shorter than interval ({})",
+                keys::format_duration(settings.timeout),
+                keys::format_duration(settings.interval)
+            ),
+        );
+    }
+    if settings.backoff_initial > settings.backoff_max {
+        errors.at(
+            "backoff_initial",
+            span("backoff_initial").or(span("backoff_max")),
+            format!(
+                "backoff_initial ({}) must not be longer than backoff_max ({})",
+                keys::format_duration(settings.backoff_initial),
+                keys::format_duration(settings.backoff_max)
+            ),
+        );
+    }
 }
 
 /// Checks a base URL and returns it normalised (no trailing slash).
@@ -710,7 +427,10 @@ mod tests {
             let text = format!("[[connection]]\nname = \"c\"\nurl = \"{url}\"\nusername = \"a@b.c\"\ntoken = \"t\"\n");
             let config =
                 crate::config::Config::from_sources(&[("t.toml".into(), text)]).expect("loads");
-            (config.connections[0].kind, config.connections[0].auth)
+            (
+                config.connections[0].settings.kind,
+                config.connections[0].settings.auth,
+            )
         };
         assert_eq!(
             load("https://acme.atlassian.net"),

@@ -1,4 +1,4 @@
-//! The per-key parsers shared by `[defaults]` and `[[connection]]`.
+//! The per-key parsers shared by `[defaults]` and `[[connection]]`, and the key lists.
 //!
 //! Both tables are read as "key → spanned TOML value" maps rather than through a serde struct,
 //! so that every error can name the exact line and key, unknown keys can suggest the key that
@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use toml::Value;
 
-use super::{AuthMethod, Kind};
+use super::settings::SETTING_KEYS;
 
 /// Keys that identify a connection and its secret: `[[connection]]` only.
 pub const IDENTITY_KEYS: [&str; 8] = [
@@ -25,29 +25,6 @@ pub const IDENTITY_KEYS: [&str; 8] = [
     "password_file",
 ];
 
-/// Keys that may be set per connection or in `[defaults]`.
-pub const SETTING_KEYS: [&str; 19] = [
-    "interval",
-    "created_at",
-    "max_token_age",
-    "token_list_interval",
-    "unused_after",
-    "backoff_initial",
-    "backoff_max",
-    "auth_failure_interval",
-    "timeout",
-    "rotate_before",
-    "kind",
-    "auth",
-    "username",
-    "expect_account",
-    "expires_at",
-    "token_name",
-    "allow_insecure_http",
-    "ca_file",
-    "labels",
-];
-
 /// Keys that apply to the whole daemon: `[defaults]` only.
 pub const GLOBAL_KEYS: [&str; 2] = ["max_concurrent_probes", "max_concurrent_per_site"];
 
@@ -56,96 +33,6 @@ pub const MAX_LABELS: usize = 8;
 
 /// Label names credwatch itself puts on `credwatch_connection_info`.
 pub const RESERVED_LABELS: [&str; 6] = ["connection", "url", "kind", "auth", "account", "state"];
-
-/// Settings as written at one level (defaults or a connection), parsed but not yet merged.
-#[derive(Debug, Default, Clone)]
-pub struct Settings {
-    pub interval: Option<Duration>,
-    pub timeout: Option<Duration>,
-    pub rotate_before: Option<Duration>,
-    pub created_at: Option<DateTime<Utc>>,
-    pub max_token_age: Option<Duration>,
-    pub token_list_interval: Option<Duration>,
-    pub unused_after: Option<Duration>,
-    pub backoff_initial: Option<Duration>,
-    pub backoff_max: Option<Duration>,
-    pub auth_failure_interval: Option<Duration>,
-    pub kind: Option<Kind>,
-    pub auth: Option<AuthMethod>,
-    pub username: Option<String>,
-    pub expect_account: Option<String>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub token_name: Option<String>,
-    pub allow_insecure_http: Option<bool>,
-    pub ca_file: Option<PathBuf>,
-    pub labels: BTreeMap<String, String>,
-}
-
-impl Settings {
-    /// Parses one setting key into `self`. `base_dir` resolves relative paths.
-    pub fn apply(&mut self, key: &str, value: &Value, base_dir: &Path) -> Result<(), String> {
-        match key {
-            "interval" => self.interval = Some(duration(value)?),
-            "timeout" => self.timeout = Some(duration(value)?),
-            "rotate_before" => self.rotate_before = Some(duration(value)?),
-            "created_at" => self.created_at = Some(date_or_time(value)?),
-            "max_token_age" => self.max_token_age = Some(duration(value)?),
-            "token_list_interval" => self.token_list_interval = Some(duration(value)?),
-            "unused_after" => self.unused_after = Some(duration(value)?),
-            "backoff_initial" => self.backoff_initial = Some(duration(value)?),
-            "backoff_max" => self.backoff_max = Some(duration(value)?),
-            "auth_failure_interval" => self.auth_failure_interval = Some(duration(value)?),
-            "kind" => self.kind = Some(Kind::parse(&string(value)?)?),
-            "auth" => self.auth = Some(AuthMethod::parse(&string(value)?)?),
-            "username" => self.username = Some(non_empty(string(value)?)?),
-            "expect_account" => self.expect_account = Some(non_empty(string(value)?)?),
-            "expires_at" => self.expires_at = Some(date_or_time(value)?),
-            "token_name" => self.token_name = Some(non_empty(string(value)?)?),
-            "allow_insecure_http" => {
-                self.allow_insecure_http = Some(
-                    value
-                        .as_bool()
-                        .ok_or_else(|| format!("must be true or false, not {}", type_of(value)))?,
-                )
-            }
-            "ca_file" => self.ca_file = Some(path(value, base_dir)?),
-            "labels" => self.labels = labels(value)?,
-            _ => return Err(unknown_key(key)),
-        }
-        Ok(())
-    }
-
-    /// `self`, with every unset value taken from `defaults`; labels are merged key by key.
-    pub fn or(self, defaults: &Settings) -> Settings {
-        let mut labels = defaults.labels.clone();
-        labels.extend(self.labels);
-        Settings {
-            interval: self.interval.or(defaults.interval),
-            timeout: self.timeout.or(defaults.timeout),
-            rotate_before: self.rotate_before.or(defaults.rotate_before),
-            created_at: self.created_at.or(defaults.created_at),
-            max_token_age: self.max_token_age.or(defaults.max_token_age),
-            token_list_interval: self.token_list_interval.or(defaults.token_list_interval),
-            unused_after: self.unused_after.or(defaults.unused_after),
-            backoff_initial: self.backoff_initial.or(defaults.backoff_initial),
-            backoff_max: self.backoff_max.or(defaults.backoff_max),
-            auth_failure_interval: self
-                .auth_failure_interval
-                .or(defaults.auth_failure_interval),
-            kind: self.kind.or(defaults.kind),
-            auth: self.auth.or(defaults.auth),
-            username: self.username.or_else(|| defaults.username.clone()),
-            expect_account: self
-                .expect_account
-                .or_else(|| defaults.expect_account.clone()),
-            expires_at: self.expires_at.or(defaults.expires_at),
-            token_name: self.token_name.or_else(|| defaults.token_name.clone()),
-            allow_insecure_http: self.allow_insecure_http.or(defaults.allow_insecure_http),
-            ca_file: self.ca_file.or_else(|| defaults.ca_file.clone()),
-            labels,
-        }
-    }
-}
 
 /// A whole number from `min` to `max`.
 pub fn count(value: &Value, min: i64, max: i64) -> Result<usize, String> {
@@ -180,7 +67,7 @@ pub fn string(value: &Value) -> Result<String, String> {
         .ok_or_else(|| format!("must be a string, not {}", type_of(value)))
 }
 
-fn non_empty(text: String) -> Result<String, String> {
+pub fn non_empty(text: String) -> Result<String, String> {
     if text.trim().is_empty() {
         Err("must not be empty".to_owned())
     } else {
@@ -261,7 +148,7 @@ pub fn path(value: &Value, base_dir: &Path) -> Result<PathBuf, String> {
     })
 }
 
-fn labels(value: &Value) -> Result<BTreeMap<String, String>, String> {
+pub fn labels(value: &Value) -> Result<BTreeMap<String, String>, String> {
     let table = value
         .as_table()
         .ok_or_else(|| format!("must be a table of strings, not {}", type_of(value)))?;
@@ -331,38 +218,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_setting_key_is_parsed() {
-        let samples: [(&str, Value); 19] = [
-            ("interval", Value::from("5m")),
-            ("created_at", Value::from("2026-01-15")),
-            ("max_token_age", Value::from("90d")),
-            ("token_list_interval", Value::from("6h")),
-            ("unused_after", Value::from("90d")),
-            ("backoff_initial", Value::from("30s")),
-            ("backoff_max", Value::from("30m")),
-            ("auth_failure_interval", Value::from("1h")),
-            ("timeout", Value::from("10s")),
-            ("rotate_before", Value::from("14d")),
-            ("kind", Value::from("server")),
-            ("auth", Value::from("pat")),
-            ("username", Value::from("svc")),
-            ("expect_account", Value::from("svc")),
-            ("expires_at", Value::from("2027-03-01")),
-            ("token_name", Value::from("credwatch")),
-            ("allow_insecure_http", Value::from(true)),
-            ("ca_file", Value::from("ca.pem")),
-            ("labels", Value::Table(toml::Table::new())),
-        ];
-        assert_eq!(samples.len(), SETTING_KEYS.len());
-        for (key, value) in samples {
-            assert!(SETTING_KEYS.contains(&key));
-            Settings::default()
-                .apply(key, &value, Path::new("/etc"))
-                .unwrap_or_else(|e| panic!("{key}: {e}"));
-        }
-    }
 
     #[test]
     fn durations_print_as_written() {

@@ -9,8 +9,10 @@
 //! Called by `check`, `validate` (and the daemon's load and reload).
 
 mod connection;
+mod credential;
 mod keys;
 mod secret;
+mod settings;
 pub mod watch;
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,11 +23,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-pub use connection::{authorization_header, CaBundle, Connection};
+pub use connection::{CaBundle, Connection};
+pub use credential::authorization_header;
 pub use keys::{format_duration, parse_date_or_time};
 pub use secret::{Secret, SecretError, SecretSource, MASK};
 
-use keys::Settings;
+pub use settings::{Settings, SETTING_KEYS};
+
+use settings::Layer;
 
 /// Defaults that apply when neither `[defaults]` nor the connection sets a value.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -81,6 +86,16 @@ impl Kind {
         }
     }
 
+    /// Cloud for `*.atlassian.net` and the API gateway, Server for every other host.
+    fn for_url(url: Option<&url::Url>) -> Kind {
+        match url.and_then(url::Url::host_str) {
+            Some(host) if host.ends_with(".atlassian.net") || host == "api.atlassian.com" => {
+                Kind::Cloud
+            }
+            _ => Kind::Server,
+        }
+    }
+
     fn parse(text: &str) -> Result<Kind, String> {
         match text {
             "server" => Ok(Kind::Server),
@@ -111,6 +126,14 @@ impl AuthMethod {
             AuthMethod::Pat => "pat",
             AuthMethod::ApiToken => "api_token",
             AuthMethod::Basic => "basic",
+        }
+    }
+
+    /// A personal access token on Server/Data Center, an API token on Cloud.
+    fn default_for(kind: Kind) -> AuthMethod {
+        match kind {
+            Kind::Server => AuthMethod::Pat,
+            Kind::Cloud => AuthMethod::ApiToken,
         }
     }
 
@@ -354,8 +377,8 @@ type RawTable = BTreeMap<String, Spanned<toml::Value>>;
 fn read_defaults(
     parsed: &[(&PathBuf, Lines, RawFile)],
     errors: &mut Vec<ConfigError>,
-) -> (Settings, Globals) {
-    let mut defaults = Settings::default();
+) -> (Layer, Globals) {
+    let mut defaults = Layer::default();
     let mut globals = Globals::default();
     let mut declared_in: Option<Origin> = None;
     for (file, text, raw) in parsed {

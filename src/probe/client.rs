@@ -311,7 +311,7 @@ mod tests {
                 .expect("loads")
                 .connections
                 .remove(0)
-                .ca_file
+                .ca
                 .expect("ca_file")
         };
         let root = env!("CARGO_MANIFEST_DIR");

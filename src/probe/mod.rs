@@ -148,14 +148,14 @@ impl Prober {
         let now = Utc::now();
         let verdict = answer.classify(
             &Expectation {
-                kind: connection.kind,
-                expect_account: connection.expect_account.as_deref(),
+                kind: connection.settings.kind,
+                expect_account: connection.settings.expect_account.as_deref(),
                 expires_at: known_expiry,
                 now,
             },
             last,
         );
-        answer.outcome(connection.auth, verdict, started, now)
+        answer.outcome(connection.settings.auth, verdict, started, now)
     }
 
     /// Fetches the caller's personal access tokens (`GET /rest/pat/latest/tokens`).
@@ -168,7 +168,7 @@ impl Prober {
             Ok(url) => url,
             Err(e) => {
                 let outcome = failed(
-                    connection.auth,
+                    connection.settings.auth,
                     Reason::UnexpectedResponse,
                     e.to_string(),
                     started,
@@ -196,7 +196,7 @@ impl Prober {
                     detail: Some("the token list is not Jira's JSON array".to_owned()),
                 };
                 TokenListOutcome::Failed(Box::new(answer.outcome(
-                    connection.auth,
+                    connection.settings.auth,
                     verdict,
                     started,
                     now,
@@ -213,7 +213,7 @@ impl Prober {
                 // Not `myself`: only the status and headers tell (rate limit, 401, 5xx...).
                 let verdict = answer.classify(
                     &Expectation {
-                        kind: connection.kind,
+                        kind: connection.settings.kind,
                         expect_account: None,
                         expires_at: None,
                         now,
@@ -221,7 +221,7 @@ impl Prober {
                     &mut LastMyself::default(),
                 );
                 TokenListOutcome::Failed(Box::new(answer.outcome(
-                    connection.auth,
+                    connection.settings.auth,
                     verdict,
                     started,
                     now,
@@ -239,17 +239,17 @@ impl Prober {
         url: &Url,
         started: Instant,
     ) -> Result<client::Response, Outcome> {
-        let auth = connection.auth;
+        let auth = connection.settings.auth;
         let authorization = authorization.as_ref().map_err(|message| {
             failed(auth, Reason::UnexpectedResponse, message.clone(), started)
         })?;
         let http = self
             .clients
-            .get(connection.ca_file.as_ref())
+            .get(connection.ca.as_ref())
             .map_err(|f| failed(auth, f.reason, f.detail, started))?;
         // One deadline for the whole exchange: resolving, connecting, TLS and the body.
         match tokio::time::timeout(
-            connection.timeout,
+            connection.settings.timeout,
             client::get(&http, url, authorization, BODY_CAP),
         )
         .await
@@ -265,7 +265,7 @@ impl Prober {
             Err(_elapsed) => {
                 let detail = format!(
                     "no complete answer within {}",
-                    humantime::format_duration(connection.timeout)
+                    humantime::format_duration(connection.settings.timeout)
                 );
                 Err(failed(auth, Reason::Timeout, detail, started))
             }

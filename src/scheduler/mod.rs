@@ -290,7 +290,7 @@ impl Scheduler {
                 (restored, first)
             }
             None => {
-                let offset = policy::start_offset(&connection.name, connection.interval);
+                let offset = policy::start_offset(&connection.name, connection.settings.interval);
                 (Restored::default(), Some(wall + chrono_of(offset)))
             }
         };
@@ -405,9 +405,9 @@ impl Scheduler {
 /// username and secret (what the state store's identity digest covers).
 pub fn same_credential(a: &Connection, b: &Connection) -> bool {
     a.url == b.url
-        && a.kind == b.kind
-        && a.auth == b.auth
-        && a.username == b.username
+        && a.settings.kind == b.settings.kind
+        && a.settings.auth == b.settings.auth
+        && a.settings.username == b.settings.username
         && a.secret == b.secret
 }
 

@@ -101,7 +101,10 @@ impl Policy {
     /// A fresh policy for a connection.
     pub fn new(connection: &Connection) -> Policy {
         Policy {
-            backoff: Backoff::new(connection.backoff_initial, connection.backoff_max),
+            backoff: Backoff::new(
+                connection.settings.backoff_initial,
+                connection.settings.backoff_max,
+            ),
             failed_logins: 0,
             current_backoff: None,
             standing: None,
@@ -156,7 +159,7 @@ impl Policy {
 
     /// Decides what follows `outcome`; `jitter` is a value in [`JITTER`].
     pub fn after(&mut self, connection: &Connection, outcome: &Outcome, jitter: f64) -> Step {
-        let interval = connection.interval;
+        let interval = connection.settings.interval;
         let state = outcome.state;
         if state.is_verdict() {
             self.backoff.reset();
@@ -182,7 +185,7 @@ impl Policy {
             State::Locked => Decision::Stop(Pause::Locked),
             State::Invalid | State::Expired | State::Forbidden => {
                 let mut stop = false;
-                if connection.auth == AuthMethod::Basic {
+                if connection.settings.auth == AuthMethod::Basic {
                     if is_failed_login(outcome.reason) {
                         self.failed_logins += 1;
                     } else {
@@ -196,7 +199,7 @@ impl Policy {
                 } else if confirming {
                     Decision::After(interval.min(CONFIRM_WITHIN))
                 } else {
-                    Decision::After(interval.max(connection.auth_failure_interval))
+                    Decision::After(interval.max(connection.settings.auth_failure_interval))
                 }
             }
             State::Unknown => {
@@ -335,7 +338,7 @@ mod tests {
         assert_eq!(policy.current_backoff, Some(Duration::from_secs(10)));
 
         let mut slow = connection("pat");
-        slow.interval = Duration::from_secs(15);
+        slow.settings.interval = Duration::from_secs(15);
         let mut policy = Policy::new(&slow);
         let waits: Vec<Decision> = (0..5)
             .map(|_| policy.after(&slow, &timeout, 1.0).decision)

@@ -35,7 +35,7 @@ pub fn restored_due(
     let catch_up = now
         + delta(start_offset(
             &connection.name,
-            connection.interval.min(CONFIRM_WITHIN),
+            connection.settings.interval.min(CONFIRM_WITHIN),
         ));
     let Some(mut due) = restored.next_due else {
         return Some(catch_up);
@@ -50,12 +50,12 @@ pub fn restored_due(
     if due <= now {
         return Some(catch_up);
     }
-    let interval = connection.interval;
+    let interval = connection.settings.interval;
     let wait = match (restored.pending, restored.verdict.map(|v| v.state)) {
         (Some(_), _) => interval.min(CONFIRM_WITHIN),
         (None, Some(State::Valid)) => interval,
         (None, Some(State::Invalid | State::Expired | State::Forbidden)) => {
-            interval.max(connection.auth_failure_interval)
+            interval.max(connection.settings.auth_failure_interval)
         }
         _ => interval.max(restored.backoff.unwrap_or(Duration::ZERO)),
     };

@@ -66,8 +66,8 @@ pub(super) fn reread_secret(connection: &Connection) -> Option<Connection> {
         return None;
     }
     if let Err(error) = crate::config::authorization_header(
-        connection.auth,
-        connection.username.as_deref(),
+        connection.settings.auth,
+        connection.settings.username.as_deref(),
         &secret,
     ) {
         tracing::warn!(connection = %connection.name, %error, "the new secret cannot be used; keeping the one in use");

@@ -75,7 +75,10 @@ impl Site {
             let backoff = gate
                 .backoff
                 .get_or_insert_with(|| {
-                    Backoff::new(connection.backoff_initial, connection.backoff_max)
+                    Backoff::new(
+                        connection.settings.backoff_initial,
+                        connection.settings.backoff_max,
+                    )
                 })
                 .next(policy::jitter());
             let floor = outcome

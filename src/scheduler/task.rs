@@ -123,7 +123,7 @@ pub(super) async fn probe_loop(
             continue;
         }
         let basic_budget = match (&shared.store, &identity) {
-            (Some(store), Some(identity)) if connection.auth == AuthMethod::Basic => {
+            (Some(store), Some(identity)) if connection.settings.auth == AuthMethod::Basic => {
                 Some((store.clone(), identity.clone()))
             }
             _ => None,
@@ -188,7 +188,10 @@ pub(super) async fn probe_loop(
                 // counts as failed), or the store cannot record one (after the backoff).
                 let wait = match refused {
                     Reserved::Busy(wait) => wait.max(Duration::from_secs(1)),
-                    _ => connection.interval.max(connection.backoff_initial),
+                    _ => connection
+                        .settings
+                        .interval
+                        .max(connection.settings.backoff_initial),
                 };
                 let now = Instant::now();
                 due = Some(now + wait);
@@ -209,7 +212,10 @@ pub(super) async fn probe_loop(
         if let Some(list) = list {
             // Anchored to the probe's due time, like the probes themselves, so a cadence equal
             // to the interval lists with every probe rather than every other one.
-            let cadence = connection.token_list_interval.max(connection.interval);
+            let cadence = connection
+                .settings
+                .token_list_interval
+                .max(connection.settings.interval);
             tokens_due = Some(scheduled + cadence);
             let listing = match list {
                 TokenListOutcome::Listed(entries) => Some(Listing::Tokens(entries)),
@@ -218,7 +224,12 @@ pub(super) async fn probe_loop(
                     tracing::debug!(connection = %name, reason = %failure.reason, "the token list could not be fetched");
                     reopens = reopens.or(site.observe(&connection, &failure, now));
                     // Try again with a later probe, not at the slow cadence.
-                    tokens_due = Some(now + connection.interval.max(connection.backoff_initial));
+                    tokens_due = Some(
+                        now + connection
+                            .settings
+                            .interval
+                            .max(connection.settings.backoff_initial),
+                    );
                     None
                 }
             };
@@ -378,7 +389,7 @@ fn record(status: &Status, connection: &Connection, probed: Probed) {
 /// Logs a state change reached without a probe (a pending rejection confirmed by logins
 /// spent elsewhere).
 fn log_transition(connection: &Connection, transition: Option<crate::state::Transition>) {
-    let hint = transition.and_then(|t| t.reason.hint(connection.auth));
+    let hint = transition.and_then(|t| t.reason.hint(connection.settings.auth));
     log_transition_with(connection, transition, hint);
 }
 

@@ -311,7 +311,8 @@ impl Status {
         restored: Restored,
     ) {
         let deadline = first_probe_at.unwrap_or_else(Utc::now)
-            + chrono::Duration::from_std(connection.timeout).unwrap_or(chrono::Duration::MAX);
+            + chrono::Duration::from_std(connection.settings.timeout)
+                .unwrap_or(chrono::Duration::MAX);
         let entry = Entry {
             connection: connection.clone(),
             persisted_probe_at: restored.last.as_ref().map(|o| o.finished_at),

@@ -106,7 +106,7 @@ pub async fn reserve(
     force: bool,
 ) -> Reserved {
     let (store, name, identity) = (store.clone(), connection.name.clone(), identity.to_vec());
-    let timeout = connection.timeout;
+    let timeout = connection.settings.timeout;
     let owner = format!("{owner} pid {}", std::process::id());
     let reserved = tokio::task::spawn_blocking(move || {
         store.reserve_login(&name, &identity, timeout, &owner, force)

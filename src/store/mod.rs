@@ -261,9 +261,9 @@ impl Store {
         let mut context = ring::hmac::Context::with_key(&self.key);
         for part in [
             connection.url.as_str(),
-            connection.kind.as_str(),
-            connection.auth.as_str(),
-            connection.username.as_deref().unwrap_or(""),
+            connection.settings.kind.as_str(),
+            connection.settings.auth.as_str(),
+            connection.settings.username.as_deref().unwrap_or(""),
             connection.secret.expose(),
         ] {
             // Length-prefixed, so that no two different tuples give the same input.

@@ -139,7 +139,7 @@ impl Record {
             }),
             rate_limit: RateLimit::default(),
             retry_after: None,
-            hint: last.reason.hint(connection.auth),
+            hint: last.reason.hint(connection.settings.auth),
             detail: last.detail,
             finished_at: last.finished_at,
         });

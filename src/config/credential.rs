@@ -1,0 +1,158 @@
+//! The credential of a connection: which secret key it is given by, and the
+//! `Authorization` header built from it (`Bearer` for PATs, Basic otherwise).
+
+use base64::Engine as _;
+use http::header::HeaderValue;
+
+use super::connection::Errors;
+use super::keys;
+use super::{AuthMethod, RawTable, Secret, SecretSource};
+use std::path::Path;
+
+/// Builds the pre-emptive `Authorization` value: `Bearer` for PATs, Basic otherwise.
+pub fn authorization_header(
+    auth: AuthMethod,
+    username: Option<&str>,
+    secret: &Secret,
+) -> Result<HeaderValue, String> {
+    let exposed = secret.expose();
+    let text = match auth {
+        AuthMethod::Pat | AuthMethod::ApiToken
+            if exposed.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            return Err(
+                "the token holds spaces, line breaks or control characters: check what was pasted"
+                    .to_owned(),
+            );
+        }
+        // A stray line break in a password would fail every login and lock the account.
+        AuthMethod::Basic if exposed.chars().any(char::is_control) => {
+            return Err(
+                "the password holds line breaks or control characters: check the file or variable"
+                    .to_owned(),
+            );
+        }
+        AuthMethod::Pat => format!("Bearer {exposed}"),
+        AuthMethod::ApiToken | AuthMethod::Basic => {
+            let user = username.unwrap_or_default();
+            if user.contains(':') {
+                return Err(
+                    "username must not contain ':' (Basic authentication cannot carry it)"
+                        .to_owned(),
+                );
+            }
+            let pair = format!("{user}:{}", secret.expose());
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        }
+    };
+    let mut value = HeaderValue::from_str(&text).map_err(|_| {
+        "the token holds characters that cannot be sent in an HTTP header (non-ASCII or control characters)".to_owned()
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+const TOKEN_KEYS: [&str; 3] = ["token", "token_env", "token_file"];
+const PASSWORD_KEYS: [&str; 3] = ["password", "password_env", "password_file"];
+
+/// The key that names this secret source for this kind of credential.
+pub(super) fn secret_key(auth: AuthMethod, source: &SecretSource) -> &'static str {
+    let family = match auth {
+        AuthMethod::Basic => PASSWORD_KEYS,
+        AuthMethod::Pat | AuthMethod::ApiToken => TOKEN_KEYS,
+    };
+    match source {
+        SecretSource::Inline(_) => family[0],
+        SecretSource::Env(_) => family[1],
+        SecretSource::File(_) => family[2],
+    }
+}
+
+/// Finds exactly one secret key of the family that `auth` takes.
+pub(super) fn secret_source(
+    table: &RawTable,
+    auth: AuthMethod,
+    base_dir: &Path,
+    errors: &mut Errors<'_>,
+) -> Option<(&'static str, SecretSource)> {
+    let (family, other) = match auth {
+        AuthMethod::Basic => (PASSWORD_KEYS, TOKEN_KEYS),
+        AuthMethod::Pat | AuthMethod::ApiToken => (TOKEN_KEYS, PASSWORD_KEYS),
+    };
+    let family_list = family.join(", ");
+    for key in other {
+        if let Some(value) = table.get(key) {
+            errors.at(
+                key,
+                Some(value.span().start),
+                format!("auth = \"{auth}\" takes one of {family_list}, not {key}"),
+            );
+        }
+    }
+    let present: Vec<&'static str> = family
+        .into_iter()
+        .filter(|k| table.contains_key(*k))
+        .collect();
+    let key = match present.as_slice() {
+        [] => {
+            errors.at("", None, format!("no secret: set one of {family_list}"));
+            return None;
+        }
+        [key] => *key,
+        several => {
+            errors.at(
+                several[1],
+                table.get(several[1]).map(|v| v.span().start),
+                format!(
+                    "set exactly one of {family_list}, found {}",
+                    several.join(" and ")
+                ),
+            );
+            return None;
+        }
+    };
+    let value = table.get(key)?;
+    let span = Some(value.span().start);
+    let source = if key.ends_with("_env") {
+        keys::string(value.get_ref()).and_then(|name| {
+            if is_env_name(&name) {
+                Ok(SecretSource::Env(name))
+            } else {
+                // Not echoed: a value that is no variable name may be the secret itself.
+                Err("must name an environment variable ([A-Za-z_][A-Za-z0-9_]*): is this the secret itself?".to_owned())
+            }
+        })
+    } else if key.ends_with("_file") {
+        keys::string(value.get_ref()).and_then(|text| {
+            if looks_like_a_secret(&text) {
+                Err("does not look like a path: is this the secret itself? Set it to the path of a file that holds the secret".to_owned())
+            } else {
+                keys::path(value.get_ref(), base_dir).map(SecretSource::File)
+            }
+        })
+    } else {
+        keys::string(value.get_ref()).map(|s| SecretSource::Inline(Secret::new(s)))
+    };
+    match source {
+        Ok(source) => Some((key, source)),
+        Err(message) => {
+            errors.at(key, span, message);
+            None
+        }
+    }
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A long run of token characters with no path separator, dot or `$` is more likely a
+/// pasted token than a file name, and must not be echoed in "cannot read" errors.
+fn looks_like_a_secret(text: &str) -> bool {
+    text.len() >= 24 && !text.contains(['/', '.', '$', ' '])
+}
