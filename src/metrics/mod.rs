@@ -12,8 +12,10 @@
 //! exposition is about 180 MiB; it is never held whole in memory, no probe waits for it, and
 //! its cost grows linearly with the number of connections.
 
+mod families;
+mod text;
+
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -22,19 +24,13 @@ use chrono::{DateTime, Utc};
 use http_body::{Body, Frame, SizeHint};
 use prometheus::{Encoder as _, Registry, TextEncoder};
 
-use crate::expiry::{Assessment, Audit, Source};
-use crate::probe::{Reason, State};
-use crate::state::{Entry, Snapshot, Status};
+use families::{Item, Row, FAMILIES};
+use text::{flag, seconds, Family};
+
+use crate::state::{Snapshot, Status};
 
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Where HELP texts say values come from: the scrape never triggers a probe.
-macro_rules! background {
-    () => {
-        "from background probes, not from the scrape"
-    };
-}
 
 /// A chunk is sent once it holds this many bytes.
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -112,358 +108,6 @@ impl Metrics {
         self.exposition(status).collect()
     }
 }
-
-/// One metric family: a header, then its samples.
-struct Family<'a> {
-    out: &'a mut String,
-    name: &'static str,
-}
-
-impl<'a> Family<'a> {
-    fn new(out: &'a mut String, name: &'static str, kind: &str, help: &str) -> Family<'a> {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        Family { out, name }
-    }
-
-    /// A family whose header is already written.
-    fn resume(out: &'a mut String, name: &'static str) -> Family<'a> {
-        Family { out, name }
-    }
-
-    fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
-        self.sample_named(self.name, labels, value);
-    }
-
-    fn sample_named(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (key, value)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                self.out.push_str(key);
-                self.out.push_str("=\"");
-                escape_into(self.out, value);
-                self.out.push('"');
-            }
-            self.out.push('}');
-        }
-        self.out.push(' ');
-        write_value(self.out, value);
-        self.out.push('\n');
-    }
-
-    /// A sample labelled with the connection's name alone; none while the value is unknown
-    /// (never a sentinel).
-    fn connection(&mut self, item: &Item<'_>, value: impl Into<Option<f64>>) {
-        if let Some(value) = value.into() {
-            self.sample(&[("connection", item.name)], value);
-        }
-    }
-}
-
-/// Label values escape backslash, double quote and line feed (exposition format 0.0.4).
-fn escape_into(out: &mut String, value: &str) {
-    if !value.contains(['\\', '"', '\n']) {
-        out.push_str(value);
-        return;
-    }
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// Writes a sample value as Prometheus reads it: whole numbers without a fraction.
-fn write_value(out: &mut String, value: f64) {
-    let _ = if value.fract() == 0.0 && value.abs() < 1e15 {
-        write!(out, "{}", value as i64)
-    } else {
-        write!(out, "{value}")
-    };
-}
-
-fn seconds(time: DateTime<Utc>) -> f64 {
-    time.timestamp_millis() as f64 / 1000.0
-}
-
-fn flag(on: bool) -> f64 {
-    f64::from(u8::from(on))
-}
-
-/// What the expiry families need of a connection's [`Assessment`], without its token list.
-#[derive(Debug, Clone, Copy)]
-struct Expiry {
-    expires_at: Option<(DateTime<Utc>, Source)>,
-    created_at: Option<DateTime<Utc>>,
-    last_used_at: Option<DateTime<Utc>>,
-    rotation_due: Option<bool>,
-    never_expires: Option<bool>,
-    audit: Option<Audit>,
-}
-
-impl From<Assessment> for Expiry {
-    fn from(a: Assessment) -> Expiry {
-        Expiry {
-            expires_at: a.expires_at.zip(a.source),
-            created_at: a.created_at,
-            last_used_at: a.last_used_at,
-            rotation_due: a.rotation_due,
-            never_expires: a.never_expires,
-            audit: a.audit,
-        }
-    }
-}
-
-/// What most families need of a connection, copied out of its entry in the first pass.
-///
-/// Rendering reads every connection once per family; at 100,000 connections the entries are
-/// spread over half a gigabyte, and chasing three pointers per sample to them made the render
-/// grow faster than the fleet. Rows sit side by side, and so do the names (in one string), so
-/// later passes read memory in order.
-#[derive(Debug, Clone, Copy)]
-struct Row {
-    /// Where the connection's name ends in the names string (it starts where the last ends).
-    name_end: usize,
-    state: State,
-    last: Option<Last>,
-    probes: u64,
-    /// Whether any probe failed (the counts by reason are read from the entry).
-    failed: bool,
-    rate_limited: u64,
-    last_success_at: Option<DateTime<Utc>>,
-    interval: f64,
-    next_probe_at: Option<DateTime<Utc>>,
-    expiry: Expiry,
-}
-
-impl Row {
-    fn new(entry: &Entry, name_end: usize, now: DateTime<Utc>) -> Row {
-        Row {
-            name_end,
-            state: entry.state(),
-            last: entry.last.as_ref().map(|o| Last {
-                reason: o.reason,
-                latency: o.latency.as_secs_f64(),
-                http_status: o.http_status,
-                finished_at: o.finished_at,
-                remaining: o.rate_limit.remaining,
-            }),
-            probes: entry.probes,
-            failed: !entry.failures.is_empty(),
-            rate_limited: entry.rate_limited,
-            last_success_at: entry.last_success_at,
-            interval: entry.connection.settings.interval.as_secs_f64(),
-            next_probe_at: entry.next_probe_at,
-            expiry: Expiry::from(entry.assessment(now)),
-        }
-    }
-}
-
-/// What the families need of a connection's last probe.
-#[derive(Debug, Clone, Copy)]
-struct Last {
-    reason: Reason,
-    latency: f64,
-    http_status: Option<u16>,
-    finished_at: DateTime<Utc>,
-    /// Jira's X-RateLimit-Remaining.
-    remaining: Option<u64>,
-}
-
-/// One connection, as a family's `write` sees it.
-struct Item<'a> {
-    name: &'a str,
-    row: &'a Row,
-    /// The whole entry, for the few families that need more than the row.
-    entry: &'a Entry,
-}
-
-/// A per-connection metric family: `write` adds the samples of one connection.
-struct PerConnection {
-    name: &'static str,
-    kind: &'static str,
-    help: &'static str,
-    write: fn(&mut Family<'_>, &Item<'_>),
-}
-
-/// Every per-connection family, in the order they are exposed.
-const FAMILIES: &[PerConnection] = &[
-    PerConnection {
-        name: "credwatch_credential_state",
-        kind: "gauge",
-        help: concat!("The credential's state, ", background!(), ": 1 for the current state (the last verdict; unknown before any), 0 for the others."),
-        write: |family, item| {
-            for state in State::ALL {
-                family.sample(
-                    &[("connection", item.name), ("state", state.as_str())],
-                    flag(state == item.row.state),
-                );
-            }
-        },
-    },
-    PerConnection {
-        name: "credwatch_probe_success",
-        kind: "gauge",
-        help: concat!("1 if the last probe reached ok, else 0, ", background!(), "."),
-        write: |family, item| family.connection(item, item.row.last.map(|last| flag(last.reason == Reason::Ok))),
-    },
-    PerConnection {
-        name: "credwatch_probe_reason",
-        kind: "gauge",
-        help: concat!("Always 1, labelled with the reason the last probe ended with, ", background!(), "; absent before the first probe."),
-        write: |family, item| {
-            if let Some(last) = item.row.last {
-                family.sample(&[("connection", item.name), ("reason", last.reason.as_str())], 1.0);
-            }
-        },
-    },
-    PerConnection {
-        name: "credwatch_probe_duration_seconds",
-        kind: "gauge",
-        help: concat!("How long the last probe took, ", background!(), "."),
-        write: |family, item| family.connection(item, item.row.last.map(|last| last.latency)),
-    },
-    PerConnection {
-        name: "credwatch_probe_http_status_code",
-        kind: "gauge",
-        help: concat!("The HTTP status of the last probe's answer, ", background!(), "; absent when no answer arrived."),
-        write: |family, item| family.connection(item, item.row.last.and_then(|l| l.http_status).map(f64::from)),
-    },
-    PerConnection {
-        name: "credwatch_probes_total",
-        kind: "counter",
-        help: concat!("Probes sent, ", background!(), "."),
-        write: |family, item| family.connection(item, item.row.probes as f64),
-    },
-    PerConnection {
-        name: "credwatch_probe_failures_total",
-        kind: "counter",
-        help: concat!("Probes that did not reach ok, by reason, ", background!(), "."),
-        write: |family, item| {
-            if !item.row.failed {
-                return; // nothing to read from the entry
-            }
-            for (reason, count) in &item.entry.failures {
-                family.sample(&[("connection", item.name), ("reason", reason.as_str())], *count as f64);
-            }
-        },
-    },
-    PerConnection {
-        name: "credwatch_rate_limited_total",
-        kind: "counter",
-        help: concat!("Probes that Jira answered with a rate limit (429, or 503 with Retry-After), ", background!(), "."),
-        write: |family, item| family.connection(item, item.row.rate_limited as f64),
-    },
-    PerConnection {
-        name: "credwatch_rate_limit_remaining",
-        kind: "gauge",
-        help: concat!("Jira's X-RateLimit-Remaining on the last probe's answer, ", background!(), "; absent when Jira did not send it."),
-        write: |family, item| family.connection(item, item.row.last.and_then(|l| l.remaining).map(|remaining| remaining as f64)),
-    },
-    PerConnection {
-        name: "credwatch_last_probe_timestamp_seconds",
-        kind: "gauge",
-        help: concat!("When the last probe finished, ", background!(), "."),
-        write: |family, item| family.connection(item, item.row.last.map(|last| seconds(last.finished_at))),
-    },
-    PerConnection {
-        name: "credwatch_last_success_timestamp_seconds",
-        kind: "gauge",
-        help: concat!("When a probe last reached ok, ", background!(), "; absent if none has."),
-        write: |family, item| family.connection(item, item.row.last_success_at.map(seconds)),
-    },
-    PerConnection {
-        name: "credwatch_probe_interval_seconds",
-        kind: "gauge",
-        help: "The connection's configured probe interval (for staleness alerts).",
-        write: |family, item| family.connection(item, item.row.interval),
-    },
-    PerConnection {
-        name: "credwatch_next_probe_timestamp_seconds",
-        kind: "gauge",
-        help: "When the next background probe is due; absent while probing is stopped (after failed Basic logins or a CAPTCHA lock).",
-        write: |family, item| family.connection(item, item.row.next_probe_at.map(seconds)),
-    },
-    PerConnection {
-        name: "credwatch_token_expiry_timestamp_seconds",
-        kind: "gauge",
-        help: "When the credential expires, with where that is known from (source: jira, config or derived); absent while unknown.",
-        write: |family, item| {
-            if let Some((at, source)) = item.row.expiry.expires_at {
-                family.sample(&[("connection", item.name), ("source", source.as_str())], seconds(at));
-            }
-        },
-    },
-    PerConnection {
-        name: "credwatch_token_created_timestamp_seconds",
-        kind: "gauge",
-        help: "When the token was created (from Jira's PAT list, or created_at); absent while unknown.",
-        write: |family, item| family.connection(item, item.row.expiry.created_at.map(seconds)),
-    },
-    PerConnection {
-        name: "credwatch_token_last_used_timestamp_seconds",
-        kind: "gauge",
-        help: "When Jira last saw the token used (its lastAccessedAt); absent while unknown.",
-        write: |family, item| family.connection(item, item.row.expiry.last_used_at.map(seconds)),
-    },
-    PerConnection {
-        name: "credwatch_token_rotation_due",
-        kind: "gauge",
-        help: "1 if rotation is due by the connection's policy (rotate_before before expiry, or older than max_token_age); absent while nothing tells.",
-        write: |family, item| family.connection(item, item.row.expiry.rotation_due.map(flag)),
-    },
-    PerConnection {
-        name: "credwatch_token_never_expires",
-        kind: "gauge",
-        help: "1 if Jira lists the token without an expiry; absent unless Jira's PAT list told.",
-        write: |family, item| family.connection(item, item.row.expiry.never_expires.map(flag)),
-    },
-    PerConnection {
-        name: "credwatch_account_tokens",
-        kind: "gauge",
-        help: "The personal access tokens of the connection's account by status (active, expired, unused, never_expiring; a token may count in several), from Jira's PAT list.",
-        write: |family, item| {
-            if let Some(audit) = item.row.expiry.audit {
-                for (status, count) in audit.counts() {
-                    family.sample(&[("connection", item.name), ("status", status)], count as f64);
-                }
-            }
-        },
-    },
-    PerConnection {
-        name: "credwatch_connection_info",
-        kind: "gauge",
-        help: "Static information about each connection, always 1: url, kind, auth, the account (as Jira reported it, else as configured) and the connection's static labels.",
-        write: |family, item| {
-            let entry = item.entry;
-            let connection = &entry.connection;
-            let account = entry
-                .last
-                .as_ref()
-                .and_then(|o| o.identity.as_ref())
-                .and_then(|i| i.account(connection.settings.kind))
-                .or(connection.settings.expect_account.as_deref())
-                .or(connection.settings.username.as_deref())
-                .unwrap_or_default();
-            let url = connection.url.as_str().trim_end_matches('/');
-            let mut labels: Vec<(&str, &str)> = vec![
-                ("connection", item.name),
-                ("url", url),
-                ("kind", connection.settings.kind.as_str()),
-                ("auth", connection.settings.auth.as_str()),
-                ("account", account),
-            ];
-            labels.extend(connection.settings.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            family.sample(&labels, 1.0);
-        },
-    },
-];
 
 /// The exposition of one snapshot, rendered chunk by chunk as the server sends it: an
 /// iterator of text chunks, and a response body.
@@ -663,7 +307,7 @@ mod tests {
     use std::sync::{mpsc, Arc};
     use std::time::Duration;
 
-    use crate::probe::{Outcome, RateLimit};
+    use crate::probe::{Outcome, RateLimit, Reason, State};
     use crate::state::Probed;
 
     /// A status of `n` connections, `c00000`...; every third one has been probed.
@@ -830,28 +474,5 @@ mod tests {
             assert!(families[family].is_empty(), "{family} has samples");
         }
         assert_eq!(sample(&text, "credwatch_connections "), Some("0".into()));
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        let mut out = String::new();
-        escape_into(&mut out, "a\\b\"c\nd");
-        assert_eq!(out, "a\\\\b\\\"c\\nd");
-        out.clear();
-        escape_into(&mut out, "plain-name.1");
-        assert_eq!(out, "plain-name.1");
-    }
-
-    #[test]
-    fn values_print_as_prometheus_reads_them() {
-        let value = |v: f64| {
-            let mut out = String::new();
-            write_value(&mut out, v);
-            out
-        };
-        assert_eq!(value(1.0), "1");
-        assert_eq!(value(0.25), "0.25");
-        assert_eq!(value(1_796_337_314.728), "1796337314.728");
-        assert_eq!(value(-3.0), "-3");
     }
 }
