@@ -318,3 +318,101 @@ async fn promtool_accepts_the_exposition_and_every_dashboard_query() {
     );
     assert_eq!(demo.stop(), Some(0));
 }
+
+/// The exposition is the project's own writer: label values that Jira chose (an account name
+/// with quotes, a backslash and a line feed) and that users wrote (a static label) go through
+/// its escaping, promtool parses the result, and a real Prometheus reads the values back as
+/// they were.
+#[tokio::test]
+async fn hostile_label_values_survive_promtool_and_a_real_prometheus() {
+    use credwatch::sim::{Pat, Simulator, Site, User};
+    require(PROMTOOL);
+    let account = "svc \"ci\" \\ bot\nsecond line";
+    let label = "a\"b\\c\nd}e";
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site(
+        "dc",
+        Site::server().with_user(User::new(account).with_pat(Pat::new(
+            1,
+            "credwatch",
+            "hostile-token",
+            Some(90),
+        ))),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("credwatch.toml");
+    let quoted = serde_json::to_string(label).expect("quote");
+    std::fs::write(
+        &path,
+        format!(
+            "[[connection]]\nname = \"hostile\"\nurl = \"{}\"\ntoken = \"hostile-token\"\ninterval = \"2s\"\ntimeout = \"1s\"\nlabels = {{ team = {quoted} }}\n",
+            simulator.url("dc")
+        ),
+    )
+    .expect("write");
+    let daemon = common::start_daemon(&path, false).await;
+    let base = format!("http://{}", daemon.addr());
+    let wanted = "account=\"svc \\\"ci\\\" \\\\ bot\\nsecond line\"";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let metrics = common::get_text(&format!("{base}/metrics")).await;
+        if metrics.contains(wanted) {
+            break metrics;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no account as Jira named it:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        metrics.contains("team=\"a\\\"b\\\\c\\nd}e\""),
+        "{}",
+        metrics
+            .lines()
+            .find(|l| l.starts_with("credwatch_connection_info"))
+            .unwrap_or_default()
+    );
+
+    let mut child = Command::new(PROMTOOL)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(metrics.as_bytes())
+        .expect("write");
+    let output = child.wait_with_output().expect("promtool runs");
+    assert!(
+        output.status.success(),
+        "promtool cannot parse the exposition: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let prometheus = Prometheus::start(&daemon.addr().to_string());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let info = loop {
+        let result = query(
+            &prometheus,
+            "credwatch_connection_info{connection=\"hostile\"}",
+        )
+        .await;
+        if let Some(series) = result.into_iter().next() {
+            break series;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never scraped credwatch"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(info["metric"]["account"], account);
+    assert_eq!(info["metric"]["team"], label);
+    daemon.shutdown(Duration::from_secs(5)).await;
+}
