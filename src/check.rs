@@ -24,11 +24,11 @@ use tokio::task::JoinSet;
 use crate::config::{AuthMethod, Connection};
 use crate::expiry::{self, Assessment, Listing};
 use crate::probe::{Outcome, Prober, Reason, State, TokenListOutcome};
-use crate::report::{self, View};
-use crate::scheduler::policy::Pause;
+use crate::state::Pause;
 use crate::state::Pending;
 use crate::store::logins::{self, Reserved};
 use crate::store::{Location, OpenError, Store};
+use crate::view::{self, View};
 
 /// The longest `Retry-After` that `check` waits out before retrying.
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
@@ -333,7 +333,7 @@ impl Report {
     /// The JSON view of this report.
     pub fn json(&self) -> JsonReport<'_> {
         JsonReport {
-            view: report::view(
+            view: view::view(
                 &self.connection,
                 self.outcome.state,
                 Some(&self.outcome),

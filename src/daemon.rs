@@ -29,7 +29,7 @@ use crate::probe::Prober;
 use crate::scheduler::{ResumeError, Scheduler, Summary};
 use crate::server::{self, AppState, Control};
 use crate::shard::Shard;
-use crate::state::Status;
+use crate::state::Board;
 use crate::store::writer::Writer;
 use crate::store::{Loaded, Location, OpenError, Store};
 
@@ -115,7 +115,7 @@ pub fn open_store(location: &Location) -> Result<Option<Store>, OpenError> {
 }
 
 /// The part of `config` that `shard` owns (all of it without sharding).
-fn owned(mut config: Config, shard: Option<Shard>) -> Config {
+fn this_shards_part(mut config: Config, shard: Option<Shard>) -> Config {
     if let Some(shard) = shard {
         let total = config.connections.len();
         config.connections.retain(|c| shard.owns(&c.name));
@@ -127,7 +127,7 @@ fn owned(mut config: Config, shard: Option<Shard>) -> Config {
 /// A running daemon.
 pub struct Daemon {
     addr: SocketAddr,
-    status: Status,
+    status: Board,
     reloads: mpsc::Sender<Control>,
     shutdown: watch::Sender<bool>,
     main: JoinHandle<()>,
@@ -144,8 +144,8 @@ impl Daemon {
         prober: Prober,
     ) -> Result<Daemon, StartError> {
         let addr = listener.local_addr().map_err(StartError::Listener)?;
-        let config = owned(config, options.shard);
-        let status = Status::new();
+        let config = this_shards_part(config, options.shard);
+        let status = Board::new();
         status.set_history_retention(options.history_retention);
         if let Some(shard) = options.shard {
             status.set_shard(shard);
@@ -252,7 +252,7 @@ impl Daemon {
     }
 
     /// The shared status.
-    pub fn status(&self) -> &Status {
+    pub fn status(&self) -> &Board {
         &self.status
     }
 
@@ -322,7 +322,7 @@ async fn request_reload(reloads: &mpsc::Sender<Control>) -> Result<Summary, Stri
 async fn main_loop(
     mut scheduler: Scheduler,
     options: Options,
-    status: Status,
+    status: Board,
     mut reloads: mpsc::Receiver<Control>,
     mut shutdown: watch::Receiver<bool>,
     task_count: watch::Sender<usize>,
@@ -382,14 +382,10 @@ async fn tick(poll: &mut Option<tokio::time::Interval>) {
 /// The answer to a resume request.
 pub type ResumeResult = Result<(), ResumeError>;
 
-fn reload(
-    options: &Options,
-    scheduler: &mut Scheduler,
-    status: &Status,
-) -> Result<Summary, String> {
+fn reload(options: &Options, scheduler: &mut Scheduler, status: &Board) -> Result<Summary, String> {
     match Config::load(&options.config) {
         Ok(config) => {
-            let config = owned(config, options.shard);
+            let config = this_shards_part(config, options.shard);
             for warning in &config.warnings {
                 tracing::warn!("{warning}");
             }

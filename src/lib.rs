@@ -4,7 +4,7 @@
 //! The flow: [`config`] turns TOML into validated [`config::Connection`]s; the [`scheduler`]
 //! runs one task per connection that calls [`probe`] on a jittered, rate-limit-aware schedule
 //! ([`scheduler::policy`] holds the rules); [`probe::classify`] turns Jira's answer into a
-//! state and a reason; the outcomes land in the shared [`state::Status`], which [`metrics`]
+//! state and a reason; the outcomes land in the shared [`state::Board`], which [`metrics`]
 //! renders for Prometheus and [`server`] serves with the API and health endpoints; the
 //! [`store`] keeps what the status learned across restarts (verdicts, schedules, history, and
 //! the Basic login budget, which [`check`] shares); [`daemon`] ties them together with reload
@@ -24,7 +24,6 @@ pub mod expiry;
 pub mod metrics;
 pub mod page;
 pub mod probe;
-pub mod report;
 pub mod resume;
 pub mod scheduler;
 pub mod server;
@@ -32,3 +31,4 @@ pub mod shard;
 pub mod sim;
 pub mod state;
 pub mod store;
+pub mod view;

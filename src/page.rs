@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::expiry::Assessment;
 use crate::probe::State;
-use crate::state::{Entry, Snapshot, Status};
+use crate::state::{Board, Entry, Snapshot};
 
 /// How often the page reloads itself, in seconds.
 pub const REFRESH_SECONDS: u32 = 15;
@@ -93,7 +93,7 @@ pub fn countdown(expiry: &Assessment, now: DateTime<Utc>) -> String {
 }
 
 /// Renders the page from the status at `now`.
-pub fn render(status: &Status, now: DateTime<Utc>) -> String {
+pub fn render(status: &Board, now: DateTime<Utc>) -> String {
     render_snapshot(&status.snapshot(), now)
 }
 

@@ -18,9 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::expiry::Assessment;
 use crate::metrics::{Metrics, CONTENT_TYPE};
-use crate::report::{self, View};
 use crate::scheduler::{ResumeError, Summary};
-use crate::state::{Entry, Status};
+use crate::state::{Board, Entry};
+use crate::view::{self, View};
 
 /// A request to the daemon's main loop.
 #[derive(Debug)]
@@ -43,7 +43,7 @@ pub enum Control {
 #[derive(Clone)]
 pub struct AppState {
     /// The shared status.
-    pub status: Status,
+    pub status: Board,
     /// The metrics renderer.
     pub metrics: Arc<Metrics>,
     /// Where reload and resume requests go; `None` when the lifecycle API is disabled.
@@ -108,7 +108,7 @@ struct ApiConnection<'a> {
 
 fn api_connection<'a>(entry: &'a Entry, expiry: &'a Assessment) -> ApiConnection<'a> {
     ApiConnection {
-        view: report::view(
+        view: view::view(
             &entry.connection,
             entry.state(),
             entry.last.as_ref(),

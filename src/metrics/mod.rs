@@ -27,7 +27,7 @@ use prometheus::{Encoder as _, Registry, TextEncoder};
 use families::{Item, Row, FAMILIES};
 use text::{flag, seconds, Family};
 
-use crate::state::{Snapshot, Status};
+use crate::state::{Board, Snapshot};
 
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -68,7 +68,7 @@ impl Metrics {
     }
 
     /// The exposition of the status as it is now, rendered as it is sent.
-    pub fn exposition(&self, status: &Status) -> Exposition {
+    pub fn exposition(&self, status: &Board) -> Exposition {
         // The collector's CPU counter counts whole seconds (prometheus 0.14 divides clock
         // ticks by the tick rate in integers): it is replaced by one with the ticks' precision.
         let families: Vec<_> = self
@@ -104,7 +104,7 @@ impl Metrics {
     }
 
     /// The whole exposition as one string (for tests and small fleets).
-    pub fn render(&self, status: &Status) -> String {
+    pub fn render(&self, status: &Board) -> String {
         self.exposition(status).collect()
     }
 }
@@ -311,7 +311,7 @@ mod tests {
     use crate::state::Probed;
 
     /// A status of `n` connections, `c00000`...; every third one has been probed.
-    fn fleet(n: usize) -> Status {
+    fn fleet(n: usize) -> Board {
         let text: String = (0..n)
             .map(|i| {
                 format!(
@@ -322,7 +322,7 @@ mod tests {
             .collect();
         let config =
             crate::config::Config::from_sources(&[("t.toml".into(), text)]).expect("loads");
-        let status = Status::new();
+        let status = Board::new();
         for (i, connection) in config.connections.into_iter().enumerate() {
             let name = connection.name.clone();
             status.insert(Arc::new(connection), Some(Utc::now()), Default::default());
@@ -468,7 +468,7 @@ mod tests {
 
     #[test]
     fn an_empty_status_still_exposes_every_family_header() {
-        let text = Metrics::new().render(&Status::new());
+        let text = Metrics::new().render(&Board::new());
         let families = families(&text);
         for family in FAMILIES.iter().map(|f| f.name) {
             assert!(families[family].is_empty(), "{family} has samples");

@@ -20,10 +20,11 @@
 
 mod backoff;
 pub mod policy;
+mod probe_loop;
+mod reminders;
 mod restored;
 mod secrets;
 mod site;
-mod task;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,13 +38,13 @@ use tokio::time::Instant;
 
 use crate::config::{Config, Connection, Globals, SecretSource};
 use crate::probe::Prober;
-use crate::state::{Restored, Status};
+use crate::state::{Board, Restored};
 use crate::store::{Loaded, Store};
 use policy::Policy;
+pub use reminders::REMINDER_PERIOD;
 use secrets::{stamp, watch_secret_files, Watched};
 pub use secrets::{SECRET_POLL, SECRET_STATS_PER_SECOND};
 pub use site::Site;
-pub use task::REMINDER_PERIOD;
 
 /// What a reload changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -67,7 +68,7 @@ struct Limits {
 
 struct Shared {
     prober: Prober,
-    status: Status,
+    status: Board,
     /// The state store, when there is one.
     store: Option<Arc<Store>>,
     limits: Mutex<Limits>,
@@ -157,7 +158,7 @@ impl Scheduler {
     /// [`Scheduler::stop_all`] the connections' tasks.
     pub fn new(
         prober: Prober,
-        status: Status,
+        status: Board,
         globals: Globals,
         shutdown: watch::Receiver<bool>,
     ) -> Scheduler {
@@ -168,7 +169,7 @@ impl Scheduler {
     /// from what `loaded` (read from the store before) remembers of it.
     pub fn with_store(
         prober: Prober,
-        status: Status,
+        status: Board,
         globals: Globals,
         shutdown: watch::Receiver<bool>,
         store: Option<Arc<Store>>,
@@ -311,10 +312,10 @@ impl Scheduler {
                 },
             );
         }
-        let task = tokio::spawn(task::probe_loop(
+        let task = tokio::spawn(probe_loop::probe_loop(
             self.shared.clone(),
             connection.clone(),
-            task::Wakers {
+            probe_loop::Wakers {
                 poke,
                 resume: resume.clone(),
             },

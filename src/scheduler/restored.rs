@@ -66,7 +66,7 @@ pub fn restored_due(
 mod tests {
     use super::*;
     use crate::probe::Reason;
-    use crate::scheduler::policy::Pause;
+    use crate::state::Pause;
 
     fn connection() -> Connection {
         let text = "[[connection]]\nname = \"c\"\nurl = \"https://jira.example.com\"\ntoken = \"s\"\ninterval = \"5m\"\nauth_failure_interval = \"1h\"\n";

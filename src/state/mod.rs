@@ -1,7 +1,7 @@
 //! The daemon's shared status: what every connection's probes found, the counters, the
 //! schedule, the history of state changes, and the configuration's reload status. The
 //! scheduler writes it; `/metrics`, `/api/v1/connections` and `/readyz` read it, and the state
-//! store's writer takes from it what changed ([`Status::take_changes`]).
+//! store's writer takes from it what changed ([`Board::take_changes`]).
 //!
 //! One cheap-to-clone handle over a std mutex, as in mini-redis: the lock is held only to
 //! update or read plain data and never across an `.await`, so a std mutex is both correct
@@ -17,11 +17,12 @@ use rustc_hash::FxHashMap;
 use crate::config::Connection;
 use crate::expiry::{self, Assessment, TokenList};
 use crate::probe::{Outcome, Reason, State};
-use crate::scheduler::policy::Pause;
 
 mod lateness;
+mod pause;
 mod remembered;
 pub use lateness::{Lateness, LATENESS_BUCKETS};
+pub use pause::Pause;
 pub use remembered::{
     prune, Changes, Pending, Restored, Standing, Transition, DEFAULT_HISTORY_RETENTION, HISTORY_CAP,
 };
@@ -68,7 +69,7 @@ pub struct Entry {
     pub tokens: Option<Arc<TokenList>>,
 }
 
-/// What one probe changed, recorded by [`Status::record_probe`] at once.
+/// What one probe changed, recorded by [`Board::record_probe`] at once.
 #[derive(Debug)]
 pub struct Probed {
     /// The outcome.
@@ -239,20 +240,20 @@ pub struct Snapshot {
 
 /// A handle on the shared status.
 #[derive(Debug, Clone)]
-pub struct Status {
+pub struct Board {
     inner: Arc<Mutex<Inner>>,
 }
 
-impl Default for Status {
+impl Default for Board {
     fn default() -> Self {
-        Status::new()
+        Board::new()
     }
 }
 
-impl Status {
+impl Board {
     /// An empty status, as after a successful load of no connections.
-    pub fn new() -> Status {
-        Status {
+    pub fn new() -> Board {
+        Board {
             inner: Arc::new(Mutex::new(Inner {
                 connections: FxHashMap::default(),
                 reload: ReloadStatus {

@@ -8,10 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::Entry;
+use super::{Entry, Pause};
 use crate::expiry::TokenList;
 use crate::probe::{Outcome, Reason, State};
-use crate::scheduler::policy::Pause;
 use std::sync::Arc;
 
 /// The most state changes kept per connection, however short the retention.

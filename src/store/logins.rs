@@ -19,7 +19,8 @@ use std::sync::Arc;
 use super::{lock, unix_millis, Store};
 use crate::config::Connection;
 use crate::probe::{Outcome, State};
-use crate::scheduler::policy::{self, Pause, MAX_FAILED_LOGINS};
+use crate::scheduler::policy::{self, MAX_FAILED_LOGINS};
+use crate::state::Pause;
 
 /// How long after its probe's deadline an unanswered attempt counts as a failed login.
 const STALE_AFTER: Duration = Duration::from_secs(5);

@@ -448,7 +448,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    use crate::state::{Restored, Standing, Status};
+    use crate::state::{Board, Restored, Standing};
 
     fn connection(secret: &str) -> Connection {
         let text = format!(
@@ -468,7 +468,7 @@ mod tests {
         assert_eq!(store.identity(&first), store.identity(&connection("one")));
         assert_ne!(store.identity(&first), store.identity(&connection("two")));
 
-        let status = Status::new();
+        let status = Board::new();
         // The history keeps milliseconds.
         let since =
             from_millis(unix_millis(Utc::now() - chrono::TimeDelta::hours(1))).expect("time");

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Connection;
 use crate::expiry::TokenList;
 use crate::probe::{Identity, Outcome, RateLimit, Reason, State};
-use crate::scheduler::policy::Pause;
+use crate::state::Pause;
 use crate::state::{Entry, Pending, Restored, Standing, Transition};
 
 /// One connection's row.

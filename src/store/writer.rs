@@ -12,7 +12,7 @@ use chrono::Utc;
 use rusqlite::params;
 
 use super::{delete_connection, lock, unix_millis, Record, Store};
-use crate::state::{Changes, Status};
+use crate::state::{Board, Changes};
 
 /// How often what changed is written.
 pub const FLUSH_PERIOD: Duration = Duration::from_secs(1);
@@ -28,11 +28,7 @@ pub struct Writer {
 
 impl Writer {
     /// Starts writing `status`'s changes to `store`.
-    pub fn start(
-        store: Arc<Store>,
-        status: Status,
-        retention: Duration,
-    ) -> std::io::Result<Writer> {
+    pub fn start(store: Arc<Store>, status: Board, retention: Duration) -> std::io::Result<Writer> {
         let (stop, stopped) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("credwatch-state".to_owned())

@@ -1,6 +1,6 @@
 //! One connection's probe loop: wait for the due time, probe under the site's and the global
-//! bound, record the outcome, let the policy decide the next wait, and again. Also the
-//! expiry reminders the loop logs, and the log line of a state change.
+//! bound, record the outcome, let the policy decide the next wait, and again; and the log
+//! line of a state change. The expiry reminders it logs are in [`super::reminders`].
 //!
 //! A Basic login goes through the state store's login budget when there is a store: it is
 //! recorded before it is sent and resolved with its answer, so the budget holds across
@@ -16,20 +16,17 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::policy::{self, Decision, Policy};
+use super::reminders::{Reminders, REMINDER_CHECK};
 use super::secrets::reread_secret;
 use super::{Bounds, Shared};
 use crate::config::{AuthMethod, Connection};
 use crate::expiry::{self, Listing, TokenList};
 use crate::probe::{LastMyself, State, TokenListOutcome};
-use crate::state::{Probed, Schedule, Status};
+use crate::state::{Board, Probed, Schedule};
 use crate::store::logins::{self, Reserved};
 
 /// How far apart the connections of a site resume after a rate limit lifts, at most.
 const RESUME_SPREAD: Duration = Duration::from_secs(2);
-
-/// How often a standing expiry warning (rotation due, a never-expiring token, an unknown
-/// expiry) is logged again.
-pub const REMINDER_PERIOD: Duration = Duration::from_secs(24 * 3600);
 
 /// The wall-clock time of a monotonic instant.
 fn wall_clock(at: Instant, now: Instant) -> chrono::DateTime<Utc> {
@@ -303,65 +300,6 @@ fn schedule(policy: &Policy, due: Option<Instant>, now: Instant, period: Duratio
     }
 }
 
-/// How often a connection's expiry reminders are looked at (they log at most once a day).
-const REMINDER_CHECK: Duration = Duration::from_secs(60);
-
-/// When each standing expiry warning was last logged.
-#[derive(Debug, Default)]
-struct Reminders {
-    checked: Option<Instant>,
-    rotation: Option<Instant>,
-    never_expires: Option<Instant>,
-    note: Option<Instant>,
-    unavailable_said: bool,
-}
-
-impl Reminders {
-    /// Logs what is due about the connection's expiry: rotation due, a never-expiring token
-    /// and an unknown expiry at WARN once a day; an absent PAT API once.
-    fn remind(&mut self, status: &Status, connection: &Connection, now: Instant) {
-        let Some(assessment) = status.assessment(&connection.name, Utc::now()) else {
-            return;
-        };
-        let due =
-            |last: Option<Instant>| last.is_none_or(|at| now.duration_since(at) >= REMINDER_PERIOD);
-        if assessment.rotation_due == Some(true) && due(self.rotation) {
-            self.rotation = Some(now);
-            tracing::warn!(
-                connection = %connection.name,
-                expires_at = %assessment.expires_at.map_or("unknown".to_owned(), |t| t.to_rfc3339()),
-                source = assessment.source.map_or("-", |s| s.as_str()),
-                created_at = %assessment.created_at.map_or("unknown".to_owned(), |t| t.to_rfc3339()),
-                "token rotation is due: create a new token, update the integration, then revoke the old one"
-            );
-        }
-        if assessment.never_expires == Some(true) && due(self.never_expires) {
-            self.never_expires = Some(now);
-            tracing::warn!(
-                connection = %connection.name,
-                "policy: the token never expires; create tokens with an expiry (90 days is the usual recommendation)"
-            );
-        }
-        if let Some(note) = &assessment.note {
-            let unavailable = status.read(|inner| {
-                inner
-                    .connections
-                    .get(&connection.name)
-                    .is_some_and(|e| matches!(e.listing(), Some(Listing::Unavailable(_))))
-            });
-            if unavailable {
-                if !self.unavailable_said {
-                    self.unavailable_said = true;
-                    tracing::info!(connection = %connection.name, "{note}");
-                }
-            } else if due(self.note) {
-                self.note = Some(now);
-                tracing::warn!(connection = %connection.name, "the token's expiry is unknown: {note}");
-            }
-        }
-    }
-}
-
 async fn sleep_until(due: Option<Instant>) {
     match due {
         Some(due) => tokio::time::sleep_until(due).await,
@@ -370,7 +308,7 @@ async fn sleep_until(due: Option<Instant>) {
 }
 
 /// Records a probe and logs it: every probe at DEBUG, a state change at WARN.
-fn record(status: &Status, connection: &Connection, probed: Probed) {
+fn record(status: &Board, connection: &Connection, probed: Probed) {
     let outcome = &probed.outcome;
     tracing::debug!(
         connection = %connection.name,

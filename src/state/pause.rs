@@ -1,0 +1,34 @@
+//! Why probing of a connection stopped: the two stops that protect an account from Jira's
+//! CAPTCHA lock, which only a changed credential or `credwatch resume` lift.
+
+/// Why probing of a connection stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pause {
+    /// Two failed Basic logins in a row.
+    FailedLogins,
+    /// The account is CAPTCHA-locked.
+    Locked,
+}
+
+impl Pause {
+    /// What the operator reads in place of the reason's usual hint.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Pause::FailedLogins => {
+                "credwatch stopped probing after 2 failed logins in a row, so as never to trip Jira's CAPTCHA lock: fix the password (or its file) and credwatch probes again at once; if the password was right, run `credwatch resume NAME`"
+            }
+            Pause::Locked => {
+                "the account is locked behind a CAPTCHA and credwatch stopped probing it: log in through the browser or have an admin reset the failed-login count, then run `credwatch resume NAME` (or change the password) and credwatch probes again at once"
+            }
+        }
+    }
+
+    /// A short label for logs and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pause::FailedLogins => "failed_logins",
+            Pause::Locked => "locked",
+        }
+    }
+}
