@@ -118,8 +118,8 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Print a shell completion script for bash, zsh or fish (see README: "Shell completions
-    /// and the man page").
+    /// Print a shell completion script for bash, zsh or fish (see docs/cli.md: "Shell
+    /// completions and the man page").
     Completions {
         /// The shell.
         #[arg(value_enum)]

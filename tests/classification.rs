@@ -1,4 +1,4 @@
-//! One row per line of the classification table (jira-facts.md §7), end to end: a simulated
+//! One row per line of the classification table (docs/jira-answers.md §7), end to end: a simulated
 //! Jira site set up to be in that situation, a real probe over loopback, and the state, the
 //! reason and the request the simulator saw.
 

@@ -72,7 +72,7 @@ proptest! {
             }
         }
         let now = Utc::now();
-        let answer = Answer { status: StatusCode::from_u16(status).expect("in range"), headers: &map, body: &body, truncated };
+        let answer = Answer { status: StatusCode::from_u16(status).expect("in range"), headers: map, body: body.clone(), truncated };
         let expectation = Expectation {
             kind: if cloud { Kind::Cloud } else { Kind::Server },
             expect_account: expect.as_deref(),
@@ -128,8 +128,8 @@ proptest! {
         for (status, body, truncated) in answers {
             let answer = Answer {
                 status: StatusCode::from_u16(status).expect("in range"),
-                headers: &headers,
-                body: &bodies[body % bodies.len()],
+                headers: headers.clone(),
+                body: bodies[body % bodies.len()].clone(),
                 truncated,
             };
             let remembered = classify_after(&answer, &expectation, &mut last);

@@ -1,5 +1,5 @@
-//! Turns what Jira answered into a [`State`] and a [`Reason`]: section 7 of
-//! `shared/jira-facts.md`, row by row, in its order of precedence.
+//! Turns what Jira answered (an [`Answer`]) into a [`Verdict`]: a [`State`] and a [`Reason`],
+//! as the table of `docs/jira-answers.md` §7 says, row by row, in its order of precedence.
 //!
 //! The verdict is a pure function of the status, the headers, the body and what the
 //! connection expects (a connection's [`LastMyself`] only spares reading the same body
@@ -13,20 +13,21 @@ use chrono::{DateTime, Utc};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::verdict::{Reason, State};
+use super::verdict::{Reason, State, Verdict};
 use crate::config::Kind;
 use http::HeaderMap;
 
-/// An HTTP answer as the probe received it.
-#[derive(Debug)]
-pub struct Answer<'a> {
+/// An HTTP answer as the client received it ([`super::client::get`]), the body read up to
+/// the probe's cap.
+#[derive(Debug, Clone)]
+pub struct Answer {
     /// The status code.
     pub status: StatusCode,
     /// The response headers.
-    pub headers: &'a HeaderMap,
+    pub headers: HeaderMap,
     /// The body, up to the probe's cap.
-    pub body: &'a [u8],
-    /// Whether the body was cut at the cap or broke off.
+    pub body: Vec<u8>,
+    /// Whether the body was cut at the cap, or broke off before its end.
     pub truncated: bool,
 }
 
@@ -111,30 +112,6 @@ impl Identity {
     }
 }
 
-/// The classification of one answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
-    /// What the answer says about the credential.
-    pub state: State,
-    /// Why.
-    pub reason: Reason,
-    /// The account, when Jira reported one.
-    pub identity: Option<Arc<Identity>>,
-    /// A short, secret-free note on what was seen (`401, X-Seraph-LoginReason: AUTHENTICATED_FAILED`).
-    pub detail: Option<String>,
-}
-
-impl Verdict {
-    fn new(state: State, reason: Reason, detail: impl Into<String>) -> Verdict {
-        Verdict {
-            state,
-            reason,
-            identity: None,
-            detail: Some(detail.into()),
-        }
-    }
-}
-
 /// The account a connection's last `myself` body named, with a digest of that body.
 ///
 /// Nearly every probe of a connection gets the same bytes back; reading them as JSON again was
@@ -168,17 +145,13 @@ fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Classifies one answer; see the module documentation.
-pub fn classify(answer: &Answer<'_>, expect: &Expectation<'_>) -> Verdict {
+pub fn classify(answer: &Answer, expect: &Expectation<'_>) -> Verdict {
     classify_after(answer, expect, &mut LastMyself::default())
 }
 
 /// As [`classify`], with what the connection's last `myself` body said, which a body with the
 /// same bytes reuses (and a new body replaces).
-pub fn classify_after(
-    answer: &Answer<'_>,
-    expect: &Expectation<'_>,
-    last: &mut LastMyself,
-) -> Verdict {
+pub fn classify_after(answer: &Answer, expect: &Expectation<'_>, last: &mut LastMyself) -> Verdict {
     let status = answer.status;
     let code = status.as_u16();
     // The header may repeat, and each value may be a comma-separated list.
@@ -191,10 +164,10 @@ pub fn classify_after(
         .map(str::trim)
         .collect();
     let has_seraph = |value: &str| seraph.iter().any(|v| v.eq_ignore_ascii_case(value));
-    let denied_reason = text(answer.headers, "x-authentication-denied-reason").unwrap_or("");
+    let denied_reason = text(&answer.headers, "x-authentication-denied-reason").unwrap_or("");
     // Only 401 and 403 answers are told apart by their text: spare the others the copy.
     let body = if code == 401 || code == 403 {
-        String::from_utf8_lossy(answer.body).to_lowercase()
+        String::from_utf8_lossy(&answer.body).to_lowercase()
     } else {
         String::new()
     };
@@ -244,7 +217,7 @@ pub fn classify_after(
     if code == 401 {
         return Verdict::new(rejected_state, Reason::Unauthorized, seen(""));
     }
-    let anonymous = text(answer.headers, "x-ausername")
+    let anonymous = text(&answer.headers, "x-ausername")
         .is_some_and(|user| user.trim().eq_ignore_ascii_case("anonymous"));
     if status.is_success() && anonymous {
         // The sheet's row says invalid, without the expiry upgrade of the 401 row.
@@ -260,7 +233,7 @@ pub fn classify_after(
         return Verdict::new(State::Forbidden, Reason::Forbidden, seen(""));
     }
     if status.is_redirection() {
-        let location = text(answer.headers, "location")
+        let location = text(&answer.headers, "location")
             .map(|l| format!("Location: {}", l.chars().take(200).collect::<String>()))
             .unwrap_or_default();
         return Verdict::new(State::Unknown, Reason::Redirected, seen(&location));
@@ -279,7 +252,7 @@ pub fn classify_after(
     let identity = if answer.truncated {
         None
     } else {
-        last.read(answer.body)
+        last.read(&answer.body)
     };
     let identity = match identity {
         Some(identity) => identity,
@@ -349,8 +322,8 @@ mod tests {
         let map = crate::probe::headers::tests::map(headers);
         let answer = Answer {
             status: StatusCode::from_u16(code).expect("status"),
-            headers: &map,
-            body: body.as_bytes(),
+            headers: map,
+            body: body.as_bytes().to_vec(),
             truncated: false,
         };
         let verdict = classify(&answer, &expect);
@@ -360,7 +333,7 @@ mod tests {
     const DC_USER: &str = r#"{"self":"https://jira.example.com/rest/api/2/user?username=svc-jira","key":"JIRAUSER10001","name":"svc-jira","emailAddress":"svc@example.com","displayName":"Service Jira","active":true,"deleted":false}"#;
     const CLOUD_USER: &str = r#"{"accountId":"5b10a2844c20165700ede21g","accountType":"atlassian","emailAddress":"mia@example.com","displayName":"Mia Krystof","active":true}"#;
 
-    /// One row per line of the table in jira-facts.md §7 (and a few precedence checks).
+    /// One row per line of the table in docs/jira-answers.md §7 (and a few precedence checks).
     #[test]
     fn the_classification_table() {
         let server = Expectation {
@@ -490,11 +463,10 @@ mod tests {
 
     #[test]
     fn truncated_200_is_unexpected() {
-        let headers = HeaderMap::new();
         let answer = Answer {
             status: StatusCode::OK,
-            headers: &headers,
-            body: &DC_USER.as_bytes()[..20],
+            headers: HeaderMap::new(),
+            body: DC_USER.as_bytes()[..20].to_vec(),
             truncated: true,
         };
         let expect = Expectation {
@@ -511,12 +483,11 @@ mod tests {
 
     #[test]
     fn an_unchanged_body_is_not_read_again_and_a_changed_one_is() {
-        fn answer(body: &str, truncated: bool) -> Answer<'_> {
-            static NONE: OnceLock<HeaderMap> = OnceLock::new();
+        fn answer(body: &str, truncated: bool) -> Answer {
             Answer {
                 status: StatusCode::OK,
-                headers: NONE.get_or_init(HeaderMap::new),
-                body: body.as_bytes(),
+                headers: HeaderMap::new(),
+                body: body.as_bytes().to_vec(),
                 truncated,
             }
         }

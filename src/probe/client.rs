@@ -28,7 +28,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use http::header::{HeaderValue, ACCEPT, AUTHORIZATION};
-use http::{HeaderMap, StatusCode};
+use http::HeaderMap;
+
+use super::classify::Answer;
 use url::Url;
 
 use super::{tls, Reason};
@@ -78,19 +80,6 @@ impl reqwest::dns::Resolve for Resolver {
             }
         })
     }
-}
-
-/// An answer, the body read up to the caller's cap.
-#[derive(Debug)]
-pub struct Response {
-    /// The status.
-    pub status: StatusCode,
-    /// The headers.
-    pub headers: HeaderMap,
-    /// The body, up to the cap.
-    pub body: Vec<u8>,
-    /// The body was cut at the cap, or broke off before its end.
-    pub truncated: bool,
 }
 
 /// A request that got no HTTP answer: the reason to report and a secret-free detail.
@@ -194,7 +183,7 @@ pub async fn get(
     url: &Url,
     authorization: &HeaderValue,
     body_cap: usize,
-) -> Result<Response, Failure> {
+) -> Result<Answer, Failure> {
     let mut response = client
         .get(url.clone())
         .header(AUTHORIZATION, authorization.clone())
@@ -230,7 +219,7 @@ pub async fn get(
     // A body left unread (past the cap) takes its connection with it: hyper does not put a
     // connection back in the pool while its answer is unfinished.
     drop(response);
-    Ok(Response {
+    Ok(Answer {
         status,
         headers,
         body,

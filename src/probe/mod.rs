@@ -13,54 +13,31 @@
 pub mod classify;
 pub mod client;
 pub mod headers;
+mod outcome;
 pub mod proxy_env;
 mod tls;
 pub mod verdict;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use http::HeaderValue;
 use url::Url;
 
-pub use classify::{Answer, Expectation, Identity, LastMyself, Verdict};
+pub use classify::{Answer, Expectation, Identity, LastMyself};
 pub use client::{Resolve, Resolving};
 pub use headers::{RateLimit, RetryAfter};
-pub use verdict::{Reason, State};
+pub use outcome::{Outcome, TokenListOutcome};
+pub use verdict::{Reason, State, Verdict};
 
-use crate::config::{AuthMethod, Connection};
+use crate::config::Connection;
 
 /// The most of a body a probe reads; `myself` is a few KiB.
 pub const BODY_CAP: usize = 1024 * 1024;
 
 /// The `User-Agent` every request carries.
 pub const USER_AGENT: &str = concat!("credwatch/", env!("CARGO_PKG_VERSION"));
-
-/// What one probe found.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// What the probe says about the credential.
-    pub state: State,
-    /// Why.
-    pub reason: Reason,
-    /// The HTTP status, when an answer arrived.
-    pub http_status: Option<u16>,
-    /// From sending the request to the end of the body (or the failure).
-    pub latency: Duration,
-    /// The account Jira reported.
-    pub identity: Option<Arc<Identity>>,
-    /// Jira's rate-limit headers.
-    pub rate_limit: RateLimit,
-    /// `Retry-After`, when sent and parseable.
-    pub retry_after: Option<RetryAfter>,
-    /// What to do about the reason; `None` for `ok`.
-    pub hint: Option<&'static str>,
-    /// A short, secret-free description of what was seen.
-    pub detail: Option<String>,
-    /// When the probe finished.
-    pub finished_at: DateTime<Utc>,
-}
 
 /// A fault of credwatch itself while setting up probing.
 #[derive(Debug, thiserror::Error)]
@@ -146,16 +123,14 @@ impl Prober {
             Err(outcome) => return outcome,
         };
         let now = Utc::now();
-        let verdict = answer.classify(
-            &Expectation {
-                kind: connection.settings.kind,
-                expect_account: connection.settings.expect_account.as_deref(),
-                expires_at: known_expiry,
-                now,
-            },
-            last,
-        );
-        answer.outcome(connection.settings.auth, verdict, started, now)
+        let expect = Expectation {
+            kind: connection.settings.kind,
+            expect_account: connection.settings.expect_account.as_deref(),
+            expires_at: known_expiry,
+            now,
+        };
+        let verdict = classify::classify_after(&answer, &expect, last);
+        Outcome::of_answer(&answer, connection.settings.auth, verdict, started, now)
     }
 
     /// Fetches the caller's personal access tokens (`GET /rest/pat/latest/tokens`).
@@ -167,7 +142,7 @@ impl Prober {
         )) {
             Ok(url) => url,
             Err(e) => {
-                let outcome = failed(
+                let outcome = Outcome::without_answer(
                     connection.settings.auth,
                     Reason::UnexpectedResponse,
                     e.to_string(),
@@ -195,7 +170,8 @@ impl Prober {
                     identity: None,
                     detail: Some("the token list is not Jira's JSON array".to_owned()),
                 };
-                TokenListOutcome::Failed(Box::new(answer.outcome(
+                TokenListOutcome::Failed(Box::new(Outcome::of_answer(
+                    &answer,
                     connection.settings.auth,
                     verdict,
                     started,
@@ -211,16 +187,15 @@ impl Prober {
             }
             _ => {
                 // Not `myself`: only the status and headers tell (rate limit, 401, 5xx...).
-                let verdict = answer.classify(
-                    &Expectation {
-                        kind: connection.settings.kind,
-                        expect_account: None,
-                        expires_at: None,
-                        now,
-                    },
-                    &mut LastMyself::default(),
-                );
-                TokenListOutcome::Failed(Box::new(answer.outcome(
+                let expect = Expectation {
+                    kind: connection.settings.kind,
+                    expect_account: None,
+                    expires_at: None,
+                    now,
+                };
+                let verdict = classify::classify(&answer, &expect);
+                TokenListOutcome::Failed(Box::new(Outcome::of_answer(
+                    &answer,
                     connection.settings.auth,
                     verdict,
                     started,
@@ -238,15 +213,15 @@ impl Prober {
         authorization: &Result<HeaderValue, String>,
         url: &Url,
         started: Instant,
-    ) -> Result<client::Response, Outcome> {
+    ) -> Result<Answer, Outcome> {
         let auth = connection.settings.auth;
         let authorization = authorization.as_ref().map_err(|message| {
-            failed(auth, Reason::UnexpectedResponse, message.clone(), started)
+            Outcome::without_answer(auth, Reason::UnexpectedResponse, message.clone(), started)
         })?;
         let http = self
             .clients
             .get(connection.ca.as_ref())
-            .map_err(|f| failed(auth, f.reason, f.detail, started))?;
+            .map_err(|f| Outcome::without_answer(auth, f.reason, f.detail, started))?;
         // One deadline for the whole exchange: resolving, connecting, TLS and the body.
         match tokio::time::timeout(
             connection.settings.timeout,
@@ -260,14 +235,24 @@ impl Prober {
                     Some(proxy) => format!("{} (through the proxy {proxy})", failure.detail),
                     None => failure.detail,
                 };
-                Err(failed(auth, failure.reason, detail, started))
+                Err(Outcome::without_answer(
+                    auth,
+                    failure.reason,
+                    detail,
+                    started,
+                ))
             }
             Err(_elapsed) => {
                 let detail = format!(
                     "no complete answer within {}",
                     humantime::format_duration(connection.settings.timeout)
                 );
-                Err(failed(auth, Reason::Timeout, detail, started))
+                Err(Outcome::without_answer(
+                    auth,
+                    Reason::Timeout,
+                    detail,
+                    started,
+                ))
             }
         }
     }
@@ -281,73 +266,5 @@ impl Prober {
             Some(port) => format!("{}:{port}", proxy.host()?),
             None => proxy.host()?.to_owned(),
         })
-    }
-}
-
-/// What `GET /rest/pat/latest/tokens` gave.
-#[derive(Debug, Clone)]
-pub enum TokenListOutcome {
-    /// The caller's tokens.
-    Listed(Vec<crate::expiry::PatEntry>),
-    /// 404, 403 or 405: no PAT API here.
-    Unavailable(u16),
-    /// Any other answer, or none; rate limits count against the site like a probe's.
-    Failed(Box<Outcome>),
-}
-
-/// An HTTP answer, read up to the body cap, as the probe reads it.
-impl client::Response {
-    fn classify(&self, expect: &Expectation<'_>, last: &mut LastMyself) -> Verdict {
-        classify::classify_after(
-            &Answer {
-                status: self.status,
-                headers: &self.headers,
-                body: &self.body,
-                truncated: self.truncated,
-            },
-            expect,
-            last,
-        )
-    }
-
-    fn outcome(
-        &self,
-        auth: AuthMethod,
-        verdict: Verdict,
-        started: Instant,
-        now: DateTime<Utc>,
-    ) -> Outcome {
-        Outcome {
-            state: verdict.state,
-            reason: verdict.reason,
-            http_status: Some(self.status.as_u16()),
-            latency: started.elapsed(),
-            identity: verdict.identity,
-            rate_limit: RateLimit::from_headers(&self.headers),
-            retry_after: self
-                .headers
-                .get("retry-after")
-                .and_then(|value| value.to_str().ok())
-                .and_then(RetryAfter::parse),
-            hint: verdict.reason.hint(auth),
-            detail: verdict.detail,
-            finished_at: now,
-        }
-    }
-}
-
-/// An outcome without an HTTP answer.
-fn failed(auth: AuthMethod, reason: Reason, detail: String, started: Instant) -> Outcome {
-    Outcome {
-        state: State::Unknown,
-        reason,
-        http_status: None,
-        latency: started.elapsed(),
-        identity: None,
-        rate_limit: RateLimit::default(),
-        retry_after: None,
-        hint: reason.hint(auth),
-        detail: Some(detail),
-        finished_at: Utc::now(),
     }
 }

@@ -1,10 +1,15 @@
-//! The fixed vocabularies a probe reports in: the credential [`State`] and the probe
-//! [`Reason`], plus the one-line hint that tells an operator what to do about a reason.
+//! What a probe concludes: the [`Verdict`] on one answer, in the fixed vocabularies of the
+//! credential [`State`] and the probe [`Reason`], plus the one-line hint that tells an
+//! operator what to do about a reason.
 //!
 //! Both vocabularies are public interface: they become metric label values and alert
 //! conditions, so their strings come from one `as_str` each and never change casually.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+
+use super::classify::Identity;
 
 use crate::config::AuthMethod;
 
@@ -155,7 +160,8 @@ impl Reason {
     }
 
     /// What an operator should do about this reason, for this kind of credential.
-    /// `None` for `ok`. The seeds' troubleshooting tables are the model.
+    /// `None` for `ok`. The set-up guides' troubleshooting advice is the model
+    /// (`docs/jira-answers.md` §12).
     pub fn hint(self, auth: AuthMethod) -> Option<&'static str> {
         let hint = match (self, auth) {
             (Reason::Ok, _) => return None,
@@ -227,6 +233,30 @@ impl Reason {
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// The classification of one answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// What the answer says about the credential.
+    pub state: State,
+    /// Why.
+    pub reason: Reason,
+    /// The account, when Jira reported one.
+    pub identity: Option<Arc<Identity>>,
+    /// A short, secret-free note on what was seen (`401, X-Seraph-LoginReason: AUTHENTICATED_FAILED`).
+    pub detail: Option<String>,
+}
+
+impl Verdict {
+    pub(super) fn new(state: State, reason: Reason, detail: impl Into<String>) -> Verdict {
+        Verdict {
+            state,
+            reason,
+            identity: None,
+            detail: Some(detail.into()),
+        }
     }
 }
 

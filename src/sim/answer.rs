@@ -1,4 +1,4 @@
-//! The exact answers real Jira sends, as `shared/jira-facts.md` records them: status, headers
+//! The exact answers real Jira sends, as `docs/jira-answers.md` records them: status, headers
 //! and body for every case the simulator serves.
 
 use axum::body::Body;
@@ -299,7 +299,7 @@ pub fn server_info(site: &Site, site_url: &str) -> Response {
             "baseUrl": site_url,
             "version": "10.3.19",
             "versionNumbers": [10, 3, 19],
-            // "Server" even on a Data Center licence (jira-facts.md section 6).
+            // "Server" even on a Data Center licence (docs/jira-answers.md §6).
             "deploymentType": "Server",
             "buildNumber": 10030019,
             "serverTitle": "Jira",

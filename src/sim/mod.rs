@@ -1,5 +1,5 @@
 //! A Jira simulator: many sites on one loopback port, each under its own context path
-//! (`http://127.0.0.1:PORT/<site>`), answering like real Jira (`shared/jira-facts.md`) with the
+//! (`http://127.0.0.1:PORT/<site>`), answering like real Jira (`docs/jira-answers.md`) with the
 //! real status, headers and body, and recording every request it receives.
 //!
 //! It is part of the library, not only of the tests: the demo and the benchmarks run against

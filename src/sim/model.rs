@@ -46,7 +46,7 @@ impl Site {
             basic_auth_enabled: true,
             anonymous_fallback: false,
             captcha_after: 3,
-            // Real DC values (jira-facts.md section 4): every authenticated answer carries them.
+            // Real DC values (docs/jira-answers.md §4): every authenticated answer carries them.
             bucket: Some(Bucket {
                 limit: 500,
                 fill_rate: 500,
