@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::config::{Config, LoadError};
 use crate::metrics::Metrics;
 use crate::probe::Prober;
 use crate::scheduler::{ResumeError, Scheduler, Summary};
@@ -262,7 +262,7 @@ impl Daemon {
     }
 
     /// Reloads the configuration, as SIGHUP does.
-    pub async fn reload(&self) -> Result<Summary, String> {
+    pub async fn reload(&self) -> Result<Summary, ReloadError> {
         request_reload(&self.reloads).await
     }
 
@@ -272,7 +272,7 @@ impl Daemon {
     }
 
     /// Lifts a connection's pause, as `POST /api/v1/connections/{name}/resume` does.
-    pub async fn resume(&self, name: &str) -> Result<(), String> {
+    pub async fn resume(&self, name: &str) -> Result<(), ResumeError> {
         let (respond, answer) = oneshot::channel();
         let request = Control::Resume {
             name: name.to_owned(),
@@ -281,11 +281,8 @@ impl Daemon {
         self.reloads
             .send(request)
             .await
-            .map_err(|_| "credwatch is shutting down".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "credwatch is shutting down".to_owned())?
-            .map_err(|e| e.to_string())
+            .map_err(|_| ResumeError::ShuttingDown)?;
+        answer.await.map_err(|_| ResumeError::ShuttingDown)?
     }
 
     /// Stops scheduling, cancels probes in flight and stops serving, within `grace`
@@ -308,15 +305,24 @@ impl Daemon {
     }
 }
 
-async fn request_reload(reloads: &mpsc::Sender<Control>) -> Result<Summary, String> {
+/// Why a reload was not applied.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReloadError {
+    /// The configuration as it now stands does not load: the running one stays.
+    #[error(transparent)]
+    Config(#[from] LoadError),
+    /// The daemon is stopping and takes no more requests.
+    #[error("credwatch is shutting down")]
+    ShuttingDown,
+}
+
+async fn request_reload(reloads: &mpsc::Sender<Control>) -> Result<Summary, ReloadError> {
     let (respond, answer) = oneshot::channel();
     reloads
         .send(Control::Reload { respond })
         .await
-        .map_err(|_| "credwatch is shutting down".to_owned())?;
-    answer
-        .await
-        .map_err(|_| "credwatch is shutting down".to_owned())?
+        .map_err(|_| ReloadError::ShuttingDown)?;
+    answer.await.map_err(|_| ReloadError::ShuttingDown)?
 }
 
 async fn main_loop(
@@ -382,7 +388,11 @@ async fn tick(poll: &mut Option<tokio::time::Interval>) {
 /// The answer to a resume request.
 pub type ResumeResult = Result<(), ResumeError>;
 
-fn reload(options: &Options, scheduler: &mut Scheduler, status: &Board) -> Result<Summary, String> {
+fn reload(
+    options: &Options,
+    scheduler: &mut Scheduler,
+    status: &Board,
+) -> Result<Summary, ReloadError> {
     match Config::load(&options.config) {
         Ok(config) => {
             let config = this_shards_part(config, options.shard);
@@ -390,7 +400,7 @@ fn reload(options: &Options, scheduler: &mut Scheduler, status: &Board) -> Resul
                 tracing::warn!("{warning}");
             }
             let summary = scheduler.apply(&config);
-            status.reloaded(Ok(()));
+            status.reloaded(None);
             tracing::info!(
                 added = ?summary.added,
                 changed = ?summary.changed,
@@ -401,10 +411,9 @@ fn reload(options: &Options, scheduler: &mut Scheduler, status: &Board) -> Resul
             Ok(summary)
         }
         Err(errors) => {
-            let message = errors.to_string();
-            tracing::error!(errors = %message, "reload failed; the running configuration stays");
-            status.reloaded(Err(message.clone()));
-            Err(message)
+            tracing::error!(errors = %errors, "reload failed; the running configuration stays");
+            status.reloaded(Some(&errors));
+            Err(ReloadError::Config(errors))
         }
     }
 }

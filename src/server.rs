@@ -28,7 +28,7 @@ pub enum Control {
     /// Reload the configuration; answered with what changed or the errors.
     Reload {
         /// Where the result goes.
-        respond: oneshot::Sender<Result<Summary, String>>,
+        respond: oneshot::Sender<Result<Summary, crate::daemon::ReloadError>>,
     },
     /// Lift a connection's pause.
     Resume {
@@ -203,6 +203,9 @@ async fn resume(
         Ok(Err(error @ ResumeError::NotPaused(_))) => {
             (StatusCode::CONFLICT, format!("{error}\n")).into_response()
         }
+        Ok(Err(error @ ResumeError::ShuttingDown)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("{error}\n")).into_response()
+        }
         Ok(Err(error)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")).into_response(),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -236,14 +239,14 @@ async fn reload(State(state): State<AppState>) -> Response {
             ),
         )
             .into_response(),
+        Ok(Err(crate::daemon::ReloadError::ShuttingDown)) | Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "credwatch is shutting down\n",
+        )
+            .into_response(),
         Ok(Err(errors)) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("reload failed; the running configuration stays:\n{errors}\n"),
-        )
-            .into_response(),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "credwatch is shutting down\n",
         )
             .into_response(),
     }

@@ -51,33 +51,43 @@ impl fmt::Display for Shard {
     }
 }
 
+/// A `--shard` value that is not `K/N` with 0 ≤ K < N; the message quotes the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ShardError(String);
+
 impl FromStr for Shard {
-    type Err = String;
+    type Err = ShardError;
 
     /// `K/N`, where K is a number or a name ending in `-<number>` (a StatefulSet pod name,
     /// `credwatch-2`), and 0 ≤ K < N.
-    fn from_str(text: &str) -> Result<Shard, String> {
-        let (index, count) = text
-            .split_once('/')
-            .ok_or_else(|| format!("{text:?} is not K/N (for example 0/3, or credwatch-0/3)"))?;
-        // "credwatch-2" is a StatefulSet pod name: its ordinal follows the last dash.
-        let ordinal = match index.trim().rsplit_once('-') {
-            Some(("", _)) => return Err(format!("{text:?}: the shard index cannot be negative")),
-            Some((_, ordinal)) => ordinal,
-            None => index,
-        };
-        let index: u32 = ordinal.trim().parse().map_err(|_| {
-            format!("{text:?}: the shard index must be a number or end in -<number>")
-        })?;
-        let count: u32 = count
-            .trim()
-            .parse()
-            .map_err(|_| format!("{text:?}: the shard count must be a number"))?;
-        if count == 0 || index >= count {
-            return Err(format!("{text:?}: the index must be from 0 to count - 1"));
-        }
-        Ok(Shard { index, count })
+    fn from_str(text: &str) -> Result<Shard, ShardError> {
+        parse(text).map_err(ShardError)
     }
+}
+
+fn parse(text: &str) -> Result<Shard, String> {
+    let (index, count) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?} is not K/N (for example 0/3, or credwatch-0/3)"))?;
+    // "credwatch-2" is a StatefulSet pod name: its ordinal follows the last dash.
+    let ordinal = match index.trim().rsplit_once('-') {
+        Some(("", _)) => return Err(format!("{text:?}: the shard index cannot be negative")),
+        Some((_, ordinal)) => ordinal,
+        None => index,
+    };
+    let index: u32 = ordinal
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: the shard index must be a number or end in -<number>"))?;
+    let count: u32 = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: the shard count must be a number"))?;
+    if count == 0 || index >= count {
+        return Err(format!("{text:?}: the index must be from 0 to count - 1"));
+    }
+    Ok(Shard { index, count })
 }
 
 #[cfg(test)]

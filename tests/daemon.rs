@@ -544,8 +544,15 @@ async fn reload_restarts_only_what_changed_and_a_broken_one_keeps_the_old_config
     )
     .expect("write");
     let error = harness.daemon.reload().await.expect_err("reload fails");
+    let credwatch::daemon::ReloadError::Config(errors) = &error else {
+        panic!("not a configuration error: {error}");
+    };
+    assert_eq!(errors.0.len(), 1, "{error}");
+    assert_eq!(errors.0[0].key.as_deref(), Some("url"));
     assert!(
-        error.contains("credwatch.toml:3: connection \"keep\": url:"),
+        error
+            .to_string()
+            .contains("credwatch.toml:3: connection \"keep\": url:"),
         "{error}"
     );
     let response = harness

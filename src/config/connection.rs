@@ -12,7 +12,7 @@ use rustls::pki_types::CertificateDer;
 use serde::Serialize;
 use url::Url;
 
-use super::credential::{authorization_header, secret_key, secret_source};
+use super::credential::{authorization_header, secret_key, secret_source, CredentialError};
 use super::keys;
 use super::settings::{Layer, Settings};
 use super::{
@@ -91,7 +91,7 @@ impl Connection {
     }
 
     /// The `Authorization` header value, marked sensitive so that it never prints.
-    pub fn authorization(&self) -> Result<HeaderValue, String> {
+    pub fn authorization(&self) -> Result<HeaderValue, CredentialError> {
         authorization_header(
             self.settings.auth,
             self.settings.username.as_deref(),
@@ -217,7 +217,7 @@ pub(super) fn build(
             .map_err(|e| errors.at(key, span(key), e.to_string()))
             .ok()?;
         authorization_header(settings.auth, settings.username.as_deref(), &secret)
-            .map_err(|message| errors.at(key, span(key), message))
+            .map_err(|error| errors.at(key, span(key), error.to_string()))
             .ok()?;
         Some(secret)
     });

@@ -9,37 +9,46 @@ use super::keys;
 use super::{AuthMethod, RawTable, Secret, SecretSource};
 use std::path::Path;
 
+/// Why a secret cannot be sent as an `Authorization` header. The messages never show the
+/// secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialError {
+    /// A token with whitespace or control characters: usually a paste gone wrong.
+    #[error("the token holds spaces, line breaks or control characters: check what was pasted")]
+    TokenWhitespace,
+    /// A password with a line break or a control character, which would fail every login
+    /// and lock the account.
+    #[error("the password holds line breaks or control characters: check the file or variable")]
+    PasswordControl,
+    /// Basic authentication cannot carry a `:` in the user name.
+    #[error("username must not contain ':' (Basic authentication cannot carry it)")]
+    ColonInUsername,
+    /// Non-ASCII or control characters that an HTTP header cannot hold.
+    #[error("the token holds characters that cannot be sent in an HTTP header (non-ASCII or control characters)")]
+    NotAHeader,
+}
+
 /// Builds the pre-emptive `Authorization` value: `Bearer` for PATs, Basic otherwise.
 pub fn authorization_header(
     auth: AuthMethod,
     username: Option<&str>,
     secret: &Secret,
-) -> Result<HeaderValue, String> {
+) -> Result<HeaderValue, CredentialError> {
     let exposed = secret.expose();
     let text = match auth {
         AuthMethod::Pat | AuthMethod::ApiToken
             if exposed.chars().any(|c| c.is_whitespace() || c.is_control()) =>
         {
-            return Err(
-                "the token holds spaces, line breaks or control characters: check what was pasted"
-                    .to_owned(),
-            );
+            return Err(CredentialError::TokenWhitespace);
         }
-        // A stray line break in a password would fail every login and lock the account.
         AuthMethod::Basic if exposed.chars().any(char::is_control) => {
-            return Err(
-                "the password holds line breaks or control characters: check the file or variable"
-                    .to_owned(),
-            );
+            return Err(CredentialError::PasswordControl);
         }
         AuthMethod::Pat => format!("Bearer {exposed}"),
         AuthMethod::ApiToken | AuthMethod::Basic => {
             let user = username.unwrap_or_default();
             if user.contains(':') {
-                return Err(
-                    "username must not contain ':' (Basic authentication cannot carry it)"
-                        .to_owned(),
-                );
+                return Err(CredentialError::ColonInUsername);
             }
             let pair = format!("{user}:{}", secret.expose());
             format!(
@@ -48,9 +57,7 @@ pub fn authorization_header(
             )
         }
     };
-    let mut value = HeaderValue::from_str(&text).map_err(|_| {
-        "the token holds characters that cannot be sent in an HTTP header (non-ASCII or control characters)".to_owned()
-    })?;
+    let mut value = HeaderValue::from_str(&text).map_err(|_| CredentialError::NotAHeader)?;
     value.set_sensitive(true);
     Ok(value)
 }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 pub use connection::{CaBundle, Connection};
-pub use credential::authorization_header;
+pub use credential::{authorization_header, CredentialError};
 pub use keys::{format_duration, parse_date_or_time};
 pub use secret::{Secret, SecretError, SecretSource, MASK};
 

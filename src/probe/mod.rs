@@ -31,7 +31,7 @@ pub use headers::{RateLimit, RetryAfter};
 pub use outcome::{Outcome, TokenListOutcome};
 pub use verdict::{Reason, State, Verdict};
 
-use crate::config::Connection;
+use crate::config::{Connection, CredentialError};
 
 /// The most of a body a probe reads; `myself` is a few KiB.
 pub const BODY_CAP: usize = 1024 * 1024;
@@ -110,7 +110,7 @@ impl Prober {
     pub async fn probe_authorized(
         &self,
         connection: &Connection,
-        authorization: &Result<HeaderValue, String>,
+        authorization: &Result<HeaderValue, CredentialError>,
         known_expiry: Option<DateTime<Utc>>,
         last: &mut LastMyself,
     ) -> Outcome {
@@ -210,13 +210,18 @@ impl Prober {
     async fn exchange(
         &self,
         connection: &Connection,
-        authorization: &Result<HeaderValue, String>,
+        authorization: &Result<HeaderValue, CredentialError>,
         url: &Url,
         started: Instant,
     ) -> Result<Answer, Outcome> {
         let auth = connection.settings.auth;
         let authorization = authorization.as_ref().map_err(|message| {
-            Outcome::without_answer(auth, Reason::UnexpectedResponse, message.clone(), started)
+            Outcome::without_answer(
+                auth,
+                Reason::UnexpectedResponse,
+                message.to_string(),
+                started,
+            )
         })?;
         let http = self
             .clients

@@ -142,6 +142,9 @@ pub enum ResumeError {
     /// The state store could not record it.
     #[error("cannot record the resume in the state store: {0}")]
     Store(#[from] rusqlite::Error),
+    /// The daemon is stopping and takes no more requests.
+    #[error("credwatch is shutting down")]
+    ShuttingDown,
 }
 
 /// Runs every connection's probes.

@@ -565,18 +565,19 @@ impl Board {
         Some(transition)
     }
 
-    /// Records the result of a configuration load or reload.
-    pub fn reloaded(&self, result: Result<(), String>) {
+    /// Records the result of a configuration load or reload: `None` when it succeeded, else
+    /// why it failed.
+    pub fn reloaded(&self, error: Option<&crate::config::LoadError>) {
         let mut inner = self.lock();
-        match result {
-            Ok(()) => {
+        match error {
+            None => {
                 inner.reload.successful = true;
                 inner.reload.last_success_at = Utc::now();
                 inner.reload.last_error = None;
             }
-            Err(error) => {
+            Some(error) => {
                 inner.reload.successful = false;
-                inner.reload.last_error = Some(error);
+                inner.reload.last_error = Some(error.to_string());
             }
         }
     }
