@@ -28,7 +28,9 @@ pub mod resume;
 pub mod scheduler;
 pub mod server;
 pub mod shard;
-pub mod sim;
 pub mod state;
 pub mod store;
 pub mod view;
+
+/// The Jira simulator, a crate of its own (`sim/`), re-exported for the tests and the demo.
+pub use credwatch_sim as sim;

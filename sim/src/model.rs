@@ -6,7 +6,7 @@ use std::time::Instant;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 
-use crate::config::Kind;
+use crate::Kind;
 
 /// One simulated Jira site, served under its own context path.
 #[derive(Debug, Clone)]

@@ -2,10 +2,17 @@
 //! (`http://127.0.0.1:PORT/<site>`), answering like real Jira (`docs/jira-answers.md`) with the
 //! real status, headers and body, and recording every request it receives.
 //!
-//! It is part of the library, not only of the tests: the demo and the benchmarks run against
-//! it too. A site is a [`Site`] with [`User`]s and their credentials; what a request gets is
-//! decided by the same rules a real site applies (Seraph's failed-login counter, PAT expiry,
-//! Cloud's API-token rules), so tests set up a situation rather than a canned answer.
+//! A crate of its own in credwatch's workspace, linked into the `credwatch` binary for
+//! `credwatch demo` and `credwatch simulate`, and used by the tests and the benchmarks. It
+//! knows nothing of credwatch: it is Jira, as `docs/jira-answers.md` describes it.
+//!
+//! A site is a [`Site`] with [`User`]s and their credentials; what a request gets is decided by
+//! the same rules a real site applies (Seraph's failed-login counter, PAT expiry, Cloud's
+//! API-token rules), so tests set up a situation rather than a canned answer. The modules:
+//! [`model`] (sites, users, tokens and the rules), [`answer`] (the exact status, headers and
+//! bodies), [`fleet`] (the demo fleet and the scale fleets of the benchmarks, with the
+//! credwatch configuration for them), [`fault`] (a TCP server that misbehaves below HTTP) and
+//! [`tls`] (a site over HTTPS with a test CA).
 
 pub mod answer;
 pub mod fault;
@@ -28,7 +35,14 @@ use tokio::task::JoinHandle;
 
 pub use model::{ApiToken, Bucket, Front, Pat, Rejection, Site, User};
 
-use crate::config::Kind;
+/// Which Jira product a site is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Jira Server or Data Center: `/rest/api/2`, PATs, Seraph's headers.
+    Server,
+    /// Jira Cloud: `/rest/api/3`, API tokens, no PATs.
+    Cloud,
+}
 
 /// The key under which [`Simulator::max_in_flight`] counts requests to every site together.
 pub const ALL_SITES: &str = "*";

@@ -7,7 +7,7 @@ use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::model::{Bucket, Pat, Rejection, Site, User};
-use crate::config::Kind;
+use crate::Kind;
 
 /// Extra response headers, by name.
 pub type Headers = Vec<(&'static str, String)>;
