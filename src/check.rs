@@ -322,7 +322,7 @@ async fn probe_with_retry(prober: &Prober, connection: &Connection) -> (Outcome,
 
 /// The JSON form of a report: the shared view plus the number of attempts.
 #[derive(Debug, Serialize)]
-pub struct JsonReport<'a> {
+pub(crate) struct JsonReport<'a> {
     #[serde(flatten)]
     view: View<'a>,
     attempts: u32,
@@ -331,7 +331,7 @@ pub struct JsonReport<'a> {
 
 impl Report {
     /// The JSON view of this report.
-    pub fn json(&self) -> JsonReport<'_> {
+    pub(crate) fn json(&self) -> JsonReport<'_> {
         JsonReport {
             view: view::view(
                 &self.connection,

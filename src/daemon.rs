@@ -26,7 +26,8 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, LoadError};
 use crate::metrics::Metrics;
 use crate::probe::Prober;
-use crate::scheduler::{ResumeError, Scheduler, Summary};
+use crate::scheduler::Scheduler;
+pub use crate::scheduler::{ResumeError, Summary};
 use crate::server::{self, AppState, Control};
 use crate::shard::Shard;
 use crate::state::Board;
@@ -127,7 +128,6 @@ fn this_shards_part(mut config: Config, shard: Option<Shard>) -> Config {
 /// A running daemon.
 pub struct Daemon {
     addr: SocketAddr,
-    status: Board,
     reloads: mpsc::Sender<Control>,
     shutdown: watch::Sender<bool>,
     main: JoinHandle<()>,
@@ -172,7 +172,7 @@ impl Daemon {
         let (reloads, reload_rx) = mpsc::channel(16);
         let (task_count, tasks) = watch::channel(0);
 
-        let mut scheduler = Scheduler::with_store(
+        let mut scheduler = Scheduler::new(
             prober,
             status.clone(),
             config.globals,
@@ -237,7 +237,6 @@ impl Daemon {
         ));
         Ok(Daemon {
             addr,
-            status,
             reloads,
             shutdown,
             main,
@@ -251,11 +250,6 @@ impl Daemon {
         self.addr
     }
 
-    /// The shared status.
-    pub fn status(&self) -> &Board {
-        &self.status
-    }
-
     /// How many connection tasks were alive after the last load or reload.
     pub fn live_tasks(&self) -> usize {
         *self.tasks.borrow()
@@ -267,7 +261,7 @@ impl Daemon {
     }
 
     /// A handle that can ask for reloads from elsewhere (the signal loop).
-    pub fn reloader(&self) -> mpsc::Sender<Control> {
+    pub(crate) fn reloader(&self) -> mpsc::Sender<Control> {
         self.reloads.clone()
     }
 
@@ -385,9 +379,6 @@ async fn tick(poll: &mut Option<tokio::time::Interval>) {
     }
 }
 
-/// The answer to a resume request.
-pub type ResumeResult = Result<(), ResumeError>;
-
 fn reload(
     options: &Options,
     scheduler: &mut Scheduler,
@@ -421,7 +412,7 @@ fn reload(
 /// Tells systemd about the daemon's state (`Type=notify`), when it runs under systemd: a
 /// datagram to `$NOTIFY_SOCKET` (a path, or an abstract socket name starting with `@`).
 /// Without the variable it does nothing.
-pub fn sd_notify(state: &str) {
+pub(crate) fn sd_notify(state: &str) {
     use std::os::linux::net::SocketAddrExt as _;
     use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
     let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {

@@ -1,19 +1,25 @@
 //! credwatch watches Jira credentials and says, before an integration breaks, that one is
 //! dead, locked or about to expire.
 //!
-//! The flow: [`config`] turns TOML into validated [`config::Connection`]s; the [`scheduler`]
-//! runs one task per connection that calls [`probe`] on a jittered, rate-limit-aware schedule
-//! ([`scheduler::policy`] holds the rules); [`probe::classify`] turns Jira's answer into a
-//! state and a reason; the outcomes land in the shared [`state::Board`], which [`metrics`]
-//! renders for Prometheus and [`server`] serves with the API and health endpoints; the
-//! [`store`] keeps what the status learned across restarts (verdicts, schedules, history, and
-//! the Basic login budget, which [`check`] shares); [`daemon`] ties them together with reload
-//! and shutdown.
+//! The way of a probe, forwards only (`docs/architecture.md` walks it file by file):
+//! [`config`] turns TOML into validated connections, each with its [`config::Settings`];
+//! the scheduler's probe loop (`scheduler/probe_loop.rs`) wakes when a probe is due and calls
+//! the [`probe::Prober`], whose client returns the [`probe::Answer`]; [`probe::classify`] turns
+//! the answer into a [`probe::Verdict`] (a state and a reason, as `docs/jira-answers.md` §7
+//! specifies) and `probe/outcome.rs` into the [`probe::Outcome`]; the scheduler's policy decides
+//! the next wait; the outcome lands in the board of every connection (`state/`), which the
+//! store (`store/`) keeps across restarts and the server (`server.rs`) serves: `/metrics`
+//! through the project's own streaming writer (`metrics/`), the status page and the JSON API.
+//! [`daemon`] ties them together with reload and shutdown; [`check`] is the one-shot command.
 //!
-//! Where to start reading: `daemon.rs` for the main loop, `scheduler/mod.rs` for a
-//! connection's life, `probe/classify.rs` for the verdicts, `metrics.rs` for the exposition.
-//! [`check`] is the one-shot command; [`sim`] is the Jira simulator that the tests, the demo
-//! and the benchmarks run against.
+//! Where to start reading: `scheduler/probe_loop.rs` for a connection's life,
+//! `probe/classify.rs` for the verdicts, `config/settings.rs` to add a setting (one line of a
+//! table), `metrics/families.rs` to add a metric. [`sim`] is the Jira simulator (a crate of its
+//! own) that the tests, the demo and the benchmarks run against.
+//!
+//! The public API is what the binary and the integration tests use; the rest is crate-private.
+
+#![warn(unreachable_pub)]
 
 pub mod build;
 pub mod check;
@@ -21,16 +27,19 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod expiry;
-pub mod metrics;
-pub mod page;
+pub(crate) mod metrics;
+pub(crate) mod page;
 pub mod probe;
 pub mod resume;
-pub mod scheduler;
-pub mod server;
+pub(crate) mod scheduler;
+pub(crate) mod server;
 pub mod shard;
-pub mod state;
+pub(crate) mod state;
 pub mod store;
-pub mod view;
+pub(crate) mod view;
+
+/// Where within its first interval a connection's first probe comes (stable per name).
+pub use scheduler::policy::start_offset;
 
 /// The Jira simulator, a crate of its own (`sim/`), re-exported for the tests and the demo.
 pub use credwatch_sim as sim;

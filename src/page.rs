@@ -14,10 +14,10 @@ use crate::probe::State;
 use crate::state::{Board, Entry, Snapshot};
 
 /// How often the page reloads itself, in seconds.
-pub const REFRESH_SECONDS: u32 = 15;
+pub(crate) const REFRESH_SECONDS: u32 = 15;
 
 /// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -71,7 +71,7 @@ fn span(delta: Duration) -> String {
 }
 
 /// "in 12 days", "2 days ago", or "now".
-pub fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+pub(crate) fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let delta = at - now;
     if delta.num_seconds() == 0 {
         "now".to_owned()
@@ -83,7 +83,7 @@ pub fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
 }
 
 /// The expiry countdown: "in 12 days", "expired 2 days ago", "never" or "unknown".
-pub fn countdown(expiry: &Assessment, now: DateTime<Utc>) -> String {
+pub(crate) fn countdown(expiry: &Assessment, now: DateTime<Utc>) -> String {
     match (expiry.expires_at, expiry.never_expires) {
         (Some(at), _) if at > now => format!("in {}", span(at - now)),
         (Some(at), _) => format!("expired {} ago", span(now - at)),
@@ -93,7 +93,7 @@ pub fn countdown(expiry: &Assessment, now: DateTime<Utc>) -> String {
 }
 
 /// Renders the page from the status at `now`.
-pub fn render(status: &Board, now: DateTime<Utc>) -> String {
+pub(crate) fn render(status: &Board, now: DateTime<Utc>) -> String {
     render_snapshot(&status.snapshot(), now)
 }
 

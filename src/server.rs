@@ -24,7 +24,7 @@ use crate::view::{self, View};
 
 /// A request to the daemon's main loop.
 #[derive(Debug)]
-pub enum Control {
+pub(crate) enum Control {
     /// Reload the configuration; answered with what changed or the errors.
     Reload {
         /// Where the result goes.
@@ -41,7 +41,7 @@ pub enum Control {
 
 /// What the handlers share.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// The shared status.
     pub status: Board,
     /// The metrics renderer.
@@ -51,7 +51,7 @@ pub struct AppState {
 }
 
 /// The router.
-pub fn app(state: AppState) -> Router {
+pub(crate) fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))

@@ -12,7 +12,7 @@ use crate::state::Pending;
 
 /// What both `check` and the API print for a connection. Unknown values are `null`.
 #[derive(Debug, Serialize)]
-pub struct View<'a> {
+pub(crate) struct View<'a> {
     /// The connection's name.
     pub name: &'a str,
     /// Its base URL.
@@ -87,7 +87,7 @@ static NO_RATE_LIMIT: RateLimit = RateLimit {
 /// The view of a connection whose credential is in `state`, with `outcome` its last probe
 /// and `expiry` what is known of its expiry; `hint` replaces the outcome's hint when given (a
 /// stopped connection says why).
-pub fn view<'a>(
+pub(crate) fn view<'a>(
     connection: &'a Connection,
     state: State,
     outcome: Option<&'a Outcome>,

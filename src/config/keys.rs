@@ -14,7 +14,7 @@ use toml::Value;
 use super::settings::SETTING_KEYS;
 
 /// Keys that identify a connection and its secret: `[[connection]]` only.
-pub const IDENTITY_KEYS: [&str; 8] = [
+pub(super) const IDENTITY_KEYS: [&str; 8] = [
     "name",
     "url",
     "token",
@@ -26,16 +26,17 @@ pub const IDENTITY_KEYS: [&str; 8] = [
 ];
 
 /// Keys that apply to the whole daemon: `[defaults]` only.
-pub const GLOBAL_KEYS: [&str; 2] = ["max_concurrent_probes", "max_concurrent_per_site"];
+pub(super) const GLOBAL_KEYS: [&str; 2] = ["max_concurrent_probes", "max_concurrent_per_site"];
 
 /// Most static labels a connection may carry.
-pub const MAX_LABELS: usize = 8;
+pub(super) const MAX_LABELS: usize = 8;
 
 /// Label names credwatch itself puts on `credwatch_connection_info`.
-pub const RESERVED_LABELS: [&str; 6] = ["connection", "url", "kind", "auth", "account", "state"];
+pub(super) const RESERVED_LABELS: [&str; 6] =
+    ["connection", "url", "kind", "auth", "account", "state"];
 
 /// A whole number from `min` to `max`.
-pub fn count(value: &Value, min: i64, max: i64) -> Result<usize, String> {
+pub(super) fn count(value: &Value, min: i64, max: i64) -> Result<usize, String> {
     match value.as_integer() {
         Some(n) if (min..=max).contains(&n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
         Some(n) => Err(format!("must be from {min} to {max}, not {n}")),
@@ -44,7 +45,7 @@ pub fn count(value: &Value, min: i64, max: i64) -> Result<usize, String> {
 }
 
 /// The message for a key credwatch does not know, with the closest known key when one is near.
-pub fn unknown_key(key: &str) -> String {
+pub(super) fn unknown_key(key: &str) -> String {
     let closest = IDENTITY_KEYS
         .iter()
         .chain(SETTING_KEYS.iter())
@@ -60,14 +61,14 @@ pub fn unknown_key(key: &str) -> String {
 }
 
 /// A string value. The error never shows the value, so it is safe for secret keys too.
-pub fn string(value: &Value) -> Result<String, String> {
+pub(super) fn string(value: &Value) -> Result<String, String> {
     value
         .as_str()
         .map(str::to_owned)
         .ok_or_else(|| format!("must be a string, not {}", type_of(value)))
 }
 
-pub fn non_empty(text: String) -> Result<String, String> {
+pub(super) fn non_empty(text: String) -> Result<String, String> {
     if text.trim().is_empty() {
         Err("must not be empty".to_owned())
     } else {
@@ -76,7 +77,7 @@ pub fn non_empty(text: String) -> Result<String, String> {
 }
 
 /// A humantime duration such as "90s", "5m", "14d"; zero is refused.
-pub fn duration(value: &Value) -> Result<Duration, String> {
+pub(super) fn duration(value: &Value) -> Result<Duration, String> {
     let text = string(value)?;
     let parsed = humantime::parse_duration(text.trim()).map_err(|e| {
         format!("invalid duration {text:?}: {e} (examples: \"30s\", \"5m\", \"14d\")")
@@ -107,7 +108,7 @@ pub fn format_duration(duration: Duration) -> String {
 }
 
 /// A date ("2027-03-01", UTC midnight) or an RFC 3339 time, as a string or a TOML date.
-pub fn date_or_time(value: &Value) -> Result<DateTime<Utc>, String> {
+pub(super) fn date_or_time(value: &Value) -> Result<DateTime<Utc>, String> {
     let text = match value {
         Value::String(text) => text.clone(),
         Value::Datetime(datetime) => datetime.to_string(),
@@ -129,7 +130,7 @@ pub fn parse_date_or_time(text: &str) -> Option<DateTime<Utc>> {
 
 /// A path; `${CREDENTIALS_DIRECTORY}` (systemd's `LoadCredential=`) is expanded, and a relative
 /// path is taken relative to the directory of the file that names it.
-pub fn path(value: &Value, base_dir: &Path) -> Result<PathBuf, String> {
+pub(super) fn path(value: &Value, base_dir: &Path) -> Result<PathBuf, String> {
     let text = non_empty(string(value)?)?;
     const CREDENTIALS: &str = "${CREDENTIALS_DIRECTORY}";
     let expanded = if let Some(rest) = text.strip_prefix(CREDENTIALS) {
@@ -148,7 +149,7 @@ pub fn path(value: &Value, base_dir: &Path) -> Result<PathBuf, String> {
     })
 }
 
-pub fn labels(value: &Value) -> Result<BTreeMap<String, String>, String> {
+pub(super) fn labels(value: &Value) -> Result<BTreeMap<String, String>, String> {
     let table = value
         .as_table()
         .ok_or_else(|| format!("must be a table of strings, not {}", type_of(value)))?;
@@ -181,7 +182,7 @@ fn is_label_name(name: &str) -> bool {
 }
 
 /// Whether `name` is a valid connection name: `[a-z0-9][a-z0-9_.-]*`, at most 64 characters.
-pub fn is_connection_name(name: &str) -> bool {
+pub(super) fn is_connection_name(name: &str) -> bool {
     let mut chars = name.chars();
     name.len() <= 64
         && matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
@@ -189,7 +190,7 @@ pub fn is_connection_name(name: &str) -> bool {
 }
 
 /// The TOML type name of a value, for messages that must not show the value itself.
-pub fn type_of(value: &Value) -> &'static str {
+pub(super) fn type_of(value: &Value) -> &'static str {
     match value {
         Value::String(_) => "a string",
         Value::Integer(_) => "an integer",

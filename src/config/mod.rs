@@ -13,7 +13,7 @@ mod credential;
 mod keys;
 mod secret;
 mod settings;
-pub mod watch;
+pub(crate) mod watch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

@@ -47,13 +47,13 @@ macro_rules! settings {
         /// Settings as written at one level (`[defaults]` or a connection), parsed but not
         /// merged: `None` where the level does not set the key.
         #[derive(Debug, Default, Clone)]
-        pub struct Layer {
+        pub(super) struct Layer {
             $( $key: Option<$ty>, )*
         }
 
         impl Layer {
             /// Parses one setting key into `self`. `base_dir` resolves relative paths.
-            pub fn apply(&mut self, key: &str, value: &Value, base_dir: &Path) -> Result<(), String> {
+            pub(super) fn apply(&mut self, key: &str, value: &Value, base_dir: &Path) -> Result<(), String> {
                 match key {
                     $( stringify!($key) => self.$key = Some(($parse)(value, base_dir)?), )*
                     _ => return Err(super::keys::unknown_key(key)),
@@ -63,7 +63,7 @@ macro_rules! settings {
 
             /// `self`, with every unset value taken from `defaults`; labels are merged key by
             /// key (the connection's win).
-            pub fn or(mut self, defaults: &Layer) -> Layer {
+            pub(super) fn or(mut self, defaults: &Layer) -> Layer {
                 let merged_labels = match (self.labels.take(), &defaults.labels) {
                     (Some(own), Some(shared)) => {
                         let mut merged = shared.clone();
@@ -80,7 +80,7 @@ macro_rules! settings {
             }
 
             /// The decided settings of a connection at `url` (its host decides `kind`).
-            pub fn decide(self, $url: Option<&Url>) -> Settings {
+            pub(super) fn decide(self, $url: Option<&Url>) -> Settings {
                 $( let $key: $ty = match self.$key { Some(value) => value, None => $default }; )*
                 Settings { $( $key, )* }
             }
@@ -149,7 +149,7 @@ settings! {
 
 impl Layer {
     /// Whether this level allows plain http (needed before the URL is checked).
-    pub fn allows_insecure_http(&self) -> bool {
+    pub(super) fn allows_insecure_http(&self) -> bool {
         self.allow_insecure_http.unwrap_or(false)
     }
 }

@@ -13,12 +13,12 @@ type Stamp = (u64, u64, Option<SystemTime>);
 
 /// The configuration's files and their stamps (`None`: unreadable), in name order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fingerprint(Vec<(PathBuf, Option<Stamp>)>);
+pub(crate) struct Fingerprint(Vec<(PathBuf, Option<Stamp>)>);
 
 impl Fingerprint {
     /// The fingerprint of the configuration at `path` (a file, or a directory of `*.toml`
     /// files) as it is now; a file that cannot be read is part of it as unreadable.
-    pub fn of(path: &Path) -> Fingerprint {
+    pub(crate) fn of(path: &Path) -> Fingerprint {
         let files = super::config_files(path).unwrap_or_else(|_| vec![path.to_owned()]);
         Fingerprint(
             files

@@ -30,7 +30,7 @@ use text::{flag, seconds, Family};
 use crate::state::{Board, Snapshot};
 
 /// The content type of the text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// A chunk is sent once it holds this many bytes.
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -46,7 +46,7 @@ fn cpu_seconds() -> Option<f64> {
 }
 
 /// Renders the metrics; `process` holds the process collector.
-pub struct Metrics {
+pub(crate) struct Metrics {
     process: Registry,
 }
 
@@ -58,7 +58,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// With the process metrics of this process.
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let process = Registry::new();
         let collector = prometheus::process_collector::ProcessCollector::for_self();
         if let Err(error) = process.register(Box::new(collector)) {
@@ -68,7 +68,7 @@ impl Metrics {
     }
 
     /// The exposition of the status as it is now, rendered as it is sent.
-    pub fn exposition(&self, status: &Board) -> Exposition {
+    pub(crate) fn exposition(&self, status: &Board) -> Exposition {
         // The collector's CPU counter counts whole seconds (prometheus 0.14 divides clock
         // ticks by the tick rate in integers): it is replaced by one with the ticks' precision.
         let families: Vec<_> = self
@@ -103,15 +103,16 @@ impl Metrics {
         }
     }
 
-    /// The whole exposition as one string (for tests and small fleets).
-    pub fn render(&self, status: &Board) -> String {
+    /// The whole exposition as one string (for the unit tests).
+    #[cfg(test)]
+    pub(crate) fn render(&self, status: &Board) -> String {
         self.exposition(status).collect()
     }
 }
 
 /// The exposition of one snapshot, rendered chunk by chunk as the server sends it: an
 /// iterator of text chunks, and a response body.
-pub struct Exposition {
+pub(crate) struct Exposition {
     snapshot: Snapshot,
     now: DateTime<Utc>,
     /// Each connection's row, made during the first family's pass.

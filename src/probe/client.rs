@@ -37,7 +37,7 @@ use super::{tls, Reason};
 use crate::config::CaBundle;
 
 /// How long an idle connection is kept for the next probe to the same origin.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The most idle connections kept per origin.
 const MAX_IDLE_PER_ORIGIN: usize = 256;
@@ -84,7 +84,7 @@ impl reqwest::dns::Resolve for Resolver {
 
 /// A request that got no HTTP answer: the reason to report and a secret-free detail.
 #[derive(Debug)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// `dns_error`, `tls_error`, `connect_error` or `unexpected_response`.
     pub reason: Reason,
     /// What went wrong, the library's own words, without a credential.
@@ -92,7 +92,7 @@ pub struct Failure {
 }
 
 /// The clients, one per trust set.
-pub struct Clients {
+pub(crate) struct Clients {
     resolver: Arc<Resolver>,
     proxies: bool,
     /// The client of the connections without `ca_file`: no lock on their way.
@@ -106,7 +106,7 @@ impl Clients {
     /// Clients that resolve with `resolver` (the system's without one) and use the proxies
     /// of the environment when `proxies` is set. Builds the default client at once, so that
     /// a TLS stack that cannot be set up is an error at start.
-    pub fn new(
+    pub(crate) fn new(
         resolver: Option<Arc<dyn Resolve>>,
         proxies: bool,
         user_agent: &'static str,
@@ -149,7 +149,7 @@ impl Clients {
     }
 
     /// The client for connections that trust `ca` besides the system's roots.
-    pub fn get(&self, ca: Option<&CaBundle>) -> Result<reqwest::Client, Failure> {
+    pub(crate) fn get(&self, ca: Option<&CaBundle>) -> Result<reqwest::Client, Failure> {
         let Some(ca) = ca else {
             if let Some(client) = self.default.get() {
                 return Ok(client.clone());
@@ -178,7 +178,7 @@ fn tls_setup(error: rustls::Error) -> Failure {
 
 /// One GET with `authorization`, the body read up to `body_cap`. The caller puts its
 /// deadline around it.
-pub async fn get(
+pub(crate) async fn get(
     client: &reqwest::Client,
     url: &Url,
     authorization: &HeaderValue,

@@ -125,7 +125,7 @@ const RATE_LIMIT_HEADERS: [&str; 7] = [
 ];
 
 /// ISO 8601 as Atlassian sends it: RFC 3339, or without seconds (`2026-11-22T10:05Z`).
-pub fn parse_iso8601(text: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_iso8601(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Some(time.with_timezone(&Utc));

@@ -11,12 +11,12 @@
 //! before the request was written, so a password is never sent twice ([`client`]).
 
 pub mod classify;
-pub mod client;
-pub mod headers;
+pub(crate) mod client;
+pub(crate) mod headers;
 mod outcome;
-pub mod proxy_env;
+pub(crate) mod proxy_env;
 mod tls;
-pub mod verdict;
+pub(crate) mod verdict;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -90,7 +90,7 @@ impl Prober {
 
     /// Probes one connection's credential once; `known_expiry` (from Jira or the
     /// configuration) turns a rejection after it into `expired`.
-    pub async fn probe_expecting(
+    pub(crate) async fn probe_expecting(
         &self,
         connection: &Connection,
         known_expiry: Option<DateTime<Utc>>,
@@ -107,7 +107,7 @@ impl Prober {
     /// As [`Prober::probe_expecting`], with the `Authorization` value (or why there is none)
     /// that the caller keeps for as long as the secret stays the same, and what the
     /// connection's last `myself` body said (an unchanged body is not read again).
-    pub async fn probe_authorized(
+    pub(crate) async fn probe_authorized(
         &self,
         connection: &Connection,
         authorization: &Result<HeaderValue, CredentialError>,
@@ -134,7 +134,7 @@ impl Prober {
     }
 
     /// Fetches the caller's personal access tokens (`GET /rest/pat/latest/tokens`).
-    pub async fn list_tokens(&self, connection: &Connection) -> TokenListOutcome {
+    pub(crate) async fn list_tokens(&self, connection: &Connection) -> TokenListOutcome {
         let started = Instant::now();
         let url = match Url::parse(&format!(
             "{}/rest/pat/latest/tokens",

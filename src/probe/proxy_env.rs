@@ -15,7 +15,7 @@ const VARIABLES: [(&str, &str); 4] = [
 ];
 
 /// What is wrong with the proxy variables that `lookup` reads (the environment, in use).
-pub fn warnings(lookup: impl Fn(&str) -> Option<String>) -> Vec<String> {
+pub(crate) fn warnings(lookup: impl Fn(&str) -> Option<String>) -> Vec<String> {
     let mut warnings = Vec::new();
     let set: Vec<(&str, &str, String)> = VARIABLES
         .iter()

@@ -21,7 +21,7 @@ fn system_roots() -> &'static [CertificateDer<'static>] {
 }
 
 /// A client configuration trusting the system roots and `extra_roots`.
-pub fn client_config(
+pub(super) fn client_config(
     extra_roots: Option<&[CertificateDer<'static>]>,
 ) -> Result<ClientConfig, rustls::Error> {
     let mut roots = RootCertStore::empty();

@@ -7,11 +7,11 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 
 /// The jitter range every backoff wait is multiplied by.
-pub const JITTER: (f64, f64) = (0.7, 1.3);
+pub(crate) const JITTER: (f64, f64) = (0.7, 1.3);
 
 /// An exponential backoff on `backon`'s builder, with the jitter applied on top.
 #[derive(Debug)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     builder: ExponentialBuilder,
     steps: ExponentialBackoff,
     max: Duration,
@@ -19,7 +19,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// Starts at `initial`, doubles, and stops growing at `max`.
-    pub fn new(initial: Duration, max: Duration) -> Backoff {
+    pub(crate) fn new(initial: Duration, max: Duration) -> Backoff {
         let builder = ExponentialBuilder::default()
             .with_min_delay(initial)
             .with_max_delay(max)
@@ -33,18 +33,18 @@ impl Backoff {
     }
 
     /// The next wait, multiplied by `jitter` (a value in [`JITTER`]) and capped at the maximum.
-    pub fn next(&mut self, jitter: f64) -> Duration {
+    pub(crate) fn next(&mut self, jitter: f64) -> Duration {
         let base = self.steps.next().unwrap_or(self.max);
         base.mul_f64(jitter).min(self.max)
     }
 
     /// Back to the initial wait.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.steps = self.builder.build();
     }
 
     /// Goes on from a wait that an earlier process reached: the next wait doubles it.
-    pub fn resume_from(&mut self, reached: Duration) {
+    pub(crate) fn resume_from(&mut self, reached: Duration) {
         self.reset();
         let base = reached.div_f64(JITTER.1);
         for _ in 0..64 {
@@ -57,7 +57,7 @@ impl Backoff {
 }
 
 /// A random jitter factor in [`JITTER`].
-pub fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     JITTER.0 + fastrand::f64() * (JITTER.1 - JITTER.0)
 }
 

@@ -19,7 +19,7 @@
 //! which probes at once with a fresh policy (backoff and stops reset).
 
 mod backoff;
-pub mod policy;
+pub(crate) mod policy;
 mod probe_loop;
 mod reminders;
 mod restored;
@@ -41,10 +41,8 @@ use crate::probe::Prober;
 use crate::state::{Board, Restored};
 use crate::store::{Loaded, Store};
 use policy::Policy;
-pub use reminders::REMINDER_PERIOD;
 use secrets::{stamp, watch_secret_files, Watched};
-pub use secrets::{SECRET_POLL, SECRET_STATS_PER_SECOND};
-pub use site::Site;
+pub(crate) use site::Site;
 
 /// What a reload changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -148,7 +146,7 @@ pub enum ResumeError {
 }
 
 /// Runs every connection's probes.
-pub struct Scheduler {
+pub(crate) struct Scheduler {
     shared: Arc<Shared>,
     running: HashMap<String, Running>,
     remembered: Remembered,
@@ -157,20 +155,11 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler with no connections; `shutdown` turning true stops the secret watcher, and
+    /// A scheduler with no connections yet, that keeps its connections' state in `store`
+    /// (when there is one) and starts each connection from what `loaded` (read from the store
+    /// before) remembers of it. `shutdown` turning true stops the secret watcher, and
     /// [`Scheduler::stop_all`] the connections' tasks.
-    pub fn new(
-        prober: Prober,
-        status: Board,
-        globals: Globals,
-        shutdown: watch::Receiver<bool>,
-    ) -> Scheduler {
-        Self::with_store(prober, status, globals, shutdown, None, Loaded::default())
-    }
-
-    /// A scheduler that keeps its connections' state in `store`, and starts each connection
-    /// from what `loaded` (read from the store before) remembers of it.
-    pub fn with_store(
+    pub(crate) fn new(
         prober: Prober,
         status: Board,
         globals: Globals,
@@ -203,7 +192,7 @@ impl Scheduler {
     /// Makes the running connections those of `config`: new ones start, changed ones restart
     /// with a fresh state, removed ones stop and lose their status; unchanged ones keep their
     /// state, counters and schedule.
-    pub fn apply(&mut self, config: &Config) -> Summary {
+    pub(crate) fn apply(&mut self, config: &Config) -> Summary {
         {
             let mut limits = self.shared.limits();
             if limits.globals != config.globals {
@@ -337,7 +326,7 @@ impl Scheduler {
 
     /// Lifts a connection's pause (a person fixed the account): its login budget starts
     /// afresh and it is probed at once.
-    pub fn resume(&self, name: &str) -> Result<(), ResumeError> {
+    pub(crate) fn resume(&self, name: &str) -> Result<(), ResumeError> {
         let running = self
             .running
             .get(name)
@@ -381,7 +370,7 @@ impl Scheduler {
     }
 
     /// How many connection tasks are alive (for leak checks).
-    pub fn live_tasks(&self) -> usize {
+    pub(crate) fn live_tasks(&self) -> usize {
         self.running
             .values()
             .filter(|r| !r.task.is_finished())
@@ -390,7 +379,7 @@ impl Scheduler {
 
     /// Stops every connection task (which cancels probes in flight), and waits up to `grace`
     /// for them and the secret watcher to finish, then aborts whatever is left.
-    pub async fn stop_all(mut self, grace: Duration) {
+    pub(crate) async fn stop_all(mut self, grace: Duration) {
         let mut tasks: Vec<JoinHandle<()>> = self.running.drain().map(|(_, r)| r.task).collect();
         for task in &tasks {
             task.abort();
@@ -407,7 +396,7 @@ impl Scheduler {
 
 /// Whether two settings of a connection hold the same credential: URL, kind, auth,
 /// username and secret (what the state store's identity digest covers).
-pub fn same_credential(a: &Connection, b: &Connection) -> bool {
+pub(crate) fn same_credential(a: &Connection, b: &Connection) -> bool {
     a.url == b.url
         && a.settings.kind == b.settings.kind
         && a.settings.auth == b.settings.auth

@@ -22,20 +22,20 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use super::backoff::{jitter, Backoff, JITTER};
+pub(crate) use super::backoff::{jitter, Backoff};
 use crate::config::{AuthMethod, Connection};
 use crate::probe::{Outcome, Reason, State};
 use crate::state::{Pause, Pending, Restored};
 
 /// How soon a rejection after a `valid` verdict is confirmed, at the latest.
-pub const CONFIRM_WITHIN: Duration = Duration::from_secs(60);
+pub(crate) const CONFIRM_WITHIN: Duration = Duration::from_secs(60);
 
 /// Consecutive failed Basic logins after which credwatch stops probing a connection.
-pub const MAX_FAILED_LOGINS: u32 = 2;
+pub(crate) const MAX_FAILED_LOGINS: u32 = 2;
 
 /// What to do after a probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Probe again after this long.
     After(Duration),
     /// Stop probing until the secret or the configuration changes.
@@ -44,7 +44,7 @@ pub enum Decision {
 
 /// What follows a probe: the decision, and whether its verdict stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Step {
+pub(crate) struct Step {
     /// When to probe next, or to stop.
     pub decision: Decision,
     /// Whether the outcome's verdict becomes the standing one (`false` while a rejection
@@ -54,7 +54,7 @@ pub struct Step {
 
 /// The per-connection politeness state.
 #[derive(Debug)]
-pub struct Policy {
+pub(crate) struct Policy {
     backoff: Backoff,
     failed_logins: u32,
     /// The current backoff wait, while probes reach no verdict.
@@ -67,7 +67,7 @@ pub struct Policy {
 
 impl Policy {
     /// A fresh policy for a connection.
-    pub fn new(connection: &Connection) -> Policy {
+    pub(crate) fn new(connection: &Connection) -> Policy {
         Policy {
             backoff: Backoff::new(
                 connection.settings.backoff_initial,
@@ -81,7 +81,7 @@ impl Policy {
     }
 
     /// The policy of a connection whose task starts from what was remembered of it.
-    pub fn restore(connection: &Connection, restored: &Restored) -> Policy {
+    pub(crate) fn restore(connection: &Connection, restored: &Restored) -> Policy {
         let mut policy = Policy::new(connection);
         policy.failed_logins = restored.failed_logins;
         policy.standing = restored.verdict.map(|v| v.state);
@@ -94,22 +94,22 @@ impl Policy {
     }
 
     /// The rejection waiting for its confirmation.
-    pub fn pending(&self) -> Option<Pending> {
+    pub(crate) fn pending(&self) -> Option<Pending> {
         self.pending
     }
 
     /// Consecutive failed Basic logins.
-    pub fn failed_logins(&self) -> u32 {
+    pub(crate) fn failed_logins(&self) -> u32 {
         self.failed_logins
     }
 
     /// Takes the failed-login count from the shared budget (which `check` spends too).
-    pub fn set_failed_logins(&mut self, failed: u32) {
+    pub(crate) fn set_failed_logins(&mut self, failed: u32) {
         self.failed_logins = failed;
     }
 
     /// A person lifted the pause: the count starts over.
-    pub fn resume(&mut self) {
+    pub(crate) fn resume(&mut self) {
         self.failed_logins = 0;
         self.pending = None;
     }
@@ -117,7 +117,7 @@ impl Policy {
     /// The budget was spent before this connection could send its login (by `check`, or by
     /// logins that never got an answer): stop. A rejection waiting for confirmation is
     /// confirmed by those logins; returns whether it was.
-    pub fn spent(&mut self, pause: Pause) -> (Decision, bool) {
+    pub(crate) fn spent(&mut self, pause: Pause) -> (Decision, bool) {
         let confirmed = self.pending.take().is_some();
         if pause == Pause::FailedLogins {
             self.failed_logins = self.failed_logins.max(MAX_FAILED_LOGINS);
@@ -126,7 +126,12 @@ impl Policy {
     }
 
     /// Decides what follows `outcome`; `jitter` is a value in [`JITTER`].
-    pub fn after(&mut self, connection: &Connection, outcome: &Outcome, jitter: f64) -> Step {
+    pub(crate) fn after(
+        &mut self,
+        connection: &Connection,
+        outcome: &Outcome,
+        jitter: f64,
+    ) -> Step {
         let interval = connection.settings.interval;
         let state = outcome.state;
         if state.is_verdict() {
@@ -189,7 +194,7 @@ impl Policy {
 }
 
 /// Whether Jira counted this outcome as a failed login (Seraph's counter).
-pub fn is_failed_login(reason: Reason) -> bool {
+pub(crate) fn is_failed_login(reason: Reason) -> bool {
     matches!(
         reason,
         Reason::Unauthorized | Reason::AnonymousFallback | Reason::PasswordAuthDeprecated
@@ -199,7 +204,7 @@ pub fn is_failed_login(reason: Reason) -> bool {
 /// When the next probe is due after one that was due at `scheduled`: `wait` later, or now if
 /// that has already passed. A connection that fell behind (a long wait for a permit, a slow
 /// site) probes once and then keeps its rhythm; missed ticks are never replayed in a burst.
-pub fn next_due(scheduled: Instant, wait: Duration, now: Instant) -> Instant {
+pub(crate) fn next_due(scheduled: Instant, wait: Duration, now: Instant) -> Instant {
     (scheduled + wait).max(now)
 }
 
@@ -210,12 +215,12 @@ pub fn next_due(scheduled: Instant, wait: Duration, now: Instant) -> Instant {
 /// own work, and starting each slot's probes in one wakeup halves the CPU per probe (see
 /// BENCHMARKS.md). 100 ms is invisible next to the ±30 % jitter of every interval; the
 /// schedule's rhythm is kept on the exact due times, so the slots never add up to drift.
-pub const SLACK: Duration = Duration::from_millis(100);
+pub(crate) const SLACK: Duration = Duration::from_millis(100);
 
 /// The slot in which a probe due at `due` starts: the first slot boundary, counted from
 /// `epoch`, at or after `due`. Never earlier than `due` (a `Retry-After` stays a floor) and
 /// less than [`SLACK`] later.
-pub fn slot(due: Instant, epoch: Instant) -> Instant {
+pub(crate) fn slot(due: Instant, epoch: Instant) -> Instant {
     let Some(since) = due.checked_duration_since(epoch) else {
         return due;
     };

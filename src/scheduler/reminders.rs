@@ -13,7 +13,7 @@ use crate::state::Board;
 
 /// How often a standing expiry warning (rotation due, a never-expiring token, an unknown
 /// expiry) is logged again.
-pub const REMINDER_PERIOD: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const REMINDER_PERIOD: Duration = Duration::from_secs(24 * 3600);
 
 /// How often a connection's expiry reminders are looked at (they log at most once a day).
 pub(super) const REMINDER_CHECK: Duration = Duration::from_secs(60);

@@ -22,7 +22,7 @@ use crate::state::Restored;
 /// interval shortened while credwatch was stopped applies). If it has passed, the probe was
 /// missed while credwatch was down and is caught up at a per-name offset within
 /// min(interval, 60 s), so that many missed probes never fire in a burst.
-pub fn restored_due(
+pub(super) fn restored_due(
     connection: &Connection,
     restored: &Restored,
     alive_at: DateTime<Utc>,

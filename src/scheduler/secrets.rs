@@ -19,12 +19,12 @@ use crate::config::Connection;
 /// largest fixed cost of a daemon with one file per credential: at 1,000 files and the usual
 /// 60 s interval, 30 checks per probe. 5 s is still prompt next to how a rotation arrives (a
 /// Kubernetes secret reaches the pod a minute or so after it changes).
-pub const SECRET_POLL: Duration = Duration::from_secs(5);
+pub(crate) const SECRET_POLL: Duration = Duration::from_secs(5);
 
 /// The most secret files checked a second. Beyond 12,500 files a sweep takes longer than
 /// [`SECRET_POLL`] (100,000 files: 40 s) rather than costing more: at 100,000 files every 2 s,
 /// the checks alone cost 0.1 CPU seconds a second, more than all the probes.
-pub const SECRET_STATS_PER_SECOND: usize = 2_500;
+pub(crate) const SECRET_STATS_PER_SECOND: usize = 2_500;
 
 /// The secret files are checked a slice at a time, so that no check holds the runtime long.
 const SECRET_TICK: Duration = Duration::from_millis(100);

@@ -15,7 +15,7 @@ use crate::config::Connection;
 use crate::probe::{Outcome, Reason};
 
 /// A group of connections that share a Jira site's budget.
-pub struct Site {
+pub(crate) struct Site {
     pub(super) permits: Semaphore,
     gate: Mutex<Gate>,
     /// Whether the gate holds a block or a backoff. Every probe of the site asks; while the
@@ -47,7 +47,7 @@ impl Site {
     }
 
     /// Until when the site is closed, if it is.
-    pub fn blocked_until(&self, now: Instant) -> Option<Instant> {
+    pub(crate) fn blocked_until(&self, now: Instant) -> Option<Instant> {
         if !self.gated.load(Ordering::Acquire) {
             return None;
         }

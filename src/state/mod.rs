@@ -21,15 +21,15 @@ use crate::probe::{Outcome, Reason, State};
 mod lateness;
 mod pause;
 mod remembered;
-pub use lateness::{Lateness, LATENESS_BUCKETS};
-pub use pause::Pause;
-pub use remembered::{
+pub(crate) use lateness::{Lateness, LATENESS_BUCKETS};
+pub(crate) use pause::Pause;
+pub(crate) use remembered::{
     prune, Changes, Pending, Restored, Standing, Transition, DEFAULT_HISTORY_RETENTION, HISTORY_CAP,
 };
 
 /// How long a probe that changed nothing but its times may go unwritten to the state store:
 /// after a `kill -9`, the restored last-probe time is at most this old (a SIGTERM writes all).
-pub const REFRESH: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+pub(crate) const REFRESH: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// Everything known about one connection.
 #[derive(Debug, Clone)]
@@ -71,7 +71,7 @@ pub struct Entry {
 
 /// What one probe changed, recorded by [`Board::record_probe`] at once.
 #[derive(Debug)]
-pub struct Probed {
+pub(crate) struct Probed {
     /// The outcome.
     pub outcome: Outcome,
     /// How late the probe started against its schedule.
@@ -88,8 +88,9 @@ pub struct Probed {
 }
 
 impl Probed {
-    /// Just the outcome.
-    pub fn outcome(outcome: Outcome) -> Probed {
+    /// Just the outcome (for the unit tests).
+    #[cfg(test)]
+    pub(crate) fn outcome(outcome: Outcome) -> Probed {
         Probed {
             outcome,
             lateness: None,
@@ -103,7 +104,7 @@ impl Probed {
 
 /// A connection's schedule.
 #[derive(Debug, Clone, Copy)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     /// When the next probe is due; `None` while probing is stopped.
     pub next_probe_at: Option<DateTime<Utc>>,
     /// The current backoff wait.
@@ -169,7 +170,7 @@ impl Entry {
 
 /// The outcome of the last configuration reload.
 #[derive(Debug, Clone)]
-pub struct ReloadStatus {
+pub(crate) struct ReloadStatus {
     /// Whether the last load or reload succeeded.
     pub successful: bool,
     /// When the configuration was last loaded successfully.
@@ -183,7 +184,7 @@ pub struct ReloadStatus {
 /// Entries are shared (`Arc`) and copied on write: a [`Snapshot`] takes the lock only to copy
 /// pointers, and an update to an entry that a snapshot still holds copies that one entry.
 #[derive(Debug)]
-pub struct Inner {
+pub(crate) struct Inner {
     /// By connection name. Hashed rather than ordered: every probe looks its entry up, and
     /// the names of a fleet share long prefixes, which an ordered map compares again and again
     /// (names come from the configuration, so a fast hash without flooding defence is fine).
@@ -227,7 +228,7 @@ impl Inner {
 /// The status at one moment, read without holding the lock: what `/metrics`, the status page
 /// and the API render, however many connections there are.
 #[derive(Debug, Clone)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// Every connection's entry, by name.
     pub entries: Vec<Arc<Entry>>,
     /// The configuration's reload status.
@@ -240,7 +241,7 @@ pub struct Snapshot {
 
 /// A handle on the shared status.
 #[derive(Debug, Clone)]
-pub struct Board {
+pub(crate) struct Board {
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -252,7 +253,7 @@ impl Default for Board {
 
 impl Board {
     /// An empty status, as after a successful load of no connections.
-    pub fn new() -> Board {
+    pub(crate) fn new() -> Board {
         Board {
             inner: Arc::new(Mutex::new(Inner {
                 connections: FxHashMap::default(),
@@ -280,13 +281,13 @@ impl Board {
     }
 
     /// Reads the status under the lock (keep `read` short: probes wait for it).
-    pub fn read<R>(&self, read: impl FnOnce(&Inner) -> R) -> R {
+    pub(crate) fn read<R>(&self, read: impl FnOnce(&Inner) -> R) -> R {
         read(&self.lock())
     }
 
     /// The status now. The lock is held only to copy one pointer per connection (about a
     /// millisecond at 100,000 connections), so a large scrape never stalls the probes.
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let mut snapshot = {
             let inner = self.lock();
             Snapshot {
@@ -305,7 +306,7 @@ impl Board {
 
     /// Adds a connection, fresh or with what a state store (or the entry it replaces on a
     /// reload) remembered of it.
-    pub fn insert(
+    pub(crate) fn insert(
         &self,
         connection: Arc<Connection>,
         first_probe_at: Option<DateTime<Utc>>,
@@ -349,7 +350,7 @@ impl Board {
 
     /// Forgets a connection: its series disappear from `/metrics`, and the state store
     /// drops it.
-    pub fn remove(&self, name: &str) {
+    pub(crate) fn remove(&self, name: &str) {
         let mut inner = self.lock();
         if inner.connections.remove(name).is_some() {
             inner.history.remove(name);
@@ -360,7 +361,7 @@ impl Board {
 
     /// What is remembered of a connection, to carry over to its next task (a reload that
     /// changed its settings but not its credential).
-    pub fn restored(&self, name: &str) -> Option<Restored> {
+    pub(crate) fn restored(&self, name: &str) -> Option<Restored> {
         let inner = self.lock();
         let entry = inner.connections.get(name)?;
         Some(Restored {
@@ -370,7 +371,7 @@ impl Board {
     }
 
     /// Replaces a connection's settings (after its secret was re-read), keeping its history.
-    pub fn update_connection(&self, connection: Arc<Connection>) {
+    pub(crate) fn update_connection(&self, connection: Arc<Connection>) {
         let mut inner = self.lock();
         if let Some(entry) = inner.connections.get_mut(&connection.name) {
             Arc::make_mut(entry).connection = connection.clone();
@@ -379,17 +380,17 @@ impl Board {
     }
 
     /// Sets this replica's shard (exported as `credwatch_shards` and `credwatch_shard_info`).
-    pub fn set_shard(&self, shard: crate::shard::Shard) {
+    pub(crate) fn set_shard(&self, shard: crate::shard::Shard) {
         self.lock().shard = shard;
     }
 
     /// Sets how long state changes are kept.
-    pub fn set_history_retention(&self, retention: Duration) {
+    pub(crate) fn set_history_retention(&self, retention: Duration) {
         self.lock().history_retention = retention;
     }
 
     /// A connection's state changes, newest first; `None` for an unknown connection.
-    pub fn history(&self, name: &str) -> Option<Vec<Transition>> {
+    pub(crate) fn history(&self, name: &str) -> Option<Vec<Transition>> {
         let inner = self.lock();
         inner.connections.get(name)?;
         let mut history = inner.history.get(name).cloned().unwrap_or_default();
@@ -399,7 +400,7 @@ impl Board {
     }
 
     /// Takes what changed since the last call, for the state store's writer.
-    pub fn take_changes(&self) -> Changes {
+    pub(crate) fn take_changes(&self) -> Changes {
         let mut inner = self.lock();
         let dirty = std::mem::take(&mut inner.dirty);
         let entries = dirty
@@ -419,7 +420,7 @@ impl Board {
     }
 
     /// Puts back changes the writer could not write, to be written with the next batch.
-    pub fn requeue(&self, changes: Changes) {
+    pub(crate) fn requeue(&self, changes: Changes) {
         let mut inner = self.lock();
         for entry in &changes.entries {
             let name = &entry.connection.name;
@@ -435,7 +436,7 @@ impl Board {
 
     /// Records everything one probe changed, under one lock; returns the credential's state
     /// change, if any.
-    pub fn record_probe(&self, name: &str, probed: Probed) -> Option<Transition> {
+    pub(crate) fn record_probe(&self, name: &str, probed: Probed) -> Option<Transition> {
         let mut inner = self.lock();
         if let Some(late) = probed.lateness {
             inner.lateness.observe(late);
@@ -507,7 +508,7 @@ impl Board {
     }
 
     /// The expiry that turns a rejection into `expired`: Jira's, else the declared one.
-    pub fn known_expiry(&self, name: &str) -> Option<DateTime<Utc>> {
+    pub(crate) fn known_expiry(&self, name: &str) -> Option<DateTime<Utc>> {
         self.lock()
             .connections
             .get(name)
@@ -515,7 +516,7 @@ impl Board {
     }
 
     /// The assessment of one connection.
-    pub fn assessment(&self, name: &str, now: DateTime<Utc>) -> Option<Assessment> {
+    pub(crate) fn assessment(&self, name: &str, now: DateTime<Utc>) -> Option<Assessment> {
         self.lock()
             .connections
             .get(name)
@@ -524,7 +525,7 @@ impl Board {
 
     /// Records the schedule without a probe (a site that is blocked, a resumed or paused
     /// connection), with the pending confirmation that stands after it.
-    pub fn schedule(&self, name: &str, schedule: Schedule, pending: Option<Pending>) {
+    pub(crate) fn schedule(&self, name: &str, schedule: Schedule, pending: Option<Pending>) {
         let mut inner = self.lock();
         if let Some(entry) = inner.connections.get_mut(name) {
             let entry = Arc::make_mut(entry);
@@ -539,7 +540,7 @@ impl Board {
 
     /// Makes a pending rejection the standing verdict without a probe (the logins that
     /// confirm it were spent elsewhere); returns the state change, if any.
-    pub fn confirm_pending(&self, name: &str) -> Option<Transition> {
+    pub(crate) fn confirm_pending(&self, name: &str) -> Option<Transition> {
         let mut inner = self.lock();
         let entry = Arc::make_mut(inner.connections.get_mut(name)?);
         let pending = entry.pending.take()?;
@@ -567,7 +568,7 @@ impl Board {
 
     /// Records the result of a configuration load or reload: `None` when it succeeded, else
     /// why it failed.
-    pub fn reloaded(&self, error: Option<&crate::config::LoadError>) {
+    pub(crate) fn reloaded(&self, error: Option<&crate::config::LoadError>) {
         let mut inner = self.lock();
         match error {
             None => {
@@ -583,7 +584,7 @@ impl Board {
     }
 
     /// The connections whose first probe has neither finished nor passed its deadline.
-    pub fn pending(&self, now: DateTime<Utc>) -> Vec<String> {
+    pub(crate) fn pending(&self, now: DateTime<Utc>) -> Vec<String> {
         let mut pending: Vec<String> = self
             .lock()
             .connections

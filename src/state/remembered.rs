@@ -14,10 +14,10 @@ use crate::probe::{Outcome, Reason, State};
 use std::sync::Arc;
 
 /// The most state changes kept per connection, however short the retention.
-pub const HISTORY_CAP: usize = 1_000;
+pub(crate) const HISTORY_CAP: usize = 1_000;
 
 /// How long state changes are kept by default: 90 days.
-pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+pub(crate) const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// The standing verdict: the last state that was not `unknown`, and what reached it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,7 +92,7 @@ impl Entry {
 }
 
 /// Drops the state changes older than `retention`, and the oldest beyond [`HISTORY_CAP`].
-pub fn prune(history: &mut Vec<Transition>, retention: Duration) {
+pub(crate) fn prune(history: &mut Vec<Transition>, retention: Duration) {
     let cutoff = chrono::Duration::from_std(retention)
         .ok()
         .and_then(|retention| Utc::now().checked_sub_signed(retention));

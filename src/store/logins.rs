@@ -84,7 +84,7 @@ impl Login {
 
 /// What the budget said to a login about to be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reserved {
+pub(crate) enum Reserved {
     /// Send it; resolve the attempt with its answer.
     Granted(Attempt),
     /// Do not send it: the budget is spent.
@@ -99,7 +99,7 @@ pub enum Reserved {
 /// Records, on tokio's blocking pool, a login `connection` is about to send (`owner`:
 /// `daemon` or `check`, for whoever reads the store); `force` records it even when the budget
 /// is spent.
-pub async fn reserve(
+pub(crate) async fn reserve(
     store: &Arc<Store>,
     connection: &Connection,
     identity: &[u8],
@@ -129,7 +129,7 @@ pub async fn reserve(
 }
 
 /// Records, on tokio's blocking pool, what Jira made of a login that [`reserve`] granted.
-pub async fn resolve(
+pub(crate) async fn resolve(
     store: &Arc<Store>,
     connection: &Connection,
     identity: &[u8],

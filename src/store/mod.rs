@@ -17,10 +17,10 @@
 //! the lock. A row is restored only while the connection's credential is the same: URL, kind,
 //! auth, username and a keyed digest (HMAC-SHA256, the key kept in the store) of the secret.
 
-pub mod location;
-pub mod logins;
-pub mod record;
-pub mod writer;
+mod location;
+pub(crate) mod logins;
+pub(crate) mod record;
+pub(crate) mod writer;
 
 use std::collections::HashMap;
 use std::fs::File;

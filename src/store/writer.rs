@@ -15,20 +15,24 @@ use super::{delete_connection, lock, unix_millis, Record, Store};
 use crate::state::{Board, Changes};
 
 /// How often what changed is written.
-pub const FLUSH_PERIOD: Duration = Duration::from_secs(1);
+pub(crate) const FLUSH_PERIOD: Duration = Duration::from_secs(1);
 
 /// How often history older than the retention is deleted.
 const PRUNE_PERIOD: Duration = Duration::from_secs(3600);
 
 /// The running writer; [`Writer::stop`] writes what is left and ends it.
-pub struct Writer {
+pub(crate) struct Writer {
     stop: mpsc::Sender<()>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Writer {
     /// Starts writing `status`'s changes to `store`.
-    pub fn start(store: Arc<Store>, status: Board, retention: Duration) -> std::io::Result<Writer> {
+    pub(crate) fn start(
+        store: Arc<Store>,
+        status: Board,
+        retention: Duration,
+    ) -> std::io::Result<Writer> {
         let (stop, stopped) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("credwatch-state".to_owned())
@@ -73,7 +77,7 @@ impl Writer {
     }
 
     /// Writes what is left and stops.
-    pub fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = self.stop.send(());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
