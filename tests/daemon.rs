@@ -1,6 +1,11 @@
 //! The daemon against the simulator: schedules, politeness, stops, secret rotation, reload,
-//! readiness, metrics and shutdown. Intervals are a second or two and every wait polls a
-//! condition under a deadline, so no test sleeps longer than the behaviour it proves.
+//! readiness, metrics and shutdown.
+//!
+//! The schedule tests (first-probe offsets, `Retry-After`, the Basic login budget) run on
+//! tokio's paused clock, with the intervals users set (minutes, an hour): the runtime moves
+//! its clock on whenever every task waits, the simulator stamps each request with that clock,
+//! and hours pass in milliseconds. The others wait on real time, a second or two at most,
+//! and poll a condition under a deadline.
 
 mod common;
 
@@ -9,12 +14,12 @@ use common::sample;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use credwatch::config::Config;
 use credwatch::daemon::{Daemon, Options};
 use credwatch::probe::Prober;
-use credwatch::scheduler::policy::start_offset;
 use credwatch::sim::{Front, Pat, Simulator, Site, User, ALL_SITES};
+use credwatch::start_offset;
 use serde_json::Value;
 
 /// A daemon over a configuration written to a temporary directory.
@@ -22,7 +27,8 @@ struct Harness {
     dir: tempfile::TempDir,
     daemon: Daemon,
     client: reqwest::Client,
-    started: DateTime<Utc>,
+    /// When it started on tokio's clock (virtual time in the paused-clock tests).
+    instant: tokio::time::Instant,
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -39,13 +45,13 @@ impl Harness {
     }
 
     async fn start_in(dir: tempfile::TempDir, path: PathBuf, enable_lifecycle: bool) -> Harness {
-        let started = Utc::now();
+        let instant = tokio::time::Instant::now();
         let daemon = common::start_daemon(&path, enable_lifecycle).await;
         Harness {
             dir,
             daemon,
             client: common::http_client(),
-            started,
+            instant,
         }
     }
 
@@ -113,49 +119,44 @@ fn pat_connection(name: &str, url: &str, token: &str, extra: &str) -> String {
     format!("[[connection]]\nname = \"{name}\"\nurl = \"{url}\"\ntoken = \"{token}\"\n{extra}\n\n")
 }
 
-#[tokio::test]
+/// On tokio's paused clock, with a realistic ten-minute interval: the first probes come at
+/// their offsets to the slot, and the second exactly one interval later.
+#[tokio::test(start_paused = true)]
 async fn first_probes_spread_over_the_first_interval_and_never_overlap() {
+    const INTERVAL: Duration = Duration::from_secs(600);
     let simulator = Simulator::start().await.expect("simulator");
-    let mut toml = String::from("[defaults]\ninterval = \"2s\"\ntimeout = \"1s\"\n\n");
+    let mut toml = String::from("[defaults]\ninterval = \"10m\"\ntimeout = \"10s\"\n\n");
     let names: Vec<String> = (0..8).map(|i| format!("spread-{i}")).collect();
     for (i, name) in names.iter().enumerate() {
         let site = format!("s{i}");
         let token = format!("tok-{i}");
-        // Slower answers than usual, so that an overlap would show.
+        // Slow answers, so that an overlap would show.
         simulator.add_site(
             &site,
-            pat_site(&[("svc", &token)]).with_front(Front::Slow(Duration::from_millis(300))),
+            pat_site(&[("svc", &token)]).with_front(Front::Slow(Duration::from_secs(3))),
         );
         toml.push_str(&pat_connection(name, &simulator.url(&site), &token, ""));
     }
     let harness = Harness::start(&toml, false).await;
-    eventually(
-        Duration::from_secs(8),
-        "two probes of every connection",
-        || async { (0..8).all(|i| probes(&simulator, &format!("s{i}")).len() >= 2) },
-    )
-    .await;
+    tokio::time::sleep(INTERVAL * 2 + Duration::from_secs(30)).await;
 
-    let mut buckets = std::collections::BTreeSet::new();
+    let mut quarters = std::collections::BTreeSet::new();
     for (i, name) in names.iter().enumerate() {
         let requests = probes(&simulator, &format!("s{i}"));
-        let expected = start_offset(name, Duration::from_secs(2));
-        let actual = (requests[0].at - harness.started)
-            .to_std()
-            .expect("after start");
+        assert!(requests.len() >= 2, "{name}: {} probes", requests.len());
+        let expected = start_offset(name, INTERVAL);
+        let actual = requests[0].instant - harness.instant;
+        // Probes start on a grid of 100 ms slots.
         let off = actual.as_millis().abs_diff(expected.as_millis());
-        // Generous for a loaded 2-core CI machine; the offsets are hundreds of ms apart.
         assert!(
-            off < 400,
+            off <= 100,
             "{name}: first probe at {actual:?}, its offset is {expected:?}"
         );
-        buckets.insert(expected.as_millis() / 500);
-        let gap = (requests[1].at - requests[0].at).to_std().expect("ordered");
-        // Arrival times: a first request delayed by load shortens the gap a little; a
-        // replayed or overlapping probe would make it far shorter.
+        quarters.insert(expected.as_millis() / (INTERVAL.as_millis() / 4));
+        let gap = requests[1].instant - requests[0].instant;
         assert!(
-            gap >= Duration::from_millis(1500),
-            "{name}: probes {gap:?} apart, interval 2s"
+            gap.abs_diff(INTERVAL) <= Duration::from_millis(100),
+            "{name}: probes {gap:?} apart, interval {INTERVAL:?}"
         );
         assert_eq!(
             simulator.max_in_flight(&format!("s{i}")),
@@ -164,8 +165,8 @@ async fn first_probes_spread_over_the_first_interval_and_never_overlap() {
         );
     }
     assert!(
-        buckets.len() >= 3,
-        "first probes spread over the interval: {buckets:?}"
+        quarters.len() >= 3,
+        "first probes spread over the interval: {quarters:?}"
     );
 }
 
@@ -230,7 +231,9 @@ async fn global_and_per_site_bounds_hold() {
     );
 }
 
-#[tokio::test]
+/// On tokio's paused clock: the runtime moves its clock on whenever every task waits, so two
+/// minutes of `Retry-After` take no wall time, and the gaps are measured in that virtual time.
+#[tokio::test(start_paused = true)]
 async fn a_rate_limit_closes_the_site_for_all_its_connections_for_at_least_retry_after() {
     let simulator = Simulator::start().await.expect("simulator");
     simulator.add_site(
@@ -238,46 +241,51 @@ async fn a_rate_limit_closes_the_site_for_all_its_connections_for_at_least_retry
         pat_site(&[("svc-a", "ta"), ("svc-b", "tb")]).with_front(Front::Throttle {
             remaining: 1,
             status: 429,
-            retry_after: Some("2".into()),
+            retry_after: Some("120".into()),
         }),
     );
     let extra =
-        "interval = \"1s\"\ntimeout = \"500ms\"\nbackoff_initial = \"100ms\"\nbackoff_max = \"5s\"";
+        "interval = \"10s\"\ntimeout = \"2s\"\nbackoff_initial = \"1s\"\nbackoff_max = \"5s\"";
     let toml = pat_connection("a", &simulator.url("busy"), "ta", extra)
         + &pat_connection("b", &simulator.url("busy"), "tb", extra);
     let harness = Harness::start(&toml, false).await;
-    eventually(
-        Duration::from_secs(10),
-        "both connections valid after the rate limit",
-        || async {
-            let metrics = harness.metrics().await;
-            ["a", "b"].iter().all(|c| {
-                sample(
-                    &metrics,
-                    &format!("credwatch_credential_state{{connection=\"{c}\",state=\"valid\"}}"),
-                ) == Some(1.0)
-            })
-        },
-    )
-    .await;
-    let requests = probes(&simulator, "busy");
-    let limited_at = requests[0].at;
-    for later in &requests[1..] {
-        if later.at <= limited_at {
-            continue;
-        }
-        let gap = (later.at - limited_at).to_std().expect("ordered");
-        assert!(
-            gap >= Duration::from_millis(1950),
-            "a request {gap:?} after the 429 with Retry-After: 2"
+    let started = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(150)).await;
+    let metrics = harness.metrics().await;
+    for c in ["a", "b"] {
+        assert_eq!(
+            sample(
+                &metrics,
+                &format!("credwatch_credential_state{{connection=\"{c}\",state=\"valid\"}}"),
+            ),
+            Some(1.0),
+            "{c} is valid once the rate limit has passed"
         );
     }
+    let requests = probes(&simulator, "busy");
+    let limited_at = requests[0].instant;
+    assert!(
+        limited_at - started < Duration::from_secs(10),
+        "the first probe comes within the first interval"
+    );
+    let after: Vec<Duration> = requests[1..]
+        .iter()
+        .map(|later| later.instant.saturating_duration_since(limited_at))
+        .collect();
+    assert!(!after.is_empty(), "probing resumed");
+    for gap in &after {
+        assert!(
+            *gap >= Duration::from_secs(120),
+            "a request {gap:?} after the 429 with Retry-After: 120 (all: {after:?})"
+        );
+    }
+    // Probing resumes as soon as the floor has passed, not one backoff step or more later.
+    assert!(after[0] < Duration::from_secs(125), "{after:?}");
     let limited = if requests[0].authorization.as_deref() == Some("Bearer ta") {
         "a"
     } else {
         "b"
     };
-    let metrics = harness.metrics().await;
     assert_eq!(
         sample(
             &metrics,
@@ -291,7 +299,9 @@ async fn a_rate_limit_closes_the_site_for_all_its_connections_for_at_least_retry
     );
 }
 
-#[tokio::test]
+/// On tokio's paused clock, with the default pace (a 5-minute interval, an hour after a
+/// rejection): hours of virtual time, and still only two failed logins.
+#[tokio::test(start_paused = true)]
 async fn basic_auth_makes_at_most_two_failed_logins_then_waits_for_a_new_password() {
     let simulator = Simulator::start().await.expect("simulator");
     simulator.add_site(
@@ -305,7 +315,7 @@ async fn basic_auth_makes_at_most_two_failed_logins_then_waits_for_a_new_passwor
     write(dir.path(), "password", "wrong-password\n");
     write(dir.path(), "locked-password", "pw\n");
     let toml = format!(
-        "[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\nauth_failure_interval = \"1s\"\n\n\
+        "[defaults]\ninterval = \"5m\"\ntimeout = \"10s\"\nauth_failure_interval = \"1h\"\n\n\
          [[connection]]\nname = \"basic\"\nurl = \"{}\"\nauth = \"basic\"\nusername = \"svc\"\npassword_file = \"password\"\n\n\
          [[connection]]\nname = \"locked\"\nurl = \"{}\"\nauth = \"basic\"\nusername = \"svc-locked\"\npassword_file = \"locked-password\"\n",
         simulator.url("dc"),
@@ -314,13 +324,17 @@ async fn basic_auth_makes_at_most_two_failed_logins_then_waits_for_a_new_passwor
     let path = write(dir.path(), "credwatch.toml", &toml);
     let harness = Harness::start_in(dir, path, false).await;
 
-    eventually(Duration::from_secs(6), "two failed logins", || async {
-        probes(&simulator, "dc").len() >= 2
-    })
-    .await;
-    // Three intervals more: had credwatch gone on, the account would be locked by now.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(probes(&simulator, "dc").len(), 2, "no third login");
+    // The first login within the first interval, the second an hour later
+    // (auth_failure_interval), then nothing for hours: had credwatch gone on, the account
+    // would be locked by now.
+    tokio::time::sleep(Duration::from_secs(4 * 3600)).await;
+    let logins = probes(&simulator, "dc");
+    assert_eq!(logins.len(), 2, "no third login");
+    let gap = logins[1].instant - logins[0].instant;
+    assert!(
+        gap.abs_diff(Duration::from_secs(3600)) <= Duration::from_secs(1),
+        "the second login {gap:?} after the first, auth_failure_interval 1h"
+    );
     assert_eq!(
         simulator.site("dc").expect("site").users[0].failed_logins,
         2,
@@ -358,18 +372,15 @@ async fn basic_auth_makes_at_most_two_failed_logins_then_waits_for_a_new_passwor
     );
 
     // A person fixes the password file: credwatch probes again at once.
-    let fixed_at = Instant::now();
+    let fixed_at = tokio::time::Instant::now();
     write(harness.dir.path(), "password", "right-password\n");
-    eventually(
-        Duration::from_secs(5),
-        "a probe with the new password",
-        || async { harness.connection("basic").await["state"] == "valid" },
-    )
-    .await;
-    assert!(
-        fixed_at.elapsed() < Duration::from_secs(4),
-        "within the secret poll, not an interval later"
-    );
+    while harness.connection("basic").await["state"] != "valid" {
+        assert!(
+            fixed_at.elapsed() < Duration::from_secs(10), // secret files are polled every 5 s
+            "no probe with the new password within the secret poll"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(probes(&simulator, "dc").len(), 3);
     assert_eq!(
         simulator.site("dc").expect("site").users[0].failed_logins,

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use credwatch::daemon::Daemon;
-use credwatch::scheduler::policy::start_offset;
 use credwatch::sim::fault::{Fault, FaultServer, HUGE_BODY};
 use credwatch::sim::{Front, Pat, Simulator, Site, User};
+use credwatch::start_offset;
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {

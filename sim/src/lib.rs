@@ -69,6 +69,9 @@ pub struct RecordedRequest {
     pub user_agent: Option<String>,
     /// When it arrived.
     pub at: DateTime<Utc>,
+    /// When it arrived on tokio's clock, which a test may pause and advance: the gaps between
+    /// requests in virtual time.
+    pub instant: tokio::time::Instant,
 }
 
 impl RecordedRequest {
@@ -336,6 +339,7 @@ fn decide(world: &mut World, request: &Request<Body>) -> Action {
         accept: header("accept"),
         user_agent: header("user-agent"),
         at: now,
+        instant: tokio::time::Instant::now(),
     });
     if world.requests.len() > RECORD_LIMIT {
         world.requests.pop_front();

@@ -176,9 +176,7 @@ where
 pub fn early_name(prefix: &str, interval: Duration) -> String {
     (0..10_000)
         .map(|i| format!("{prefix}-{i}"))
-        .find(|name| {
-            credwatch::scheduler::policy::start_offset(name, interval) < Duration::from_millis(800)
-        })
+        .find(|name| credwatch::start_offset(name, interval) < Duration::from_millis(800))
         .expect("some name starts early")
 }
 
