@@ -229,13 +229,8 @@ fn expressions(value: &Value, found: &mut Vec<String>) {
     }
 }
 
-#[tokio::test]
-async fn promtool_accepts_the_exposition_and_every_dashboard_query() {
-    require(PROMTOOL);
-    let demo = Demo::start();
-    // Let every connection be probed once, so that every family has samples.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let metrics = common::get_text(&format!("{}/metrics", demo.base)).await;
+/// `promtool check metrics` on an exposition: whether it parsed, and what promtool said.
+fn promtool_check_metrics(metrics: &str) -> (bool, String) {
     let mut child = Command::new(PROMTOOL)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -250,13 +245,24 @@ async fn promtool_accepts_the_exposition_and_every_dashboard_query() {
         .write_all(metrics.as_bytes())
         .expect("write");
     let output = child.wait_with_output().expect("promtool runs");
-    let complaints = format!(
+    let said = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    (output.status.success(), said)
+}
+
+#[tokio::test]
+async fn promtool_accepts_the_exposition_and_every_dashboard_query() {
+    require(PROMTOOL);
+    let demo = Demo::start();
+    // Let every connection be probed once, so that every family has samples.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let metrics = common::get_text(&format!("{}/metrics", demo.base)).await;
+    let (parsed, complaints) = promtool_check_metrics(&metrics);
     assert!(
-        output.status.success() && complaints.trim().is_empty(),
+        parsed && complaints.trim().is_empty(),
         "promtool check metrics: {complaints}"
     );
 
@@ -374,26 +380,8 @@ async fn hostile_label_values_survive_promtool_and_a_real_prometheus() {
             .unwrap_or_default()
     );
 
-    let mut child = Command::new(PROMTOOL)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(metrics.as_bytes())
-        .expect("write");
-    let output = child.wait_with_output().expect("promtool runs");
-    assert!(
-        output.status.success(),
-        "promtool cannot parse the exposition: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (parsed, complaints) = promtool_check_metrics(&metrics);
+    assert!(parsed, "promtool cannot parse the exposition: {complaints}");
 
     let prometheus = Prometheus::start(&daemon.addr().to_string());
     let deadline = Instant::now() + Duration::from_secs(30);
