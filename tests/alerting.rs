@@ -19,14 +19,6 @@ use serde_json::Value;
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// A child process, killed when dropped.
 struct Process(Child);
 
@@ -166,7 +158,7 @@ async fn two_replicas_restarted_with_their_state_notify_once_per_rejected_connec
 
     let mut replicas: Vec<Replica> = (0..2)
         .map(|i| Replica {
-            port: free_port(),
+            port: common::free_port(),
             state: root.join(format!("state-{i}")),
             config: config_path.clone(),
             process: None,
@@ -177,7 +169,7 @@ async fn two_replicas_restarted_with_their_state_notify_once_per_rejected_connec
     }
 
     let (hook, received) = webhook().await;
-    let am_port = free_port();
+    let am_port = common::free_port();
     std::fs::write(
         root.join("alertmanager.yml"),
         format!(
@@ -208,7 +200,7 @@ async fn two_replicas_restarted_with_their_state_notify_once_per_rejected_connec
             )
         })
         .collect();
-    let prometheus_port = free_port();
+    let prometheus_port = common::free_port();
     std::fs::write(
         root.join("prometheus.yml"),
         format!(

@@ -11,7 +11,7 @@ mod common;
 
 use common::sample;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -31,16 +31,10 @@ struct Harness {
     instant: tokio::time::Instant,
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write");
-    path
-}
-
 impl Harness {
     async fn start(toml: &str, enable_lifecycle: bool) -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = write(dir.path(), "credwatch.toml", toml);
+        let path = common::write(dir.path(), "credwatch.toml", toml);
         Self::start_in(dir, path, enable_lifecycle).await
     }
 
@@ -312,8 +306,8 @@ async fn basic_auth_makes_at_most_two_failed_logins_then_waits_for_a_new_passwor
     locked.failed_logins = 3;
     simulator.add_site("dc-locked", Site::server().with_user(locked));
     let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "password", "wrong-password\n");
-    write(dir.path(), "locked-password", "pw\n");
+    common::write(dir.path(), "password", "wrong-password\n");
+    common::write(dir.path(), "locked-password", "pw\n");
     let toml = format!(
         "[defaults]\ninterval = \"5m\"\ntimeout = \"10s\"\nauth_failure_interval = \"1h\"\n\n\
          [[connection]]\nname = \"basic\"\nurl = \"{}\"\nauth = \"basic\"\nusername = \"svc\"\npassword_file = \"password\"\n\n\
@@ -321,7 +315,7 @@ async fn basic_auth_makes_at_most_two_failed_logins_then_waits_for_a_new_passwor
         simulator.url("dc"),
         simulator.url("dc-locked")
     );
-    let path = write(dir.path(), "credwatch.toml", &toml);
+    let path = common::write(dir.path(), "credwatch.toml", &toml);
     let harness = Harness::start_in(dir, path, false).await;
 
     // The first login within the first interval, the second an hour later
@@ -373,7 +367,7 @@ async fn basic_auth_makes_at_most_two_failed_logins_then_waits_for_a_new_passwor
 
     // A person fixes the password file: credwatch probes again at once.
     let fixed_at = tokio::time::Instant::now();
-    write(harness.dir.path(), "password", "right-password\n");
+    common::write(harness.dir.path(), "password", "right-password\n");
     while harness.connection("basic").await["state"] != "valid" {
         assert!(
             fixed_at.elapsed() < Duration::from_secs(10), // secret files are polled every 5 s
@@ -404,14 +398,14 @@ async fn a_rotated_token_file_is_picked_up_and_probed_at_once() {
         ))),
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "token", "old-token\n");
+    common::write(dir.path(), "token", "old-token\n");
     // After a rejection the next probe would wait an hour.
     let name = early_name("ci", Duration::from_secs(60));
     let toml = format!(
         "[[connection]]\nname = \"{name}\"\nurl = \"{}\"\ntoken_file = \"token\"\ninterval = \"1m\"\n",
         simulator.url("dc")
     );
-    let path = write(dir.path(), "credwatch.toml", &toml);
+    let path = common::write(dir.path(), "credwatch.toml", &toml);
     let harness = Harness::start_in(dir, path, false).await;
     eventually(Duration::from_secs(3), "the first probe", || async {
         probes(&simulator, "dc").len() == 1
@@ -422,7 +416,7 @@ async fn a_rotated_token_file_is_picked_up_and_probed_at_once() {
     })
     .await;
     // Kubernetes updates a mounted secret by swapping a symlink; a rename does the same here.
-    let staged = write(harness.dir.path(), "token.new", "new-token\n");
+    let staged = common::write(harness.dir.path(), "token.new", "new-token\n");
     std::fs::rename(staged, harness.dir.path().join("token")).expect("rename");
     // Secret files are checked every 5 s.
     eventually(
@@ -899,7 +893,7 @@ async fn the_binary_exits_zero_on_sigterm_with_a_probe_hanging() {
         "t",
         "interval = \"2s\"\ntimeout = \"1500ms\"",
     );
-    let path = write(dir.path(), "credwatch.toml", &toml);
+    let path = common::write(dir.path(), "credwatch.toml", &toml);
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"));
     let _state = common::isolate_state(&mut command);
     let mut child = command
@@ -944,7 +938,7 @@ async fn the_binary_tells_systemd_when_it_is_ready_reloading_and_stopping() {
     let simulator = Simulator::start().await.expect("simulator");
     simulator.add_site("dc", pat_site(&[("svc", "t")]));
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write(
+    let path = common::write(
         dir.path(),
         "credwatch.toml",
         &pat_connection("c", &simulator.url("dc"), "t", "interval = \"1m\""),
@@ -1013,7 +1007,7 @@ async fn shards_split_the_fleet_between_them_and_export_only_their_own() {
         ));
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write(dir.path(), "credwatch.toml", &toml);
+    let path = common::write(dir.path(), "credwatch.toml", &toml);
     let mut owned = Vec::new();
     for index in 0..2 {
         let config = Config::load(&path).expect("config");
@@ -1092,7 +1086,7 @@ async fn the_binary_pings_systemds_watchdog_while_its_runtime_runs() {
     let simulator = Simulator::start().await.expect("simulator");
     simulator.add_site("dc", pat_site(&[("svc", "t")]));
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write(
+    let path = common::write(
         dir.path(),
         "credwatch.toml",
         &pat_connection("c", &simulator.url("dc"), "t", "interval = \"1m\""),

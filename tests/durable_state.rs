@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::{api_connection, eventually, get_json, start_daemon_with_state};
@@ -33,19 +32,13 @@ fn set_revoked(simulator: &Simulator, site: &str, revoked: bool) {
     });
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write");
-    path
-}
-
 #[tokio::test]
 async fn a_401_blip_after_valid_does_not_flip_the_state_and_a_real_rejection_is_confirmed() {
     let simulator = Simulator::start().await.expect("simulator");
     simulator.add_site("dc", pat_site("svc", "tok"));
     let dir = tempfile::tempdir().expect("tempdir");
     let name = common::early_name("blip", Duration::from_secs(2));
-    let path = write(
+    let path = common::write(
         dir.path(),
         "credwatch.toml",
         &format!(
@@ -146,7 +139,7 @@ async fn a_pending_confirmation_survives_a_restart_and_is_confirmed_by_the_next_
     simulator.add_site("dc", pat_site("svc", "tok"));
     let dir = tempfile::tempdir().expect("tempdir");
     let name = common::early_name("pending", Duration::from_secs(3));
-    let path = write(
+    let path = common::write(
         dir.path(),
         "credwatch.toml",
         &format!(
@@ -204,7 +197,7 @@ async fn a_stopped_daemon_comes_back_with_its_verdicts_schedule_and_history_and_
         "[defaults]\ninterval = \"20s\"\ntimeout = \"2s\"\n\n[[connection]]\nname = \"{good}\"\nurl = \"{url}\"\ntoken = \"tok\"\n\n[[connection]]\nname = \"{bad}\"\nurl = \"{url}\"\ntoken = \"revoked\"\n",
         url = simulator.url("dc")
     );
-    let path = write(dir.path(), "credwatch.toml", &toml);
+    let path = common::write(dir.path(), "credwatch.toml", &toml);
     let state = dir.path().join("state");
     let daemon = start_daemon_with_state(&path, &state, false).await;
     let base = format!("http://{}", daemon.addr());
@@ -281,9 +274,9 @@ async fn a_label_change_keeps_the_pause_and_a_changed_password_starts_afresh() {
         Site::server().with_user(User::new("svc-jira").with_password("right")),
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "password", "wrong\n");
+    common::write(dir.path(), "password", "wrong\n");
     let url = simulator.url("dc");
-    let path = write(
+    let path = common::write(
         dir.path(),
         "credwatch.toml",
         &basic_toml(&url, "password", "a"),
@@ -299,7 +292,7 @@ async fn a_label_change_keeps_the_pause_and_a_changed_password_starts_afresh() {
     let sent = simulator.requests_for("dc").len();
 
     // A reload that changes a label: the connection restarts, the pause stays.
-    write(
+    common::write(
         dir.path(),
         "credwatch.toml",
         &basic_toml(&url, "password", "b"),
@@ -312,7 +305,7 @@ async fn a_label_change_keeps_the_pause_and_a_changed_password_starts_afresh() {
     daemon.shutdown(Duration::from_secs(1)).await;
 
     // A restart with another label: still paused, no login sent.
-    write(
+    common::write(
         dir.path(),
         "credwatch.toml",
         &basic_toml(&url, "password", "c"),
@@ -328,7 +321,7 @@ async fn a_label_change_keeps_the_pause_and_a_changed_password_starts_afresh() {
     daemon.shutdown(Duration::from_secs(1)).await;
 
     // A new password is a new credential: a fresh budget, probed at once.
-    write(dir.path(), "password", "right\n");
+    common::write(dir.path(), "password", "right\n");
     let daemon = start_daemon_with_state(&path, &state, true).await;
     let base = format!("http://{}", daemon.addr());
     eventually(
@@ -350,8 +343,8 @@ async fn resume_lifts_a_pause_after_an_admin_fixed_the_account() {
         Site::server().with_user(User::new("svc-jira").with_password("right")),
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "password", "typo\n");
-    let path = write(
+    common::write(dir.path(), "password", "typo\n");
+    let path = common::write(
         dir.path(),
         "credwatch.toml",
         &basic_toml(&simulator.url("dc"), "password", "a"),
@@ -438,13 +431,13 @@ async fn no_secret_reaches_the_store() {
         Site::server().with_user(User::new("svc-jira").with_password(PASSWORD)),
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "token", &format!("{TOKEN}\n"));
+    common::write(dir.path(), "token", &format!("{TOKEN}\n"));
     let toml = format!(
         "[[connection]]\nname = \"pat\"\nurl = \"{}\"\ntoken_file = \"token\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n\n[[connection]]\nname = \"basic\"\nurl = \"{}\"\nauth = \"basic\"\nusername = \"svc-jira\"\npassword = \"{PASSWORD}\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n",
         simulator.url("dc"),
         simulator.url("basic"),
     );
-    let path = write(dir.path(), "credwatch.toml", &toml);
+    let path = common::write(dir.path(), "credwatch.toml", &toml);
     let state = dir.path().join("state");
     let daemon = start_daemon_with_state(&path, &state, false).await;
     let base = format!("http://{}", daemon.addr());

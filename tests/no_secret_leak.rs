@@ -305,14 +305,6 @@ async fn daemon_outputs(
     format!("{}{stderr}{pages}", String::from_utf8_lossy(&output.stdout))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 #[tokio::test]
 async fn the_daemon_shows_no_secret_through_faults_a_reload_and_trace_logs() {
     use credwatch::sim::fault::{Fault, FaultServer};
@@ -364,7 +356,7 @@ async fn the_daemon_shows_no_secret_through_faults_a_reload_and_trace_logs() {
     };
     let path = dir.path().join("credwatch.toml");
     std::fs::write(&path, config("")).expect("write");
-    let port = free_port();
+    let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let reload_path = path.clone();
     let reloaded = config(&format!(
@@ -433,7 +425,7 @@ async fn the_daemon_shows_no_secret_through_faults_a_reload_and_trace_logs() {
 
 #[tokio::test]
 async fn the_demo_shows_none_of_its_secrets() {
-    let port = free_port();
+    let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let everything = daemon_outputs(
         vec![

@@ -42,11 +42,6 @@ impl Drop for Prometheus {
     }
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 impl Prometheus {
     fn start(target: &str) -> Prometheus {
         require(PROMETHEUS);
@@ -59,7 +54,7 @@ impl Prometheus {
         );
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write");
-        let port = free_port();
+        let port = common::free_port();
         let child = Command::new(PROMETHEUS)
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!(

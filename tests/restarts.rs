@@ -102,12 +102,6 @@ impl Drop for Running {
     }
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write");
-    path
-}
-
 #[tokio::test]
 async fn verdicts_and_readiness_come_back_after_sigterm_and_kill_9_while_it_writes() {
     let simulator = Simulator::start().await.expect("simulator");
@@ -132,7 +126,7 @@ async fn verdicts_and_readiness_come_back_after_sigterm_and_kill_9_while_it_writ
             simulator.url("dc")
         ));
     }
-    let config = write(dir.path(), "credwatch.toml", &toml);
+    let config = common::write(dir.path(), "credwatch.toml", &toml);
     let state = dir.path().join("state");
     let log = dir.path().join("stderr.log");
     let expected = |i: usize| {
@@ -202,9 +196,9 @@ async fn five_restarts_and_a_reload_make_at_most_two_failed_logins() {
         Site::server().with_user(User::new("svc-jira").with_password("right")),
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "password", "wrong\n");
+    common::write(dir.path(), "password", "wrong\n");
     let url = simulator.url("dc");
-    let config = write(dir.path(), "credwatch.toml", &basic_toml(&url, "a"));
+    let config = common::write(dir.path(), "credwatch.toml", &basic_toml(&url, "a"));
     let state = dir.path().join("state");
     let log = dir.path().join("stderr.log");
     let logins = || {
@@ -219,7 +213,7 @@ async fn five_restarts_and_a_reload_make_at_most_two_failed_logins() {
         running.first_answer().await;
         if round == 2 {
             // A reload with a changed label, the way an operator edits the file.
-            write(dir.path(), "credwatch.toml", &basic_toml(&url, "b"));
+            common::write(dir.path(), "credwatch.toml", &basic_toml(&url, "b"));
             running.signal("-HUP");
         }
         tokio::time::sleep(Duration::from_millis(200 + fastrand::u64(0..1_500))).await;
@@ -252,8 +246,8 @@ async fn check_spends_the_daemons_budget_and_refuses_a_paused_connection() {
         Site::server().with_user(User::new("svc-jira").with_password("right")),
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "password", "wrong\n");
-    let config = write(
+    common::write(dir.path(), "password", "wrong\n");
+    let config = common::write(
         dir.path(),
         "credwatch.toml",
         &basic_toml(&simulator.url("dc"), "a"),
@@ -338,7 +332,7 @@ async fn a_corrupt_or_newer_store_is_set_aside_with_a_warning_and_a_second_proce
         Site::server().with_user(User::new("svc").with_pat(Pat::new(1, "ci", "tok", Some(90)))),
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write(
+    let config = common::write(
         dir.path(),
         "credwatch.toml",
         &format!(
@@ -397,7 +391,7 @@ async fn a_corrupt_or_newer_store_is_set_aside_with_a_warning_and_a_second_proce
     assert_eq!(running.stop("-TERM"), Some(0));
 
     // An explicit directory that cannot be used: exit 2, naming it.
-    let file = write(dir.path(), "not-a-dir", "x");
+    let file = common::write(dir.path(), "not-a-dir", "x");
     let refused = Command::new(env!("CARGO_BIN_EXE_credwatch"))
         .args(["run", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)

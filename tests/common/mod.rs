@@ -219,3 +219,19 @@ pub async fn api_connection(base: &str, name: &str) -> serde_json::Value {
         .cloned()
         .unwrap_or_else(|| panic!("no connection {name}"))
 }
+
+/// A free port on 127.0.0.1 (for a child process that takes its port from the command line).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path
+}
