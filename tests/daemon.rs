@@ -933,8 +933,31 @@ async fn the_binary_exits_zero_on_sigterm_with_a_probe_hanging() {
     assert_eq!(code, Some(0));
 }
 
-#[tokio::test]
-async fn the_binary_tells_systemd_when_it_is_ready_reloading_and_stopping() {
+/// `credwatch run` as systemd starts it: with `NOTIFY_SOCKET` and the `extra` variables.
+struct UnderSystemd {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    _state: tempfile::TempDir,
+}
+
+impl std::ops::Deref for UnderSystemd {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.child
+    }
+}
+
+impl std::ops::DerefMut for UnderSystemd {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.child
+    }
+}
+
+/// Starts [`UnderSystemd`] against a simulator with one valid PAT; returns the simulator, the
+/// socket the notifications arrive on (10 s read timeout) and the child.
+async fn under_systemd(
+    extra: &[(&str, &str)],
+) -> (Simulator, std::os::unix::net::UnixDatagram, UnderSystemd) {
     let simulator = Simulator::start().await.expect("simulator");
     simulator.add_site("dc", pat_site(&[("svc", "t")]));
     let dir = tempfile::tempdir().expect("tempdir");
@@ -950,7 +973,7 @@ async fn the_binary_tells_systemd_when_it_is_ready_reloading_and_stopping() {
         .expect("timeout");
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"));
     let _state = common::isolate_state(&mut command);
-    let mut child = command
+    let child = command
         .args([
             "run",
             "--config",
@@ -959,10 +982,22 @@ async fn the_binary_tells_systemd_when_it_is_ready_reloading_and_stopping() {
             "127.0.0.1:0",
         ])
         .env("NOTIFY_SOCKET", &socket_path)
+        .envs(extra.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
+    let child = UnderSystemd {
+        child,
+        _dir: dir,
+        _state,
+    };
+    (simulator, socket, child)
+}
+
+#[tokio::test]
+async fn the_binary_tells_systemd_when_it_is_ready_reloading_and_stopping() {
+    let (_simulator, socket, mut child) = under_systemd(&[]).await;
     let receive = |socket: &std::os::unix::net::UnixDatagram| {
         let mut buffer = [0u8; 256];
         let n = socket
@@ -1083,36 +1118,8 @@ async fn shards_split_the_fleet_between_them_and_export_only_their_own() {
 
 #[tokio::test]
 async fn the_binary_pings_systemds_watchdog_while_its_runtime_runs() {
-    let simulator = Simulator::start().await.expect("simulator");
-    simulator.add_site("dc", pat_site(&[("svc", "t")]));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = common::write(
-        dir.path(),
-        "credwatch.toml",
-        &pat_connection("c", &simulator.url("dc"), "t", "interval = \"1m\""),
-    );
-    let socket_path = dir.path().join("notify.sock");
-    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("bind");
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"));
-    let _state = common::isolate_state(&mut command);
-    let mut child = command
-        .args([
-            "run",
-            "--config",
-            path.to_str().expect("path"),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("NOTIFY_SOCKET", &socket_path)
-        // WatchdogSec=400ms: a ping every 200 ms.
-        .env("WATCHDOG_USEC", "400000")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    // WatchdogSec=400ms: a ping every 200 ms.
+    let (_simulator, socket, mut child) = under_systemd(&[("WATCHDOG_USEC", "400000")]).await;
     let started = Instant::now();
     let mut pings = 0;
     while pings < 5 {
