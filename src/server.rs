@@ -64,8 +64,9 @@ pub(crate) fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn index(State(state): State<AppState>) -> Html<String> {
-    Html(crate::page::render(&state.status, Utc::now()))
+async fn index(State(state): State<AppState>, uri: axum::http::Uri) -> Html<String> {
+    let query = crate::page::Query::parse(uri.query().unwrap_or_default());
+    Html(crate::page::render(&state.status, Utc::now(), &query))
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

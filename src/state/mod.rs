@@ -18,6 +18,7 @@ use crate::config::Connection;
 use crate::expiry::{self, Assessment, TokenList};
 use crate::probe::{Outcome, Reason, State};
 
+mod history;
 mod lateness;
 mod pause;
 mod remembered;
@@ -382,21 +383,6 @@ impl Board {
     /// Sets this replica's shard (exported as `credwatch_shards` and `credwatch_shard_info`).
     pub(crate) fn set_shard(&self, shard: crate::shard::Shard) {
         self.lock().shard = shard;
-    }
-
-    /// Sets how long state changes are kept.
-    pub(crate) fn set_history_retention(&self, retention: Duration) {
-        self.lock().history_retention = retention;
-    }
-
-    /// A connection's state changes, newest first; `None` for an unknown connection.
-    pub(crate) fn history(&self, name: &str) -> Option<Vec<Transition>> {
-        let inner = self.lock();
-        inner.connections.get(name)?;
-        let mut history = inner.history.get(name).cloned().unwrap_or_default();
-        prune(&mut history, inner.history_retention);
-        history.reverse();
-        Some(history)
     }
 
     /// Takes what changed since the last call, for the state store's writer.

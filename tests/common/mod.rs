@@ -235,3 +235,31 @@ pub fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&path, text).expect("write");
     path
 }
+
+/// Runs `tests/browser/page.mjs` with `args` (Node.js, playwright-core and Debian's chromium;
+/// `.ci/run` installs them), failing the test if it fails or takes over two minutes.
+pub async fn browser(args: &[&str]) -> std::process::Output {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists()
+            && dir.join("node_modules/axe-core").exists(),
+        "tests/browser/node_modules is missing: run `npm ci` in tests/browser (bash .ci/run does)"
+    );
+    let output = within(
+        Duration::from_secs(120),
+        tokio::process::Command::new("node")
+            .arg(dir.join("page.mjs"))
+            .args(args)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("node runs");
+    assert!(
+        output.status.success(),
+        "page.mjs {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}

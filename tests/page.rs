@@ -1,0 +1,206 @@
+//! The status page as an SRE keeps it open: its rows are the API's, a state change shows up in
+//! place without a reload (in Debian's chromium, driven by playwright-core through
+//! `tests/browser/page.mjs`), and the history timeline shows a credential that broke and
+//! recovered. The daemon runs in this process against the simulator, probing every second.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use credwatch::sim::{Pat, Simulator, Site, User};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+/// A daemon over one Data Center site with the PATs `tokens` (user, token), each connection
+/// named after its user, probing every second and retrying a rejection a second later.
+async fn daemon(
+    simulator: &Simulator,
+    tokens: &[(&str, &str)],
+) -> (credwatch::daemon::Daemon, tempfile::TempDir) {
+    let mut site = Site::server();
+    let mut toml = String::from(
+        "[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\nauth_failure_interval = \"1s\"\n\n",
+    );
+    for (i, (user, token)) in tokens.iter().enumerate() {
+        site = site.with_user(User::new(user).with_pat(Pat::new(
+            i as u64 + 1,
+            "credwatch",
+            token,
+            Some(90),
+        )));
+        toml.push_str(&format!(
+            "[[connection]]\nname = \"{user}\"\nurl = \"{}\"\ntoken = \"{token}\"\nlabels = {{ team = \"platform\" }}\n\n",
+            simulator.url("dc")
+        ));
+    }
+    simulator.add_site("dc", site);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = common::write(dir.path(), "credwatch.toml", &toml);
+    (common::start_daemon(&path, false).await, dir)
+}
+
+async fn connections(base: &str) -> Vec<Value> {
+    serde_json::from_str(&common::get_text(&format!("{base}/api/v1/connections")).await)
+        .expect("JSON")
+}
+
+/// Waits until the API shows connection `name` in `state`.
+async fn until_state(base: &str, name: &str, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let all = connections(base).await;
+        if all.iter().any(|c| c["name"] == name && c["state"] == state) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never became {state}: {all:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn revoke(simulator: &Simulator, user_index: usize, revoked: bool) {
+    simulator
+        .update_site("dc", |site| {
+            site.users[user_index].pats[0].revoked = revoked
+        })
+        .expect("site");
+}
+
+#[tokio::test]
+async fn rows_equal_the_api_and_a_state_change_shows_up_without_a_reload() {
+    let simulator = Simulator::start().await.expect("simulator");
+    let (daemon, _dir) = daemon(&simulator, &[("svc-a", "token-a"), ("svc-b", "token-b")]).await;
+    let base = format!("http://{}", daemon.addr());
+    until_state(&base, "svc-a", "valid").await;
+    until_state(&base, "svc-b", "valid").await;
+
+    let browser_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").exists(),
+        "tests/browser/node_modules is missing: run `npm ci` in tests/browser (bash .ci/run does)"
+    );
+    let mut child = tokio::process::Command::new("node")
+        .arg(browser_dir.join("page.mjs"))
+        .args(["live", &format!("{base}/?refresh=1"), "svc-b", "invalid"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next_line = async || {
+        common::within(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("read")
+            .expect("a line from page.mjs")
+    };
+    let first: Value = serde_json::from_str(&next_line().await).expect("rows and API");
+    assert_eq!(first["rows"], first["api"], "the page's rows are the API's");
+    assert_eq!(first["rows"]["svc-b"]["state"], "valid");
+    assert_eq!(next_line().await, "ready");
+
+    revoke(&simulator, 1, true);
+    let changed: Value = serde_json::from_str(&next_line().await).expect("the change");
+    assert_eq!(changed["changed"], true);
+    let history = changed["history"].as_str().expect("history text");
+    assert!(
+        history.contains("valid → invalid (unauthorized)"),
+        "the timeline's list was redrawn in place: {history}"
+    );
+    let status = common::within(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exit");
+    assert!(status.success(), "page.mjs live: {status}");
+    daemon.shutdown(Duration::from_secs(1)).await;
+}
+
+/// The part of the page that is connection `name`'s row.
+fn row<'a>(page: &'a str, name: &str) -> &'a str {
+    let start = page
+        .find(&format!("<tr data-connection=\"{name}\""))
+        .unwrap_or_else(|| panic!("no row for {name}"));
+    let end = page[start..].find("</tr>").expect("row end");
+    &page[start..start + end]
+}
+
+#[tokio::test]
+async fn the_timeline_shows_a_credential_that_broke_and_recovered() {
+    let simulator = Simulator::start().await.expect("simulator");
+    let (daemon, _dir) = daemon(
+        &simulator,
+        &[("svc-ci", "token-ci"), ("svc-ok", "token-ok")],
+    )
+    .await;
+    let base = format!("http://{}", daemon.addr());
+    until_state(&base, "svc-ci", "valid").await;
+    revoke(&simulator, 0, true);
+    until_state(&base, "svc-ci", "invalid").await;
+    revoke(&simulator, 0, false);
+    until_state(&base, "svc-ci", "valid").await;
+
+    let history: Value = serde_json::from_str(
+        &common::get_text(&format!("{base}/api/v1/connections/svc-ci/history")).await,
+    )
+    .expect("history JSON");
+    let changes: Vec<(String, String)> = history["transitions"]
+        .as_array()
+        .expect("transitions")
+        .iter()
+        .map(|t| (t["from"].to_string(), t["to"].to_string()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("\"invalid\"".into(), "\"valid\"".into()),
+            ("\"valid\"".into(), "\"invalid\"".into()),
+            ("\"unknown\"".into(), "\"valid\"".into()),
+        ],
+        "newest first"
+    );
+
+    let page = common::get_text(&format!("{base}/")).await;
+    let broke = row(&page, "svc-ci");
+    assert_eq!(broke.matches("<span class=\"d s-").count(), 30, "{broke}");
+    // Today had an invalid verdict: the worst of the day colours it; the 29 days before
+    // credwatch watched the connection are unknown.
+    assert!(
+        broke.contains("aria-label=\"last 30 days: 29 unknown, 1 invalid\""),
+        "{broke}"
+    );
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert!(
+        broke.contains(&format!(
+            "<span class=\"d s-invalid\" title=\"{today}: invalid\"></span></div>"
+        )),
+        "{broke}"
+    );
+    assert!(broke.contains("State changes (3)"), "{broke}");
+    let listed: Vec<&str> = broke
+        .split("</time>: ")
+        .skip(1)
+        .filter_map(|item| item.split(" (").next())
+        .collect();
+    assert_eq!(
+        listed,
+        ["invalid → valid", "valid → invalid", "unknown → valid"],
+        "{broke}"
+    );
+    let steady = row(&page, "svc-ok");
+    assert!(
+        steady.contains("aria-label=\"last 30 days: 29 unknown, 1 valid\""),
+        "{steady}"
+    );
+
+    // The filters work without the script: a plain GET form.
+    let invalid_only = common::get_text(&format!("{base}/?state=invalid")).await;
+    assert!(
+        !invalid_only.contains("<tr data-connection="),
+        "nothing is invalid now"
+    );
+    assert!(invalid_only.contains("No connection matches the filters."));
+    let by_text = common::get_text(&format!("{base}/?q=SVC-OK&team=platform")).await;
+    assert!(by_text.contains("<tr data-connection=\"svc-ok\""));
+    assert!(!by_text.contains("<tr data-connection=\"svc-ci\""));
+    daemon.shutdown(Duration::from_secs(1)).await;
+}
