@@ -283,11 +283,19 @@ async fn markup_from_the_configuration_or_from_jira_is_shown_as_text() {
     let html = get(&format!("{base}/")).await;
     // The page's one script is its own refresh; nothing from Jira or the configuration is
     // markup.
-    assert_eq!(html.matches("<script").count(), 1, "raw markup reached the page");
-    assert!(!html.contains("<script>alert"), "raw markup reached the page");
+    assert_eq!(
+        html.matches("<script").count(),
+        1,
+        "raw markup reached the page"
+    );
+    assert!(
+        !html.contains("<script>alert"),
+        "raw markup reached the page"
+    );
     assert!(
         html.contains("note=&#60;script&#62;alert(&#39;label&#39;)&#60;/script&#62;"),
-        "the label is escaped: {}", &html[html.find("note=").unwrap_or(0)..][..80]
+        "the label is escaped: {}",
+        &html[html.find("note=").unwrap_or(0)..][..80]
     );
     assert!(
         html.contains("&#60;script&#62;alert(&#39;jira&#39;)&#60;/script&#62;"),
@@ -310,7 +318,10 @@ async fn markup_from_the_configuration_or_from_jira_is_shown_as_text() {
         1,
         "the browser built no script element but the page's own"
     );
-    assert!(!dom.contains("<script>alert"), "the browser built no script element");
+    assert!(
+        !dom.contains("<script>alert"),
+        "the browser built no script element"
+    );
     assert!(
         dom.contains("&lt;script&gt;alert('label')&lt;/script&gt;"),
         "shown as text"

@@ -1,7 +1,7 @@
 //! The status page as an SRE keeps it open: its rows are the API's, a state change shows up in
-//! place without a reload (in Debian's chromium, driven by playwright-core through
-//! `tests/browser/page.mjs`), and the history timeline shows a credential that broke and
-//! recovered. The daemon runs in this process against the simulator, probing every second.
+//! place without a reload, updates pause on request, and a stopped daemon is marked (in
+//! Debian's chromium, driven by playwright-core through `tests/browser/page.mjs`); the history
+//! timeline shows a credential that broke and recovered, and the filters work without script. The daemon runs in this process against the simulator, probing every second.
 
 mod common;
 
@@ -108,11 +108,22 @@ async fn rows_equal_the_api_and_a_state_change_shows_up_without_a_reload() {
         history.contains("valid → invalid (unauthorized)"),
         "the timeline's list was redrawn in place: {history}"
     );
+    let paused: Value = serde_json::from_str(&next_line().await).expect("the pause");
+    assert_eq!(paused["paused"]["pressed"], "true");
+    assert_eq!(paused["paused"]["note"], "Updates are paused.");
+
+    // The daemon stops answering: the page says so, and what it shows is as of when.
+    daemon.shutdown(Duration::from_secs(1)).await;
+    let stale: Value = serde_json::from_str(&next_line().await).expect("the stale mark");
+    let text = stale["stale"].as_str().expect("text");
+    assert!(
+        text.starts_with("credwatch is not answering: what you see is as of "),
+        "{text}"
+    );
     let status = common::within(Duration::from_secs(30), child.wait())
         .await
         .expect("exit");
     assert!(status.success(), "page.mjs live: {status}");
-    daemon.shutdown(Duration::from_secs(1)).await;
 }
 
 /// The part of the page that is connection `name`'s row.

@@ -6,8 +6,9 @@
 //   node page.mjs live URL NAME STATE
 //                                    prints {"rows": ..., "api": ...} as the page first
 //                                    shows them, then "ready"; exits 0 once the row NAME
-//                                    shows STATE without the page having reloaded, 1 if it
-//                                    does not within 30 s
+//                                    shows STATE without the page having reloaded (1 if it
+//                                    does not within 30 s), checks the pause button, then
+//                                    waits for the mark that the daemon stopped answering
 //
 // tests/page.rs runs it; `.ci/run` installs the packages with `npm ci`.
 import { createRequire } from "node:module";
@@ -88,6 +89,18 @@ async function live(url, name, state) {
       return row.querySelector('[data-field="transitions"]').textContent;
     }, name);
     console.log(JSON.stringify({ changed: true, history }));
+    // The pause button: pressed, it says so and stops the updates; pressed again, they resume.
+    await page.click("#pause");
+    const paused = await page.evaluate(() => ({
+      pressed: document.getElementById("pause").getAttribute("aria-pressed"),
+      note: document.getElementById("refresh-note").textContent,
+    }));
+    await page.click("#pause");
+    console.log(JSON.stringify({ paused }));
+    // The test stops the daemon now: the page must say that it stopped answering.
+    await page.waitForSelector("#stale:not([hidden])", { timeout: 20000 });
+    const stale = await page.evaluate(() => document.getElementById("stale").textContent);
+    console.log(JSON.stringify({ stale }));
   } finally {
     await browser.close();
   }
