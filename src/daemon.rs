@@ -120,6 +120,15 @@ fn this_shards_part(mut config: Config, shard: Option<Shard>) -> Config {
     if let Some(shard) = shard {
         let total = config.connections.len();
         config.connections.retain(|c| shard.owns(&c.name));
+        // An organization is read by the shard that exports it (the owner of its name) and by
+        // every shard with connections that match against its list.
+        let connections = &config.connections;
+        config.orgs.retain(|org| {
+            shard.owns(&org.name)
+                || connections
+                    .iter()
+                    .any(|c| c.settings.org.as_deref() == Some(org.name.as_str()))
+        });
         tracing::info!(%shard, owned = config.connections.len(), total, "sharded: probing this replica's share");
     }
     config

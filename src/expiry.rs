@@ -26,6 +26,8 @@ pub enum Source {
     Config,
     /// `created_at` + 365 days (Cloud API tokens).
     Derived,
+    /// The organization admin API's token list (Cloud API tokens of managed accounts).
+    OrgAdmin,
 }
 
 impl Source {
@@ -35,6 +37,7 @@ impl Source {
             Source::Jira => "jira",
             Source::Config => "config",
             Source::Derived => "derived",
+            Source::OrgAdmin => "org_admin",
         }
     }
 }
@@ -90,6 +93,8 @@ pub enum Listing {
     Tokens(Vec<PatEntry>),
     /// 404, 403 or 405: Jira older than 8.14, or PATs disabled. Not a credential failure.
     Unavailable(u16),
+    /// What the organization admin API's list says of a Cloud API token.
+    Org(crate::org::OrgMatch),
 }
 
 /// A token list with the time it was fetched.
@@ -197,6 +202,11 @@ pub fn known_expiry(connection: &Connection, listing: Option<&Listing>) -> Optio
             return entry.expiring_at;
         }
     }
+    if let Some(Listing::Org(matched)) = listing {
+        if let Some(expiry) = matched.token.as_ref().and_then(|t| t.expires_at) {
+            return Some(expiry);
+        }
+    }
     declared(connection).map(|(expiry, _)| expiry)
 }
 
@@ -246,10 +256,21 @@ pub fn assess(
                 "Jira's personal access token API answered {status}: it needs Jira 8.14+ with PATs enabled, so the expiry is unknown; declare it with expires_at"
             ));
         }
+        Some(Listing::Org(matched)) => match &matched.token {
+            Some(token) => {
+                assessment.expires_at = token.expires_at;
+                assessment.source = token.expires_at.map(|_| Source::OrgAdmin);
+                assessment.created_at = token.created_at;
+                assessment.last_used_at = token.last_active_at;
+            }
+            None => assessment.note = matched.note.clone(),
+        },
         None => {}
     }
 
-    if let Some(entry) = from_jira {
+    if assessment.source == Some(Source::OrgAdmin) {
+        // The organization's list said it: nothing declared overrides it.
+    } else if let Some(entry) = from_jira {
         assessment.never_expires = Some(entry.expiring_at.is_none());
         assessment.expires_at = entry.expiring_at;
         assessment.source = entry.expiring_at.map(|_| Source::Jira);

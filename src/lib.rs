@@ -28,6 +28,7 @@ pub mod daemon;
 pub mod demo;
 pub mod expiry;
 pub(crate) mod metrics;
+pub mod org;
 pub(crate) mod page;
 pub mod probe;
 pub mod resume;

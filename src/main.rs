@@ -117,6 +117,9 @@ enum Command {
         /// is still recorded).
         #[arg(long)]
         force: bool,
+        /// Read the organizations' token lists only, and print them (no probe is sent).
+        #[arg(long)]
+        orgs: bool,
     },
     /// Print a shell completion script for bash, zsh or fish (see docs/cli.md: "Shell
     /// completions and the man page").
@@ -285,6 +288,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             concurrency,
             state,
             force,
+            orgs,
         } => {
             let Some(config) = load(&config) else {
                 return Ok(EXIT_CONFIG);
@@ -313,15 +317,31 @@ async fn run(command: Command) -> anyhow::Result<u8> {
                 }
             };
             let prober = Prober::new()?;
+            let read = check::read_orgs(
+                &prober,
+                &config.orgs,
+                &selected,
+                connections.is_empty() || orgs,
+            )
+            .await;
+            if orgs {
+                match output {
+                    Output::Table => print!("{}", check::render_orgs_table(&read)),
+                    Output::Json => println!("{}", check::render_orgs_json(&read)),
+                }
+                return Ok(check::orgs_exit_code(&read));
+            }
             let options = check::Options {
                 concurrency: usize::from(concurrency),
                 store: store.map(std::sync::Arc::new),
                 force,
+                orgs: read,
             };
             let reports = check::run(&prober, selected, &options).await;
             match output {
                 Output::Table => {
-                    print!("{}", check::render_table(&reports, !connections.is_empty()))
+                    print!("{}", check::render_table(&reports, !connections.is_empty()));
+                    print!("{}", check::render_orgs_table(&options.orgs));
                 }
                 Output::Json => println!("{}", check::render_json(&reports)),
             }

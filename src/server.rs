@@ -1,5 +1,5 @@
 //! The daemon's HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/api/v1/connections` and
-//! each connection's `/history`, and `POST /-/reload` and
+//! each connection's `/history`, `/api/v1/orgs`, and `POST /-/reload` and
 //! `POST /api/v1/connections/{name}/resume` when the lifecycle API is enabled.
 //!
 //! [`app`] builds the router from a cloneable [`AppState`], so tests can drive it without a
@@ -59,6 +59,7 @@ pub(crate) fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/v1/connections", get(connections))
         .route("/api/v1/connections/{name}/history", get(history))
+        .route("/api/v1/orgs", get(orgs))
         .route("/api/v1/connections/{name}/resume", post(resume))
         .route("/-/reload", post(reload))
         .with_state(state)
@@ -144,6 +145,17 @@ async fn connections(State(state): State<AppState>) -> Response {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
     }
+}
+
+async fn orgs(State(state): State<AppState>) -> Response {
+    let now = Utc::now();
+    let orgs = state.status.orgs();
+    let views: Vec<_> = orgs
+        .iter()
+        .filter(|org| org.exported)
+        .map(|org| org.view(now))
+        .collect();
+    Json(views).into_response()
 }
 
 #[derive(Serialize)]

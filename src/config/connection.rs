@@ -129,11 +129,14 @@ pub(super) struct Effective<'a> {
 
 /// Collects errors for one connection, each at the line of the key it concerns.
 pub(super) struct Errors<'a> {
-    origin: Origin,
-    name: Option<String>,
-    text: &'a Lines,
-    sink: &'a mut Vec<ConfigError>,
-    found: usize,
+    pub(super) origin: Origin,
+    /// The connection's name, once known.
+    pub(super) name: Option<String>,
+    /// The organization's name, for the errors of an `[[atlassian_org]]`.
+    pub(super) org: Option<String>,
+    pub(super) text: &'a Lines,
+    pub(super) sink: &'a mut Vec<ConfigError>,
+    pub(super) found: usize,
 }
 
 impl Errors<'_> {
@@ -145,6 +148,7 @@ impl Errors<'_> {
         self.sink.push(ConfigError {
             origin,
             connection: self.name.clone(),
+            org: self.org.clone(),
             key: (!key.is_empty()).then(|| key.to_owned()),
             message: message.into(),
         });
@@ -164,6 +168,7 @@ pub(super) fn build(
     let mut errors = Errors {
         origin,
         name: None,
+        org: None,
         text,
         sink,
         found: 0,

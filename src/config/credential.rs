@@ -99,6 +99,18 @@ pub(super) fn secret_source(
             );
         }
     }
+    one_of(table, family, base_dir, errors)
+}
+
+/// Finds exactly one of the three keys of a secret (`x`, `x_env`, `x_file`) in `table` and
+/// reads where it points; records why not otherwise.
+pub(super) fn one_of(
+    table: &RawTable,
+    family: [&'static str; 3],
+    base_dir: &Path,
+    errors: &mut Errors<'_>,
+) -> Option<(&'static str, SecretSource)> {
+    let family_list = family.join(", ");
     let present: Vec<&'static str> = family
         .into_iter()
         .filter(|k| table.contains_key(*k))

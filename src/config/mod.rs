@@ -11,6 +11,7 @@
 mod connection;
 mod credential;
 mod keys;
+mod org;
 mod secret;
 mod settings;
 pub(crate) mod watch;
@@ -26,6 +27,7 @@ use toml::Spanned;
 pub use connection::{CaBundle, Connection};
 pub use credential::{authorization_header, CredentialError};
 pub use keys::{format_duration, parse_date_or_time};
+pub use org::{Org, DEFAULT_API_URL, DEFAULT_ORG_INTERVAL};
 pub use secret::{Secret, SecretError, SecretSource, MASK};
 
 pub use settings::{Settings, SETTING_KEYS};
@@ -186,6 +188,8 @@ pub struct ConfigError {
     pub origin: Origin,
     /// The connection it concerns, if any.
     pub connection: Option<String>,
+    /// The `[[atlassian_org]]` it concerns, if any.
+    pub org: Option<String>,
     /// The key it concerns, if any.
     pub key: Option<String>,
     /// What is wrong, in lowercase, never containing a secret.
@@ -197,6 +201,9 @@ impl fmt::Display for ConfigError {
         write!(f, "{}: ", self.origin)?;
         if let Some(name) = &self.connection {
             write!(f, "connection {name:?}: ")?;
+        }
+        if let Some(name) = &self.org {
+            write!(f, "atlassian_org {name:?}: ")?;
         }
         if let Some(key) = &self.key {
             write!(f, "{key}: ")?;
@@ -228,6 +235,8 @@ pub struct Config {
     pub files: Vec<PathBuf>,
     /// The connections, in file order.
     pub connections: Vec<Connection>,
+    /// The Atlassian organizations whose admin API lists tokens, in file order.
+    pub orgs: Vec<Org>,
     /// Daemon-wide settings.
     pub globals: Globals,
     /// Things that work but should change (inline secrets), one line each, for the log.
@@ -262,6 +271,7 @@ impl Config {
                         line: e.span().map(|span| line_of(&Lines::new(text), span.start)),
                     },
                     connection: None,
+                    org: None,
                     key: None,
                     // Only the message: TOML's own rendering quotes the source line, which
                     // may hold an inline secret.
@@ -294,6 +304,7 @@ impl Config {
                     errors.push(ConfigError {
                         origin,
                         connection: Some(connection.name.clone()),
+                        org: None,
                         key: Some("name".into()),
                         message: format!("duplicate name (first defined at {first})"),
                     });
@@ -303,6 +314,26 @@ impl Config {
                 connections.push(connection);
             }
         }
+        let mut orgs = Vec::new();
+        for (file, lines, raw) in &parsed {
+            let base_dir = file.parent().unwrap_or(Path::new("."));
+            for table in &raw.atlassian_org {
+                let origin = Origin {
+                    file: (*file).clone(),
+                    line: Some(line_of(lines, table.span().start)),
+                };
+                let unused_after = defaults.unused_after().unwrap_or(DEFAULT_UNUSED_AFTER);
+                orgs.extend(org::build(
+                    table.get_ref(),
+                    unused_after,
+                    origin,
+                    lines,
+                    base_dir,
+                    &mut errors,
+                ));
+            }
+        }
+        org::check_references(&orgs, &connections, &mut errors);
         if errors.is_empty() && connections.is_empty() {
             let origin = sources
                 .first()
@@ -314,7 +345,7 @@ impl Config {
             ));
         }
         if errors.is_empty() {
-            let warnings = connections
+            let mut warnings: Vec<String> = connections
                 .iter()
                 .filter(|c| matches!(c.secret_source, SecretSource::Inline(_)))
                 .map(|c| {
@@ -324,9 +355,20 @@ impl Config {
                     )
                 })
                 .collect();
+            warnings.extend(
+                orgs.iter()
+                    .filter(|o| matches!(o.api_key_source, SecretSource::Inline(_)))
+                    .map(|o| {
+                        format!(
+                            "{}: atlassian_org {:?}: the admin API key is written in the configuration file; move it to a file (api_key_file) or the environment (api_key_env)",
+                            o.origin, o.name
+                        )
+                    }),
+            );
             Ok(Config {
                 files: sources.iter().map(|(file, _)| file.clone()).collect(),
                 connections,
+                orgs,
                 globals,
                 warnings,
             })
@@ -369,6 +411,8 @@ struct RawFile {
     defaults: Option<Spanned<RawTable>>,
     #[serde(default)]
     connection: Vec<Spanned<RawTable>>,
+    #[serde(default)]
+    atlassian_org: Vec<Spanned<RawTable>>,
 }
 
 /// A TOML table whose values remember where they were written.
@@ -391,6 +435,7 @@ fn read_defaults(
             errors.push(ConfigError {
                 origin,
                 connection: None,
+                org: None,
                 key: None,
                 message: format!(
                     "[defaults] is declared again (first at {first}); declare it once"
@@ -417,6 +462,7 @@ fn read_defaults(
                 errors.push(ConfigError {
                     origin: key_origin,
                     connection: None,
+                    org: None,
                     key: Some(format!("defaults.{key}")),
                     message,
                 });
@@ -435,7 +481,15 @@ fn exposed_inline_secrets(config: &Config) -> Vec<String> {
         .iter()
         .filter(|c| matches!(c.secret_source, SecretSource::Inline(_)))
         .map(|c| &c.origin.file)
+        .chain(
+            config
+                .orgs
+                .iter()
+                .filter(|o| matches!(o.api_key_source, SecretSource::Inline(_)))
+                .map(|o| &o.origin.file),
+        )
         .collect();
+    files.sort();
     files.dedup();
     files
         .into_iter()
@@ -482,6 +536,7 @@ fn file_error(file: &Path, message: String) -> ConfigError {
             line: None,
         },
         connection: None,
+        org: None,
         key: None,
         message,
     }

@@ -118,6 +118,12 @@ settings! {
     /// The PAT's name in Jira.
     #[serde(skip_serializing_if = "Option::is_none")]
     token_name: Option<String> = None, |v, _| non_empty(string(v)?).map(Some);
+    /// The `[[atlassian_org]]` whose admin API lists this Cloud API token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    org: Option<String> = None, |v, _| non_empty(string(v)?).map(Some);
+    /// The token's label in Atlassian, when the account holds more than one token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_label: Option<String> = None, |v, _| non_empty(string(v)?).map(Some);
     /// Whether plain http to a non-loopback host is allowed.
     allow_insecure_http: bool = false, |v: &Value, _| {
         v.as_bool().ok_or_else(|| format!("must be true or false, not {}", type_of(v)))
@@ -152,6 +158,11 @@ impl Layer {
     pub(super) fn allows_insecure_http(&self) -> bool {
         self.allow_insecure_http.unwrap_or(false)
     }
+
+    /// `unused_after` as this level sets it.
+    pub(super) fn unused_after(&self) -> Option<Duration> {
+        self.unused_after
+    }
 }
 
 fn written_duration<S: Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -178,7 +189,9 @@ mod tests {
 
     #[test]
     fn every_setting_key_is_parsed() {
-        let samples: [(&str, Value); 19] = [
+        let samples: [(&str, Value); 21] = [
+            ("org", Value::from("acme")),
+            ("token_label", Value::from("ci")),
             ("interval", Value::from("5m")),
             ("created_at", Value::from("2026-01-15")),
             ("max_token_age", Value::from("90d")),
@@ -252,7 +265,9 @@ mod tests {
                     toml::from_str::<toml::Table>("x = { a = \"b\" }").expect("t")["x"].clone()
                 }
                 "expires_at" | "created_at" => Value::from("2030-01-01"),
-                "username" | "expect_account" | "token_name" => Value::from("someone"),
+                "username" | "expect_account" | "token_name" | "org" | "token_label" => {
+                    Value::from("someone")
+                }
                 _ => Value::from("17m"),
             };
             let mut layer = Layer::default();

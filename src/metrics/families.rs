@@ -212,7 +212,7 @@ pub(super) const FAMILIES: &[PerConnection] = &[
     PerConnection {
         name: "credwatch_token_expiry_timestamp_seconds",
         kind: "gauge",
-        help: "When the credential expires, with where that is known from (source: jira, config or derived); absent while unknown.",
+        help: "When the credential expires, with where that is known from (source: jira, org_admin, config or derived); absent while unknown.",
         write: |family, item| {
             if let Some((at, source)) = item.row.expiry.expires_at {
                 family.sample(&[("connection", item.name), ("source", source.as_str())], seconds(at));

@@ -13,6 +13,7 @@
 //! its cost grows linearly with the number of connections.
 
 mod families;
+mod orgs;
 mod text;
 
 use std::convert::Infallible;
@@ -240,6 +241,7 @@ impl Exposition {
             Family::new(out, "credwatch_runtime_alive_tasks", "gauge", "Tasks alive in credwatch's async runtime (one per connection, plus the server's): growth with a stable configuration is a leak.")
                 .sample(&[], runtime.metrics().num_alive_tasks() as f64);
         }
+        orgs::render(out, &self.snapshot.orgs, self.now);
         Family::new(
             out,
             "credwatch_build_info",

@@ -262,6 +262,31 @@ impl Prober {
         }
     }
 
+    /// One GET of another API than Jira's (the organization admin API) with `authorization`,
+    /// under `timeout`, the body read up to `body_cap`; the same clients, proxies and
+    /// trust roots as the probes. A failure without an answer is its reason and detail.
+    pub(crate) async fn get(
+        &self,
+        url: &Url,
+        authorization: &HeaderValue,
+        timeout: std::time::Duration,
+        body_cap: usize,
+    ) -> Result<Answer, (Reason, String)> {
+        let http = self.clients.get(None).map_err(|f| (f.reason, f.detail))?;
+        match tokio::time::timeout(timeout, client::get(&http, url, authorization, body_cap)).await
+        {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(failure)) => Err((failure.reason, failure.detail)),
+            Err(_elapsed) => Err((
+                Reason::Timeout,
+                format!(
+                    "no complete answer within {}",
+                    humantime::format_duration(timeout)
+                ),
+            )),
+        }
+    }
+
     /// The proxy the environment names for `url`, as host and port (never its credentials).
     fn proxy_for(&self, url: &Url) -> Option<String> {
         let uri: http::Uri = url.as_str().parse().ok()?;

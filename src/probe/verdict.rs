@@ -74,6 +74,8 @@ pub enum Reason {
     Ok,
     /// 401 or Seraph `AUTHENTICATED_FAILED`: the credential was not accepted.
     Unauthorized,
+    /// A 401 for a Cloud API token that the organization's admin API lists as `BLOCKED`.
+    BlockedByAdmin,
     /// 2xx with `X-AUSERNAME: anonymous`: the credential was ignored and the call ran anonymously.
     AnonymousFallback,
     /// Jira requires a CAPTCHA before it accepts this account's password again.
@@ -112,9 +114,10 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order used for metric series and documentation.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 20] = [
         Reason::Ok,
         Reason::Unauthorized,
+        Reason::BlockedByAdmin,
         Reason::AnonymousFallback,
         Reason::CaptchaRequired,
         Reason::BasicAuthDisabled,
@@ -139,6 +142,7 @@ impl Reason {
         match self {
             Reason::Ok => "ok",
             Reason::Unauthorized => "unauthorized",
+            Reason::BlockedByAdmin => "blocked_by_admin",
             Reason::AnonymousFallback => "anonymous_fallback",
             Reason::CaptchaRequired => "captcha_required",
             Reason::BasicAuthDisabled => "basic_auth_disabled",
@@ -173,6 +177,9 @@ impl Reason {
             }
             (Reason::Unauthorized, AuthMethod::Basic) => {
                 "Jira rejected the username and password: fix them now, since every failed login counts towards Jira's CAPTCHA lock for this account"
+            }
+            (Reason::BlockedByAdmin, _) => {
+                "an organization admin blocked this API token (admin.atlassian.com > Security > API tokens): ask the admin why; unblock it there, or create a new token for the integration and update it"
             }
             (Reason::AnonymousFallback, _) => {
                 "Jira ignored the credential and answered anonymously: the token is invalid, expired or revoked; verify it and create a new one if needed"

@@ -19,6 +19,7 @@
 //! which probes at once with a fresh policy (backoff and stops reset).
 
 mod backoff;
+mod orgs;
 pub(crate) mod policy;
 mod probe_loop;
 mod reminders;
@@ -152,6 +153,7 @@ pub(crate) struct Scheduler {
     remembered: Remembered,
     watched: Arc<Mutex<BTreeMap<String, Watched>>>,
     watcher: JoinHandle<()>,
+    orgs: orgs::OrgReaders,
 }
 
 impl Scheduler {
@@ -186,6 +188,7 @@ impl Scheduler {
             remembered: Remembered { loaded },
             watched,
             watcher,
+            orgs: orgs::OrgReaders::default(),
         }
     }
 
@@ -254,6 +257,8 @@ impl Scheduler {
             self.stop(&name);
             summary.removed.push(name);
         }
+        self.orgs
+            .apply(&self.shared.prober, &self.shared.status, config);
         summary
     }
 
@@ -380,6 +385,7 @@ impl Scheduler {
     /// Stops every connection task (which cancels probes in flight), and waits up to `grace`
     /// for them and the secret watcher to finish, then aborts whatever is left.
     pub(crate) async fn stop_all(mut self, grace: Duration) {
+        self.orgs.stop_all();
         let mut tasks: Vec<JoinHandle<()>> = self.running.drain().map(|(_, r)| r.task).collect();
         for task in &tasks {
             task.abort();

@@ -142,10 +142,18 @@ pub(super) async fn probe_loop(
                 }
                 None => None,
             };
-            let outcome = shared
+            // The organization's list may have told the expiry since the last probe.
+            let known_expiry = match connection.settings.org {
+                Some(_) => shared.status.known_expiry(&name),
+                None => known_expiry,
+            };
+            let mut outcome = shared
                 .prober
                 .probe_authorized(&connection, &authorization, known_expiry, &mut last_myself)
                 .await;
+            if connection.settings.org.is_some() && outcome.http_status == Some(401) {
+                crate::org::explain(&mut outcome, shared.status.org_match(&name).as_ref());
+            }
             if let (Some((store, identity)), Some(attempt)) = (&basic_budget, attempt) {
                 logins::resolve(store, &connection, identity, attempt, &outcome).await;
             }

@@ -20,6 +20,7 @@ use crate::probe::{Outcome, Reason, State};
 
 mod history;
 mod lateness;
+mod orgs;
 mod pause;
 mod remembered;
 pub(crate) use lateness::{Lateness, LATENESS_BUCKETS};
@@ -201,6 +202,8 @@ pub(crate) struct Inner {
     pub shard: crate::shard::Shard,
     /// How long state changes are kept.
     pub history_retention: Duration,
+    /// The Atlassian organizations, by name.
+    pub orgs: std::collections::BTreeMap<String, Arc<crate::org::OrgStatus>>,
     /// Connections changed since the writer last asked (names of entries in `connections`).
     dirty: rustc_hash::FxHashSet<String>,
     /// State changes since the writer last asked.
@@ -238,6 +241,8 @@ pub(crate) struct Snapshot {
     pub lateness: Lateness,
     /// This replica's shard and the number of shards.
     pub shard: crate::shard::Shard,
+    /// The Atlassian organizations, by name.
+    pub orgs: Vec<Arc<crate::org::OrgStatus>>,
 }
 
 /// A handle on the shared status.
@@ -267,6 +272,7 @@ impl Board {
                 history: FxHashMap::default(),
                 shard: crate::shard::Shard { index: 0, count: 1 },
                 history_retention: DEFAULT_HISTORY_RETENTION,
+                orgs: Default::default(),
                 dirty: Default::default(),
                 new_transitions: Vec::new(),
                 removed: Vec::new(),
@@ -296,6 +302,7 @@ impl Board {
                 reload: inner.reload.clone(),
                 lateness: inner.lateness.clone(),
                 shard: inner.shard,
+                orgs: inner.orgs.values().cloned().collect(),
             }
         };
         // In name order, sorted after the lock is released.

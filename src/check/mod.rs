@@ -10,6 +10,13 @@
 //! budget is spent is not probed unless `--force` says so. The store's pending confirmations
 //! are shown beside what Jira answered now.
 
+mod orgs;
+
+pub use orgs::{
+    exit_code as orgs_exit_code, read_orgs, render_json as render_orgs_json,
+    render_table as render_orgs_table,
+};
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -62,6 +69,8 @@ pub struct Options {
     pub store: Option<Arc<Store>>,
     /// Send Basic logins even when the budget is spent.
     pub force: bool,
+    /// The organizations' lists, read before the probes ([`read_orgs`]).
+    pub orgs: Vec<crate::org::OrgStatus>,
 }
 
 /// Opens the store `location` names without owning it: an explicit directory that cannot be
@@ -92,6 +101,11 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
         let permits = permits.clone();
         let store = options.store.clone();
         let force = options.force;
+        let matched = connection.settings.org.as_deref().and_then(|name| {
+            let status = options.orgs.iter().find(|o| o.org.name == name)?;
+            let (_, tokens) = status.tokens.as_ref()?;
+            Some(crate::org::match_token(&connection, name, tokens))
+        });
         tasks.spawn(async move {
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = permits.acquire_owned().await;
@@ -105,7 +119,7 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
                 }
                 _ => Ok(probe_with_retry(&prober, &connection).await),
             };
-            let (outcome, attempts) = match probed {
+            let (mut outcome, attempts) = match probed {
                 Ok(probed) => probed,
                 Err(refused) => {
                     let expiry = expiry::assess(&connection, None, Utc::now());
@@ -137,6 +151,8 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
             } else {
                 None
             };
+            crate::org::explain(&mut outcome, matched.as_ref());
+            let listing = listing.or(matched.map(Listing::Org));
             let expiry = expiry::assess(&connection, listing.as_ref(), Utc::now());
             (
                 index,
@@ -512,7 +528,7 @@ fn expires_cell(expiry: &Assessment) -> String {
 }
 
 /// Rows under a header, each column as wide as its widest cell.
-fn aligned(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn aligned(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {

@@ -1,0 +1,196 @@
+//! The pure parts of the organization admin API: a page parsed, a connection matched to its
+//! token, a 401 explained by a block, and the inventory counted.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::list::parse_page;
+use super::*;
+use crate::probe::RateLimit;
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z")
+        .expect("time")
+        .with_timezone(&Utc)
+}
+
+fn token(
+    email: &str,
+    label: &str,
+    status: TokenStatus,
+    expires_in_days: i64,
+    used_days_ago: Option<i64>,
+) -> OrgToken {
+    OrgToken {
+        id: format!("{email}/{label}"),
+        label: label.to_owned(),
+        status,
+        email: email.to_owned(),
+        created_at: Some(now() - Duration::days(100)),
+        expires_at: Some(now() + Duration::days(expires_in_days)),
+        last_active_at: used_days_ago.map(|d| now() - Duration::days(d)),
+    }
+}
+
+fn cloud(extra: &str) -> Connection {
+    let text = format!(
+        "[[atlassian_org]]\nname = \"acme\"\norg_id = \"o-1\"\napi_key = \"k\"\n\n[[connection]]\nname = \"c\"\nurl = \"https://acme.atlassian.net\"\nusername = \"Bot@Acme.example\"\ntoken = \"t\"\norg = \"acme\"\n{extra}\n"
+    );
+    crate::config::Config::from_sources(&[("t.toml".into(), text)])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .connections
+        .remove(0)
+}
+
+#[test]
+fn a_page_of_the_admin_api_parses_with_its_next_link() {
+    let body = br#"{"data":[{"id":"t1","label":"ci","status":"ALLOWED","createdAt":"2026-01-01T00:00:00Z","expiresAt":"2027-01-01T00:00:00.000Z","lastActiveAt":null,"user":{"id":"u1","orgId":"o-1","name":"Bot","email":"bot@acme.example"},"scopes":[]},{"id":"t2","label":"old","status":"BLOCKED","createdAt":"2025-06-01T00:00:00Z","expiresAt":"2026-06-01T00:00:00Z","user":{"email":"ops@acme.example"}}],"links":{"self":"x","next":"b2Zmc2V0PTI="}}"#;
+    let (tokens, next) = parse_page(body).expect("a page");
+    assert_eq!(tokens.len(), 2);
+    assert_eq!(tokens[0].label, "ci");
+    assert_eq!(tokens[0].status, TokenStatus::Allowed);
+    assert_eq!(tokens[0].last_active_at, None);
+    assert_eq!(tokens[1].status, TokenStatus::Blocked);
+    assert_eq!(next.as_deref(), Some("b2Zmc2V0PTI="));
+    let (_, last) = parse_page(br#"{"data":[],"links":{"self":"x"}}"#).expect("last page");
+    assert_eq!(last, None);
+    assert!(parse_page(b"<html>login</html>").is_err());
+    assert!(parse_page(br#"{"data":[{"id":"x","status":"MAYBE","user":{}}]}"#).is_err());
+}
+
+#[test]
+fn a_connection_matches_by_label_by_the_only_token_or_not_at_all() {
+    let tokens = vec![
+        token("bot@acme.example", "ci", TokenStatus::Allowed, 20, Some(1)),
+        token(
+            "bot@acme.example",
+            "sync",
+            TokenStatus::Allowed,
+            200,
+            Some(1),
+        ),
+        token("ops@acme.example", "ops", TokenStatus::Allowed, 50, None),
+    ];
+    // Two tokens and no label: ambiguous, and the note says what to set.
+    let ambiguous = match_token(&cloud(""), "acme", &tokens);
+    assert_eq!(ambiguous.token, None);
+    assert!(
+        ambiguous
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("set token_label")),
+        "{ambiguous:?}"
+    );
+    // The label picks one; the email matches without regard to case.
+    let by_label = match_token(&cloud("token_label = \"sync\""), "acme", &tokens);
+    assert_eq!(
+        by_label.token.as_ref().map(|t| t.label.as_str()),
+        Some("sync")
+    );
+    let wrong_label = match_token(&cloud("token_label = \"nope\""), "acme", &tokens);
+    assert!(
+        wrong_label
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("\"ci\", \"sync\"")),
+        "{wrong_label:?}"
+    );
+    // The only token of the account.
+    let only = match_token(&cloud(""), "acme", &tokens[2..]);
+    assert!(only.token.is_none(), "not this account's");
+    let single = match_token(&cloud(""), "acme", &tokens[..1]);
+    assert_eq!(single.token.as_ref().map(|t| t.label.as_str()), Some("ci"));
+    // Two tokens with the same label.
+    let twins = vec![tokens[0].clone(), tokens[0].clone()];
+    let twice = match_token(&cloud("token_label = \"ci\""), "acme", &twins);
+    assert!(
+        twice
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("unique label")),
+        "{twice:?}"
+    );
+}
+
+fn rejected() -> Outcome {
+    Outcome {
+        state: State::Invalid,
+        reason: Reason::Unauthorized,
+        http_status: Some(401),
+        latency: std::time::Duration::ZERO,
+        identity: None,
+        rate_limit: RateLimit::default(),
+        retry_after: None,
+        hint: Reason::Unauthorized.hint(crate::config::AuthMethod::ApiToken),
+        detail: None,
+        finished_at: now(),
+    }
+}
+
+#[test]
+fn a_401_for_a_blocked_token_is_blocked_by_admin_and_a_success_wins() {
+    let blocked = OrgMatch {
+        org: "acme".into(),
+        token: Some(token(
+            "bot@acme.example",
+            "ci",
+            TokenStatus::Blocked,
+            20,
+            None,
+        )),
+        note: None,
+    };
+    let mut outcome = rejected();
+    explain(&mut outcome, Some(&blocked));
+    assert_eq!(
+        (outcome.state, outcome.reason),
+        (State::Invalid, Reason::BlockedByAdmin)
+    );
+    assert!(outcome.hint.is_some_and(|h| h.contains("admin")));
+    // Allowed in the list: the rejection stays unauthorized.
+    let allowed = OrgMatch {
+        token: Some(token(
+            "bot@acme.example",
+            "ci",
+            TokenStatus::Allowed,
+            20,
+            None,
+        )),
+        ..blocked.clone()
+    };
+    let mut outcome = rejected();
+    explain(&mut outcome, Some(&allowed));
+    assert_eq!(outcome.reason, Reason::Unauthorized);
+    // A success is never rewritten, whatever an older list says.
+    let mut ok = Outcome {
+        state: State::Valid,
+        reason: Reason::Ok,
+        http_status: Some(200),
+        hint: None,
+        ..rejected()
+    };
+    explain(&mut ok, Some(&blocked));
+    assert_eq!((ok.state, ok.reason), (State::Valid, Reason::Ok));
+}
+
+#[test]
+fn the_inventory_counts_statuses_expiry_windows_and_unused_tokens() {
+    let tokens = vec![
+        token("a@x", "soon", TokenStatus::Allowed, 3, Some(1)),
+        token("b@x", "month", TokenStatus::Allowed, 20, Some(200)),
+        token("c@x", "later", TokenStatus::Allowed, 200, None),
+        token("d@x", "gone", TokenStatus::Allowed, -2, Some(1)),
+        token("e@x", "blocked", TokenStatus::Blocked, 5, Some(1)),
+    ];
+    let inventory = Inventory::of(&tokens, std::time::Duration::from_secs(90 * 86_400), now());
+    assert_eq!(
+        inventory,
+        Inventory {
+            allowed: 3,
+            blocked: 1,
+            expired: 1,
+            expiring_7d: 1,
+            expiring_30d: 2,
+            unused: 2,
+        }
+    );
+}
