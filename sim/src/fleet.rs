@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{Duration, Utc};
 
+use super::admin::{OrgApi, OrgApiToken};
 use super::{ApiToken, Front, Pat, Simulator, Site, User};
 
 /// One connection of the fleet, as it is written into the configuration.
@@ -32,6 +33,8 @@ pub struct Member {
     pub token_name: Option<&'static str>,
     /// `expect_account`.
     pub expect_account: Option<&'static str>,
+    /// Whether it opts in to the demo organization's admin API list (`org = "acme"`).
+    pub org: bool,
     /// The `team` label.
     pub team: &'static str,
     /// The state the demo should show for it.
@@ -53,11 +56,39 @@ pub fn members() -> Vec<Member> {
         created_days_ago: None,
         token_name: None,
         expect_account: None,
+        org: false,
         team: "platform",
         expected_state: state,
         expected_reason: reason,
     };
     vec![
+        Member {
+            username: Some("sync-bot@acme.example"),
+            org: true,
+            team: "data",
+            ..member(
+                "cloud-sync-bot",
+                Some("acme-cloud"),
+                "cloud",
+                "api_token",
+                "demo-cloud-token-sync",
+                "valid",
+                "ok",
+            )
+        },
+        Member {
+            username: Some("old-bot@acme.example"),
+            org: true,
+            ..member(
+                "cloud-blocked-bot",
+                Some("acme-cloud"),
+                "cloud",
+                "api_token",
+                "demo-cloud-token-blocked",
+                "invalid",
+                "blocked_by_admin",
+            )
+        },
         Member {
             token_name: Some("credwatch"),
             expect_account: Some("svc-ci"),
@@ -215,6 +246,15 @@ pub fn members() -> Vec<Member> {
     ]
 }
 
+/// Where the simulator serves the demo organization's admin API.
+pub const ORG_API: &str = "atlassian-admin";
+
+/// The demo organization's id.
+pub const ORG_ID: &str = "demo-org-acme";
+
+/// The demo organization's admin API key.
+pub const ORG_API_KEY: &str = "demo-admin-api-key";
+
 /// Installs the fleet's sites and accounts into a simulator.
 pub fn install(simulator: &Simulator) {
     let now = Utc::now();
@@ -257,6 +297,10 @@ pub fn install(simulator: &Simulator) {
     simulator.add_site("dc-hardened", hardened);
     let mut ops_token = ApiToken::new("demo-cloud-token-ops");
     ops_token.expires_at = Some(now + Duration::days(300));
+    let mut sync_token = ApiToken::new("demo-cloud-token-sync");
+    sync_token.expires_at = Some(now + Duration::days(5));
+    let mut blocked_token = ApiToken::new("demo-cloud-token-blocked");
+    blocked_token.revoked = true;
     simulator.add_site(
         "acme-cloud",
         Site::cloud()
@@ -264,6 +308,16 @@ pub fn install(simulator: &Simulator) {
                 User::new("ops")
                     .with_email("ops@acme.example")
                     .with_api_token(ops_token),
+            )
+            .with_user(
+                User::new("sync-bot")
+                    .with_email("sync-bot@acme.example")
+                    .with_api_token(sync_token),
+            )
+            .with_user(
+                User::new("old-bot")
+                    .with_email("old-bot@acme.example")
+                    .with_api_token(blocked_token),
             )
             .with_user(
                 User::new("analyst")
@@ -284,6 +338,24 @@ pub fn install(simulator: &Simulator) {
                 status: 429,
                 retry_after: Some("3".to_owned()),
             }),
+    );
+    // The organization admin API of the Acme organization: the sync bot's token expires in 5
+    // days, an admin blocked the old bot's, a report token has not been used for 200 days and
+    // an intern's was never used.
+    let mut blocked = OrgApiToken::new("old-bot@acme.example", "jira-sync", 120);
+    blocked.blocked = true;
+    let mut stale = OrgApiToken::new("reports@acme.example", "reports", 150);
+    stale.last_active_at = Some(now - Duration::days(200));
+    let mut never = OrgApiToken::new("intern@acme.example", "trying things", 80);
+    never.last_active_at = None;
+    simulator.add_org_api(
+        ORG_API,
+        OrgApi::new(ORG_ID, ORG_API_KEY)
+            .with_token(OrgApiToken::new("sync-bot@acme.example", "jira-sync", 5))
+            .with_token(blocked)
+            .with_token(stale)
+            .with_token(never)
+            .with_token(OrgApiToken::new("ops@acme.example", "ops", 300)),
     );
     simulator.add_site(
         "dc-sso",
@@ -349,8 +421,21 @@ pub fn write_config(
         if let Some(account) = member.expect_account {
             let _ = writeln!(toml, "expect_account = \"{account}\"");
         }
+        if member.org {
+            let _ = writeln!(toml, "org = \"acme\"");
+        }
         let _ = writeln!(toml, "labels = {{ team = \"{}\" }}", member.team);
     }
+    let key_file = secrets.join("atlassian-admin");
+    write_secret(&key_file, ORG_API_KEY)?;
+    let key_expiry = Utc::now() + Duration::days(10);
+    let _ = write!(
+        toml,
+        "\n[[atlassian_org]]\nname = \"acme\"\norg_id = \"{ORG_ID}\"\napi_key_file = \"secrets/atlassian-admin\"\napi_url = \"{}\"\ninterval = \"{}\"\napi_key_expires_at = \"{}\"\n",
+        simulator.url(ORG_API),
+        humantime::format_duration(interval * 6),
+        key_expiry.to_rfc3339(),
+    );
     let path = dir.join("credwatch.toml");
     std::fs::write(&path, toml)?;
     Ok(path)

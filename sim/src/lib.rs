@@ -14,6 +14,7 @@
 //! credwatch configuration for them), [`fault`] (a TCP server that misbehaves below HTTP) and
 //! [`tls`] (a site over HTTPS with a test CA).
 
+pub mod admin;
 pub mod answer;
 pub mod fault;
 pub mod fleet;
@@ -86,6 +87,8 @@ struct World {
     /// "http" or "https", for the links Jira puts in its answers.
     scheme: &'static str,
     sites: HashMap<String, Site>,
+    /// Organization admin APIs, by path prefix.
+    org_apis: HashMap<String, admin::OrgApi>,
     requests: VecDeque<RecordedRequest>,
     counts: HashMap<String, u64>,
     /// Requests being answered now, and the most ever at once, by site.
@@ -167,6 +170,21 @@ impl Simulator {
     /// The base URL of a site (its context path included).
     pub fn url(&self, site: &str) -> String {
         format!("{}://{}/{site}", self.scheme, self.addr)
+    }
+
+    /// Serves an organization admin API under `/{prefix}` (its base URL is
+    /// [`Simulator::url`] of the prefix: the `api_url` to configure).
+    pub fn add_org_api(&self, prefix: &str, api: admin::OrgApi) {
+        lock(&self.world).org_apis.insert(prefix.to_owned(), api);
+    }
+
+    /// Changes an organization admin API in place (a token blocked, a key revoked...).
+    pub fn update_org_api<T>(
+        &self,
+        prefix: &str,
+        change: impl FnOnce(&mut admin::OrgApi) -> T,
+    ) -> Option<T> {
+        lock(&self.world).org_apis.get_mut(prefix).map(change)
     }
 
     /// Adds or replaces a site.
@@ -329,7 +347,7 @@ fn decide(world: &mut World, request: &Request<Body>) -> Action {
     let site_name = segments.next().unwrap_or_default().to_owned();
     let rest = segments.next().unwrap_or_default().to_owned();
     let now = Utc::now();
-    let known = world.sites.contains_key(&site_name);
+    let known = world.sites.contains_key(&site_name) || world.org_apis.contains_key(&site_name);
     world.requests.push_back(RecordedRequest {
         site: known.then(|| site_name.clone()),
         method: request.method().to_string(),
@@ -346,10 +364,21 @@ fn decide(world: &mut World, request: &Request<Body>) -> Action {
     }
     *world.counts.entry(site_name.clone()).or_default() += 1;
 
+    let host = header("host").unwrap_or_default();
+    if let Some(api) = world.org_apis.get_mut(&site_name) {
+        let base = format!("{}://{host}/{site_name}", world.scheme);
+        let authorization = header("authorization");
+        return Action::Respond(admin::answer(
+            api,
+            &rest,
+            request.uri().query(),
+            authorization.as_deref(),
+            &base,
+        ));
+    }
     let Some(site) = world.sites.get_mut(&site_name) else {
         return Action::Respond(answer::not_found());
     };
-    let host = header("host").unwrap_or_default();
     let site_url = format!("{}://{host}/{site_name}", world.scheme);
     if let Some(action) = front(site, now) {
         return action;

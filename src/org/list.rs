@@ -149,10 +149,19 @@ pub(crate) fn parse_page(body: &[u8]) -> Result<(Vec<OrgToken>, Option<String>),
 
 /// The URL of the first page.
 pub(crate) fn first_page(org: &Org) -> Result<Url, String> {
-    let base = org.api_url.as_str().trim_end_matches('/');
-    let id = percent_encoding::utf8_percent_encode(&org.org_id, percent_encoding::NON_ALPHANUMERIC);
-    Url::parse(&format!("{base}/admin/api-access/v1/orgs/{id}/api-tokens"))
-        .map_err(|e| e.to_string())
+    let mut url = org.api_url.clone();
+    url.path_segments_mut()
+        .map_err(|()| "api_url cannot be a base URL".to_owned())?
+        .pop_if_empty()
+        .extend([
+            "admin",
+            "api-access",
+            "v1",
+            "orgs",
+            &org.org_id,
+            "api-tokens",
+        ]);
+    Ok(url)
 }
 
 /// The page after `current`, as `next` names it.
@@ -250,6 +259,13 @@ async fn read_page(
                         return Err(last);
                     }
                     wait
+                }
+                status @ (400..=499) if status != 408 => {
+                    // Asking again would get the same answer.
+                    return Err(ReadError::Failed {
+                        page,
+                        detail: format!("HTTP {status}: check api_url and org_id"),
+                    });
                 }
                 status => {
                     last = ReadError::Failed {

@@ -52,14 +52,32 @@ impl Board {
         let Some(entry) = inner.connections.get_mut(name) else {
             return;
         };
+        // A 401 that came before the list is explained by it: the standing verdict becomes
+        // `blocked_by_admin` when the list says an admin blocked the token.
+        let explained = entry.last.as_ref().and_then(|last| {
+            let mut outcome = last.clone();
+            crate::org::explain(&mut outcome, Some(&matched));
+            (outcome.reason != last.reason).then_some(outcome)
+        });
         let listing = Listing::Org(matched);
-        if entry.listing() == Some(&listing) {
+        if entry.listing() == Some(&listing) && explained.is_none() {
             return;
         }
-        Arc::make_mut(entry).tokens = Some(Arc::new(TokenList {
+        let entry = Arc::make_mut(entry);
+        entry.tokens = Some(Arc::new(TokenList {
             fetched_at: now,
             listing,
         }));
+        if let Some(outcome) = explained {
+            if let Some(standing) = entry
+                .verdict
+                .as_mut()
+                .filter(|s| s.reason == crate::probe::Reason::Unauthorized)
+            {
+                standing.reason = outcome.reason;
+            }
+            entry.last = Some(outcome);
+        }
         inner.mark(name);
     }
 
