@@ -164,6 +164,11 @@ async fn a_real_prometheus_ingests_the_states_and_fires_the_shipped_alerts_for_t
         ("CredwatchCredentialRejected", "cloud-password"),
         ("CredwatchCredentialLocked", "dc-locked-basic"),
         ("CredwatchTokenExpiryImminent", "dc-sync-expiring"),
+        // The demo organization: an admin blocked a watched token, the list counts a token
+        // expiring within 7 days, and the admin key itself expires in 10 days.
+        ("CredwatchCredentialRejected", "cloud-blocked-bot"),
+        ("CredwatchOrgTokensExpiringSoon", ""),
+        ("CredwatchOrgApiKeyExpiring", ""),
     ]
     .iter()
     .map(|(a, c)| (a.to_string(), c.to_string()))
@@ -200,6 +205,13 @@ async fn a_real_prometheus_ingests_the_states_and_fires_the_shipped_alerts_for_t
             "alerts fired for the healthy {healthy}: {fired:?}"
         );
     }
+    assert!(
+        !seen
+            .iter()
+            .any(|(alert, _)| alert == "CredwatchOrgApiKeyRejected"
+                || alert == "CredwatchOrgTokenListStale"),
+        "the demo organization's key works and its list is read: {seen:?}"
+    );
     // The expiry alert is the imminent one, not also the 'soon' one.
     assert!(!seen.contains(&(
         "CredwatchTokenExpiringSoon".to_owned(),
