@@ -355,8 +355,13 @@ async fn run(command: Command) -> anyhow::Result<u8> {
                 return Ok(0);
             }
             print!("{}", config.effective_toml());
+            let orgs = match config.orgs.len() {
+                0 => String::new(),
+                1 => ", 1 organization".to_owned(),
+                n => format!(", {n} organizations"),
+            };
             eprintln!(
-                "configuration is valid: {} connection{}",
+                "configuration is valid: {} connection{}{orgs}",
                 config.connections.len(),
                 if config.connections.len() == 1 {
                     ""

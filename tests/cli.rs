@@ -247,7 +247,12 @@ async fn check_waits_out_a_short_retry_after_and_nothing_else() {
 #[tokio::test]
 async fn validate_prints_effective_settings_or_every_error() {
     let credentials = tempfile::tempdir().expect("tempdir");
-    for name in ["jira-prod", "jira-legacy-reports", "jira-lab"] {
+    for name in [
+        "jira-prod",
+        "jira-legacy-reports",
+        "jira-lab",
+        "atlassian-admin",
+    ] {
         std::fs::write(credentials.path().join(name), "validate-canary-secret\n").expect("write");
     }
     std::fs::copy(

@@ -20,6 +20,9 @@ const BASIC_BAD: &str = "cwcanary-basic-bad-e85b07";
 const CLOUD_PASSWORD: &str = "cwcanary-cloud-password-31aa6f";
 const URL_PASSWORD: &str = "cwcanary-url-password-77c0de";
 const SYNTAX: &str = "cwcanary-syntax-5e2b19";
+const ADMIN_KEY_FILE: &str = "cwcanary-admin-key-file-61d0c4";
+const ADMIN_KEY_ENV: &str = "cwcanary-admin-key-env-2e9b77";
+const ADMIN_KEY_INLINE: &str = "cwcanary-admin-key-inline-a4f3e1";
 
 /// Every form in which a secret could leak.
 fn forbidden_forms() -> Vec<String> {
@@ -34,6 +37,9 @@ fn forbidden_forms() -> Vec<String> {
         CLOUD_PASSWORD,
         URL_PASSWORD,
         SYNTAX,
+        ADMIN_KEY_FILE,
+        ADMIN_KEY_ENV,
+        ADMIN_KEY_INLINE,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -42,6 +48,9 @@ fn forbidden_forms() -> Vec<String> {
     forms.push(b64(format!("svc-legacy:{BASIC_GOOD}")));
     forms.push(b64(format!("svc-legacy:{BASIC_BAD}")));
     forms.push(b64(format!("analyst@acme.example:{CLOUD_PASSWORD}")));
+    for key in [ADMIN_KEY_FILE, ADMIN_KEY_ENV, ADMIN_KEY_INLINE] {
+        forms.push(format!("Bearer {key}"));
+    }
     // Any stretch of the canaries' common prefix would betray a partial leak too.
     forms.push("cwcanary".to_owned());
     forms
@@ -109,11 +118,18 @@ async fn no_output_or_log_shows_a_secret() {
                     .with_password(CLOUD_PASSWORD),
             ),
     );
+    simulator.add_org_api(
+        "admin",
+        credwatch::sim::admin::OrgApi::new("org-1", ADMIN_KEY_FILE).with_token(
+            credwatch::sim::admin::OrgApiToken::new("bot@acme.example", "ci", 30),
+        ),
+    );
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let closed_port = closed.local_addr().expect("addr").port();
     drop(closed);
 
     let dir = tempfile::tempdir().expect("tempdir");
+    write_secret(dir.path(), "admin-key", ADMIN_KEY_FILE);
     write_secret(dir.path(), "pat", PAT_FILE);
     write_secret(dir.path(), "api", API_TOKEN);
     write_secret(dir.path(), "basic-good", BASIC_GOOD);
@@ -122,8 +138,27 @@ async fn no_output_or_log_shows_a_secret() {
     let cloud = simulator.url("cloud");
     let hang = simulator.url("dc-hang");
     let tls = format!("https://{}/dc", simulator.addr());
+    let admin = simulator.url("admin");
     let config = format!(
         r#"
+[[atlassian_org]]
+name = "acme"
+org_id = "org-1"
+api_key_file = "admin-key"
+api_url = "{admin}"
+
+[[atlassian_org]]
+name = "wrong-env-key"
+org_id = "org-1"
+api_key_env = "CANARY_ADMIN_KEY"
+api_url = "{admin}"
+
+[[atlassian_org]]
+name = "wrong-inline-key"
+org_id = "org-1"
+api_key = "{ADMIN_KEY_INLINE}"
+api_url = "{admin}"
+
 [[connection]]
 name = "pat-file"
 url = "{dc}"
@@ -145,6 +180,7 @@ url = "{cloud}"
 kind = "cloud"
 username = "bot@acme.example"
 token_file = "api"
+org = "acme"
 
 [[connection]]
 name = "cloud-password"
@@ -191,6 +227,7 @@ timeout = "500ms"
         vec![
             ("CANARY_PAT", PAT_ENV.to_owned()),
             ("CANARY_BASIC", BASIC_BAD.to_owned()),
+            ("CANARY_ADMIN_KEY", ADMIN_KEY_ENV.to_owned()),
             ("RUST_LOG", "trace".to_owned()),
         ]
     };
@@ -205,6 +242,11 @@ timeout = "500ms"
             "check json logs",
             vec!["--log-format", "json", "check", "--config", &path],
         ),
+        (
+            "check orgs json",
+            vec!["check", "--config", &path, "--orgs", "--output", "json"],
+        ),
+        ("check orgs", vec!["check", "--config", &path, "--orgs"]),
         ("validate", vec!["validate", "--config", &path]),
         (
             "validate json logs",
@@ -222,6 +264,13 @@ timeout = "500ms"
     assert!(
         simulator.requests_for("dc").len() >= 6,
         "the probes did reach Jira with the secrets"
+    );
+    assert!(
+        simulator
+            .requests_for("admin")
+            .iter()
+            .any(|r| r.authorization.as_deref() == Some(&format!("Bearer {ADMIN_KEY_FILE}"))),
+        "the admin key did reach the organization admin API"
     );
 
     // Configuration errors on connections that hold secrets, and a TOML syntax error on the
@@ -283,7 +332,13 @@ async fn daemon_outputs(
     }
     work.await;
     let mut pages = String::new();
-    for path in ["/metrics", "/", "/api/v1/connections", "/readyz"] {
+    for path in [
+        "/metrics",
+        "/",
+        "/api/v1/connections",
+        "/api/v1/orgs",
+        "/readyz",
+    ] {
         let body = common::get_text(&format!("{base}{path}")).await;
         assert!(!body.is_empty(), "{path}");
         pages.push_str(&body);
@@ -342,12 +397,23 @@ async fn the_daemon_shows_no_secret_through_faults_a_reload_and_trace_logs() {
         ));
         faults.push(server);
     }
+    simulator.add_org_api(
+        "admin",
+        credwatch::sim::admin::OrgApi::new("org-1", ADMIN_KEY_FILE).with_token(
+            credwatch::sim::admin::OrgApiToken::new("bot@acme.example", "ci", 30),
+        ),
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     write_secret(dir.path(), "pat", PAT_FILE);
     write_secret(dir.path(), "api", API_TOKEN);
+    write_secret(dir.path(), "admin-key", ADMIN_KEY_FILE);
+    let orgs = format!(
+        "[[atlassian_org]]\nname = \"acme\"\norg_id = \"org-1\"\napi_key_file = \"admin-key\"\napi_url = \"{0}\"\n\n[[atlassian_org]]\nname = \"wrong\"\norg_id = \"org-1\"\napi_key = \"{ADMIN_KEY_INLINE}\"\napi_url = \"{0}\"\n\n",
+        simulator.url("admin")
+    );
     let config = |extra: &str| {
         format!(
-            "[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n[[connection]]\nname = \"pat\"\nurl = \"{}\"\ntoken_file = \"pat\"\n\n[[connection]]\nname = \"inline\"\nurl = \"{}\"\ntoken = \"{PAT_INLINE}\"\n\n[[connection]]\nname = \"cloud\"\nurl = \"{}\"\nkind = \"cloud\"\nusername = \"bot@acme.example\"\ntoken_file = \"api\"\n\n[[connection]]\nname = \"basic\"\nurl = \"{}\"\nauth = \"basic\"\nusername = \"svc-legacy\"\npassword_env = \"CANARY_BASIC_GOOD\"\n\n{fault_toml}{extra}",
+            "[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n{orgs}[[connection]]\nname = \"pat\"\nurl = \"{}\"\ntoken_file = \"pat\"\n\n[[connection]]\nname = \"inline\"\nurl = \"{}\"\ntoken = \"{PAT_INLINE}\"\n\n[[connection]]\nname = \"cloud\"\nurl = \"{}\"\nkind = \"cloud\"\nusername = \"bot@acme.example\"\ntoken_file = \"api\"\norg = \"acme\"\n\n[[connection]]\nname = \"basic\"\nurl = \"{}\"\nauth = \"basic\"\nusername = \"svc-legacy\"\npassword_env = \"CANARY_BASIC_GOOD\"\n\n{fault_toml}{extra}",
             simulator.url("dc"),
             simulator.url("dc"),
             simulator.url("cloud"),
@@ -456,4 +522,12 @@ async fn the_demo_shows_none_of_its_secrets() {
             );
         }
     }
+    assert!(
+        !everything.contains(credwatch::sim::fleet::ORG_API_KEY),
+        "the demo showed its organization's admin API key"
+    );
+    assert!(
+        everything.contains("credwatch_org_tokens{org=\"acme\""),
+        "the demo's organization was read"
+    );
 }

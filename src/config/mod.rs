@@ -401,6 +401,9 @@ impl Config {
                 connection.name, connection.origin
             ));
         }
+        for org in &self.orgs {
+            out.push_str(&org.effective_toml());
+        }
         out
     }
 }

@@ -251,3 +251,29 @@ fn reference_error(connection: &Connection, key: &str, message: String) -> Confi
         message,
     }
 }
+
+impl Org {
+    /// The organization's effective settings as TOML, the key masked: what `validate` shows.
+    pub(super) fn effective_toml(&self) -> String {
+        let key = match &self.api_key_source {
+            SecretSource::Inline(_) => format!("api_key = {:?}", super::MASK),
+            SecretSource::Env(var) => format!("api_key_env = {var:?}"),
+            SecretSource::File(path) => format!("api_key_file = {:?}", path.display().to_string()),
+        };
+        let mut out = format!(
+            "# atlassian_org {} (defined at {})\n[[atlassian_org]]\nname = {:?}\norg_id = {:?}\n{key}\napi_url = {:?}\ninterval = {:?}\nunused_after = {:?}\n",
+            self.name,
+            self.origin,
+            self.name,
+            self.org_id,
+            self.api_url.as_str().trim_end_matches('/'),
+            keys::format_duration(self.interval),
+            keys::format_duration(self.unused_after),
+        );
+        if let Some(at) = self.api_key_expires_at {
+            out.push_str(&format!("api_key_expires_at = {:?}\n", at.to_rfc3339()));
+        }
+        out.push('\n');
+        out
+    }
+}

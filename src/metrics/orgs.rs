@@ -66,7 +66,7 @@ pub(super) fn render(out: &mut String, orgs: &[Arc<OrgStatus>], now: DateTime<Ut
         out,
         "credwatch_org_last_list_success_timestamp_seconds",
         "gauge",
-        "When the organization's API token list was last read whole; absent before the first good read.",
+        "When the organization's API token list was last read whole; absent until a read succeeds.",
     );
     for org in &orgs {
         if let Some((at, _)) = &org.tokens {
