@@ -167,8 +167,29 @@
     applyFilters();
   }
 
+  function updateOrgs() {
+    if (!document.getElementById("orgs")) return Promise.resolve();
+    return fetch("/api/v1/orgs", { cache: "no-store" })
+      .then(function (response) { return response.ok ? response.json() : []; })
+      .then(function (orgs) {
+        var now = new Date();
+        orgs.forEach(function (org) {
+          var row = document.querySelector('#orgs tr[data-org="' + CSS.escape(org.name) + '"]');
+          if (!row) return;
+          var key = field(row, "key");
+          key.className = "badge s-" + org.api_key_state;
+          setText(key, SYMBOLS[org.api_key_state] + " " + org.api_key_state);
+          setText(field(row, "listed"), org.last_list_success_at ? relative(org.last_list_success_at, now) : "not yet");
+          ["allowed", "blocked", "expired", "expiring_7d", "expiring_30d", "unused"].forEach(function (name) {
+            setText(field(row, name), org.tokens ? String(org.tokens[name]) : "-");
+          });
+        });
+      });
+  }
+
   function refresh() {
     if (paused) return;
+    updateOrgs().catch(function () { /* the connections' refresh says when credwatch stops answering */ });
     fetch("/api/v1/connections", { cache: "no-store" })
       .then(function (response) {
         if (!response.ok) throw new Error("HTTP " + response.status);

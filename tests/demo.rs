@@ -213,10 +213,24 @@ async fn the_status_page_renders_in_a_real_browser_as_the_api_says() {
         Some(&"dc-locked-basic"),
         "worst first: {order:?}"
     );
-    assert!(dom.contains("data-summary-rotation-due=\"1\""));
+    // dc-sync-expiring (Jira's list) and cloud-sync-bot (the organization's list).
+    assert!(dom.contains("data-summary-rotation-due=\"2\""));
     assert!(dom.contains("policy: the token never expires"));
     assert!(dom.contains("stopped (locked)"));
     assert!(dom.contains("(derived)") && dom.contains("(jira)") && dom.contains("(config)"));
+    // The demo organization, in a section of its own.
+    assert!(
+        dom.contains("<tr data-org=\"acme\">"),
+        "the organizations' section"
+    );
+    assert!(
+        dom.contains("data-field=\"blocked\">1<"),
+        "one blocked token"
+    );
+    assert!(
+        dom.contains("(org_admin)"),
+        "an expiry from the organization's list"
+    );
 
     // axe-core in chromium, at a desktop and a phone width; the screenshots of both land in
     // artifacts/ (and, copied by hand, in docs/).

@@ -171,6 +171,57 @@ struct Change {
     reason: &'static str,
 }
 
+/// One organization of the page's own section.
+struct OrgRow {
+    name: String,
+    key_state: &'static str,
+    key_symbol: &'static str,
+    key_expires: String,
+    listed: String,
+    error: String,
+    /// (column label, field name, count or "-").
+    counts: Vec<(&'static str, &'static str, String)>,
+}
+
+fn org_row(status: &crate::org::OrgStatus, now: DateTime<Utc>) -> OrgRow {
+    let inventory = status.inventory(now);
+    let count = |pick: fn(&crate::org::Inventory) -> usize| {
+        inventory
+            .as_ref()
+            .map_or("-".to_owned(), |i| pick(i).to_string())
+    };
+    OrgRow {
+        name: status.org.name.clone(),
+        key_state: status.key_state.as_str(),
+        key_symbol: symbol(status.key_state),
+        key_expires: status
+            .org
+            .api_key_expires_at
+            .map_or(String::new(), |at| relative(at, now)),
+        listed: status
+            .tokens
+            .as_ref()
+            .map_or("not yet".to_owned(), |(at, _)| relative(*at, now)),
+        error: status.last_error.clone().unwrap_or_default(),
+        counts: vec![
+            ("Allowed", "allowed", count(|i| i.allowed)),
+            ("Blocked", "blocked", count(|i| i.blocked)),
+            ("Expired", "expired", count(|i| i.expired)),
+            (
+                "Expiring in 7 days",
+                "expiring_7d",
+                count(|i| i.expiring_7d),
+            ),
+            (
+                "Expiring in 30 days",
+                "expiring_30d",
+                count(|i| i.expiring_30d),
+            ),
+            ("Unused", "unused", count(|i| i.unused)),
+        ],
+    }
+}
+
 #[derive(Template)]
 #[template(path = "status.html")]
 struct Page {
@@ -185,6 +236,7 @@ struct Page {
     days: u32,
     rows: Vec<Row>,
     empty: &'static str,
+    orgs: Vec<OrgRow>,
 }
 
 /// Renders the page from the board at `now`, filtered by `query`.
@@ -256,6 +308,12 @@ pub(crate) fn render(board: &Board, now: DateTime<Utc>, query: &Query) -> String
         days: HISTORY_DAYS,
         rows,
         empty,
+        orgs: snapshot
+            .orgs
+            .iter()
+            .filter(|o| o.exported)
+            .map(|o| org_row(o, now))
+            .collect(),
     };
     page.render()
         .unwrap_or_else(|error| format!("the status page cannot be rendered: {error}\n"))
