@@ -292,7 +292,9 @@ async fn every_shard_with_the_organizations_connections_reads_it_and_only_its_ow
     for (email, _) in &users {
         api = api.with_token(OrgApiToken::new(email, "ci", 100));
     }
-    api.page_size = 100;
+    // Three pages whose `next` is a URL.
+    api.page_size = 5;
+    api.next_as_url = true;
     simulator.add_org_api("admin", api);
     let mut toml = org_table(&simulator, KEY);
     for (i, (email, token)) in users.iter().enumerate() {
@@ -354,8 +356,8 @@ async fn every_shard_with_the_organizations_connections_reads_it_and_only_its_ow
     assert_eq!(read_by, 2);
     assert_eq!(
         simulator.requests_for("admin").len(),
-        2,
-        "one read per shard"
+        6,
+        "one read of three pages per shard"
     );
     for daemon in daemons {
         daemon.shutdown(Duration::from_secs(1)).await;

@@ -117,7 +117,12 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
                 (Some(store), AuthMethod::Basic) => {
                     budgeted(&prober, store, &connection, remembered.identity.clone(), force).await
                 }
-                _ => Ok(probe_with_retry(&prober, &connection).await),
+                _ => {
+                    // The organization's list may know the expiry: a 401 after it is `expired`.
+                    let listed = matched.clone().map(Listing::Org);
+                    let known = expiry::known_expiry(&connection, listed.as_ref());
+                    Ok(probe_with_retry(&prober, &connection, known).await)
+                }
             };
             let (mut outcome, attempts) = match probed {
                 Ok(probed) => probed,
@@ -308,11 +313,15 @@ fn retry_wait(outcome: &Outcome) -> Option<Duration> {
     (wait <= MAX_RETRY_WAIT).then_some(wait)
 }
 
-async fn probe_with_retry(prober: &Prober, connection: &Connection) -> (Outcome, u32) {
+async fn probe_with_retry(
+    prober: &Prober,
+    connection: &Connection,
+    known_expiry: Option<chrono::DateTime<Utc>>,
+) -> (Outcome, u32) {
     let attempts = std::sync::atomic::AtomicU32::new(0);
     let result = (|| async {
         attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let outcome = prober.probe(connection).await;
+        let outcome = prober.probe_expecting(connection, known_expiry).await;
         if retry_wait(&outcome).is_some() {
             Err(outcome)
         } else {

@@ -139,7 +139,23 @@ pub(super) struct Errors<'a> {
     pub(super) found: usize,
 }
 
-impl Errors<'_> {
+impl<'a> Errors<'a> {
+    /// Errors of one table defined at `origin`, into `sink`.
+    pub(super) fn new(
+        origin: Origin,
+        text: &'a Lines,
+        sink: &'a mut Vec<ConfigError>,
+    ) -> Errors<'a> {
+        Errors {
+            origin,
+            name: None,
+            org: None,
+            text,
+            sink,
+            found: 0,
+        }
+    }
+
     pub(super) fn at(&mut self, key: &str, span_start: Option<usize>, message: impl Into<String>) {
         let mut origin = self.origin.clone();
         if let Some(start) = span_start {
@@ -165,14 +181,7 @@ pub(super) fn build(
     base_dir: &Path,
     sink: &mut Vec<ConfigError>,
 ) -> Option<Connection> {
-    let mut errors = Errors {
-        origin,
-        name: None,
-        org: None,
-        text,
-        sink,
-        found: 0,
-    };
+    let mut errors = Errors::new(origin, text, sink);
     let span = |key: &str| table.get(key).map(|value| value.span().start);
 
     let name = read_name(table, &mut errors);

@@ -64,14 +64,7 @@ pub(super) fn build(
     base_dir: &Path,
     sink: &mut Vec<ConfigError>,
 ) -> Option<Org> {
-    let mut errors = Errors {
-        origin,
-        name: None,
-        org: None,
-        text,
-        sink,
-        found: 0,
-    };
+    let mut errors = Errors::new(origin, text, sink);
     let span = |key: &str| table.get(key).map(|value| value.span().start);
     let string = |key: &str, errors: &mut Errors<'_>| -> Option<String> {
         let value = table.get(key)?;

@@ -202,12 +202,22 @@ pub fn known_expiry(connection: &Connection, listing: Option<&Listing>) -> Optio
             return entry.expiring_at;
         }
     }
-    if let Some(Listing::Org(matched)) = listing {
+    if let Some(Listing::Org(matched)) = listing.filter(|l| listed_for(connection, l)) {
         if let Some(expiry) = matched.token.as_ref().and_then(|t| t.expires_at) {
             return Some(expiry);
         }
     }
     declared(connection).map(|(expiry, _)| expiry)
+}
+
+/// Whether an organization's listing is about this connection as configured now: a reload
+/// that removed `org`, or named another organization, leaves an old listing behind until the
+/// new list is read.
+fn listed_for(connection: &Connection, listing: &Listing) -> bool {
+    match listing {
+        Listing::Org(matched) => connection.settings.org.as_deref() == Some(matched.org.as_str()),
+        _ => true,
+    }
 }
 
 /// Assesses a connection's expiry from its configuration and the last token list.
@@ -256,6 +266,7 @@ pub fn assess(
                 "Jira's personal access token API answered {status}: it needs Jira 8.14+ with PATs enabled, so the expiry is unknown; declare it with expires_at"
             ));
         }
+        Some(listing @ Listing::Org(_)) if !listed_for(connection, listing) => {}
         Some(Listing::Org(matched)) => match &matched.token {
             Some(token) => {
                 assessment.expires_at = token.expires_at;

@@ -261,9 +261,11 @@ fn jira_list_answers_parse() {
 
 #[test]
 fn the_organizations_list_gives_a_cloud_token_its_expiry_and_says_why_not() {
-    let conn = connection(
-        "kind = \"cloud\"\nusername = \"bot@acme.example\"\ncreated_at = \"2026-01-01\"",
-    );
+    let text = "[[atlassian_org]]\nname = \"acme\"\norg_id = \"o\"\napi_key = \"k\"\n\n[[connection]]\nname = \"c\"\nurl = \"https://acme.atlassian.net\"\nusername = \"bot@acme.example\"\ntoken = \"t\"\ncreated_at = \"2026-01-01\"\norg = \"acme\"\n";
+    let conn = crate::config::Config::from_sources(&[("t.toml".into(), text.to_owned())])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .connections
+        .remove(0);
     let token = crate::org::OrgToken {
         id: "t".into(),
         label: "ci".into(),
@@ -300,4 +302,11 @@ fn the_organizations_list_gives_a_cloud_token_its_expiry_and_says_why_not() {
     let b = assess(&conn, Some(&unmatched), at(NOW));
     assert_eq!(b.source, Some(Source::Derived));
     assert_eq!(b.note.as_deref(), Some("set token_label"));
+    // A reload removed `org`: the listing left behind is not this connection's any more.
+    let plain = connection(
+        "kind = \"cloud\"\nusername = \"bot@acme.example\"\ncreated_at = \"2026-01-01\"",
+    );
+    let c = assess(&plain, Some(&matched), at(NOW));
+    assert_eq!(c.source, Some(Source::Derived));
+    assert_eq!(known_expiry(&plain, Some(&matched)), c.expires_at);
 }

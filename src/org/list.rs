@@ -51,6 +51,8 @@ pub enum ReadError {
         page: usize,
         /// What the API said.
         detail: String,
+        /// How long the API asked to wait, when it said.
+        retry_after: Option<Duration>,
     },
     /// Another status, or no answer, after every try.
     #[error("the organization admin API failed on page {page}: {detail}")]
@@ -112,10 +114,11 @@ struct RawToken {
     created_at: Option<String>,
     expires_at: Option<String>,
     last_active_at: Option<String>,
+    #[serde(default)]
     user: RawUser,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct RawUser {
     #[serde(default)]
     email: String,
@@ -128,10 +131,14 @@ pub(crate) fn parse_page(body: &[u8]) -> Result<(Vec<OrgToken>, Option<String>),
         |text: Option<String>| text.and_then(|t| crate::config::parse_date_or_time(t.trim()));
     let mut tokens = Vec::with_capacity(page.data.len());
     for raw in page.data {
-        let status = match raw.status.as_str() {
+        let status = match raw.status.to_ascii_uppercase().as_str() {
             "ALLOWED" => TokenStatus::Allowed,
             "BLOCKED" => TokenStatus::Blocked,
-            other => return Err(format!("unknown token status {other:?}")),
+            other => {
+                // A status Atlassian added since: that token is not counted, the rest are.
+                tracing::warn!(status = other, token = %raw.id, "an API token of an unknown status is left out of the organization's list");
+                continue;
+            }
         };
         tokens.push(OrgToken {
             id: raw.id,
@@ -254,11 +261,19 @@ async fn read_page(
                         detail: retry_after.map_or("429 without Retry-After".to_owned(), |r| {
                             format!("429 with Retry-After: {r}")
                         }),
+                        retry_after: retry_after.map(|r| r.delay_from(Utc::now())),
                     };
                     if wait.is_some_and(|w| w > MAX_RETRY_AFTER) {
                         return Err(last);
                     }
                     wait
+                }
+                status @ (300..=399) => {
+                    // Redirects are never followed: the admin key goes nowhere else.
+                    return Err(ReadError::Failed {
+                        page,
+                        detail: format!("HTTP {status} (a redirect, not followed): check api_url"),
+                    });
                 }
                 status @ (400..=499) if status != 408 => {
                     // Asking again would get the same answer.

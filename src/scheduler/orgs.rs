@@ -90,10 +90,18 @@ async fn read_loop(prober: Prober, board: Board, org: Org, members: Vec<Connecti
             }
             Err(error) => {
                 tracing::warn!(org = %org.name, %error, "the organization's API token list was not read; the last good list stands");
-                org.interval.min(RETRY_AFTER_FAILURE)
+                // Never sooner than the API asked (a Retry-After too long to wait within one
+                // read).
+                let asked = match error {
+                    list::ReadError::RateLimited { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                org.interval
+                    .min(RETRY_AFTER_FAILURE)
+                    .max(asked.unwrap_or_default())
             }
         };
-        if let Some(tokens) = board.org_read(&org.name, result, now) {
+        if let Some(tokens) = board.org_read(&org, result, now) {
             for connection in &members {
                 let matched = org::match_token(connection, &org.name, &tokens);
                 board.set_org_match(&connection.name, matched, now);

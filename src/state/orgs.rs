@@ -35,12 +35,13 @@ impl Board {
     /// there is a good one (the last good one stands after a failed read).
     pub(crate) fn org_read(
         &self,
-        name: &str,
+        org: &Org,
         result: Result<Vec<OrgToken>, ReadError>,
         now: DateTime<Utc>,
     ) -> Option<Arc<Vec<OrgToken>>> {
         let mut inner = self.lock();
-        let status = inner.orgs.get_mut(name)?;
+        // A reader of an older configuration (a reload replaced it) writes nothing.
+        let status = inner.orgs.get_mut(&org.name).filter(|s| s.org == *org)?;
         let status = Arc::make_mut(status);
         status.read(result, now);
         status.tokens.as_ref().map(|(_, tokens)| tokens.clone())
@@ -74,6 +75,7 @@ impl Board {
                 .as_mut()
                 .filter(|s| s.reason == crate::probe::Reason::Unauthorized)
             {
+                standing.state = outcome.state;
                 standing.reason = outcome.reason;
             }
             entry.last = Some(outcome);
