@@ -96,16 +96,26 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
     let mut tasks = JoinSet::new();
     let total = connections.len();
     let kept = connections.clone();
+    // Each organization's list indexed once, every connection matched against it.
+    let mut matches = std::collections::HashMap::new();
+    for status in &options.orgs {
+        let Some((_, tokens)) = &status.tokens else {
+            continue;
+        };
+        let accounts = crate::org::ByAccount::new(tokens);
+        for connection in &connections {
+            if connection.settings.org.as_deref() == Some(status.org.name.as_str()) {
+                let matched = accounts.match_token(connection, &status.org.name);
+                matches.insert(connection.name.clone(), matched);
+            }
+        }
+    }
     for (index, connection) in connections.into_iter().enumerate() {
         let prober = prober.clone();
         let permits = permits.clone();
         let store = options.store.clone();
         let force = options.force;
-        let matched = connection.settings.org.as_deref().and_then(|name| {
-            let status = options.orgs.iter().find(|o| o.org.name == name)?;
-            let (_, tokens) = status.tokens.as_ref()?;
-            Some(crate::org::match_token(&connection, name, tokens))
-        });
+        let matched = matches.get(&connection.name).cloned();
         tasks.spawn(async move {
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = permits.acquire_owned().await;

@@ -55,15 +55,43 @@ pub struct OrgMatch {
     pub note: Option<String>,
 }
 
+/// An organization's list by account, lower-cased email first: matching every connection of a
+/// large organization reads the list once, not once per connection.
+pub struct ByAccount<'a>(std::collections::HashMap<String, Vec<&'a OrgToken>>);
+
+impl<'a> ByAccount<'a> {
+    /// Indexes `tokens`.
+    pub fn new(tokens: &'a [OrgToken]) -> ByAccount<'a> {
+        let mut index: std::collections::HashMap<String, Vec<&OrgToken>> = Default::default();
+        for token in tokens {
+            index
+                .entry(token.email.to_lowercase())
+                .or_default()
+                .push(token);
+        }
+        ByAccount(index)
+    }
+
+    /// [`match_token`] against the indexed list.
+    pub fn match_token(&self, connection: &Connection, org: &str) -> OrgMatch {
+        let email = connection.settings.username.as_deref().unwrap_or_default();
+        let account = self
+            .0
+            .get(&email.to_lowercase())
+            .map_or(&[][..], Vec::as_slice);
+        match_account(connection, org, account)
+    }
+}
+
 /// Finds a connection's token in its organization's list: the entry whose `user.email` is the
 /// connection's `username` (without regard to case) and whose `label` is its `token_label`;
 /// without `token_label`, the account's only token.
 pub fn match_token(connection: &Connection, org: &str, tokens: &[OrgToken]) -> OrgMatch {
+    ByAccount::new(tokens).match_token(connection, org)
+}
+
+fn match_account(connection: &Connection, org: &str, account: &[&OrgToken]) -> OrgMatch {
     let email = connection.settings.username.as_deref().unwrap_or_default();
-    let account: Vec<&OrgToken> = tokens
-        .iter()
-        .filter(|t| t.email.eq_ignore_ascii_case(email))
-        .collect();
     let found = |token: &OrgToken| OrgMatch {
         org: org.to_owned(),
         token: Some(token.clone()),
@@ -99,7 +127,7 @@ pub fn match_token(connection: &Connection, org: &str, tokens: &[OrgToken]) -> O
                 )),
             }
         }
-        None => match account.as_slice() {
+        None => match account {
             [token] => found(token),
             [] => missing(format!(
                 "organization {org:?} lists no API token of {email}: is the account managed by this organization?"

@@ -102,8 +102,9 @@ async fn read_loop(prober: Prober, board: Board, org: Org, members: Vec<Connecti
             }
         };
         if let Some(tokens) = board.org_read(&org, result, now) {
+            let accounts = org::ByAccount::new(&tokens);
             for connection in &members {
-                let matched = org::match_token(connection, &org.name, &tokens);
+                let matched = accounts.match_token(connection, &org.name);
                 board.set_org_match(&connection.name, matched, now);
             }
         }
