@@ -1,35 +1,38 @@
 #!/usr/bin/env python3
-"""Generates the files of deploy/ that are made from another one.
+"""Generates the files of deploy/ from the monitoring mixin (mixin/, jsonnet).
 
-    deploy/prometheus/credwatch-rules.yml    from deploy/prometheus/credwatch-rules.src.yml
-    deploy/grafana/credwatch.json            from deploy/grafana/credwatch.src.json
+    deploy/prometheus/credwatch-rules.yml    mixin: prometheusAlerts + prometheusRules
+    deploy/grafana/credwatch.json            mixin: grafanaDashboards["credwatch.json"]
     deploy/kubernetes/prometheusrule.yaml    from deploy/prometheus/credwatch-rules.yml
     deploy/kubernetes/grafana-dashboard.yaml from deploy/grafana/credwatch.json
 
     python3 deploy/generate.py           writes them
     python3 deploy/generate.py --check   writes nothing; exits 1 and names every file that
                                          differs from what it would write (stale or missing)
+    python3 deploy/generate.py --config '{ expiryWarningDays: 30 }' --out DIR
+                                         writes the rules and the dashboard of the mixin with
+                                         that _config override into DIR (the shipped files
+                                         are not touched)
 
-The two sources name the label lists below (REPLICA_LABELS and the rest) as ${NAME}: each
-list is written once, here, and every rule and dashboard query gets the same. The
-PrometheusRule's spec.groups are exactly the rules file's groups, and the ConfigMap holds the
-dashboard JSON byte for byte.
-Both are verified by reading the generated YAML back before anything is written.
-Needs Python 3 and PyYAML.
+The thresholds, the selector, the severities, the label lists and the URL bases are the
+mixin's _config (mixin/config.libsonnet). The PrometheusRule's spec.groups are exactly the
+rules file's groups, and the ConfigMap holds the dashboard JSON byte for byte; both are
+verified by reading the generated YAML back before anything is written.
+Needs Python 3, PyYAML and jsonnet (Debian's jsonnet package).
 """
 
 import argparse
 import json
-import re
+import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
 DEPLOY = Path(__file__).resolve().parent
-RULES_SOURCE = DEPLOY / "prometheus" / "credwatch-rules.src.yml"
+MIXIN = DEPLOY.parent / "mixin"
+MIXIN_SOURCE = MIXIN / "mixin.libsonnet"
 RULES = DEPLOY / "prometheus" / "credwatch-rules.yml"
-DASHBOARD_SOURCE = DEPLOY / "grafana" / "credwatch.src.json"
 DASHBOARD = DEPLOY / "grafana" / "credwatch.json"
 PROMETHEUS_RULE = DEPLOY / "kubernetes" / "prometheusrule.yaml"
 GRAFANA_DASHBOARD = DEPLOY / "kubernetes" / "grafana-dashboard.yaml"
@@ -46,40 +49,19 @@ LABELS = {
     "app.kubernetes.io/managed-by": "kustomize",
 }
 
-# The labels that name one replica of a deployment, as Prometheus's own relabelling
-# (instance) and the Prometheus Operator's (pod, container, endpoint, service) set them.
-# Every per-connection rule and dashboard query drops them, so that two replicas, or one pod
-# scraped twice, count once.
-REPLICA_LABELS = ["instance", "pod", "container", "endpoint", "service"]
-# The labels that keep two deployments apart: they survive.
-DEPLOYMENT_LABELS = ["job", "namespace"]
-# What the per-connection alerts take from credwatch_connection_info, for routing and the
-# annotations: its fixed labels, and the static labels routed on (add yours here).
-INFO_LABELS = ["url", "kind", "auth", "account", "team"]
-
-FILL = {
-    "REPLICA_LABELS": ", ".join(REPLICA_LABELS),
-    "TARGET_LABELS": ", ".join(DEPLOYMENT_LABELS + REPLICA_LABELS),
-    "INFO_LABELS": ", ".join(INFO_LABELS),
-}
+# What the mixin is evaluated with: the shipped files use its defaults; --config overrides.
+CONFIG = "{}"
 
 
-def fill(source: Path, text: str) -> str:
-    """Replaces every ${NAME} of FILL in `text`; an unknown upper-case ${NAME} is an error
-    (Grafana's own variables, such as ${datasource}, are lower case and left alone)."""
-    lines = []
-    for line in text.splitlines(keepends=True):
-        # Comments that explain the placeholders keep them.
-        if not line.lstrip().startswith("#"):
-            for name, value in FILL.items():
-                line = line.replace("${" + name + "}", value)
-        lines.append(line)
-    text = "".join(lines)
-    code = "".join(line for line in lines if not line.lstrip().startswith("#"))
-    unknown = re.search(r"\$\{[A-Z][A-Z_]*\}", code)
-    if unknown:
-        raise ValueError(f"{rel(source)}: unknown placeholder {unknown.group(0)}")
-    return text
+def jsonnet(field: str):
+    """The mixin's `field`, evaluated with CONFIG as its _config override."""
+    code = f'((import "mixin.libsonnet") + {{ _config+:: {CONFIG} }}).{field}'
+    run = subprocess.run(
+        ["jsonnet", "-J", str(MIXIN), "-e", code], capture_output=True, text=True, check=False
+    )
+    if run.returncode != 0:
+        raise ValueError(f"jsonnet: {run.stderr.strip()}")
+    return json.loads(run.stdout)
 
 
 def rel(path: Path) -> str:
@@ -127,20 +109,50 @@ def header(source: Path, comment: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+RULES_COMMENT = """The alert rules (by cause: credentials, expiry, probes, organizations, meta) and the
+recording rules of the credwatch monitoring mixin. Per-connection alerts drop the labels that
+name a replica, so two replicas, or one pod scraped through two Services, raise one alert per
+cause; they keep firing for 10 minutes after their condition last held (keep_firing_for), so
+that a restart or a rollout does not resolve them and page again. Change the selector, the
+thresholds, the severities or the URL bases in mixin/config.libsonnet, not here."""
+
+
+# jsonnet sorts keys; a rule reads best in this order.
+RULE_KEYS = ["alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"]
+ANNOTATION_KEYS = ["summary", "description", "runbook_url", "dashboard_url"]
+
+
+def ordered(mapping: dict, keys: list) -> dict:
+    first = {key: mapping[key] for key in keys if key in mapping}
+    return {**first, **{key: value for key, value in mapping.items() if key not in first}}
+
+
+def tidy(groups: list) -> list:
+    out = []
+    for group in groups:
+        rules = []
+        for rule in group["rules"]:
+            rule = ordered(rule, RULE_KEYS)
+            if "annotations" in rule:
+                rule["annotations"] = ordered(rule["annotations"], ANNOTATION_KEYS)
+            rules.append(rule)
+        out.append({"name": group["name"], "rules": rules})
+    return out
+
+
 def rules_file() -> str:
-    source = RULES_SOURCE.read_text(encoding="utf-8")
-    body = fill(RULES_SOURCE, source)
-    text = header(RULES_SOURCE) + body
-    rules = yaml.safe_load(text)
-    if not isinstance(rules, dict) or not isinstance(rules.get("groups"), list):
-        raise ValueError(f"{rel(RULES_SOURCE)}: no top-level 'groups' list")
+    alerts = jsonnet("prometheusAlerts")
+    recording = jsonnet("prometheusRules")
+    document = {"groups": tidy(alerts["groups"] + recording["groups"])}
+    text = dump(header(MIXIN_SOURCE, RULES_COMMENT), document)
+    if yaml.safe_load(text) != document:
+        raise AssertionError(f"{rel(RULES)}: the rules do not read back equal")
     return text
 
 
 def dashboard_file() -> str:
-    text = fill(DASHBOARD_SOURCE, DASHBOARD_SOURCE.read_text(encoding="utf-8"))
-    json.loads(text)  # fails loudly on invalid JSON
-    return text
+    dashboard = jsonnet('grafanaDashboards["credwatch.json"]')
+    return json.dumps(dashboard, indent=2, ensure_ascii=False) + "\n"
 
 
 def prometheus_rule() -> str:
@@ -193,8 +205,8 @@ def grafana_dashboard() -> str:
 
 
 TARGETS = [
-    (RULES, RULES_SOURCE, rules_file),
-    (DASHBOARD, DASHBOARD_SOURCE, dashboard_file),
+    (RULES, MIXIN_SOURCE, rules_file),
+    (DASHBOARD, MIXIN_SOURCE, dashboard_file),
     (PROMETHEUS_RULE, RULES, prometheus_rule),
     (GRAFANA_DASHBOARD, DASHBOARD, grafana_dashboard),
 ]
@@ -207,7 +219,27 @@ def main() -> int:
         action="store_true",
         help="write nothing; exit 1 if a generated file is stale or missing",
     )
+    parser.add_argument(
+        "--config",
+        help="a jsonnet object merged into the mixin's _config (needs --out)",
+    )
+    parser.add_argument("--out", type=Path, help="with --config: the directory to write to")
     args = parser.parse_args()
+
+    if args.config is not None or args.out is not None:
+        if args.config is None or args.out is None:
+            parser.error("--config and --out go together")
+        global CONFIG
+        CONFIG = args.config
+        args.out.mkdir(parents=True, exist_ok=True)
+        try:
+            (args.out / RULES.name).write_text(rules_file(), encoding="utf-8")
+            (args.out / DASHBOARD.name).write_text(dashboard_file(), encoding="utf-8")
+        except (OSError, ValueError, AssertionError, yaml.YAMLError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.out / RULES.name} and {args.out / DASHBOARD.name}")
+        return 0
 
     failed = False
     for target, source, generate in TARGETS:

@@ -287,22 +287,37 @@ async fn promtool_accepts_the_exposition_and_every_dashboard_query() {
     .expect("the dashboard is JSON");
     let mut exprs = Vec::new();
     expressions(&dashboard["panels"], &mut exprs);
-    assert!(exprs.len() >= 10, "{} queries", exprs.len());
+    // The state-change annotations and the variables' queries are PromQL too.
+    expressions(&dashboard["annotations"], &mut exprs);
+    assert!(exprs.len() >= 20, "{} queries", exprs.len());
     let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
     for (i, expr) in exprs.iter().enumerate() {
         for name in expr
             .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .filter(|t| t.starts_with("credwatch_") || t.starts_with("process_"))
         {
+            // A histogram's samples are named after its family.
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .filter(|family| exported.contains(family))
+                .unwrap_or(name);
             assert!(
-                exported.contains(name),
+                exported.contains(family),
                 "the dashboard queries {name}, which credwatch does not export"
             );
         }
         let concrete = expr
-            .replace("$connection", ".*")
             .replace("$__rate_interval", "5m")
-            .replace("$__range", "1h");
+            .replace("$__range", "1h")
+            .replace("$connection", ".*")
+            .replace("$namespace", ".*")
+            .replace("$team", ".*")
+            .replace("$job", ".*");
+        assert!(
+            !concrete.contains('$'),
+            "a variable the test does not know: {expr}"
+        );
         let quoted = serde_json::to_string(&concrete).expect("quote");
         rules.push_str(&format!(
             "      - record: dashboard:query_{i}\n        expr: {quoted}\n"
@@ -322,8 +337,19 @@ async fn promtool_accepts_the_exposition_and_every_dashboard_query() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    let variable = dashboard["templating"]["list"][1]["definition"]
-        .as_str()
+    let variables = dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables");
+    for name in ["datasource", "job", "namespace", "team", "connection"] {
+        assert!(
+            variables.iter().any(|v| v["name"] == name),
+            "no ${name} variable"
+        );
+    }
+    let variable = variables
+        .iter()
+        .find(|v| v["name"] == "connection")
+        .and_then(|v| v["definition"].as_str())
         .expect("connection variable");
     assert!(
         variable.contains("credwatch_connection_info")

@@ -1,0 +1,76 @@
+// The credwatch-meta alerts. `$._config` (config.libsonnet) holds the selector, thresholds,
+// severities, label lists and URL bases every rule uses.
+{
+  prometheusAlerts+:: {
+    groups+: [
+      {
+        name: "credwatch-meta",
+        rules: [
+          {
+            alert: "CredwatchConfigReloadFailed",
+            expr: "credwatch_config_last_reload_successful{%(credwatchSelector)s} == 0" % $._config,
+            'for': "5m",
+            labels: { severity: $._config.severities.warning } + $._config.alertExtraLabels,
+            annotations: {
+              summary: "credwatch rejected its new configuration" % $._config,
+              description: "The last reload of credwatch's configuration on {{ $labels.instance }} failed {{ 300 | humanizeDuration }} or more ago; the previous configuration is still running. The errors are in credwatch's log and in the answer of POST /-/reload." % $._config,
+              runbook_url: "%(runbookURLBase)s#credwatchconfigreloadfailed" % $._config,
+              dashboard_url: "%(dashboardURLBase)s" % $._config,
+            },
+          },
+          {
+            alert: "CredwatchDown",
+            expr: "up{%(credwatchSelector)s} == 0" % $._config,
+            'for': "5m",
+            labels: { severity: $._config.severities.critical } + $._config.alertExtraLabels,
+            annotations: {
+              summary: "credwatch is down" % $._config,
+              description: "Prometheus has not scraped credwatch on {{ $labels.instance }} for {{ 300 | humanizeDuration }} or more: no credential is being watched from there." % $._config,
+              runbook_url: "%(runbookURLBase)s#credwatchdown" % $._config,
+              dashboard_url: "%(dashboardURLBase)s" % $._config,
+            },
+          },
+          {
+            alert: "CredwatchNoConnections",
+            expr: "sum by (job, namespace) (credwatch_connections{%(credwatchSelector)s}) == 0" % $._config,
+            'for': "15m",
+            labels: { severity: $._config.severities.warning } + $._config.alertExtraLabels,
+            annotations: {
+              summary: "credwatch watches no connection" % $._config,
+              description: "Every credwatch replica of job {{ $labels.job }}{{ with $labels.namespace }} in namespace {{ . }}{{ end }} has run with an empty configuration for {{ 900 | humanizeDuration }} or more: no credential is being watched there." % $._config,
+              runbook_url: "%(runbookURLBase)s#credwatchnoconnections" % $._config,
+              dashboard_url: "%(dashboardURLBase)s" % $._config,
+            },
+          },
+          {
+            alert: "CredwatchShardMissing",
+            expr: |||
+              count by (job, namespace) (count without (%(replicaLabelList)s) (credwatch_shard_info{%(credwatchSelector)s}))
+              < max by (job, namespace) (credwatch_shards{%(credwatchSelector)s})
+            ||| % $._config,
+            'for': "10m",
+            labels: { severity: $._config.severities.critical } + $._config.alertExtraLabels,
+            annotations: {
+              summary: "A shard of credwatch is missing" % $._config,
+              description: "Only {{ $value }} of the shards of job {{ $labels.job }}{{ with $labels.namespace }} in namespace {{ . }}{{ end }} report, for {{ 600 | humanizeDuration }} or more: the connections of the missing shards are not watched. Was the StatefulSet scaled without the shard count?" % $._config,
+              runbook_url: "%(runbookURLBase)s#credwatchshardmissing" % $._config,
+              dashboard_url: "%(dashboardURLBase)s" % $._config,
+            },
+          },
+          {
+            alert: "CredwatchAbsent",
+            expr: "absent(up{%(credwatchSelector)s})" % $._config,
+            'for': "10m",
+            labels: { severity: $._config.severities.critical } + $._config.alertExtraLabels,
+            annotations: {
+              summary: "No credwatch target is known to Prometheus" % $._config,
+              description: "Prometheus has had no target in job credwatch for {{ 600 | humanizeDuration }} or more: credentials are not being watched at all." % $._config,
+              runbook_url: "%(runbookURLBase)s#credwatchabsent" % $._config,
+              dashboard_url: "%(dashboardURLBase)s" % $._config,
+            },
+          },
+        ],
+      },
+    ],
+  },
+}
