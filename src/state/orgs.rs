@@ -19,9 +19,17 @@ impl Board {
         let mut inner = self.lock();
         let mut kept = std::mem::take(&mut inner.orgs);
         for org in orgs {
+            // The same organization at the same API keeps its last good list when a reload
+            // changes its key, interval or unused_after; a new key has no state until it is
+            // used.
             let status = match kept.remove(&org.name) {
-                Some(status) if status.org == *org => {
-                    let mut status = (*status).clone();
+                Some(old) if old.org.org_id == org.org_id && old.org.api_url == org.api_url => {
+                    let mut status = (*old).clone();
+                    if status.org.api_key != org.api_key {
+                        status.key_state = crate::probe::State::Unknown;
+                        status.last_error = None;
+                    }
+                    status.org = org.clone();
                     status.exported = exported(&org.name);
                     status
                 }
@@ -95,5 +103,40 @@ impl Board {
     /// The organizations, by name.
     pub(crate) fn orgs(&self) -> Vec<Arc<OrgStatus>> {
         self.lock().orgs.values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org(key: &str, org_id: &str) -> Org {
+        let text = format!(
+            "[[atlassian_org]]\nname = \"acme\"\norg_id = \"{org_id}\"\napi_key = \"{key}\"\n\n[[connection]]\nname = \"c\"\nurl = \"https://jira.example.com\"\ntoken = \"t\"\n"
+        );
+        crate::config::Config::from_sources(&[("t.toml".into(), text)])
+            .unwrap_or_else(|e| panic!("{e}"))
+            .orgs
+            .remove(0)
+    }
+
+    #[test]
+    fn a_reload_keeps_the_last_list_unless_the_organization_itself_changed() {
+        let board = Board::new();
+        let first = org("key-1", "o-1");
+        board.set_orgs(std::slice::from_ref(&first), |_| true);
+        let now = Utc::now();
+        assert!(board.org_read(&first, Ok(Vec::new()), now).is_some());
+        // A rotated key: the list stands, the key's state is unknown until it is used.
+        let rotated = org("key-2", "o-1");
+        board.set_orgs(std::slice::from_ref(&rotated), |_| true);
+        let status = board.orgs().remove(0);
+        assert!(status.tokens.is_some());
+        assert_eq!(status.key_state, crate::probe::State::Unknown);
+        // The old reader's late result is not written over the new configuration.
+        assert!(board.org_read(&first, Ok(Vec::new()), now).is_none());
+        // Another organization under the same name starts afresh.
+        board.set_orgs(&[org("key-2", "o-2")], |_| true);
+        assert!(board.orgs()[0].tokens.is_none());
     }
 }
