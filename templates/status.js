@@ -180,6 +180,9 @@
           key.className = "badge s-" + org.api_key_state;
           setText(key, SYMBOLS[org.api_key_state] + " " + org.api_key_state);
           setText(field(row, "listed"), org.last_list_success_at ? relative(org.last_list_success_at, now) : "not yet");
+          var error = field(row, "error");
+          setText(error, org.last_error || "");
+          error.hidden = !org.last_error;
           ["allowed", "blocked", "expired", "expiring_7d", "expiring_30d", "unused"].forEach(function (name) {
             setText(field(row, name), org.tokens ? String(org.tokens[name]) : "-");
           });
