@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod harness;
+
 use std::future::Future;
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
