@@ -58,7 +58,13 @@ pub struct Options {
     /// How often the configuration's files are looked at for a change, which reloads it as
     /// SIGHUP does; `None`: only SIGHUP and `POST /-/reload` reload.
     pub watch_config: Option<Duration>,
+    /// The HTTP server's head deadline, idle timeout and connection bound.
+    pub web: WebLimits,
+    /// Serve only `/metrics`, the health endpoints and the lifecycle API (`--web.disable-ui`).
+    pub disable_ui: bool,
 }
+
+pub use crate::serve::Limits as WebLimits;
 
 /// How often the daemon looks at its configuration's files for a change by default.
 pub const CONFIG_POLL: Duration = Duration::from_secs(5);
@@ -75,6 +81,8 @@ impl Options {
             state: Location::Disabled,
             history_retention: crate::state::DEFAULT_HISTORY_RETENTION,
             watch_config: None,
+            web: WebLimits::default(),
+            disable_ui: false,
         }
     }
 }
@@ -226,14 +234,13 @@ impl Daemon {
             reload: options.enable_lifecycle.then(|| reloads.clone()),
         };
         let mut server_shutdown = shutdown_rx.clone();
+        let app = server::app(state, !options.disable_ui);
+        let limits = options.web;
         let server = tokio::spawn(async move {
-            let serve =
-                axum::serve(listener, server::app(state)).with_graceful_shutdown(async move {
-                    let _ = server_shutdown.wait_for(|stop| *stop).await;
-                });
-            if let Err(error) = serve.await {
-                tracing::error!(%error, "the HTTP server stopped");
-            }
+            crate::serve::serve(listener, app, limits, async move {
+                let _ = server_shutdown.wait_for(|stop| *stop).await;
+            })
+            .await;
         });
         let main = tokio::spawn(main_loop(
             scheduler,

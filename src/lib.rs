@@ -33,6 +33,7 @@ pub(crate) mod page;
 pub mod probe;
 pub mod resume;
 pub(crate) mod scheduler;
+pub(crate) mod serve;
 pub(crate) mod server;
 pub mod shard;
 pub(crate) mod state;

@@ -95,6 +95,21 @@ enum Command {
         /// /api/v1/connections/NAME/history).
         #[arg(long, default_value = "90d", value_name = "DURATION", value_parser = humantime::parse_duration)]
         history_retention: std::time::Duration,
+        /// The most HTTP connections open at once; at the limit the one waiting longest (idle,
+        /// or still sending its request head) is closed to make room. Never more than half the
+        /// open-file limit.
+        #[arg(long = "web.max-connections", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+        web_max_connections: u32,
+        /// How long a request head may take to arrive whole.
+        #[arg(long = "web.head-timeout", default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        web_head_timeout: std::time::Duration,
+        /// How long a kept-alive connection may wait for its next request.
+        #[arg(long = "web.idle-timeout", default_value = "2m", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        web_idle_timeout: std::time::Duration,
+        /// Serve only /metrics, /healthz, /readyz and the lifecycle endpoints: the status
+        /// page and the JSON API answer 404.
+        #[arg(long = "web.disable-ui")]
+        web_disable_ui: bool,
     },
     /// Probe the selected connections once and print what Jira said (exit 0: all valid,
     /// 1: some not valid, 2: usage or configuration error).
@@ -245,6 +260,10 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             state,
             history_retention,
             no_watch_config,
+            web_max_connections,
+            web_head_timeout,
+            web_idle_timeout,
+            web_disable_ui,
         } => {
             let Some(config) = load(&path) else {
                 return Ok(EXIT_CONFIG);
@@ -257,6 +276,12 @@ async fn run(command: Command) -> anyhow::Result<u8> {
                 state: state.location(),
                 history_retention,
                 watch_config: (!no_watch_config).then_some(daemon::CONFIG_POLL),
+                web: daemon::WebLimits {
+                    head_timeout: web_head_timeout,
+                    idle_timeout: web_idle_timeout,
+                    max_connections: usize::try_from(web_max_connections).unwrap_or(usize::MAX),
+                },
+                disable_ui: web_disable_ui,
             };
             match daemon::run(config, listen, options).await {
                 Ok(()) => Ok(0),

@@ -50,19 +50,25 @@ pub(crate) struct AppState {
     pub reload: Option<mpsc::Sender<Control>>,
 }
 
-/// The router.
-pub(crate) fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(index))
+/// The router. Without `ui` (`--web.disable-ui`), only `/metrics`, `/healthz`, `/readyz` and
+/// the lifecycle endpoints are served: the page and the API answer 404.
+pub(crate) fn app(state: AppState, ui: bool) -> Router {
+    let router = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/api/v1/connections", get(connections))
-        .route("/api/v1/connections/{name}/history", get(history))
-        .route("/api/v1/orgs", get(orgs))
         .route("/api/v1/connections/{name}/resume", post(resume))
-        .route("/-/reload", post(reload))
-        .with_state(state)
+        .route("/-/reload", post(reload));
+    let router = if ui {
+        router
+            .route("/", get(index))
+            .route("/api/v1/connections", get(connections))
+            .route("/api/v1/connections/{name}/history", get(history))
+            .route("/api/v1/orgs", get(orgs))
+    } else {
+        router
+    };
+    router.with_state(state)
 }
 
 async fn index(State(state): State<AppState>, uri: axum::http::Uri) -> Html<String> {
