@@ -33,6 +33,7 @@ use crate::shard::Shard;
 use crate::state::Board;
 use crate::store::writer::Writer;
 use crate::store::{Loaded, Location, OpenError, Store};
+use crate::webconfig::{Current, WebConfig, WebConfigError};
 
 /// The default shutdown grace period.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -62,6 +63,9 @@ pub struct Options {
     pub web: WebLimits,
     /// Serve only `/metrics`, the health endpoints and the lifecycle API (`--web.disable-ui`).
     pub disable_ui: bool,
+    /// The web configuration file (`--web.config.file`): TLS, client certificates, basic auth
+    /// and response headers; re-read on reload.
+    pub web_config: Option<PathBuf>,
 }
 
 pub use crate::serve::Limits as WebLimits;
@@ -83,6 +87,7 @@ impl Options {
             watch_config: None,
             web: WebLimits::default(),
             disable_ui: false,
+            web_config: None,
         }
     }
 }
@@ -96,6 +101,9 @@ pub enum StartError {
     /// The explicitly named state directory cannot be used (exit 2).
     #[error(transparent)]
     State(#[from] OpenError),
+    /// The web configuration file is broken (exit 2).
+    #[error(transparent)]
+    WebConfig(#[from] WebConfigError),
     /// The store's writer thread cannot start.
     #[error("cannot start the state store's writer: {0}")]
     Writer(#[source] std::io::Error),
@@ -161,6 +169,17 @@ impl Daemon {
         prober: Prober,
     ) -> Result<Daemon, StartError> {
         let addr = listener.local_addr().map_err(StartError::Listener)?;
+        let web_config = load_web_config(&options)?;
+        if let Some(path) = &options.web_config {
+            tracing::info!(
+                web_config = %path.display(),
+                tls = web_config.tls.is_some(),
+                client_certificates_required = web_config.client_certificates_required,
+                basic_auth = web_config.users.is_some(),
+                "web configuration loaded"
+            );
+        }
+        let web = Arc::new(Current::new(web_config));
         let config = this_shards_part(config, options.shard);
         let status = Board::new();
         status.set_history_retention(options.history_retention);
@@ -236,8 +255,9 @@ impl Daemon {
         let mut server_shutdown = shutdown_rx.clone();
         let app = server::app(state, !options.disable_ui);
         let limits = options.web;
+        let web_for_server = web.clone();
         let server = tokio::spawn(async move {
-            crate::serve::serve(listener, app, limits, async move {
+            crate::serve::serve(listener, app, limits, web_for_server, async move {
                 let _ = server_shutdown.wait_for(|stop| *stop).await;
             })
             .await;
@@ -245,7 +265,10 @@ impl Daemon {
         let main = tokio::spawn(main_loop(
             scheduler,
             options,
-            status.clone(),
+            Live {
+                status: status.clone(),
+                web,
+            },
             reload_rx,
             shutdown_rx,
             task_count,
@@ -321,6 +344,10 @@ pub enum ReloadError {
     /// The configuration as it now stands does not load: the running one stays.
     #[error(transparent)]
     Config(#[from] LoadError),
+    /// The web configuration file as it now stands does not load: the running one stays, and
+    /// so does the configuration.
+    #[error(transparent)]
+    WebConfig(#[from] WebConfigError),
     /// The daemon is stopping and takes no more requests.
     #[error("credwatch is shutting down")]
     ShuttingDown,
@@ -335,10 +362,17 @@ async fn request_reload(reloads: &mpsc::Sender<Control>) -> Result<Summary, Relo
     answer.await.map_err(|_| ReloadError::ShuttingDown)?
 }
 
+/// What a reload changes besides the scheduler: the board's reload status and the web
+/// configuration the server runs with.
+struct Live {
+    status: Board,
+    web: Arc<Current>,
+}
+
 async fn main_loop(
     mut scheduler: Scheduler,
     options: Options,
-    status: Board,
+    live: Live,
     mut reloads: mpsc::Receiver<Control>,
     mut shutdown: watch::Receiver<bool>,
     task_count: watch::Sender<usize>,
@@ -359,7 +393,7 @@ async fn main_loop(
                 if now != seen {
                     seen = now;
                     tracing::info!(config = %options.config.display(), "the configuration changed on disk: reloading");
-                    let _ = reload(&options, &mut scheduler, &status);
+                    let _ = reload(&options, &mut scheduler, &live);
                     task_count.send_replace(scheduler.live_tasks());
                 }
             }
@@ -368,7 +402,7 @@ async fn main_loop(
                     None => break,
                     Some(Control::Reload { respond }) => {
                         seen = Fingerprint::of(&options.config);
-                        let result = reload(&options, &mut scheduler, &status);
+                        let result = reload(&options, &mut scheduler, &live);
                         task_count.send_replace(scheduler.live_tasks());
                         let _ = respond.send(result);
                     }
@@ -395,19 +429,32 @@ async fn tick(poll: &mut Option<tokio::time::Interval>) {
     }
 }
 
+/// The web configuration `options` names, or the empty one (plain HTTP, no authentication).
+fn load_web_config(options: &Options) -> Result<WebConfig, WebConfigError> {
+    match &options.web_config {
+        Some(path) => WebConfig::load(path),
+        None => Ok(WebConfig::default()),
+    }
+}
+
+/// Reloads the configuration and the web configuration: both or neither.
 fn reload(
     options: &Options,
     scheduler: &mut Scheduler,
-    status: &Board,
+    live: &Live,
 ) -> Result<Summary, ReloadError> {
-    match Config::load(&options.config) {
-        Ok(config) => {
+    let loaded = Config::load(&options.config)
+        .map_err(ReloadError::Config)
+        .and_then(|config| Ok((config, load_web_config(options)?)));
+    match loaded {
+        Ok((config, web_config)) => {
             let config = this_shards_part(config, options.shard);
             for warning in &config.warnings {
                 tracing::warn!("{warning}");
             }
             let summary = scheduler.apply(&config);
-            status.reloaded(None);
+            live.web.replace(web_config);
+            live.status.reloaded(None);
             tracing::info!(
                 added = ?summary.added,
                 changed = ?summary.changed,
@@ -417,10 +464,10 @@ fn reload(
             );
             Ok(summary)
         }
-        Err(errors) => {
-            tracing::error!(errors = %errors, "reload failed; the running configuration stays");
-            status.reloaded(Some(&errors));
-            Err(ReloadError::Config(errors))
+        Err(error) => {
+            tracing::error!(errors = %error, "reload failed; the running configuration stays");
+            live.status.reloaded(Some(&error));
+            Err(error)
         }
     }
 }

@@ -39,6 +39,7 @@ pub mod shard;
 pub(crate) mod state;
 pub mod store;
 pub(crate) mod view;
+pub mod webconfig;
 
 /// Where within its first interval a connection's first probe comes (stable per name).
 pub use scheduler::policy::start_offset;

@@ -110,6 +110,10 @@ enum Command {
         /// page and the JSON API answer 404.
         #[arg(long = "web.disable-ui")]
         web_disable_ui: bool,
+        /// The web configuration file, in the Prometheus exporter-toolkit's format: TLS, client
+        /// certificates, bcrypt basic auth and response headers (re-read on reload).
+        #[arg(long = "web.config.file", value_name = "PATH")]
+        web_config_file: Option<PathBuf>,
     },
     /// Probe the selected connections once and print what Jira said (exit 0: all valid,
     /// 1: some not valid, 2: usage or configuration error).
@@ -264,6 +268,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             web_head_timeout,
             web_idle_timeout,
             web_disable_ui,
+            web_config_file,
         } => {
             let Some(config) = load(&path) else {
                 return Ok(EXIT_CONFIG);
@@ -282,11 +287,12 @@ async fn run(command: Command) -> anyhow::Result<u8> {
                     max_connections: usize::try_from(web_max_connections).unwrap_or(usize::MAX),
                 },
                 disable_ui: web_disable_ui,
+                web_config: web_config_file,
             };
             match daemon::run(config, listen, options).await {
                 Ok(()) => Ok(0),
                 Err(error) => match error.downcast_ref::<daemon::StartError>() {
-                    Some(daemon::StartError::State(_)) => {
+                    Some(daemon::StartError::State(_) | daemon::StartError::WebConfig(_)) => {
                         error_line(&error.to_string());
                         Ok(EXIT_CONFIG)
                     }

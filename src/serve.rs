@@ -11,6 +11,11 @@
 //!   connection is closed too.
 //!
 //! A connection serving a request (its response body included) is never closed to make room.
+//!
+//! The web configuration ([`crate::webconfig`]) is read per connection for TLS (a connection
+//! keeps the TLS settings it was accepted with; the handshake must finish within
+//! `head_timeout`) and per request for basic auth and the response headers, so that a reload
+//! applies to the next request. Request bodies are capped at [`MAX_BODY`] bytes.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,12 +26,19 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use http::{header, HeaderValue, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use crate::webconfig::{Current, WebConfig};
+
+/// The largest request body read, in bytes: no endpoint takes more than a few bytes.
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// The server's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +167,106 @@ impl Body for BusyBody {
     }
 }
 
+/// Serves HTTP/1.1 on `io` until the client leaves or the server closes the connection.
+async fn drive<I>(io: I, service: Service, limits: Limits, tracked: &Tracked)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| service.clone().call(request));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.head_timeout)
+        .keep_alive(true);
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = tracked.close.notified() => {}
+    }
+}
+
+/// One connection's requests: the web configuration's checks around the router.
+#[derive(Clone)]
+struct Service {
+    app: Router,
+    web: Arc<Current>,
+    tracked: Arc<Tracked>,
+    connections: Arc<Connections>,
+}
+
+impl Service {
+    async fn call(
+        mut self,
+        request: hyper::Request<Incoming>,
+    ) -> Result<hyper::Response<BusyBody>, std::convert::Infallible> {
+        let busy = Busy::enter(&self.tracked, &self.connections);
+        let config = self.web.get();
+        let response = match refused(&config, &request).await {
+            Some(refusal) => refusal,
+            None => {
+                let request = request.map(|body| {
+                    axum::body::Body::new(http_body_util::Limited::new(body, MAX_BODY))
+                });
+                match tower_service::Service::call(&mut self.app, request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }
+        };
+        let mut response = response.map(|inner| BusyBody { inner, _busy: busy });
+        for (name, value) in &config.headers {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+        Ok(response)
+    }
+}
+
+/// The answer to a request the web configuration refuses, if it does: a body over the cap
+/// (413), or missing or wrong credentials on any endpoint but `/healthz` (401).
+async fn refused<B>(
+    config: &WebConfig,
+    request: &hyper::Request<B>,
+) -> Option<axum::response::Response> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY as u64) {
+        return Some(plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large\n",
+        ));
+    }
+    let users = config.users.as_ref()?;
+    // Liveness reveals nothing and must stay reachable to the kubelet and systemd.
+    if request.uri().path() == "/healthz" {
+        return None;
+    }
+    if users
+        .allow(request.headers().get(header::AUTHORIZATION))
+        .await
+    {
+        return None;
+    }
+    let mut response = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"credwatch\", charset=\"UTF-8\""),
+    );
+    Some(response)
+}
+
+fn plain(status: StatusCode, text: &'static str) -> axum::response::Response {
+    let mut response = axum::response::Response::new(axum::body::Body::from(text));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
 /// The open-file limit of this process, when Linux tells.
 fn open_file_limit() -> Option<usize> {
     let limits = procfs::process::Process::myself().ok()?.limits().ok()?;
@@ -170,6 +282,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    web: Arc<Current>,
     shutdown: impl Future<Output = ()>,
 ) {
     let max = match open_file_limit() {
@@ -230,35 +343,30 @@ pub(crate) async fn serve(
         connections.lock().insert(id, tracked.clone());
         let app = app.clone();
         let shared = connections.clone();
+        let web = web.clone();
         tasks.spawn(async move {
-            let service = {
-                let tracked = tracked.clone();
-                let shared = shared.clone();
-                hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                    let busy = Busy::enter(&tracked, &shared);
-                    let mut app = app.clone();
-                    async move {
-                        let response = tower_service::Service::call(
-                            &mut app,
-                            request.map(axum::body::Body::new),
-                        )
-                        .await?;
-                        Ok::<_, std::convert::Infallible>(
-                            response.map(|inner| BusyBody { inner, _busy: busy }),
-                        )
-                    }
-                })
+            let service = Service {
+                app,
+                web: web.clone(),
+                tracked: tracked.clone(),
+                connections: shared.clone(),
             };
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.head_timeout)
-                .keep_alive(true);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                () = tracked.close.notified() => {}
+            let tls = web.get().tls.clone();
+            match tls {
+                None => drive(stream, service, limits, &tracked).await,
+                Some(tls) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                    let handshake =
+                        tokio::time::timeout(limits.head_timeout, acceptor.accept(stream));
+                    tokio::select! {
+                        done = handshake => match done {
+                            Ok(Ok(stream)) => drive(stream, service, limits, &tracked).await,
+                            Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                            Err(_) => tracing::debug!("TLS handshake timed out"),
+                        },
+                        () = tracked.close.notified() => {}
+                    }
+                }
             }
             shared.lock().remove(&id);
         });

@@ -561,7 +561,7 @@ impl Board {
 
     /// Records the result of a configuration load or reload: `None` when it succeeded, else
     /// why it failed.
-    pub(crate) fn reloaded(&self, error: Option<&crate::config::LoadError>) {
+    pub(crate) fn reloaded(&self, error: Option<&dyn std::fmt::Display>) {
         let mut inner = self.lock();
         match error {
             None => {

@@ -1,0 +1,187 @@
+//! The web configuration file (`--web.config.file`): TLS, client certificates, basic auth and
+//! response headers for credwatch's own endpoints, in the format of the Prometheus
+//! exporter-toolkit, which node_exporter, blackbox_exporter and the rest share.
+//!
+//! ```yaml
+//! tls_server_config:
+//!   cert_file: server.pem        # relative paths are relative to this file
+//!   key_file: server.key
+//!   client_auth_type: RequireAndVerifyClientCert
+//!   client_ca_file: clients-ca.pem
+//!   min_version: TLS12
+//! http_server_config:
+//!   headers:
+//!     Strict-Transport-Security: max-age=31536000
+//! basic_auth_users:
+//!   prometheus: $2y$10$...       # a bcrypt hash, never the password
+//! ```
+//!
+//! [`WebConfig::load`] reads and checks the whole file: an unknown key, an unsupported value, a
+//! certificate that does not parse or a hash that is not bcrypt is an error naming the key.
+//! The daemon loads it at start (exit 2 on error) and again on every reload, keeping the
+//! settings it runs with when the new file is broken. [`tls`] builds the rustls server
+//! configuration, [`auth`] checks the basic-auth credentials.
+
+pub(crate) mod auth;
+mod tls;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use http::{HeaderName, HeaderValue};
+use serde::Deserialize;
+
+/// The file as written. Every key of the exporter-toolkit's format is named here, so that the
+/// ones credwatch cannot honour are refused by name rather than ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    tls_server_config: Option<tls::TlsFile>,
+    http_server_config: Option<HttpFile>,
+    basic_auth_users: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpFile {
+    http2: Option<bool>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+/// The response headers the exporter-toolkit lets a web configuration set.
+const SETTABLE_HEADERS: [&str; 5] = [
+    "Strict-Transport-Security",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "X-XSS-Protection",
+    "Content-Security-Policy",
+];
+
+/// What is wrong with a web configuration file: the key (a dotted path such as
+/// `tls_server_config.min_version`, empty for the file as a whole) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {}{message}", path.display(), if key.is_empty() { String::new() } else { format!("{key}: ") })]
+pub struct WebConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// The key at fault.
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// A checked web configuration, ready to serve with.
+#[derive(Debug, Default)]
+pub struct WebConfig {
+    /// The TLS server configuration; `None`: plain HTTP.
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// Whether a client must present a certificate the client CA signed.
+    pub(crate) client_certificates_required: bool,
+    /// The basic-auth users; `None`: no authentication.
+    pub(crate) users: Option<auth::Users>,
+    /// Headers added to every response.
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl WebConfig {
+    /// Reads and checks the file at `path`.
+    pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
+        let error = |key: &str, message: String| WebConfigError {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| error("", format!("cannot read the web configuration: {e}")))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, dir).map_err(|(key, message)| error(&key, message))
+    }
+
+    /// Checks `text`, resolving relative file names against `dir`; errors are (key, message).
+    pub(crate) fn parse(text: &str, dir: &Path) -> Result<WebConfig, (String, String)> {
+        let file: File = if text.trim().is_empty() {
+            File::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| (String::new(), yaml_error(&e)))?
+        };
+        let tls = file
+            .tls_server_config
+            .map(|t| tls::build(t, dir))
+            .transpose()?;
+        let http = file.http_server_config.unwrap_or_default();
+        if http.http2 == Some(true) {
+            return Err((
+                "http_server_config.http2".into(),
+                "credwatch serves HTTP/1.1 only: remove the key or set it to false".into(),
+            ));
+        }
+        let mut headers = Vec::new();
+        for (name, value) in http.headers.unwrap_or_default() {
+            let key = format!("http_server_config.headers.{name}");
+            if !SETTABLE_HEADERS
+                .iter()
+                .any(|settable| settable.eq_ignore_ascii_case(&name))
+            {
+                return Err((
+                    key,
+                    format!(
+                        "not a header the web configuration may set (one of {})",
+                        SETTABLE_HEADERS.join(", ")
+                    ),
+                ));
+            }
+            let value = HeaderValue::from_str(&value)
+                .map_err(|_| (key.clone(), "not a valid header value".to_string()))?;
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| (key, "not a valid header name".to_string()))?;
+            headers.push((name, value));
+        }
+        let users = file.basic_auth_users.map(auth::Users::new).transpose()?;
+        let (tls, client_certificates_required) = match tls {
+            Some((config, required)) => (Some(Arc::new(config)), required),
+            None => (None, false),
+        };
+        Ok(WebConfig {
+            tls,
+            client_certificates_required,
+            users,
+            headers,
+        })
+    }
+}
+
+/// The parser's message, which names the unknown or mistyped key and where it is.
+fn yaml_error(error: &serde_saphyr::Error) -> String {
+    let text = error.to_string();
+    // The first line says what; the rest is a source excerpt, which may quote a secret.
+    text.lines().next().unwrap_or_default().trim().to_string()
+}
+
+/// The web configuration the server runs with, swapped whole on reload.
+#[derive(Debug, Default)]
+pub(crate) struct Current(RwLock<Arc<WebConfig>>);
+
+impl Current {
+    pub(crate) fn new(config: WebConfig) -> Current {
+        Current(RwLock::new(Arc::new(config)))
+    }
+
+    /// The configuration as it is now; a connection keeps the one it started with.
+    pub(crate) fn get(&self) -> Arc<WebConfig> {
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn replace(&self, config: WebConfig) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(config);
+    }
+}
+
+#[cfg(test)]
+mod tests;

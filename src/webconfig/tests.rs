@@ -1,0 +1,123 @@
+//! The web configuration's checks: what loads, and the key each mistake is reported under.
+
+use std::path::{Path, PathBuf};
+
+use super::WebConfig;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn parse(text: &str) -> Result<WebConfig, (String, String)> {
+    WebConfig::parse(text, &fixtures())
+}
+
+fn key_of(text: &str) -> String {
+    match parse(text) {
+        Ok(_) => panic!("{text:?} loaded"),
+        Err((key, _)) => key,
+    }
+}
+
+const TLS: &str = "tls_server_config:\n  cert_file: localhost.pem\n  key_file: localhost.key\n";
+
+#[test]
+fn an_empty_file_serves_plain_http_without_authentication() {
+    let config = parse("").expect("loads");
+    assert!(config.tls.is_none() && config.users.is_none() && config.headers.is_empty());
+}
+
+#[test]
+fn every_supported_key_loads_with_paths_relative_to_the_file() {
+    let hash = bcrypt::hash("pw", 4).expect("a hash");
+    let text = format!(
+        "{TLS}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: web/client-ca.pem\n  \
+         min_version: TLS12\n  max_version: TLS13\n  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305]\n  \
+         prefer_server_cipher_suites: true\n  curve_preferences: [X25519, CurveP256]\n\
+         http_server_config:\n  http2: false\n  headers:\n    Strict-Transport-Security: max-age=31536000\n    X-Frame-Options: deny\n\
+         basic_auth_users:\n  prometheus: '{hash}'\n"
+    );
+    let config = parse(&text).expect("loads");
+    assert!(config.tls.is_some());
+    assert!(config.client_certificates_required);
+    assert!(config.users.is_some());
+    assert_eq!(config.headers.len(), 2);
+}
+
+#[test]
+fn each_mistake_names_its_key() {
+    let cases = [
+        ("tls_server_confg: {}\n", ""),
+        (
+            &format!("{TLS}  min_version: TLS10\n"),
+            "tls_server_config.min_version",
+        ),
+        (
+            &format!("{TLS}  min_version: TLS13\n  max_version: TLS12\n"),
+            "tls_server_config.min_version",
+        ),
+        (
+            &format!("{TLS}  client_auth_type: RequireAnyClientCert\n  client_ca_file: web/client-ca.pem\n"),
+            "tls_server_config.client_auth_type",
+        ),
+        (
+            &format!("{TLS}  client_auth_type: RequireAndVerifyClientCert\n"),
+            "tls_server_config.client_ca_file",
+        ),
+        (
+            &format!("{TLS}  client_ca_file: web/client-ca.pem\n"),
+            "tls_server_config.client_ca_file",
+        ),
+        (
+            &format!("{TLS}  cipher_suites: [TLS_RSA_WITH_AES_128_CBC_SHA]\n"),
+            "tls_server_config.cipher_suites",
+        ),
+        (
+            &format!("{TLS}  curve_preferences: [CurveP521]\n"),
+            "tls_server_config.curve_preferences",
+        ),
+        (
+            &format!("{TLS}  client_allowed_sans: [prometheus]\n"),
+            "tls_server_config.client_allowed_sans",
+        ),
+        (
+            "tls_server_config:\n  key_file: localhost.key\n",
+            "tls_server_config.cert_file",
+        ),
+        (
+            "tls_server_config:\n  cert_file: missing.pem\n  key_file: localhost.key\n",
+            "tls_server_config.cert_file",
+        ),
+        (
+            "tls_server_config:\n  cert_file: localhost.pem\n  key_file: web/client.key\n",
+            "tls_server_config.key_file",
+        ),
+        ("http_server_config:\n  http2: true\n", "http_server_config.http2"),
+        (
+            "http_server_config:\n  headers:\n    Server: credwatch\n",
+            "http_server_config.headers.Server",
+        ),
+        ("basic_auth_users:\n  prometheus: hunter2\n", "basic_auth_users.prometheus"),
+        ("basic_auth_users: {}\n", "basic_auth_users"),
+    ];
+    for (text, key) in cases {
+        assert_eq!(key_of(text), key, "for {text:?}");
+    }
+}
+
+#[test]
+fn an_unknown_key_is_named_in_the_message() {
+    let (_, message) = parse("tls_server_confg: {}\n").expect_err("refused");
+    assert!(message.contains("tls_server_confg"), "{message}");
+}
+
+#[test]
+fn load_names_the_file_and_a_missing_file_is_an_error() {
+    let error = WebConfig::load(Path::new("/nonexistent/web.yml")).expect_err("no file");
+    assert!(
+        error
+            .to_string()
+            .starts_with("/nonexistent/web.yml: cannot read"),
+        "{error}"
+    );
+}
