@@ -40,6 +40,8 @@ pub(crate) mod state;
 pub mod store;
 pub(crate) mod view;
 pub mod webconfig;
+#[doc(hidden)]
+pub mod fuzzing;
 
 /// Where within its first interval a connection's first probe comes (stable per name).
 pub use scheduler::policy::start_offset;

@@ -18,7 +18,9 @@ pub mod admin;
 pub mod answer;
 pub mod fault;
 pub mod fleet;
+pub mod gateway;
 pub mod model;
+pub mod oauth;
 pub mod tls;
 
 use std::collections::{HashMap, VecDeque};
@@ -98,6 +100,34 @@ struct World {
     tokens_total: u64,
     /// Whether every answer closes its connection (no keep-alive: a TLS handshake per probe).
     close_connections: bool,
+    /// The OAuth access tokens issued, by token.
+    issued: HashMap<String, oauth::Issued>,
+    /// What stands in front of the Cloud token endpoint.
+    auth_front: AuthFront,
+}
+
+/// A throttle (or outage) in front of the Cloud token endpoint: the next `remaining` token
+/// requests get `status` (429 with `Retry-After`, or a 5xx).
+#[derive(Default)]
+struct AuthFront {
+    remaining: u32,
+    status: u16,
+    retry_after: Option<String>,
+}
+
+impl AuthFront {
+    fn take_turn(&mut self, now: DateTime<Utc>) -> Option<Action> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        Some(Action::Respond(answer::throttled(
+            Kind::Cloud,
+            self.status,
+            self.retry_after.as_deref(),
+            now,
+        )))
+    }
 }
 
 /// A running simulator. Dropping it stops it.
@@ -185,6 +215,29 @@ impl Simulator {
         change: impl FnOnce(&mut admin::OrgApi) -> T,
     ) -> Option<T> {
         lock(&self.world).org_apis.get_mut(prefix).map(change)
+    }
+
+    /// Makes the next `times` requests to the Cloud token endpoint answer `status` (429 with
+    /// `retry_after` as its `Retry-After`, or a 5xx).
+    pub fn throttle_token_endpoint(&self, times: u32, status: u16, retry_after: Option<&str>) {
+        lock(&self.world).auth_front = AuthFront {
+            remaining: times,
+            status,
+            retry_after: retry_after.map(str::to_owned),
+        };
+    }
+
+    /// Revokes every OAuth access token issued so far (as a site restart or an admin would):
+    /// a client with a kept token gets a 401 and must ask for a new one.
+    pub fn revoke_access_tokens(&self) {
+        for token in lock(&self.world).issued.values_mut() {
+            token.expires_at = DateTime::<Utc>::MIN_UTC;
+        }
+    }
+
+    /// The OAuth access tokens issued so far.
+    pub fn issued_tokens(&self) -> usize {
+        lock(&self.world).issued.len()
     }
 
     /// Adds or replaces a site.
@@ -293,8 +346,13 @@ impl Drop for InFlight {
 }
 
 async fn handle(State(world): State<Arc<Mutex<World>>>, request: Request<Body>) -> Response {
+    let (request, body) = request.into_parts();
+    // Token requests are a few hundred bytes; nothing else has a body.
+    let body = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
     let site = request
-        .uri()
+        .uri
         .path()
         .trim_start_matches('/')
         .split('/')
@@ -304,7 +362,7 @@ async fn handle(State(world): State<Arc<Mutex<World>>>, request: Request<Body>) 
     let _in_flight = InFlight::enter(&world, &site);
     let action = {
         let mut world = lock(&world);
-        decide(&mut world, &request)
+        decide(&mut world, &request, &body)
     };
     match action {
         Action::Respond(response) => response,
@@ -321,15 +379,15 @@ async fn handle(State(world): State<Arc<Mutex<World>>>, request: Request<Body>) 
     }
 }
 
-fn decide(world: &mut World, request: &Request<Body>) -> Action {
+fn decide(world: &mut World, request: &axum::http::request::Parts, body: &[u8]) -> Action {
     let header = |name: &str| {
         request
-            .headers()
+            .headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let path = request.uri().path().to_owned();
+    let path = request.uri.path().to_owned();
     if path == "/_sim/stats" {
         // Counters for benchmarks, which must not parse a huge /metrics to count probes.
         let body = serde_json::json!({
@@ -347,12 +405,15 @@ fn decide(world: &mut World, request: &Request<Body>) -> Action {
     let site_name = segments.next().unwrap_or_default().to_owned();
     let rest = segments.next().unwrap_or_default().to_owned();
     let now = Utc::now();
-    let known = world.sites.contains_key(&site_name) || world.org_apis.contains_key(&site_name);
+    let known = world.sites.contains_key(&site_name)
+        || world.org_apis.contains_key(&site_name)
+        || site_name == gateway::GATEWAY
+        || site_name == gateway::AUTH;
     world.requests.push_back(RecordedRequest {
         site: known.then(|| site_name.clone()),
-        method: request.method().to_string(),
+        method: request.method.to_string(),
         path: path.clone(),
-        query: request.uri().query().map(str::to_owned),
+        query: request.uri.query().map(str::to_owned),
         authorization: header("authorization"),
         accept: header("accept"),
         user_agent: header("user-agent"),
@@ -365,13 +426,25 @@ fn decide(world: &mut World, request: &Request<Body>) -> Action {
     *world.counts.entry(site_name.clone()).or_default() += 1;
 
     let host = header("host").unwrap_or_default();
+    let authorization = header("authorization");
+    let method = request.method.as_str();
+    if site_name == gateway::GATEWAY {
+        let base = format!("{}://{host}/{site_name}", world.scheme);
+        return gateway::gateway(world, &rest, authorization.as_deref(), &base, now);
+    }
+    if site_name == gateway::AUTH {
+        return match (method, rest.as_str()) {
+            ("POST", "oauth/token") => gateway::cloud_token(world, body, now),
+            _ => Action::Respond(answer::not_found()),
+        };
+    }
     if let Some(api) = world.org_apis.get_mut(&site_name) {
         let base = format!("{}://{host}/{site_name}", world.scheme);
         let authorization = header("authorization");
         return Action::Respond(admin::answer(
             api,
             &rest,
-            request.uri().query(),
+            request.uri.query(),
             authorization.as_deref(),
             &base,
         ));
@@ -387,7 +460,21 @@ fn decide(world: &mut World, request: &Request<Body>) -> Action {
         Front::Slow(delay) => Some(delay),
         _ => None,
     };
-    let authorization = header("authorization");
+    let kind = site.kind;
+    match (method, rest.as_str(), kind) {
+        ("GET", "_edge/tenant_info", Kind::Cloud) => {
+            return Action::Respond(gateway::tenant_info(&site.cloud_id));
+        }
+        ("POST", "rest/oauth2/latest/token", Kind::Server) => {
+            return Action::Respond(gateway::server_token(world, &site_name, body, now));
+        }
+        _ => {}
+    }
+    // A Data Center service account's access token.
+    let access = match oauth::bearer(&world.issued, authorization.as_deref(), now) {
+        Some(token) if token.site == site_name => Some(token.account.clone()),
+        _ => None,
+    };
     if rest.ends_with("/myself") {
         world.myself_total += 1;
     } else if rest.ends_with("/tokens") {
@@ -397,7 +484,14 @@ fn decide(world: &mut World, request: &Request<Body>) -> Action {
     let Some(site) = world.sites.get_mut(&site_name) else {
         return Action::Respond(answer::not_found());
     };
-    let mut response = match (request.method().as_str(), rest.as_str()) {
+    let mut response = match (request.method.as_str(), rest.as_str()) {
+        ("GET", "rest/api/2/myself") if access.is_some() => {
+            let account = access.unwrap_or_default();
+            match site.users.iter().find(|u| u.username.eq_ignore_ascii_case(&account)) {
+                Some(user) => answer::myself(site, &site_url, &user.clone(), Vec::new()),
+                None => answer::rejection(site, &site_url, Rejection::BadPat),
+            }
+        }
         ("GET", "status") => answer::node_status(site.node_state),
         ("GET", "rest/api/2/serverInfo") | ("GET", "rest/api/3/serverInfo") => {
             answer::server_info(site, &site_url)

@@ -35,6 +35,18 @@ pub struct Site {
     pub node_id: String,
     /// The accounts of the site.
     pub users: Vec<User>,
+    /// Cloud: the site's cloudId, which `/_edge/tenant_info` tells and the gateway routes by.
+    pub cloud_id: String,
+    /// The OAuth 2.0 clients (service accounts' credentials) registered on the site.
+    pub oauth_clients: Vec<crate::oauth::OAuthClient>,
+}
+
+/// A made-up cloudId, different for every site of the process (a UUID in form).
+fn next_cloud_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("5ca1ab1e-0000-4000-8000-{n:012x}")
 }
 
 impl Site {
@@ -57,6 +69,8 @@ impl Site {
             node_state: "RUNNING",
             node_id: "node1".to_owned(),
             users: Vec::new(),
+            cloud_id: next_cloud_id(),
+            oauth_clients: Vec::new(),
         }
     }
 
@@ -73,6 +87,18 @@ impl Site {
     /// Adds a user.
     pub fn with_user(mut self, user: User) -> Site {
         self.users.push(user);
+        self
+    }
+
+    /// Sets the site's cloudId (a new one is made up otherwise).
+    pub fn with_cloud_id(mut self, cloud_id: &str) -> Site {
+        self.cloud_id = cloud_id.to_owned();
+        self
+    }
+
+    /// Registers an OAuth 2.0 client.
+    pub fn with_oauth_client(mut self, client: crate::oauth::OAuthClient) -> Site {
+        self.oauth_clients.push(client);
         self
     }
 
@@ -256,6 +282,9 @@ pub struct ApiToken {
     pub revoked: bool,
     /// A scoped token that lacks the scope `myself` needs.
     pub missing_scope: bool,
+    /// A scoped token (every service account's): it works only through the API gateway, and
+    /// the site itself answers it with a plain 401, as for a revoked token.
+    pub scoped: bool,
 }
 
 impl ApiToken {
@@ -266,6 +295,15 @@ impl ApiToken {
             expires_at: None,
             revoked: false,
             missing_scope: false,
+            scoped: false,
+        }
+    }
+
+    /// A working scoped token, for the gateway only.
+    pub fn scoped(secret: &str) -> ApiToken {
+        ApiToken {
+            scoped: true,
+            ..ApiToken::new(secret)
         }
     }
 }
@@ -299,6 +337,18 @@ pub fn authenticate(
     site: &mut Site,
     authorization: Option<&str>,
     now: DateTime<Utc>,
+) -> Result<usize, Rejection> {
+    authenticate_via(site, authorization, now, false)
+}
+
+/// As [`authenticate`], for a request that came to the site directly (`gateway` false) or
+/// through the API gateway: a scoped API token works only through the gateway, an unscoped
+/// one only at the site.
+pub fn authenticate_via(
+    site: &mut Site,
+    authorization: Option<&str>,
+    now: DateTime<Utc>,
+    gateway: bool,
 ) -> Result<usize, Rejection> {
     let Some(authorization) = authorization else {
         return Err(Rejection::NoCredentials);
@@ -357,7 +407,10 @@ pub fn authenticate(
             if user.password.as_deref() == Some(secret.as_str()) {
                 return Err(Rejection::PasswordOnCloud);
             }
-            let token = user.api_tokens.iter().find(|t| t.secret == secret);
+            let token = user
+                .api_tokens
+                .iter()
+                .find(|t| t.secret == secret && t.scoped == gateway);
             match token {
                 Some(t) if t.missing_scope => Err(Rejection::ScopeMismatch),
                 Some(t)

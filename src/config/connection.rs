@@ -63,6 +63,13 @@ pub struct Connection {
     myself: Url,
     /// The site key, computed once (see [`Connection::site`]).
     site_key: String,
+    /// Cloud: the API gateway's base URL (`gateway_url`, else Atlassian's).
+    pub gateway: Option<Url>,
+    /// OAuth: the token endpoint (`token_url`, else Atlassian's on Cloud, the site's on Data
+    /// Center).
+    pub token_endpoint: Option<Url>,
+    /// OAuth: the token endpoint's own budget, shared by the connections that use it.
+    token_site_key: Option<String>,
 }
 
 impl Connection {
@@ -88,6 +95,18 @@ impl Connection {
     /// that count against the same Jira budget.
     pub fn site(&self) -> &str {
         &self.site_key
+    }
+
+    /// The token endpoint's budget key (OAuth only): scheme, host and port of `token_url`.
+    pub fn token_site(&self) -> Option<&str> {
+        self.token_site_key.as_deref()
+    }
+
+    /// Whether probes go through the API gateway: a scoped API token, or an OAuth client on
+    /// Cloud.
+    pub fn through_gateway(&self) -> bool {
+        self.settings.kind == Kind::Cloud
+            && (self.settings.scoped || self.settings.auth == AuthMethod::OAuthClientCredentials)
     }
 
     /// The `Authorization` header value, marked sensitive so that it never prints.
@@ -255,15 +274,44 @@ pub(super) fn build(
         url.as_str().trim_end_matches('/')
     ))
     .ok()?;
-    let site_key = format!(
-        "{}://{}:{}",
-        url.scheme(),
-        url.host_str().unwrap_or_default(),
-        url.port_or_known_default().unwrap_or_default()
-    );
+    let gateway = (settings.kind == Kind::Cloud).then(|| {
+        let text = settings.gateway_url.as_deref().unwrap_or(DEFAULT_GATEWAY);
+        check_url(text, true).ok()
+    });
+    let gateway = gateway.flatten();
+    let token_endpoint = (settings.auth == AuthMethod::OAuthClientCredentials)
+        .then(|| match (&settings.token_url, settings.kind) {
+            (Some(text), _) => check_url(text, true).ok(),
+            (None, Kind::Cloud) => Url::parse(DEFAULT_CLOUD_TOKEN_URL).ok(),
+            (None, Kind::Server) => Url::parse(&format!(
+                "{}/rest/oauth2/latest/token",
+                url.as_str().trim_end_matches('/')
+            ))
+            .ok(),
+        })
+        .flatten();
+    let through_gateway = settings.kind == Kind::Cloud
+        && (settings.scoped || settings.auth == AuthMethod::OAuthClientCredentials);
+    // Every tenant behind the gateway has a budget of its own: by its cloudId when it is
+    // configured, else by its site (one site, one cloudId).
+    let site_key = match (&gateway, through_gateway) {
+        (Some(gateway), true) => format!(
+            "{}/ex/jira/{}",
+            origin_of(gateway),
+            settings
+                .cloud_id
+                .clone()
+                .unwrap_or_else(|| url.host_str().unwrap_or_default().to_owned())
+        ),
+        _ => origin_of(&url),
+    };
+    let token_site_key = token_endpoint.as_ref().map(|t| format!("token:{}", origin_of(t)));
     Some(Connection {
         myself,
         site_key,
+        gateway,
+        token_endpoint,
+        token_site_key,
         name,
         url,
         secret_source,
@@ -272,6 +320,22 @@ pub(super) fn build(
         ca,
         origin: errors.origin,
     })
+}
+
+/// Atlassian's API gateway, through which scoped API tokens and OAuth clients reach Jira Cloud.
+pub(super) const DEFAULT_GATEWAY: &str = "https://api.atlassian.com";
+
+/// Atlassian's OAuth 2.0 token endpoint.
+pub(super) const DEFAULT_CLOUD_TOKEN_URL: &str = "https://auth.atlassian.com/oauth/token";
+
+/// Scheme, host and port.
+fn origin_of(url: &Url) -> String {
+    format!(
+        "{}://{}:{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or_default()
+    )
 }
 
 /// The required, well-formed `name`.
@@ -323,7 +387,8 @@ fn check_settings(
             "personal access tokens (auth = \"pat\") exist on Server/Data Center only; Jira Cloud takes auth = \"api_token\" (Basic email:token)",
         );
     }
-    if auth != AuthMethod::Pat && settings.username.is_none() {
+    super::credential::check_newer_credentials(settings, span, errors);
+    if matches!(auth, AuthMethod::ApiToken | AuthMethod::Basic) && settings.username.is_none() {
         let what = if auth == AuthMethod::ApiToken {
             "the account's email"
         } else {
@@ -360,7 +425,7 @@ fn check_settings(
 }
 
 /// Checks a base URL and returns it normalised (no trailing slash).
-fn check_url(text: &str, allow_insecure_http: bool) -> Result<Url, String> {
+pub(super) fn check_url(text: &str, allow_insecure_http: bool) -> Result<Url, String> {
     // Never echo the text itself: a URL with user:password@ holds a secret.
     let url = Url::parse(text.trim()).map_err(|e| format!("not a valid URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {

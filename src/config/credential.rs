@@ -5,6 +5,8 @@ use base64::Engine as _;
 use http::header::HeaderValue;
 
 use super::connection::Errors;
+use super::settings::Settings;
+use super::Kind;
 use super::keys;
 use super::{AuthMethod, RawTable, Secret, SecretSource};
 use std::path::Path;
@@ -36,7 +38,7 @@ pub fn authorization_header(
 ) -> Result<HeaderValue, CredentialError> {
     let exposed = secret.expose();
     let text = match auth {
-        AuthMethod::Pat | AuthMethod::ApiToken
+        AuthMethod::Pat | AuthMethod::ApiToken | AuthMethod::OAuthClientCredentials
             if exposed.chars().any(|c| c.is_whitespace() || c.is_control()) =>
         {
             return Err(CredentialError::TokenWhitespace);
@@ -45,7 +47,9 @@ pub fn authorization_header(
             return Err(CredentialError::PasswordControl);
         }
         AuthMethod::Pat => format!("Bearer {exposed}"),
-        AuthMethod::ApiToken | AuthMethod::Basic => {
+        // OAuth: the client's credentials as RFC 6749 §2.3.1 puts them in Basic; credwatch sends
+        // them in the token request's form, but checks here that they can be sent at all.
+        AuthMethod::ApiToken | AuthMethod::Basic | AuthMethod::OAuthClientCredentials => {
             let user = username.unwrap_or_default();
             if user.contains(':') {
                 return Err(CredentialError::ColonInUsername);
@@ -64,13 +68,20 @@ pub fn authorization_header(
 
 const TOKEN_KEYS: [&str; 3] = ["token", "token_env", "token_file"];
 const PASSWORD_KEYS: [&str; 3] = ["password", "password_env", "password_file"];
+const CLIENT_SECRET_KEYS: [&str; 3] = ["client_secret", "client_secret_env", "client_secret_file"];
+
+/// The secret keys `auth` takes.
+fn family(auth: AuthMethod) -> [&'static str; 3] {
+    match auth {
+        AuthMethod::Basic => PASSWORD_KEYS,
+        AuthMethod::Pat | AuthMethod::ApiToken => TOKEN_KEYS,
+        AuthMethod::OAuthClientCredentials => CLIENT_SECRET_KEYS,
+    }
+}
 
 /// The key that names this secret source for this kind of credential.
 pub(super) fn secret_key(auth: AuthMethod, source: &SecretSource) -> &'static str {
-    let family = match auth {
-        AuthMethod::Basic => PASSWORD_KEYS,
-        AuthMethod::Pat | AuthMethod::ApiToken => TOKEN_KEYS,
-    };
+    let family = family(auth);
     match source {
         SecretSource::Inline(_) => family[0],
         SecretSource::Env(_) => family[1],
@@ -85,12 +96,10 @@ pub(super) fn secret_source(
     base_dir: &Path,
     errors: &mut Errors<'_>,
 ) -> Option<(&'static str, SecretSource)> {
-    let (family, other) = match auth {
-        AuthMethod::Basic => (PASSWORD_KEYS, TOKEN_KEYS),
-        AuthMethod::Pat | AuthMethod::ApiToken => (TOKEN_KEYS, PASSWORD_KEYS),
-    };
+    let family = family(auth);
     let family_list = family.join(", ");
-    for key in other {
+    let others = [TOKEN_KEYS, PASSWORD_KEYS, CLIENT_SECRET_KEYS];
+    for key in others.into_iter().flatten().filter(|k| !family.contains(k)) {
         if let Some(value) = table.get(key) {
             errors.at(
                 key,
@@ -175,3 +184,74 @@ fn is_env_name(name: &str) -> bool {
 fn looks_like_a_secret(text: &str) -> bool {
     text.len() >= 24 && !text.contains(['/', '.', '$', ' '])
 }
+
+/// The rules of scoped API tokens and OAuth 2.0 client credentials (docs/jira-answers.md §9,
+/// §10): which keys go with which credential.
+pub(super) fn check_newer_credentials(
+    settings: &Settings,
+    span: &dyn Fn(&str) -> Option<usize>,
+    errors: &mut Errors<'_>,
+) {
+    let (kind, auth) = (settings.kind, settings.auth);
+    let oauth = auth == AuthMethod::OAuthClientCredentials;
+    if settings.scoped && (kind != Kind::Cloud || auth != AuthMethod::ApiToken) {
+        errors.at(
+            "scoped",
+            span("scoped"),
+            "scoped API tokens exist on Jira Cloud only: scoped = true takes kind = \"cloud\" and auth = \"api_token\"",
+        );
+    }
+    if settings.cloud_id.is_some() && kind != Kind::Cloud {
+        errors.at("cloud_id", span("cloud_id"), "a cloudId names a Jira Cloud site: it takes kind = \"cloud\"");
+    } else if settings.cloud_id.is_some() && !settings.scoped && !oauth {
+        errors.at(
+            "cloud_id",
+            span("cloud_id"),
+            "is used only by the API gateway: set scoped = true (a scoped API token) or auth = \"oauth_client_credentials\"",
+        );
+    }
+    if let Some(id) = &settings.cloud_id {
+        let valid = id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !valid {
+            errors.at("cloud_id", span("cloud_id"), "a cloudId is a UUID (letters, digits and '-')");
+        }
+    }
+    for key in ["client_id", "client_secret_expires_at", "token_url"] {
+        let set = match key {
+            "client_id" => settings.client_id.is_some(),
+            "client_secret_expires_at" => settings.client_secret_expires_at.is_some(),
+            _ => settings.token_url.is_some(),
+        };
+        if set && !oauth {
+            errors.at(key, span(key), "goes with auth = \"oauth_client_credentials\"");
+        }
+    }
+    if oauth {
+        if settings.client_id.is_none() {
+            errors.at("client_id", None, "is required for auth = \"oauth_client_credentials\"");
+        }
+        if settings.username.is_some() {
+            errors.at(
+                "username",
+                span("username"),
+                "is not used by auth = \"oauth_client_credentials\": the client id names the service account",
+            );
+        }
+        if settings.expires_at.is_some() {
+            errors.at(
+                "expires_at",
+                span("expires_at"),
+                "an OAuth client's access tokens expire by themselves: declare the secret's expiry with client_secret_expires_at",
+            );
+        }
+    }
+    for key in ["gateway_url", "token_url"] {
+        let text = if key == "gateway_url" { &settings.gateway_url } else { &settings.token_url };
+        if let Some(text) = text {
+            if let Err(message) = super::connection::check_url(text, settings.allow_insecure_http) {
+                errors.at(key, span(key), message);
+            }
+        }
+    }
+}
+

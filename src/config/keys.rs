@@ -14,7 +14,7 @@ use toml::Value;
 use super::settings::SETTING_KEYS;
 
 /// Keys that identify a connection and its secret: `[[connection]]` only.
-pub(super) const IDENTITY_KEYS: [&str; 8] = [
+pub(super) const IDENTITY_KEYS: [&str; 11] = [
     "name",
     "url",
     "token",
@@ -23,6 +23,9 @@ pub(super) const IDENTITY_KEYS: [&str; 8] = [
     "password",
     "password_env",
     "password_file",
+    "client_secret",
+    "client_secret_env",
+    "client_secret_file",
 ];
 
 /// Keys that apply to the whole daemon: `[defaults]` only.

@@ -119,6 +119,10 @@ pub enum AuthMethod {
     ApiToken,
     /// Legacy Basic `user:password`.
     Basic,
+    /// OAuth 2.0 client credentials (a service account's `client_id` and `client_secret`):
+    /// an access token from the token endpoint, sent as `Bearer`.
+    #[serde(rename = "oauth_client_credentials")]
+    OAuthClientCredentials,
 }
 
 impl AuthMethod {
@@ -128,6 +132,7 @@ impl AuthMethod {
             AuthMethod::Pat => "pat",
             AuthMethod::ApiToken => "api_token",
             AuthMethod::Basic => "basic",
+            AuthMethod::OAuthClientCredentials => "oauth_client_credentials",
         }
     }
 
@@ -144,8 +149,9 @@ impl AuthMethod {
             "pat" => Ok(AuthMethod::Pat),
             "api_token" => Ok(AuthMethod::ApiToken),
             "basic" => Ok(AuthMethod::Basic),
+            "oauth_client_credentials" => Ok(AuthMethod::OAuthClientCredentials),
             other => Err(format!(
-                "unknown auth {other:?}: expected \"pat\", \"api_token\" or \"basic\""
+                "unknown auth {other:?}: expected \"pat\", \"api_token\", \"basic\" or \"oauth_client_credentials\""
             )),
         }
     }

@@ -124,6 +124,26 @@ settings! {
     /// The token's label in Atlassian, when the account holds more than one token.
     #[serde(skip_serializing_if = "Option::is_none")]
     token_label: Option<String> = None, |v, _| non_empty(string(v)?).map(Some);
+    /// Cloud: a scoped API token, probed through the API gateway.
+    scoped: bool = false, |v: &Value, _| {
+        v.as_bool().ok_or_else(|| format!("must be true or false, not {}", type_of(v)))
+    };
+    /// Cloud: the site's cloudId; read from `{url}/_edge/tenant_info` (scoped tokens) or the
+    /// gateway's accessible resources (OAuth) when not set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cloud_id: Option<String> = None, |v, _| non_empty(string(v)?).map(Some);
+    /// Cloud: the API gateway's base URL (default `https://api.atlassian.com`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gateway_url: Option<String> = None, |v, _| non_empty(string(v)?).map(Some);
+    /// OAuth: the token endpoint (default: Atlassian's on Cloud, the site's on Data Center).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_url: Option<String> = None, |v, _| non_empty(string(v)?).map(Some);
+    /// OAuth: the client id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String> = None, |v, _| non_empty(string(v)?).map(Some);
+    /// OAuth: the declared expiry of the client secret.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "optional_time")]
+    client_secret_expires_at: Option<DateTime<Utc>> = None, |v, _| date_or_time(v).map(Some);
     /// Whether plain http to a non-loopback host is allowed.
     allow_insecure_http: bool = false, |v: &Value, _| {
         v.as_bool().ok_or_else(|| format!("must be true or false, not {}", type_of(v)))

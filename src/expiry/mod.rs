@@ -184,6 +184,10 @@ pub fn declared(connection: &Connection) -> Option<(DateTime<Utc>, Source)> {
     if let Some(expiry) = connection.settings.expires_at {
         return Some((expiry, Source::Config));
     }
+    // An OAuth client's access tokens last an hour; what expires is the client secret.
+    if let Some(expiry) = connection.settings.client_secret_expires_at {
+        return Some((expiry, Source::Config));
+    }
     if connection.settings.kind == Kind::Cloud && connection.settings.auth == AuthMethod::ApiToken {
         let created = connection.settings.created_at?;
         return Some((

@@ -348,6 +348,7 @@ mod tests {
             hint: None,
             detail: None,
             finished_at: Utc::now(),
+            from_token_endpoint: false,
         }
     }
 

@@ -129,6 +129,7 @@ fn rejected() -> Outcome {
         hint: Reason::Unauthorized.hint(crate::config::AuthMethod::ApiToken),
         detail: None,
         finished_at: now(),
+        from_token_endpoint: false,
     }
 }
 

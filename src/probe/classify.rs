@@ -121,6 +121,9 @@ impl Identity {
 pub struct LastMyself {
     digest: u64,
     identity: Option<Arc<Identity>>,
+    /// What the API gateway said of this secret, once the site rejected it (unscoped Cloud API
+    /// tokens only; see [`super::gateway`]). Reset with the secret.
+    pub gateway: Option<super::gateway::GatewayTry>,
 }
 
 impl LastMyself {

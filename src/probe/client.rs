@@ -176,21 +176,52 @@ fn tls_setup(error: rustls::Error) -> Failure {
     }
 }
 
-/// One GET with `authorization`, the body read up to `body_cap`. The caller puts its
-/// deadline around it.
+/// One GET of `url` with `authorization` (none: an anonymous request, such as the site's
+/// `tenant_info`), the body read up to `body_cap`.
 pub(crate) async fn get(
     client: &reqwest::Client,
     url: &Url,
-    authorization: &HeaderValue,
+    authorization: Option<&HeaderValue>,
     body_cap: usize,
 ) -> Result<Answer, Failure> {
-    let mut response = client
-        .get(url.clone())
-        .header(AUTHORIZATION, authorization.clone())
+    let mut request = client.get(url.clone());
+    if let Some(authorization) = authorization {
+        request = request.header(AUTHORIZATION, authorization.clone());
+    }
+    read(request, url, body_cap).await
+}
+
+/// One POST of `form` (`application/x-www-form-urlencoded`, encoded by the url crate) to `url`:
+/// an OAuth token request. Its fields may hold a secret: the body is marked nowhere but here,
+/// and never logged.
+pub(crate) async fn post_form(
+    client: &reqwest::Client,
+    url: &Url,
+    form: &[(&str, &str)],
+    body_cap: usize,
+) -> Result<Answer, Failure> {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let request = client
+        .post(url.clone())
+        .header(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        )
+        .body(body);
+    read(request, url, body_cap).await
+}
+
+async fn read(
+    request: reqwest::RequestBuilder,
+    url: &Url,
+    body_cap: usize,
+) -> Result<Answer, Failure> {
+    let mut response = request
         .send()
         .await
-        .map_err(|error| classify_error(&error))?;
-    let status = response.status();
+        .map_err(|error| classify_error(&error))?;    let status = response.status();
     let headers = std::mem::take(response.headers_mut());
     let expected = response
         .content_length()

@@ -12,7 +12,9 @@
 
 pub mod classify;
 pub(crate) mod client;
+mod gateway;
 pub(crate) mod headers;
+mod oauth;
 mod outcome;
 pub(crate) mod proxy_env;
 mod tls;
@@ -26,18 +28,27 @@ use http::HeaderValue;
 use url::Url;
 
 pub use classify::{Answer, Expectation, Identity, LastMyself};
+pub use gateway::GatewayTry;
 pub use client::{Resolve, Resolving};
 pub use headers::{RateLimit, RetryAfter};
 pub use outcome::{Outcome, TokenListOutcome};
 pub use verdict::{Reason, State, Verdict};
 
-use crate::config::{Connection, CredentialError};
+use crate::config::{AuthMethod, Connection, CredentialError, Kind};
 
 /// The most of a body a probe reads; `myself` is a few KiB.
 pub const BODY_CAP: usize = 1024 * 1024;
 
 /// The `User-Agent` every request carries.
 pub const USER_AGENT: &str = concat!("credwatch/", env!("CARGO_PKG_VERSION"));
+
+/// What [`Prober::send`] sends.
+enum Request<'a> {
+    /// A GET, with credentials or anonymous.
+    Get(Option<&'a HeaderValue>),
+    /// A form POST (an OAuth token request).
+    Form(&'a [(&'a str, &'a str)]),
+}
 
 /// A fault of credwatch itself while setting up probing.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +64,10 @@ pub struct Prober {
     clients: Arc<client::Clients>,
     /// Which proxy the environment names for a URL, to say so when a request fails.
     proxies: Option<Arc<hyper_util::client::proxy::matcher::Matcher>>,
+    /// The cloudIds read from the sites' `tenant_info`.
+    cloud_ids: Arc<gateway::CloudIds>,
+    /// The OAuth clients' access tokens, in memory only.
+    tokens: Arc<oauth::Tokens>,
 }
 
 impl Prober {
@@ -69,6 +84,8 @@ impl Prober {
             proxies: Some(Arc::new(
                 hyper_util::client::proxy::matcher::Matcher::from_env(),
             )),
+            cloud_ids: Arc::default(),
+            tokens: Arc::default(),
         })
     }
 
@@ -78,6 +95,8 @@ impl Prober {
         Ok(Prober {
             clients: Arc::new(client::Clients::new(Some(resolver), false, USER_AGENT)?),
             proxies: None,
+            cloud_ids: Arc::default(),
+            tokens: Arc::default(),
         })
     }
 
@@ -115,10 +134,22 @@ impl Prober {
         last: &mut LastMyself,
     ) -> Outcome {
         let started = Instant::now();
-        let answer = match self
-            .exchange(connection, authorization, connection.myself_url(), started)
-            .await
-        {
+        if connection.settings.auth == AuthMethod::OAuthClientCredentials {
+            return self
+                .probe_oauth(connection, known_expiry, last, started)
+                .await;
+        }
+        let gateway_url;
+        let url = if connection.settings.scoped {
+            gateway_url = match self.gateway_myself(connection, started).await {
+                Ok(url) => url,
+                Err(outcome) => return outcome,
+            };
+            &gateway_url
+        } else {
+            connection.myself_url()
+        };
+        let answer = match self.exchange(connection, authorization, url, started).await {
             Ok(answer) => answer,
             Err(outcome) => return outcome,
         };
@@ -129,7 +160,23 @@ impl Prober {
             expires_at: known_expiry,
             now,
         };
-        let verdict = classify::classify_after(&answer, &expect, last);
+        let mut verdict = classify::classify_after(&answer, &expect, last);
+        let unscoped_cloud_token = connection.settings.kind == Kind::Cloud
+            && connection.settings.auth == AuthMethod::ApiToken
+            && !connection.settings.scoped;
+        if unscoped_cloud_token && verdict.reason == Reason::Unauthorized {
+            if let Ok(authorization) = authorization {
+                verdict = self
+                    .second_try_at_gateway(
+                        connection,
+                        authorization,
+                        verdict,
+                        &mut last.gateway,
+                        started,
+                    )
+                    .await;
+            }
+        }
         Outcome::of_answer(&answer, connection.settings.auth, verdict, started, now)
     }
 
@@ -214,26 +261,40 @@ impl Prober {
         url: &Url,
         started: Instant,
     ) -> Result<Answer, Outcome> {
-        let auth = connection.settings.auth;
         let authorization = authorization.as_ref().map_err(|message| {
             Outcome::without_answer(
-                auth,
+                connection.settings.auth,
                 Reason::UnexpectedResponse,
                 message.to_string(),
                 started,
             )
         })?;
+        self.send(connection, url, Request::Get(Some(authorization)), started)
+            .await
+    }
+
+    /// One request under the connection's deadline: resolving, connecting, TLS and the body.
+    async fn send(
+        &self,
+        connection: &Connection,
+        url: &Url,
+        request: Request<'_>,
+        started: Instant,
+    ) -> Result<Answer, Outcome> {
+        let auth = connection.settings.auth;
         let http = self
             .clients
             .get(connection.ca.as_ref())
             .map_err(|f| Outcome::without_answer(auth, f.reason, f.detail, started))?;
-        // One deadline for the whole exchange: resolving, connecting, TLS and the body.
-        match tokio::time::timeout(
-            connection.settings.timeout,
-            client::get(&http, url, authorization, BODY_CAP),
-        )
-        .await
-        {
+        let sent = async {
+            match request {
+                Request::Get(authorization) => {
+                    client::get(&http, url, authorization, BODY_CAP).await
+                }
+                Request::Form(form) => client::post_form(&http, url, form, BODY_CAP).await,
+            }
+        };
+        match tokio::time::timeout(connection.settings.timeout, sent).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(failure)) => {
                 let detail = match self.proxy_for(url) {
@@ -273,7 +334,7 @@ impl Prober {
         body_cap: usize,
     ) -> Result<Answer, (Reason, String)> {
         let http = self.clients.get(None).map_err(|f| (f.reason, f.detail))?;
-        match tokio::time::timeout(timeout, client::get(&http, url, authorization, body_cap)).await
+        match tokio::time::timeout(timeout, client::get(&http, url, Some(authorization), body_cap)).await
         {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(failure)) => Err((failure.reason, failure.detail)),

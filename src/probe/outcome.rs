@@ -35,6 +35,9 @@ pub struct Outcome {
     pub detail: Option<String>,
     /// When the probe finished.
     pub finished_at: DateTime<Utc>,
+    /// Whether the answer (or the failure) came from an OAuth token endpoint, whose rate
+    /// limits close its own gate rather than the site's.
+    pub from_token_endpoint: bool,
 }
 
 impl Outcome {
@@ -61,6 +64,7 @@ impl Outcome {
             hint: verdict.reason.hint(auth),
             detail: verdict.detail,
             finished_at: now,
+            from_token_endpoint: false,
         }
     }
 
@@ -82,6 +86,7 @@ impl Outcome {
             hint: reason.hint(auth),
             detail: Some(detail),
             finished_at: Utc::now(),
+            from_token_endpoint: false,
         }
     }
 }

@@ -88,6 +88,10 @@ pub enum Reason {
     WrongAuthScheme,
     /// A scoped Cloud API token lacks the scope this call needs.
     ScopeMismatch,
+    /// The OAuth token endpoint refused the client id and secret (`invalid_client`).
+    ClientRejected,
+    /// A scoped API token sent to the site URL: the site rejects it, the gateway accepts it.
+    ScopedTokenSiteUrl,
     /// Authenticated, but not permitted.
     Forbidden,
     /// Jira reports the account as inactive.
@@ -114,7 +118,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order used for metric series and documentation.
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 22] = [
         Reason::Ok,
         Reason::Unauthorized,
         Reason::BlockedByAdmin,
@@ -124,6 +128,8 @@ impl Reason {
         Reason::PasswordAuthDeprecated,
         Reason::WrongAuthScheme,
         Reason::ScopeMismatch,
+        Reason::ClientRejected,
+        Reason::ScopedTokenSiteUrl,
         Reason::Forbidden,
         Reason::AccountInactive,
         Reason::WrongAccount,
@@ -149,6 +155,8 @@ impl Reason {
             Reason::PasswordAuthDeprecated => "password_auth_deprecated",
             Reason::WrongAuthScheme => "wrong_auth_scheme",
             Reason::ScopeMismatch => "scope_mismatch",
+            Reason::ClientRejected => "client_rejected",
+            Reason::ScopedTokenSiteUrl => "scoped_token_site_url",
             Reason::Forbidden => "forbidden",
             Reason::AccountInactive => "account_inactive",
             Reason::WrongAccount => "wrong_account",
@@ -175,6 +183,9 @@ impl Reason {
             (Reason::Unauthorized, AuthMethod::ApiToken) => {
                 "Jira rejected the email and API token: verify both, check that the token is not expired or revoked (id.atlassian.com > Security > API tokens) and that the account is active"
             }
+            (Reason::Unauthorized, AuthMethod::OAuthClientCredentials) => {
+                "Jira rejected the access token the token endpoint issued for this client: check that the service account is active and has access to this site (its product access), and that cloud_id names this site"
+            }
             (Reason::Unauthorized, AuthMethod::Basic) => {
                 "Jira rejected the username and password: fix them now, since every failed login counts towards Jira's CAPTCHA lock for this account"
             }
@@ -196,8 +207,20 @@ impl Reason {
             (Reason::WrongAuthScheme, _) => {
                 "a Cloud API token was sent as Bearer: use kind = \"cloud\" and auth = \"api_token\" with the account's email as username"
             }
+            (Reason::ScopeMismatch, AuthMethod::OAuthClientCredentials) => {
+                "the OAuth credential lacks a scope /myself needs (read:jira-user, or the granular read:user:jira): add it to the service account's credential, or create one with it"
+            }
             (Reason::ScopeMismatch, _) => {
                 "the scoped API token lacks a scope this call needs (read:jira-user): create a token with that scope, or an unscoped one"
+            }
+            (Reason::ClientRejected, _) => {
+                "the token endpoint rejected the client id and secret (invalid_client): they are wrong, revoked or expired; create a new OAuth 2.0 credential for the service account and update client_id and the secret"
+            }
+            (Reason::ScopedTokenSiteUrl, _) => {
+                "this is a scoped API token, which works only through the API gateway: set scoped = true here, and point the integration at https://api.atlassian.com/ex/jira/{cloudId} as well, since it fails on the site URL too"
+            }
+            (Reason::Forbidden, AuthMethod::OAuthClientCredentials) => {
+                "the OAuth client may not use the client-credentials grant (unauthorized_client), or its account lacks permission: check the credential's grant and the service account's access in Jira"
             }
             (Reason::Forbidden, _) => {
                 "the credential works but lacks permission: check the user's permissions and application access in Jira"
@@ -293,7 +316,12 @@ mod tests {
 
     #[test]
     fn every_reason_but_ok_has_a_hint_for_every_auth() {
-        for auth in [AuthMethod::Pat, AuthMethod::ApiToken, AuthMethod::Basic] {
+        for auth in [
+            AuthMethod::Pat,
+            AuthMethod::ApiToken,
+            AuthMethod::Basic,
+            AuthMethod::OAuthClientCredentials,
+        ] {
             for reason in Reason::ALL {
                 assert_eq!(
                     reason.hint(auth).is_none(),

@@ -91,20 +91,23 @@ impl Shared {
         let generation = self.limits_generation.load(Ordering::Acquire);
         let mut limits = self.limits();
         // Every probe asks: look up first, and allocate the key only for a new site.
-        let site = match limits.sites.get(connection.site()) {
+        let permits = limits.globals.max_concurrent_per_site;
+        let mut gate = |key: &str| match limits.sites.get(key) {
             Some(site) => site.clone(),
             None => {
-                let site = Arc::new(Site::new(limits.globals.max_concurrent_per_site));
-                limits
-                    .sites
-                    .insert(connection.site().to_owned(), site.clone());
+                let site = Arc::new(Site::new(permits));
+                limits.sites.insert(key.to_owned(), site.clone());
                 site
             }
         };
+        let site = gate(connection.site());
+        // An OAuth token endpoint has a gate of its own, shared by its clients.
+        let token = connection.token_site().map(&mut gate);
         Bounds {
             generation,
             global: limits.global.clone(),
             site,
+            token,
         }
     }
 }
@@ -114,6 +117,8 @@ struct Bounds {
     generation: u64,
     global: Arc<Semaphore>,
     site: Arc<Site>,
+    /// The OAuth token endpoint's gate, for OAuth connections.
+    token: Option<Arc<Site>>,
 }
 
 struct Running {

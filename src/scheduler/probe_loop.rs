@@ -84,6 +84,8 @@ pub(super) async fn probe_loop(
                     known_expiry = shared.status.known_expiry(&name);
                     authorization = connection.authorization();
                     identity = shared.store.as_ref().map(|store| store.identity(&connection));
+                    // What the gateway said was about the old secret.
+                    last_myself.gateway = None;
                     // A new secret is a new credential: a fresh budget, and nothing pending.
                     policy = Policy::new(&connection);
                     due = Some(Instant::now());
@@ -108,9 +110,15 @@ pub(super) async fn probe_loop(
         if bounds.generation != shared.limits_generation.load(Ordering::Acquire) {
             bounds = shared.site(&connection);
         }
-        let Bounds { global, site, .. } = &bounds;
+        let Bounds {
+            global,
+            site,
+            token,
+            ..
+        } = &bounds;
         let now = Instant::now();
-        if let Some(until) = site.blocked_until(now) {
+        let token_blocked = token.as_ref().and_then(|t| t.blocked_until(now));
+        if let Some(until) = site.blocked_until(now).max(token_blocked) {
             let resume = until + policy::start_offset(&name, RESUME_SPREAD);
             due = Some(resume);
             let period = resume.saturating_duration_since(scheduled);
@@ -211,7 +219,12 @@ pub(super) async fn probe_loop(
         }
 
         let now = Instant::now();
-        let mut reopens = site.observe(&connection, &outcome, now);
+        // The token endpoint's rate limits close its gate; Jira's, the site's.
+        let gate = match token {
+            Some(token) if outcome.from_token_endpoint => token,
+            _ => site,
+        };
+        let mut reopens = gate.observe(&connection, &outcome, now);
         let list_fetched = list.is_some();
         let mut tokens = None;
         if let Some(list) = list {

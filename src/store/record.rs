@@ -142,6 +142,7 @@ impl Record {
             hint: last.reason.hint(connection.settings.auth),
             detail: last.detail,
             finished_at: last.finished_at,
+            from_token_endpoint: false,
         });
         Restored {
             verdict: self.verdict,

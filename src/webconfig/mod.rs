@@ -99,7 +99,8 @@ impl WebConfig {
     }
 
     /// Checks `text`, resolving relative file names against `dir`; errors are (key, message).
-    pub(crate) fn parse(text: &str, dir: &Path) -> Result<WebConfig, (String, String)> {
+    /// [`WebConfig::load`] puts the file's name to them.
+    pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, (String, String)> {
         let file: File = if text.trim().is_empty() {
             File::default()
         } else {

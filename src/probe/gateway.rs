@@ -1,0 +1,229 @@
+//! Atlassian's API gateway (`docs/jira-answers.md` §9): where scoped API tokens (every service
+//! account's) and OAuth clients reach a Jira Cloud site, `{gateway_url}/ex/jira/{cloudId}`.
+//!
+//! - The cloudId is `cloud_id` when configured, else read once per site from
+//!   `{url}/_edge/tenant_info`, which needs no credentials (none is sent), and kept for the
+//!   process's life: a site's cloudId never changes.
+//! - A scoped token sent to the site URL gets a plain 401, exactly as a revoked token does. So a
+//!   Cloud API token without `scoped` that the site rejects is tried once at the gateway before
+//!   it is called `unauthorized`: once per secret ([`GatewayTry`], kept with the connection's
+//!   probe memory and reset with a new secret), never for a Basic password. If the gateway
+//!   accepts it, the verdict is `invalid` with `scoped_token_site_url`: the token works, but
+//!   not where this connection (and, most likely, the integration) sends it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::Utc;
+use serde::Deserialize;
+use url::Url;
+
+use super::classify::{self, Answer, Expectation, Identity};
+use super::{Outcome, Prober, Reason, Request, State, Verdict};
+use crate::config::Connection;
+
+/// What the gateway said of a token the site rejected: asked once per secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayTry {
+    /// It accepted the token as this account: a scoped token on the site URL.
+    Accepted(Arc<Identity>),
+    /// It rejected it too.
+    Rejected,
+}
+
+/// The cloudIds read from sites' `tenant_info`, by site URL.
+#[derive(Debug, Default)]
+pub(crate) struct CloudIds(Mutex<HashMap<String, String>>);
+
+impl CloudIds {
+    fn get(&self, site: &str) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(site)
+            .cloned()
+    }
+
+    fn keep(&self, site: &str, cloud_id: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(site.to_owned(), cloud_id.to_owned());
+    }
+}
+
+/// Whether `text` can be a cloudId (a UUID: letters, digits and '-'), so that it may go
+/// into a URL path.
+pub(super) fn is_cloud_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// `{gateway}/ex/jira/{cloudId}/rest/api/3/myself`.
+pub(super) fn myself_url(connection: &Connection, cloud_id: &str) -> Option<Url> {
+    let gateway = connection.gateway.as_ref()?;
+    Url::parse(&format!(
+        "{}/ex/jira/{cloud_id}/rest/api/3/myself",
+        gateway.as_str().trim_end_matches('/')
+    ))
+    .ok()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TenantInfo {
+    cloud_id: String,
+}
+
+impl Prober {
+    /// The connection's cloudId: configured, kept, or read from the site's `tenant_info`.
+    pub(super) async fn cloud_id(
+        &self,
+        connection: &Connection,
+        started: Instant,
+    ) -> Result<String, Outcome> {
+        if let Some(id) = &connection.settings.cloud_id {
+            return Ok(id.clone());
+        }
+        let site = connection.url.as_str();
+        if let Some(id) = self.cloud_ids.get(site) {
+            return Ok(id.clone());
+        }
+        let url = Url::parse(&format!("{}/_edge/tenant_info", site.trim_end_matches('/')))
+            .map_err(|e| {
+                Outcome::without_answer(
+                    connection.settings.auth,
+                    Reason::UnexpectedResponse,
+                    e.to_string(),
+                    started,
+                )
+            })?;
+        let answer = self
+            .send(connection, &url, Request::Get(None), started)
+            .await?;
+        let read = (answer.status.as_u16() == 200)
+            .then(|| serde_json::from_slice::<TenantInfo>(&answer.body).ok())
+            .flatten()
+            .filter(|info| is_cloud_id(&info.cloud_id));
+        match read {
+            Some(info) => {
+                self.cloud_ids.keep(site, &info.cloud_id);
+                Ok(info.cloud_id)
+            }
+            None => Err(tenant_info_failed(connection, &answer, &url, started)),
+        }
+    }
+
+    /// The gateway's `myself` URL for this connection.
+    pub(super) async fn gateway_myself(
+        &self,
+        connection: &Connection,
+        started: Instant,
+    ) -> Result<Url, Outcome> {
+        let cloud_id = self.cloud_id(connection, started).await?;
+        myself_url(connection, &cloud_id).ok_or_else(|| {
+            Outcome::without_answer(
+                connection.settings.auth,
+                Reason::UnexpectedResponse,
+                "no gateway URL for this connection".to_owned(),
+                started,
+            )
+        })
+    }
+
+    /// The verdict on an unscoped Cloud API token that the site rejected (`verdict`), after
+    /// asking the gateway once per secret whether it is a scoped token.
+    pub(super) async fn second_try_at_gateway(
+        &self,
+        connection: &Connection,
+        authorization: &http::HeaderValue,
+        verdict: Verdict,
+        tried: &mut Option<GatewayTry>,
+        started: Instant,
+    ) -> Verdict {
+        match tried {
+            Some(GatewayTry::Accepted(identity)) => return scoped_on_site(identity.clone()),
+            Some(GatewayTry::Rejected) => return verdict,
+            None => {}
+        }
+        // No cloudId, or no answer from the gateway: no verdict on the question, asked again
+        // with the next rejection.
+        let Ok(url) = self.gateway_myself(connection, started).await else {
+            return verdict;
+        };
+        let Ok(answer) = self
+            .send(connection, &url, Request::Get(Some(authorization)), started)
+            .await
+        else {
+            return verdict;
+        };
+        let expect = Expectation {
+            kind: connection.settings.kind,
+            expect_account: connection.settings.expect_account.as_deref(),
+            expires_at: None,
+            now: Utc::now(),
+        };
+        let at_gateway = classify::classify(&answer, &expect);
+        match at_gateway.state {
+            State::Valid => {
+                let identity = at_gateway.identity.unwrap_or_default();
+                *tried = Some(GatewayTry::Accepted(identity.clone()));
+                tracing::info!(
+                    connection = %connection.name,
+                    "the site rejected the API token and the gateway accepted it: a scoped token on the site URL"
+                );
+                scoped_on_site(identity)
+            }
+            State::Unknown => verdict,
+            _ => {
+                *tried = Some(GatewayTry::Rejected);
+                verdict
+            }
+        }
+    }
+}
+
+fn scoped_on_site(identity: Arc<Identity>) -> Verdict {
+    Verdict {
+        state: State::Invalid,
+        reason: Reason::ScopedTokenSiteUrl,
+        identity: Some(identity),
+        detail: Some(
+            "the site rejected the token and the API gateway accepted it: it is a scoped token"
+                .to_owned(),
+        ),
+    }
+}
+
+/// The outcome of a `tenant_info` that did not give a cloudId: a rate limit or an outage as
+/// such, anything else as an unexpected answer.
+fn tenant_info_failed(
+    connection: &Connection,
+    answer: &Answer,
+    url: &Url,
+    started: Instant,
+) -> Outcome {
+    let now = Utc::now();
+    let expect = Expectation {
+        kind: connection.settings.kind,
+        expect_account: None,
+        expires_at: None,
+        now,
+    };
+    let classified = classify::classify(answer, &expect);
+    let verdict = match classified.reason {
+        Reason::RateLimited | Reason::ServerError | Reason::Redirected => classified,
+        _ => Verdict {
+            state: State::Unknown,
+            reason: Reason::UnexpectedResponse,
+            identity: None,
+            detail: Some(format!(
+                "cannot read the site's cloudId from {url} (HTTP {}): set cloud_id",
+                answer.status.as_u16()
+            )),
+        },
+    };
+    Outcome::of_answer(answer, connection.settings.auth, verdict, started, now)
+}
