@@ -14,8 +14,11 @@ use crate::config::{Config, Kind};
 use crate::probe::classify::{classify, Answer, Expectation};
 use crate::probe::{Reason, RetryAfter, State};
 
+/// A fuzz target's body.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets by name, as `fuzz/fuzz_targets/` and `fuzz/regressions/` name them.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("config", config),
     ("classify", classify_answer),
     ("pat_list", pat_list),
@@ -28,13 +31,22 @@ pub const TARGETS: [(&str, fn(&[u8])); 6] = [
 pub fn config(data: &[u8]) {
     let text = String::from_utf8_lossy(data).into_owned();
     match Config::from_sources(&[(PathBuf::from("fuzz.toml"), text)]) {
-        Ok(config) => assert!(!config.connections.is_empty(), "a configuration without connections loaded"),
+        Ok(config) => assert!(
+            !config.connections.is_empty(),
+            "a configuration without connections loaded"
+        ),
         Err(errors) => {
             assert!(!errors.0.is_empty(), "an error without a mistake");
             for error in &errors.0 {
                 let shown = error.to_string();
-                assert!(shown.starts_with("fuzz.toml"), "the error does not name the file: {shown}");
-                assert!(!error.message.trim().is_empty(), "an empty message: {shown}");
+                assert!(
+                    shown.starts_with("fuzz.toml"),
+                    "the error does not name the file: {shown}"
+                );
+                assert!(
+                    !error.message.trim().is_empty(),
+                    "an empty message: {shown}"
+                );
             }
         }
     }
@@ -79,7 +91,11 @@ pub fn classify_answer(data: &[u8]) {
         truncated: flags & 2 != 0,
     };
     let expectation = Expectation {
-        kind: if flags & 1 != 0 { Kind::Cloud } else { Kind::Server },
+        kind: if flags & 1 != 0 {
+            Kind::Cloud
+        } else {
+            Kind::Server
+        },
         expect_account: (flags & 4 != 0).then_some("svc-ci"),
         expires_at: Some(if expired {
             now - chrono::Duration::days(1)
@@ -126,7 +142,11 @@ fn round_trips(time: Option<DateTime<Utc>>) {
     if let Some(time) = time.filter(|t| (0..=9999).contains(&t.year())) {
         let text = time.format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string();
         if time.timestamp_subsec_nanos() % 1_000_000 == 0 {
-            assert_eq!(crate::config::parse_date_or_time(&text), Some(time), "{text}");
+            assert_eq!(
+                crate::config::parse_date_or_time(&text),
+                Some(time),
+                "{text}"
+            );
         }
     }
 }
@@ -143,7 +163,11 @@ pub fn retry_after(data: &[u8]) {
         return;
     };
     if let Some(parsed) = RetryAfter::parse(text) {
-        assert_eq!(RetryAfter::parse(&parsed.to_string()), Some(parsed), "{text:?}");
+        assert_eq!(
+            RetryAfter::parse(&parsed.to_string()),
+            Some(parsed),
+            "{text:?}"
+        );
         let _ = parsed.delay_from(Utc::now());
     }
 }

@@ -27,6 +27,8 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod expiry;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod metrics;
 pub mod org;
 pub(crate) mod page;
@@ -40,8 +42,6 @@ pub(crate) mod state;
 pub mod store;
 pub(crate) mod view;
 pub mod webconfig;
-#[doc(hidden)]
-pub mod fuzzing;
 
 /// Where within its first interval a connection's first probe comes (stable per name).
 pub use scheduler::policy::start_offset;

@@ -33,10 +33,18 @@ fn every_fuzz_target_has_a_binary_and_regression_inputs() {
     let manifest = std::fs::read_to_string(fuzz.join("Cargo.toml")).expect("fuzz/Cargo.toml");
     for (target, _) in credwatch::fuzzing::TARGETS {
         assert!(
-            fuzz.join("fuzz_targets").join(format!("{target}.rs")).is_file(),
+            fuzz.join("fuzz_targets")
+                .join(format!("{target}.rs"))
+                .is_file(),
             "fuzz/fuzz_targets/{target}.rs"
         );
-        assert!(manifest.contains(&format!("name = \"{target}\"")), "{target} in fuzz/Cargo.toml");
-        assert!(fuzz.join("regressions").join(target).is_dir(), "fuzz/regressions/{target}");
+        assert!(
+            manifest.contains(&format!("name = \"{target}\"")),
+            "{target} in fuzz/Cargo.toml"
+        );
+        assert!(
+            fuzz.join("regressions").join(target).is_dir(),
+            "fuzz/regressions/{target}"
+        );
     }
 }

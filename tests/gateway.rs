@@ -37,7 +37,13 @@ fn paths(simulator: &Simulator) -> Vec<String> {
 #[tokio::test]
 async fn a_scoped_token_is_probed_at_the_gateway_with_a_configured_cloud_id() {
     let simulator = Simulator::start().await.expect("simulator");
-    simulator.add_site("t1", tenant("11111111-aaaa-4000-8000-000000000001", ApiToken::scoped(SCOPED)));
+    simulator.add_site(
+        "t1",
+        tenant(
+            "11111111-aaaa-4000-8000-000000000001",
+            ApiToken::scoped(SCOPED),
+        ),
+    );
     let connection = common::connection(&fragment(
         &simulator,
         "t1",
@@ -45,7 +51,11 @@ async fn a_scoped_token_is_probed_at_the_gateway_with_a_configured_cloud_id() {
         "scoped = true\ncloud_id = \"11111111-aaaa-4000-8000-000000000001\"\n",
     ));
     let outcome = Prober::new().expect("prober").probe(&connection).await;
-    assert_eq!((outcome.state, outcome.reason), (State::Valid, Reason::Ok), "{outcome:?}");
+    assert_eq!(
+        (outcome.state, outcome.reason),
+        (State::Valid, Reason::Ok),
+        "{outcome:?}"
+    );
     assert_eq!(
         paths(&simulator),
         ["/gateway/ex/jira/11111111-aaaa-4000-8000-000000000001/rest/api/3/myself"]
@@ -55,7 +65,13 @@ async fn a_scoped_token_is_probed_at_the_gateway_with_a_configured_cloud_id() {
 #[tokio::test]
 async fn a_discovered_cloud_id_is_read_once_without_credentials() {
     let simulator = Simulator::start().await.expect("simulator");
-    simulator.add_site("t1", tenant("22222222-bbbb-4000-8000-000000000002", ApiToken::scoped(SCOPED)));
+    simulator.add_site(
+        "t1",
+        tenant(
+            "22222222-bbbb-4000-8000-000000000002",
+            ApiToken::scoped(SCOPED),
+        ),
+    );
     let connection = common::connection(&fragment(&simulator, "t1", SCOPED, "scoped = true\n"));
     let prober = Prober::new().expect("prober");
     for _ in 0..3 {
@@ -68,17 +84,28 @@ async fn a_discovered_cloud_id_is_read_once_without_credentials() {
         .filter(|r| r.path == "/t1/_edge/tenant_info")
         .collect();
     assert_eq!(tenant_info.len(), 1, "read once: {:?}", paths(&simulator));
-    assert_eq!(tenant_info[0].authorization, None, "tenant_info gets no credentials");
+    assert_eq!(
+        tenant_info[0].authorization, None,
+        "tenant_info gets no credentials"
+    );
     let at_gateway = requests
         .iter()
-        .filter(|r| r.path == "/gateway/ex/jira/22222222-bbbb-4000-8000-000000000002/rest/api/3/myself")
+        .filter(|r| {
+            r.path == "/gateway/ex/jira/22222222-bbbb-4000-8000-000000000002/rest/api/3/myself"
+        })
         .count();
     assert_eq!(at_gateway, 3);
-    assert!(requests.iter().all(|r| r.path != "/t1/rest/api/3/myself"), "never at the site");
+    assert!(
+        requests.iter().all(|r| r.path != "/t1/rest/api/3/myself"),
+        "never at the site"
+    );
 }
 
 /// Runs the daemon over `fragments` (connection bodies) for `seconds`, then reads the API.
-async fn run_daemon(fragments: &[String], seconds: u64) -> (common::harness::Harness, serde_json::Value) {
+async fn run_daemon(
+    fragments: &[String],
+    seconds: u64,
+) -> (common::harness::Harness, serde_json::Value) {
     let mut toml = String::from("[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\nauth_failure_interval = \"1s\"\nbackoff_initial = \"1s\"\n\n");
     for fragment in fragments {
         toml.push_str(&format!("[[connection]]\n{fragment}\n"));
@@ -101,12 +128,21 @@ fn connection_view<'a>(api: &'a serde_json::Value, name: &str) -> &'a serde_json
 #[tokio::test]
 async fn a_scoped_token_on_the_site_url_is_tried_at_the_gateway_once_and_named() {
     let simulator = Simulator::start().await.expect("simulator");
-    simulator.add_site("t1", tenant("33333333-cccc-4000-8000-000000000003", ApiToken::scoped(SCOPED)));
+    simulator.add_site(
+        "t1",
+        tenant(
+            "33333333-cccc-4000-8000-000000000003",
+            ApiToken::scoped(SCOPED),
+        ),
+    );
     let revoked = ApiToken {
         revoked: true,
         ..ApiToken::new("revoked-token")
     };
-    simulator.add_site("t2", tenant("44444444-dddd-4000-8000-000000000004", revoked));
+    simulator.add_site(
+        "t2",
+        tenant("44444444-dddd-4000-8000-000000000004", revoked),
+    );
     let (_harness, api) = run_daemon(
         &[
             fragment(&simulator, "t1", SCOPED, ""),
@@ -118,21 +154,46 @@ async fn a_scoped_token_on_the_site_url_is_tried_at_the_gateway_once_and_named()
     let scoped = connection_view(&api, "t1");
     assert_eq!(scoped["state"], "invalid", "{scoped}");
     assert_eq!(scoped["reason"], "scoped_token_site_url", "{scoped}");
-    assert!(scoped["hint"].as_str().is_some_and(|h| h.contains("scoped = true")), "{scoped}");
+    assert!(
+        scoped["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("scoped = true")),
+        "{scoped}"
+    );
     let revoked = connection_view(&api, "t2");
     assert_eq!(revoked["reason"], "unauthorized", "{revoked}");
-    let count = |prefix: &str| simulator.requests().iter().filter(|r| r.path.starts_with(prefix)).count();
+    let count = |prefix: &str| {
+        simulator
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .count()
+    };
     assert!(count("/t1/rest/api/3/myself") >= 2, "probed on at the site");
     assert!(count("/t2/rest/api/3/myself") >= 2, "probed on at the site");
-    assert_eq!(count("/gateway/ex/jira/33333333"), 1, "one gateway try for the scoped token");
-    assert_eq!(count("/gateway/ex/jira/44444444"), 1, "one gateway try for the revoked token");
+    assert_eq!(
+        count("/gateway/ex/jira/33333333"),
+        1,
+        "one gateway try for the scoped token"
+    );
+    assert_eq!(
+        count("/gateway/ex/jira/44444444"),
+        1,
+        "one gateway try for the revoked token"
+    );
 }
 
 #[tokio::test]
 async fn basic_passwords_never_get_a_gateway_try() {
     let simulator = Simulator::start().await.expect("simulator");
-    simulator.add_site("cloud", tenant("55555555-eeee-4000-8000-000000000005", ApiToken::new("x")));
-    simulator.add_site("dc", Site::server().with_user(User::new("svc").with_password("right")));
+    simulator.add_site(
+        "cloud",
+        tenant("55555555-eeee-4000-8000-000000000005", ApiToken::new("x")),
+    );
+    simulator.add_site(
+        "dc",
+        Site::server().with_user(User::new("svc").with_password("right")),
+    );
     let connections = [
         format!(
             "name = \"cloud-basic\"\nurl = \"{}\"\nkind = \"cloud\"\nauth = \"basic\"\nusername = \"bot@acme.example\"\npassword = \"wrong\"\n",
@@ -150,7 +211,9 @@ async fn basic_passwords_never_get_a_gateway_try() {
     }
     let paths = paths(&simulator);
     assert!(
-        paths.iter().all(|p| !p.starts_with("/gateway") && !p.contains("tenant_info")),
+        paths
+            .iter()
+            .all(|p| !p.starts_with("/gateway") && !p.contains("tenant_info")),
         "{paths:?}"
     );
 }
@@ -171,8 +234,18 @@ async fn one_rate_limited_tenant_does_not_hold_back_another() {
     simulator.add_site("open", tenant(open, ApiToken::scoped(SCOPED)));
     let (_harness, api) = run_daemon(
         &[
-            fragment(&simulator, "limited", SCOPED, &format!("scoped = true\ncloud_id = \"{limited}\"\n")),
-            fragment(&simulator, "open", SCOPED, &format!("scoped = true\ncloud_id = \"{open}\"\n")),
+            fragment(
+                &simulator,
+                "limited",
+                SCOPED,
+                &format!("scoped = true\ncloud_id = \"{limited}\"\n"),
+            ),
+            fragment(
+                &simulator,
+                "open",
+                SCOPED,
+                &format!("scoped = true\ncloud_id = \"{open}\"\n"),
+            ),
         ],
         4,
     )
@@ -184,8 +257,16 @@ async fn one_rate_limited_tenant_does_not_hold_back_another() {
             .filter(|r| r.path.starts_with(&format!("/gateway/ex/jira/{id}")))
             .count()
     };
-    assert_eq!(count(limited), 1, "the limited tenant waits for Retry-After");
-    assert!(count(open) >= 3, "the other tenant is probed on: {}", count(open));
+    assert_eq!(
+        count(limited),
+        1,
+        "the limited tenant waits for Retry-After"
+    );
+    assert!(
+        count(open) >= 3,
+        "the other tenant is probed on: {}",
+        count(open)
+    );
     assert_eq!(connection_view(&api, "open")["state"], "valid");
     assert_eq!(connection_view(&api, "limited")["reason"], "rate_limited");
 }

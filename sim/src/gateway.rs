@@ -58,7 +58,9 @@ pub(crate) fn gateway(
     };
     let site_url = format!("{base}/ex/jira/{cloud_id}");
     let issued = match authorization {
-        Some(a) if a.starts_with("Bearer ") => Some(oauth::bearer(&world.issued, authorization, now).cloned()),
+        Some(a) if a.starts_with("Bearer ") => {
+            Some(oauth::bearer(&world.issued, authorization, now).cloned())
+        }
         _ => None,
     };
     let Some(site) = world.sites.get_mut(&name) else {
@@ -74,15 +76,29 @@ pub(crate) fn gateway(
     let index = match issued {
         // An access token: issued for this site, and still valid.
         Some(Some(token)) if token.site == name => {
-            if !token.scopes.iter().any(|s| s == "read:jira-user" || s == "read:user:jira") {
-                return Action::Respond(answer::rejection(site, &site_url, Rejection::ScopeMismatch));
+            if !token
+                .scopes
+                .iter()
+                .any(|s| s == "read:jira-user" || s == "read:user:jira")
+            {
+                return Action::Respond(answer::rejection(
+                    site,
+                    &site_url,
+                    Rejection::ScopeMismatch,
+                ));
             }
             match site.users.iter().position(|u| {
                 u.email.eq_ignore_ascii_case(&token.account)
                     || u.username.eq_ignore_ascii_case(&token.account)
             }) {
                 Some(index) => index,
-                None => return Action::Respond(answer::rejection(site, &site_url, Rejection::BadApiToken)),
+                None => {
+                    return Action::Respond(answer::rejection(
+                        site,
+                        &site_url,
+                        Rejection::BadApiToken,
+                    ))
+                }
             }
         }
         Some(_) => {
@@ -152,12 +168,17 @@ pub(crate) fn cloud_token(world: &mut World, body: &[u8], now: DateTime<Utc>) ->
     let granted = oauth::authenticate_client(clients, &fields);
     Action::Respond(match granted {
         Ok((site, client)) => oauth::grant(site, &client, &mut world.issued, now),
-        Err(response) => response,
+        Err(response) => *response,
     })
 }
 
 /// `POST {site}/rest/oauth2/latest/token`: that Data Center site's clients.
-pub(crate) fn server_token(world: &mut World, name: &str, body: &[u8], now: DateTime<Utc>) -> Response {
+pub(crate) fn server_token(
+    world: &mut World,
+    name: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Response {
     let fields = oauth::fields(body);
     let Some(site) = world.sites.get(name) else {
         return answer::not_found();
@@ -165,6 +186,6 @@ pub(crate) fn server_token(world: &mut World, name: &str, body: &[u8], now: Date
     let clients = site.oauth_clients.iter().map(|c| (name, c));
     match oauth::authenticate_client(clients, &fields) {
         Ok((site, client)) => oauth::grant(site, &client, &mut world.issued, now),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }

@@ -487,7 +487,11 @@ fn decide(world: &mut World, request: &axum::http::request::Parts, body: &[u8]) 
     let mut response = match (request.method.as_str(), rest.as_str()) {
         ("GET", "rest/api/2/myself") if access.is_some() => {
             let account = access.unwrap_or_default();
-            match site.users.iter().find(|u| u.username.eq_ignore_ascii_case(&account)) {
+            match site
+                .users
+                .iter()
+                .find(|u| u.username.eq_ignore_ascii_case(&account))
+            {
                 Some(user) => answer::myself(site, &site_url, &user.clone(), Vec::new()),
                 None => answer::rejection(site, &site_url, Rejection::BadPat),
             }

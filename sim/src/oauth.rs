@@ -86,21 +86,29 @@ pub(crate) fn error(status: u16, code: &str, description: &str) -> Response {
     )
 }
 
+fn refuse(status: u16, code: &str, description: &str) -> Box<Response> {
+    Box::new(error(status, code, description))
+}
+
 /// What a token request gets from the clients it may name: the client that authenticated, or
 /// the error answer.
 pub(crate) fn authenticate_client<'a>(
     clients: impl Iterator<Item = (&'a str, &'a OAuthClient)>,
     fields: &HashMap<String, String>,
-) -> Result<(String, OAuthClient), Response> {
+) -> Result<(String, OAuthClient), Box<Response>> {
     if fields.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return Err(error(
+        return Err(refuse(
             400,
             "unsupported_grant_type",
             "grant_type must be client_credentials",
         ));
     }
     let (Some(id), Some(secret)) = (fields.get("client_id"), fields.get("client_secret")) else {
-        return Err(error(400, "invalid_request", "client_id and client_secret are required"));
+        return Err(refuse(
+            400,
+            "invalid_request",
+            "client_id and client_secret are required",
+        ));
     };
     let found = clients
         .into_iter()
@@ -109,18 +117,22 @@ pub(crate) fn authenticate_client<'a>(
     match found {
         Some((site, client)) if &client.client_secret == secret && !client.revoked => {
             if !client.grant_allowed {
-                Err(error(
+                Err(refuse(
                     400,
                     "unauthorized_client",
                     "The client is not authorized to use the client_credentials grant",
                 ))
             } else if client.scopes.is_empty() {
-                Err(error(400, "invalid_scope", "The client has been granted no scope"))
+                Err(refuse(
+                    400,
+                    "invalid_scope",
+                    "The client has been granted no scope",
+                ))
             } else {
                 Ok((site, client))
             }
         }
-        _ => Err(error(401, "invalid_client", "Unauthorized")),
+        _ => Err(refuse(401, "invalid_client", "Unauthorized")),
     }
 }
 

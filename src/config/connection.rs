@@ -102,6 +102,18 @@ impl Connection {
         self.token_site_key.as_deref()
     }
 
+    /// Whether an unscoped Cloud API token that the site rejects may be tried at the gateway:
+    /// for an Atlassian site (`*.atlassian.net`), whose gateway is Atlassian's, or where
+    /// `gateway_url` names one. A credential is never sent to a host the configuration does not
+    /// name or imply.
+    pub fn may_try_gateway(&self) -> bool {
+        let atlassian = self
+            .url
+            .host_str()
+            .is_some_and(|host| host.to_ascii_lowercase().ends_with(".atlassian.net"));
+        self.gateway.is_some() && (atlassian || self.settings.gateway_url.is_some())
+    }
+
     /// Whether probes go through the API gateway: a scoped API token, or an OAuth client on
     /// Cloud.
     pub fn through_gateway(&self) -> bool {
@@ -305,7 +317,9 @@ pub(super) fn build(
         ),
         _ => origin_of(&url),
     };
-    let token_site_key = token_endpoint.as_ref().map(|t| format!("token:{}", origin_of(t)));
+    let token_site_key = token_endpoint
+        .as_ref()
+        .map(|t| format!("token:{}", origin_of(t)));
     Some(Connection {
         myself,
         site_key,

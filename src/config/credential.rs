@@ -5,9 +5,9 @@ use base64::Engine as _;
 use http::header::HeaderValue;
 
 use super::connection::Errors;
+use super::keys;
 use super::settings::Settings;
 use super::Kind;
-use super::keys;
 use super::{AuthMethod, RawTable, Secret, SecretSource};
 use std::path::Path;
 
@@ -202,7 +202,11 @@ pub(super) fn check_newer_credentials(
         );
     }
     if settings.cloud_id.is_some() && kind != Kind::Cloud {
-        errors.at("cloud_id", span("cloud_id"), "a cloudId names a Jira Cloud site: it takes kind = \"cloud\"");
+        errors.at(
+            "cloud_id",
+            span("cloud_id"),
+            "a cloudId names a Jira Cloud site: it takes kind = \"cloud\"",
+        );
     } else if settings.cloud_id.is_some() && !settings.scoped && !oauth {
         errors.at(
             "cloud_id",
@@ -213,7 +217,11 @@ pub(super) fn check_newer_credentials(
     if let Some(id) = &settings.cloud_id {
         let valid = id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
         if !valid {
-            errors.at("cloud_id", span("cloud_id"), "a cloudId is a UUID (letters, digits and '-')");
+            errors.at(
+                "cloud_id",
+                span("cloud_id"),
+                "a cloudId is a UUID (letters, digits and '-')",
+            );
         }
     }
     for key in ["client_id", "client_secret_expires_at", "token_url"] {
@@ -223,12 +231,20 @@ pub(super) fn check_newer_credentials(
             _ => settings.token_url.is_some(),
         };
         if set && !oauth {
-            errors.at(key, span(key), "goes with auth = \"oauth_client_credentials\"");
+            errors.at(
+                key,
+                span(key),
+                "goes with auth = \"oauth_client_credentials\"",
+            );
         }
     }
     if oauth {
         if settings.client_id.is_none() {
-            errors.at("client_id", None, "is required for auth = \"oauth_client_credentials\"");
+            errors.at(
+                "client_id",
+                None,
+                "is required for auth = \"oauth_client_credentials\"",
+            );
         }
         if settings.username.is_some() {
             errors.at(
@@ -246,7 +262,11 @@ pub(super) fn check_newer_credentials(
         }
     }
     for key in ["gateway_url", "token_url"] {
-        let text = if key == "gateway_url" { &settings.gateway_url } else { &settings.token_url };
+        let text = if key == "gateway_url" {
+            &settings.gateway_url
+        } else {
+            &settings.token_url
+        };
         if let Some(text) = text {
             if let Err(message) = super::connection::check_url(text, settings.allow_insecure_http) {
                 errors.at(key, span(key), message);
@@ -254,4 +274,3 @@ pub(super) fn check_newer_credentials(
         }
     }
 }
-

@@ -209,7 +209,16 @@ mod tests {
 
     #[test]
     fn every_setting_key_is_parsed() {
-        let samples: [(&str, Value); 21] = [
+        let samples: [(&str, Value); 27] = [
+            ("scoped", Value::from(true)),
+            ("cloud_id", Value::from("0a0a-1")),
+            ("gateway_url", Value::from("https://api.atlassian.com")),
+            (
+                "token_url",
+                Value::from("https://auth.atlassian.com/oauth/token"),
+            ),
+            ("client_id", Value::from("client")),
+            ("client_secret_expires_at", Value::from("2027-06-01")),
             ("org", Value::from("acme")),
             ("token_label", Value::from("ci")),
             ("interval", Value::from("5m")),
@@ -279,15 +288,16 @@ mod tests {
             let value = match *key {
                 "kind" => Value::from("cloud"),
                 "auth" => Value::from("basic"),
-                "allow_insecure_http" => Value::from(true),
+                "allow_insecure_http" | "scoped" => Value::from(true),
                 "ca_file" => Value::from("other.pem"),
                 "labels" => {
                     toml::from_str::<toml::Table>("x = { a = \"b\" }").expect("t")["x"].clone()
                 }
-                "expires_at" | "created_at" => Value::from("2030-01-01"),
-                "username" | "expect_account" | "token_name" | "org" | "token_label" => {
-                    Value::from("someone")
+                "expires_at" | "created_at" | "client_secret_expires_at" => {
+                    Value::from("2030-01-01")
                 }
+                "username" | "expect_account" | "token_name" | "org" | "token_label"
+                | "cloud_id" | "gateway_url" | "token_url" | "client_id" => Value::from("someone"),
                 _ => Value::from("17m"),
             };
             let mut layer = Layer::default();

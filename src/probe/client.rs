@@ -221,7 +221,8 @@ async fn read(
     let mut response = request
         .send()
         .await
-        .map_err(|error| classify_error(&error))?;    let status = response.status();
+        .map_err(|error| classify_error(&error))?;
+    let status = response.status();
     let headers = std::mem::take(response.headers_mut());
     let expected = response
         .content_length()

@@ -7,7 +7,9 @@
 //! - A scoped token sent to the site URL gets a plain 401, exactly as a revoked token does. So a
 //!   Cloud API token without `scoped` that the site rejects is tried once at the gateway before
 //!   it is called `unauthorized`: once per secret ([`GatewayTry`], kept with the connection's
-//!   probe memory and reset with a new secret), never for a Basic password. If the gateway
+//!   probe memory and reset with a new secret), never for a Basic password, and only where the
+//!   gateway is implied (an `*.atlassian.net` site) or configured (`gateway_url`): the token is
+//!   never sent to a host the configuration does not name or imply. If the gateway
 //!   accepts it, the verdict is `invalid` with `scoped_token_site_url`: the token works, but
 //!   not where this connection (and, most likely, the integration) sends it.
 

@@ -28,8 +28,8 @@ use http::HeaderValue;
 use url::Url;
 
 pub use classify::{Answer, Expectation, Identity, LastMyself};
-pub use gateway::GatewayTry;
 pub use client::{Resolve, Resolving};
+pub use gateway::GatewayTry;
 pub use headers::{RateLimit, RetryAfter};
 pub use outcome::{Outcome, TokenListOutcome};
 pub use verdict::{Reason, State, Verdict};
@@ -163,7 +163,8 @@ impl Prober {
         let mut verdict = classify::classify_after(&answer, &expect, last);
         let unscoped_cloud_token = connection.settings.kind == Kind::Cloud
             && connection.settings.auth == AuthMethod::ApiToken
-            && !connection.settings.scoped;
+            && !connection.settings.scoped
+            && connection.may_try_gateway();
         if unscoped_cloud_token && verdict.reason == Reason::Unauthorized {
             if let Ok(authorization) = authorization {
                 verdict = self
@@ -334,7 +335,11 @@ impl Prober {
         body_cap: usize,
     ) -> Result<Answer, (Reason, String)> {
         let http = self.clients.get(None).map_err(|f| (f.reason, f.detail))?;
-        match tokio::time::timeout(timeout, client::get(&http, url, Some(authorization), body_cap)).await
+        match tokio::time::timeout(
+            timeout,
+            client::get(&http, url, Some(authorization), body_cap),
+        )
+        .await
         {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(failure)) => Err((failure.reason, failure.detail)),

@@ -153,7 +153,14 @@ impl Prober {
             }
         }
         self.tokens.lock().remove(&connection.name);
-        let endpoint = token_endpoint(connection, started)?;
+        let Some(endpoint) = connection.token_endpoint.as_ref() else {
+            return Err(Outcome::without_answer(
+                connection.settings.auth,
+                Reason::UnexpectedResponse,
+                "no token endpoint for this connection".to_owned(),
+                started,
+            ));
+        };
         let client_id = connection.settings.client_id.as_deref().unwrap_or_default();
         let mut form = vec![
             ("grant_type", "client_credentials"),
@@ -253,7 +260,10 @@ impl Prober {
         if let Some(id) = kept {
             return Ok(id);
         }
-        let gateway = connection.gateway.as_ref().map(|g| g.as_str().trim_end_matches('/'));
+        let gateway = connection
+            .gateway
+            .as_ref()
+            .map(|g| g.as_str().trim_end_matches('/'));
         let url = Url::parse(&format!(
             "{}/oauth/token/accessible-resources",
             gateway.unwrap_or_default()
@@ -325,17 +335,6 @@ fn normalized(url: &str) -> String {
     url.trim().trim_end_matches('/').to_ascii_lowercase()
 }
 
-fn token_endpoint(connection: &Connection, started: Instant) -> Result<&Url, Outcome> {
-    connection.token_endpoint.as_ref().ok_or_else(|| {
-        Outcome::without_answer(
-            connection.settings.auth,
-            Reason::UnexpectedResponse,
-            "no token endpoint for this connection".to_owned(),
-            started,
-        )
-    })
-}
-
 fn from_token_endpoint(mut outcome: Outcome) -> Outcome {
     outcome.from_token_endpoint = true;
     outcome
@@ -394,8 +393,14 @@ pub(crate) fn read_grant(
             None => format!("the token endpoint answered {what}"),
         };
         return Err(match error.error.as_str() {
-            "invalid_client" => verdict(State::Invalid, Reason::ClientRejected, said("invalid_client")),
-            "invalid_scope" => verdict(State::Invalid, Reason::ScopeMismatch, said("invalid_scope")),
+            "invalid_client" => verdict(
+                State::Invalid,
+                Reason::ClientRejected,
+                said("invalid_client"),
+            ),
+            "invalid_scope" => {
+                verdict(State::Invalid, Reason::ScopeMismatch, said("invalid_scope"))
+            }
             "unauthorized_client" => verdict(
                 State::Forbidden,
                 Reason::Forbidden,
@@ -450,4 +455,31 @@ fn describe(description: Option<&str>, connection: &Connection) -> Option<String
     }
     let text = truncate(description.trim());
     (!text.is_empty()).then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_renewed_a_minute_or_a_tenth_of_its_life_before_it_expires() {
+        let now = tokio::time::Instant::now();
+        let after = |lifetime: u64| renew_at(now, Duration::from_secs(lifetime)) - now;
+        assert_eq!(
+            after(3600),
+            Duration::from_secs(3540),
+            "an hour: a minute before"
+        );
+        assert_eq!(
+            after(300),
+            Duration::from_secs(270),
+            "five minutes: a tenth before"
+        );
+        assert_eq!(
+            after(600),
+            Duration::from_secs(540),
+            "ten minutes: both agree"
+        );
+        assert_eq!(after(0), Duration::ZERO);
+    }
 }

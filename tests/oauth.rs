@@ -1,0 +1,299 @@
+//! OAuth 2.0 client credentials against the simulator (docs/jira-answers.md §10): Cloud (the
+//! token from the token endpoint, the cloudId from the accessible resources, `myself` at the
+//! gateway) and Data Center (`/rest/oauth2/latest/token`, then the site's `myself`); one token
+//! request for several probes within its life and one new one after a 401; the token endpoint's
+//! RFC 6749 errors as `client_rejected`, `scope_mismatch` and `forbidden`; its rate limits as
+//! such, marked as the token endpoint's.
+
+mod common;
+
+use credwatch::probe::{Prober, Reason, State};
+use credwatch::sim::oauth::OAuthClient;
+use credwatch::sim::{Front, Simulator, Site, User};
+
+const CLOUD_ID: &str = "0a0a0a0a-1111-4000-8000-00000000000a";
+const SECRET: &str = "client-secret-1";
+
+fn cloud_site(client: OAuthClient) -> Site {
+    Site::cloud()
+        .with_cloud_id(CLOUD_ID)
+        .with_user(User::new("svc").with_email("svc@serviceaccount.atlassian.com"))
+        .with_oauth_client(client)
+}
+
+fn client() -> OAuthClient {
+    OAuthClient::new("client-1", SECRET, "svc@serviceaccount.atlassian.com")
+}
+
+fn cloud_fragment(simulator: &Simulator, secret: &str, extra: &str) -> String {
+    format!(
+        "name = \"sa\"\nurl = \"{}\"\nkind = \"cloud\"\nauth = \"oauth_client_credentials\"\nclient_id = \"client-1\"\nclient_secret = \"{secret}\"\ngateway_url = \"{}\"\ntoken_url = \"{}/oauth/token\"\n{extra}",
+        simulator.url("cloud"),
+        simulator.url("gateway"),
+        simulator.url("auth"),
+    )
+}
+
+fn count(simulator: &Simulator, path: &str) -> usize {
+    simulator
+        .requests()
+        .iter()
+        .filter(|r| r.path == path)
+        .count()
+}
+
+#[tokio::test]
+async fn a_cloud_service_account_gets_a_token_finds_its_site_and_is_valid() {
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site("cloud", cloud_site(client()));
+    let connection = common::connection(&cloud_fragment(&simulator, SECRET, ""));
+    let prober = Prober::new().expect("prober");
+    let outcome = prober.probe(&connection).await;
+    assert_eq!(
+        (outcome.state, outcome.reason),
+        (State::Valid, Reason::Ok),
+        "{outcome:?}"
+    );
+    let requests = simulator.requests();
+    let seen: Vec<(&str, &str, Option<&str>)> = requests
+        .iter()
+        .map(|r| (r.method.as_str(), r.path.as_str(), r.scheme()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("POST", "/auth/oauth/token", None),
+            (
+                "GET",
+                "/gateway/oauth/token/accessible-resources",
+                Some("Bearer")
+            ),
+            (
+                "GET",
+                &*format!("/gateway/ex/jira/{CLOUD_ID}/rest/api/3/myself"),
+                Some("Bearer")
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn one_token_request_serves_several_probes_and_a_401_brings_exactly_one_more() {
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site("cloud", cloud_site(client()));
+    let connection = common::connection(&cloud_fragment(
+        &simulator,
+        SECRET,
+        &format!("cloud_id = \"{CLOUD_ID}\"\n"),
+    ));
+    let prober = Prober::new().expect("prober");
+    for _ in 0..4 {
+        assert_eq!(prober.probe(&connection).await.state, State::Valid);
+    }
+    assert_eq!(
+        count(&simulator, "/auth/oauth/token"),
+        1,
+        "one token for four probes"
+    );
+    assert_eq!(
+        count(&simulator, "/gateway/oauth/token/accessible-resources"),
+        0,
+        "cloud_id set"
+    );
+
+    simulator.revoke_access_tokens();
+    let outcome = prober.probe(&connection).await;
+    assert_eq!(outcome.state, State::Valid, "{outcome:?}");
+    assert_eq!(
+        count(&simulator, "/auth/oauth/token"),
+        2,
+        "one new token after the 401"
+    );
+    let myself = format!("/gateway/ex/jira/{CLOUD_ID}/rest/api/3/myself");
+    assert_eq!(
+        count(&simulator, &myself),
+        6,
+        "four probes, then the 401 and its retry"
+    );
+}
+
+#[tokio::test]
+async fn a_new_secret_is_a_new_client_whose_token_is_asked_for_anew() {
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site("cloud", cloud_site(client()));
+    let prober = Prober::new().expect("prober");
+    let wrong = common::connection(&cloud_fragment(
+        &simulator,
+        "stale-secret",
+        &format!("cloud_id = \"{CLOUD_ID}\"\n"),
+    ));
+    assert_eq!(prober.probe(&wrong).await.reason, Reason::ClientRejected);
+    let right = common::connection(&cloud_fragment(
+        &simulator,
+        SECRET,
+        &format!("cloud_id = \"{CLOUD_ID}\"\n"),
+    ));
+    assert_eq!(prober.probe(&right).await.state, State::Valid);
+    assert_eq!(count(&simulator, "/auth/oauth/token"), 2);
+}
+
+#[tokio::test]
+async fn the_token_endpoints_errors_are_verdicts_with_hints() {
+    let simulator = Simulator::start().await.expect("simulator");
+    let no_scope = OAuthClient {
+        client_id: "client-2".into(),
+        scopes: Vec::new(),
+        ..client()
+    };
+    let no_grant = OAuthClient {
+        client_id: "client-3".into(),
+        grant_allowed: false,
+        ..client()
+    };
+    simulator.add_site(
+        "cloud",
+        cloud_site(client())
+            .with_oauth_client(no_scope)
+            .with_oauth_client(no_grant),
+    );
+    let prober = Prober::new().expect("prober");
+    let cases = [
+        (
+            "client-1",
+            "not-the-secret",
+            State::Invalid,
+            Reason::ClientRejected,
+            "invalid_client",
+        ),
+        (
+            "client-2",
+            SECRET,
+            State::Invalid,
+            Reason::ScopeMismatch,
+            "invalid_scope",
+        ),
+        (
+            "client-3",
+            SECRET,
+            State::Forbidden,
+            Reason::Forbidden,
+            "unauthorized_client",
+        ),
+    ];
+    for (id, secret, state, reason, said) in cases {
+        let fragment = cloud_fragment(&simulator, secret, &format!("cloud_id = \"{CLOUD_ID}\"\n"))
+            .replace("client_id = \"client-1\"", &format!("client_id = \"{id}\""));
+        let outcome = prober.probe(&common::connection(&fragment)).await;
+        assert_eq!(
+            (outcome.state, outcome.reason),
+            (state, reason),
+            "{id}: {outcome:?}"
+        );
+        let detail = outcome.detail.clone().unwrap_or_default();
+        assert!(detail.contains(said), "{id}: {detail}");
+        assert!(!detail.contains(secret), "{id}: the secret is not shown");
+        assert!(outcome.from_token_endpoint, "{id}");
+        let hint = outcome.hint.expect("a hint");
+        if reason == Reason::ScopeMismatch {
+            assert!(hint.contains("read:jira-user"), "{hint}");
+        }
+    }
+    // Neither a retry loop nor a probe of Jira: one token request each.
+    assert_eq!(count(&simulator, "/auth/oauth/token"), 3);
+    assert_eq!(
+        count(
+            &simulator,
+            &format!("/gateway/ex/jira/{CLOUD_ID}/rest/api/3/myself")
+        ),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limited_token_endpoint_is_no_verdict_on_the_client() {
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site("cloud", cloud_site(client()));
+    simulator.throttle_token_endpoint(1, 429, Some("30"));
+    let connection = common::connection(&cloud_fragment(
+        &simulator,
+        SECRET,
+        &format!("cloud_id = \"{CLOUD_ID}\"\n"),
+    ));
+    let prober = Prober::new().expect("prober");
+    let outcome = prober.probe(&connection).await;
+    assert_eq!(
+        (outcome.state, outcome.reason),
+        (State::Unknown, Reason::RateLimited),
+        "{outcome:?}"
+    );
+    assert!(outcome.from_token_endpoint);
+    assert!(outcome.retry_after.is_some());
+    assert_eq!(prober.probe(&connection).await.state, State::Valid);
+}
+
+#[tokio::test]
+async fn a_data_center_service_account_uses_the_sites_token_endpoint() {
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site(
+        "dc",
+        Site::server()
+            .with_user(User::new("svc-sync"))
+            .with_oauth_client(OAuthClient::new("dc-client", SECRET, "svc-sync")),
+    );
+    let fragment = format!(
+        "name = \"dc-sa\"\nurl = \"{}\"\nauth = \"oauth_client_credentials\"\nclient_id = \"dc-client\"\nclient_secret = \"{SECRET}\"\n",
+        simulator.url("dc")
+    );
+    let prober = Prober::new().expect("prober");
+    let outcome = prober.probe(&common::connection(&fragment)).await;
+    assert_eq!(
+        (outcome.state, outcome.reason),
+        (State::Valid, Reason::Ok),
+        "{outcome:?}"
+    );
+    let seen: Vec<(String, String)> = simulator
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("POST".to_owned(), "/dc/rest/oauth2/latest/token".to_owned()),
+            ("GET".to_owned(), "/dc/rest/api/2/myself".to_owned()),
+        ]
+    );
+    // The DC site's outage in front of the token endpoint is no verdict either.
+    simulator.update_site("dc", |site| site.front = Front::Status(503, "down".into()));
+    let fresh = Prober::new().expect("prober");
+    let outcome = fresh.probe(&common::connection(&fragment)).await;
+    assert_eq!(outcome.state, State::Unknown, "{outcome:?}");
+}
+
+#[test]
+fn the_oauth_keys_are_checked() {
+    let base = "name = \"x\"\nurl = \"https://acme.atlassian.net\"\n";
+    let cases = [
+        ("auth = \"oauth_client_credentials\"\nclient_secret = \"s\"\n", "client_id"),
+        ("auth = \"oauth_client_credentials\"\nclient_id = \"c\"\ntoken = \"s\"\n", "token"),
+        ("auth = \"oauth_client_credentials\"\nclient_id = \"c\"\nclient_secret = \"s\"\nusername = \"u\"\n", "username"),
+        ("username = \"u@x\"\ntoken = \"t\"\nclient_id = \"c\"\n", "client_id"),
+        ("username = \"u@x\"\ntoken = \"t\"\ncloud_id = \"abc\"\n", "cloud_id"),
+        ("url = \"https://jira.example.com\"\ntoken = \"t\"\nscoped = true\n", "scoped"),
+        ("username = \"u@x\"\ntoken = \"t\"\nscoped = true\ncloud_id = \"a/b\"\n", "cloud_id"),
+        ("username = \"u@x\"\ntoken = \"t\"\nscoped = true\ngateway_url = \"http://gateway.example.com\"\n", "gateway_url"),
+    ];
+    for (extra, key) in cases {
+        let text = if extra.starts_with("url") {
+            format!("[[connection]]\nname = \"x\"\n{extra}")
+        } else {
+            format!("[[connection]]\n{base}{extra}")
+        };
+        let errors = credwatch::config::Config::from_sources(&[("t.toml".into(), text.clone())])
+            .expect_err(&text);
+        assert!(
+            errors.0.iter().any(|e| e.key.as_deref() == Some(key)),
+            "{key} for {text}: {errors}"
+        );
+    }
+}
