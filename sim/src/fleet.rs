@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use chrono::{Duration, Utc};
 
 use super::admin::{OrgApi, OrgApiToken};
+use super::oauth::OAuthClient;
 use super::{ApiToken, Front, Pat, Simulator, Site, User};
+
+pub use super::scale::{install_scale, write_scale_config};
 
 /// One connection of the fleet, as it is written into the configuration.
 #[derive(Debug, Clone)]
@@ -41,6 +44,9 @@ pub struct Member {
     pub expected_state: &'static str,
     /// The reason the demo should show for it.
     pub expected_reason: &'static str,
+    /// More configuration lines; `{gateway}` and `{auth}` stand for the simulator's gateway
+    /// and Cloud token endpoint.
+    pub extra: &'static str,
 }
 
 /// The fleet's connections.
@@ -60,6 +66,7 @@ pub fn members() -> Vec<Member> {
         team: "platform",
         expected_state: state,
         expected_reason: reason,
+        extra: "",
     };
     vec![
         Member {
@@ -225,6 +232,58 @@ pub fn members() -> Vec<Member> {
                 "ok",
             )
         },
+        Member {
+            username: Some("automation@serviceaccount.atlassian.com"),
+            team: "data",
+            extra: "scoped = true\ngateway_url = \"{gateway}\"\n",
+            ..member(
+                "cloud-scoped-sa",
+                Some("acme-cloud"),
+                "cloud",
+                "api_token",
+                "demo-scoped-token",
+                "valid",
+                "ok",
+            )
+        },
+        Member {
+            username: Some("reporter@serviceaccount.atlassian.com"),
+            // Not `scoped`: the site rejects it, the gateway accepts it.
+            extra: "gateway_url = \"{gateway}\"\n",
+            ..member(
+                "cloud-scoped-on-site",
+                Some("acme-cloud"),
+                "cloud",
+                "api_token",
+                "demo-scoped-site-token",
+                "invalid",
+                "scoped_token_site_url",
+            )
+        },
+        Member {
+            extra: "client_id = \"demo-cloud-client\"\ngateway_url = \"{gateway}\"\ntoken_url = \"{auth}/oauth/token\"\n",
+            ..member(
+                "cloud-oauth-sa",
+                Some("acme-cloud"),
+                "cloud",
+                "oauth_client_credentials",
+                "demo-cloud-client-secret",
+                "valid",
+                "ok",
+            )
+        },
+        Member {
+            extra: "client_id = \"demo-dc-client\"\n",
+            ..member(
+                "dc-oauth-sa",
+                Some("dc-prod"),
+                "server",
+                "oauth_client_credentials",
+                "demo-dc-client-secret",
+                "valid",
+                "ok",
+            )
+        },
         member(
             "dc-unreachable",
             None,
@@ -281,6 +340,12 @@ pub fn install(simulator: &Simulator) {
                 None,
             )))
             .with_user(User::new("svc-support").with_pat(revoked))
+            .with_user(User::new("svc-dc-sa"))
+            .with_oauth_client(OAuthClient::new(
+                "demo-dc-client",
+                "demo-dc-client-secret",
+                "svc-dc-sa",
+            ))
             .with_user(User::new("jdoe").with_pat(Pat::new(
                 6,
                 "my laptop",
@@ -323,7 +388,24 @@ pub fn install(simulator: &Simulator) {
                 User::new("analyst")
                     .with_email("analyst@acme.example")
                     .with_password("demo-cloud-account-password"),
-            ),
+            )
+            // Service accounts: two with scoped API tokens, one with an OAuth 2.0 client.
+            .with_user(
+                User::new("automation")
+                    .with_email("automation@serviceaccount.atlassian.com")
+                    .with_api_token(ApiToken::scoped("demo-scoped-token")),
+            )
+            .with_user(
+                User::new("reporter")
+                    .with_email("reporter@serviceaccount.atlassian.com")
+                    .with_api_token(ApiToken::scoped("demo-scoped-site-token")),
+            )
+            .with_user(User::new("sync-sa").with_email("sync-sa@serviceaccount.atlassian.com"))
+            .with_oauth_client(OAuthClient::new(
+                "demo-cloud-client",
+                "demo-cloud-client-secret",
+                "sync-sa@serviceaccount.atlassian.com",
+            )),
     );
     simulator.add_site(
         "acme-cloud-busy",
@@ -394,10 +476,10 @@ pub fn write_config(
             Some(site) => simulator.url(site),
             None => format!("http://127.0.0.1:{closed_port}/jira"),
         };
-        let secret_key = if member.auth == "basic" {
-            "password_file"
-        } else {
-            "token_file"
+        let secret_key = match member.auth {
+            "basic" => "password_file",
+            "oauth_client_credentials" => "client_secret_file",
+            _ => "token_file",
         };
         let _ = write!(
             toml,
@@ -424,6 +506,12 @@ pub fn write_config(
         if member.org {
             let _ = writeln!(toml, "org = \"acme\"");
         }
+        toml.push_str(
+            &member
+                .extra
+                .replace("{gateway}", &simulator.url(super::gateway::GATEWAY))
+                .replace("{auth}", &simulator.url(super::gateway::AUTH)),
+        );
         let _ = writeln!(toml, "labels = {{ team = \"{}\" }}", member.team);
     }
     let key_file = secrets.join("atlassian-admin");
@@ -442,7 +530,7 @@ pub fn write_config(
 }
 
 /// Writes a secret file readable by its owner only.
-fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+pub(crate) fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut file = std::fs::OpenOptions::new()
@@ -452,65 +540,4 @@ fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     writeln!(file, "{secret}")
-}
-
-/// A large fleet for soak tests and benchmarks: `connections` valid Data Center PATs spread
-/// round-robin over `sites` simulated sites (`site-0`, `site-1`, ...), one account each.
-///
-/// `rate_limited: false` turns the per-user rate-limit bucket off, for benchmarks that drive
-/// one account far above Jira's budget and must compare the same successful answer.
-pub fn install_scale(simulator: &Simulator, connections: usize, sites: usize, rate_limited: bool) {
-    let sites = sites.max(1);
-    let mut built: Vec<Site> = (0..sites)
-        .map(|_| {
-            let mut site = Site::server();
-            if !rate_limited {
-                site.bucket = None;
-            }
-            site
-        })
-        .collect();
-    for i in 0..connections {
-        let user = User::new(&format!("svc-{i}")).with_pat(Pat::new(
-            i as u64 + 1,
-            "credwatch",
-            &format!("scale-token-{i}"),
-            Some(90),
-        ));
-        built[i % sites].users.push(user);
-    }
-    for (k, site) in built.into_iter().enumerate() {
-        simulator.add_site(&format!("site-{k}"), site);
-    }
-}
-
-/// Writes the configuration of [`install_scale`]'s fleet: `dir/credwatch.toml` and one secret
-/// file per connection under `dir/secrets/`.
-pub fn write_scale_config(
-    dir: &Path,
-    simulator: &Simulator,
-    connections: usize,
-    sites: usize,
-    interval: std::time::Duration,
-) -> std::io::Result<PathBuf> {
-    let secrets = dir.join("secrets");
-    std::fs::create_dir_all(&secrets)?;
-    let timeout = (interval / 2).min(std::time::Duration::from_secs(10));
-    let mut toml = format!(
-        "# A scale fleet of {connections} connections over {sites} simulated sites.\n\n[defaults]\ninterval = \"{}\"\ntimeout = \"{}\"\ntoken_name = \"credwatch\"\n",
-        humantime::format_duration(interval),
-        humantime::format_duration(timeout),
-    );
-    for i in 0..connections {
-        let name = format!("scale-{i}");
-        write_secret(&secrets.join(&name), &format!("scale-token-{i}"))?;
-        let _ = write!(
-            toml,
-            "\n[[connection]]\nname = \"{name}\"\nurl = \"{}\"\ntoken_file = \"secrets/{name}\"\n",
-            simulator.url(&format!("site-{}", i % sites.max(1)))
-        );
-    }
-    let path = dir.join("credwatch.toml");
-    std::fs::write(&path, toml)?;
-    Ok(path)
 }

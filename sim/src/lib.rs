@@ -21,6 +21,7 @@ pub mod fleet;
 pub mod gateway;
 pub mod model;
 pub mod oauth;
+mod scale;
 pub mod tls;
 
 use std::collections::{HashMap, VecDeque};
