@@ -1,16 +1,15 @@
 //! Canary secrets for every auth type and every secret source go through `check` (table and
 //! JSON) and `validate`, with trace-level logs in both formats, through successes, rejections,
 //! network failures and configuration errors: neither a canary nor the Basic base64 form that
-//! carries it may appear anywhere in stdout or stderr. OAuth client secrets (accepted and
-//! rejected), the access tokens they buy and scoped API tokens (through the gateway try) go
-//! through `check` and the daemon the same way.
+//! carries it may appear anywhere in stdout or stderr. The demo's secrets and the service
+//! accounts' (OAuth, scoped tokens): `no_secret_leak_service_accounts.rs`.
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
+use common::canary::{daemon_outputs, run, write_secret};
 use credwatch::sim::{ApiToken, Front, Pat, Simulator, Site, User};
 
 const PAT_FILE: &str = "cwcanary-pat-file-7f3a91";
@@ -71,27 +70,6 @@ fn assert_clean(what: &str, output: &std::process::Output) {
             "{what}: stderr shows {form}:\n{stderr}"
         );
     }
-}
-
-async fn run(args: Vec<String>, env: Vec<(&'static str, String)>) -> std::process::Output {
-    let job = tokio::task::spawn_blocking(move || {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"));
-        let state = common::isolate_state(&mut command);
-        let output = command
-            .args(&args)
-            .envs(env)
-            .output()
-            .expect("credwatch runs");
-        drop(state);
-        output
-    });
-    common::within(Duration::from_secs(60), job)
-        .await
-        .expect("joins")
-}
-
-fn write_secret(dir: &Path, name: &str, secret: &str) {
-    std::fs::write(dir.join(name), format!("{secret}\n")).expect("secret file");
 }
 
 /// A Data Center site that accepts the file PAT canary and the good Basic canary.
@@ -306,62 +284,6 @@ timeout = "500ms"
     }
 }
 
-/// Runs `credwatch` with `args` until `ready` answers, lets `work` poke it, then SIGTERMs it;
-/// returns everything it printed and every page it served.
-async fn daemon_outputs(
-    args: Vec<String>,
-    env: Vec<(&'static str, String)>,
-    base: String,
-    work: impl std::future::Future<Output = ()>,
-) -> String {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"));
-    let _state = common::isolate_state(&mut command);
-    let child = command
-        .args(&args)
-        .envs(env)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let client = common::http_client();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "credwatch did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    work.await;
-    let mut pages = String::new();
-    for path in [
-        "/metrics",
-        "/",
-        "/api/v1/connections",
-        "/api/v1/orgs",
-        "/readyz",
-    ] {
-        let body = common::get_text(&format!("{base}{path}")).await;
-        assert!(!body.is_empty(), "{path}");
-        pages.push_str(&body);
-    }
-    let pid = child.id().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
-        .await
-        .expect("join");
-    assert_eq!(output.status.code(), Some(0));
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        !stderr.contains("panicked"),
-        "credwatch panicked:\n{stderr}"
-    );
-    format!("{}{stderr}{pages}", String::from_utf8_lossy(&output.stdout))
-}
-
 #[tokio::test]
 async fn the_daemon_shows_no_secret_through_faults_a_reload_and_trace_logs() {
     use credwatch::sim::fault::{Fault, FaultServer};
@@ -489,150 +411,4 @@ async fn the_daemon_shows_no_secret_through_faults_a_reload_and_trace_logs() {
     for form in forbidden_forms() {
         assert!(!everything.contains(&form), "the daemon showed {form}");
     }
-}
-
-#[tokio::test]
-async fn the_demo_shows_none_of_its_secrets() {
-    let port = common::free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let everything = daemon_outputs(
-        vec![
-            "demo".into(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--interval".into(),
-            "1s".into(),
-        ],
-        vec![("RUST_LOG", "trace".into())],
-        base,
-        tokio::time::sleep(Duration::from_secs(3)),
-    )
-    .await;
-    let b64 = |text: String| base64::engine::general_purpose::STANDARD.encode(text);
-    for member in credwatch::sim::fleet::members() {
-        assert!(
-            !everything.contains(member.secret),
-            "the demo showed {}'s secret",
-            member.name
-        );
-        if let Some(user) = member.username {
-            let basic = b64(format!("{user}:{}", member.secret));
-            assert!(
-                !everything.contains(&basic),
-                "the demo showed {}'s Basic credentials",
-                member.name
-            );
-        }
-    }
-    assert!(
-        !everything.contains(credwatch::sim::fleet::ORG_API_KEY),
-        "the demo showed its organization's admin API key"
-    );
-    // The simulator's access tokens all start so: none may show, at trace level either.
-    assert!(
-        !everything.contains("simaccess-"),
-        "the demo showed an access token"
-    );
-    assert!(
-        everything.contains("credwatch_org_tokens{org=\"acme\""),
-        "the demo's organization was read"
-    );
-}
-
-const CLIENT_SECRET: &str = "cwcanary-client-secret-8b1e2a";
-const CLIENT_SECRET_BAD: &str = "cwcanary-client-secret-bad-5f03c9";
-const SCOPED_TOKEN: &str = "cwcanary-scoped-token-c47d18";
-
-#[tokio::test]
-async fn oauth_secrets_access_tokens_and_scoped_tokens_never_show() {
-    use credwatch::sim::oauth::OAuthClient;
-    let simulator = Simulator::start().await.expect("simulator");
-    let account = "sa@serviceaccount.atlassian.com";
-    simulator.add_site(
-        "cloud",
-        Site::cloud()
-            .with_user(
-                User::new("sa")
-                    .with_email(account)
-                    .with_api_token(ApiToken::scoped(SCOPED_TOKEN)),
-            )
-            .with_oauth_client(OAuthClient::new("canary-client", CLIENT_SECRET, account)),
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_secret(dir.path(), "client-secret", CLIENT_SECRET);
-    let (gateway, auth) = (simulator.url("gateway"), simulator.url("auth"));
-    let cloud = simulator.url("cloud");
-    let oauth = |name: &str, secret_key: &str| {
-        format!("[[connection]]\nname = \"{name}\"\nurl = \"{cloud}\"\nkind = \"cloud\"\nauth = \"oauth_client_credentials\"\nclient_id = \"canary-client\"\n{secret_key}\ngateway_url = \"{gateway}\"\ntoken_url = \"{auth}/oauth/token\"\n\n")
-    };
-    let config = format!(
-        "[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n{}{}[[connection]]\nname = \"scoped-on-site\"\nurl = \"{cloud}\"\nkind = \"cloud\"\nusername = \"{account}\"\ntoken_env = \"CANARY_SCOPED\"\ngateway_url = \"{gateway}\"\n",
-        oauth("oauth-good", "client_secret_file = \"client-secret\""),
-        oauth("oauth-bad", "client_secret_env = \"CANARY_CLIENT_BAD\""),
-    );
-    let path = dir.path().join("credwatch.toml");
-    std::fs::write(&path, config).expect("write");
-    let env = vec![
-        ("RUST_LOG", "trace".to_string()),
-        ("CANARY_CLIENT_BAD", CLIENT_SECRET_BAD.to_string()),
-        ("CANARY_SCOPED", SCOPED_TOKEN.to_string()),
-    ];
-    let check = run(
-        vec![
-            "check".into(),
-            "--config".into(),
-            path.to_str().expect("path").into(),
-            "--output".into(),
-            "json".into(),
-        ],
-        env.clone(),
-    )
-    .await;
-    let port = common::free_port();
-    let daemon = daemon_outputs(
-        vec![
-            "--log-format".into(),
-            "json".into(),
-            "run".into(),
-            "--config".into(),
-            path.to_str().expect("path").into(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-        ],
-        env,
-        format!("http://127.0.0.1:{port}"),
-        tokio::time::sleep(Duration::from_secs(3)),
-    )
-    .await;
-    let check_out = format!(
-        "{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
-    assert!(
-        check_out.contains("client_rejected") && check_out.contains("scoped_token_site_url"),
-        "{check_out}"
-    );
-    assert!(
-        daemon.contains("client_rejected"),
-        "the rejected client was probed"
-    );
-    let b64 = |text: String| base64::engine::general_purpose::STANDARD.encode(text);
-    for (what, everything) in [("check", &check_out), ("the daemon", &daemon)] {
-        for form in [
-            CLIENT_SECRET.to_string(),
-            CLIENT_SECRET_BAD.to_string(),
-            SCOPED_TOKEN.to_string(),
-            b64(format!("{account}:{SCOPED_TOKEN}")),
-            b64(format!("canary-client:{CLIENT_SECRET}")),
-            "simaccess-".to_string(),
-            "cwcanary".to_string(),
-        ] {
-            assert!(!everything.contains(&form), "{what} showed {form}");
-        }
-    }
-    assert!(
-        simulator.issued_tokens() >= 2,
-        "access tokens were issued and used"
-    );
 }
