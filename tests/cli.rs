@@ -252,6 +252,9 @@ async fn validate_prints_effective_settings_or_every_error() {
         "jira-legacy-reports",
         "jira-lab",
         "atlassian-admin",
+        "acme-cloud-automation",
+        "acme-cloud-sync-sa",
+        "jira-prod-etl-sa",
     ] {
         std::fs::write(credentials.path().join(name), "validate-canary-secret\n").expect("write");
     }
@@ -293,7 +296,7 @@ async fn validate_prints_effective_settings_or_every_error() {
         "defaults are shown resolved: {stdout}"
     );
     assert!(
-        stderr.contains("configuration is valid: 4 connections"),
+        stderr.contains("configuration is valid: 7 connections"),
         "{stderr}"
     );
     assert!(!stdout.contains("canary") && !stderr.contains("canary"));

@@ -67,7 +67,7 @@ fn every_shipped_configuration_loads() {
         .find(|(path, _)| path.ends_with("example.toml"))
         .expect("config/example.toml")
         .1;
-    assert_eq!(example.connections.len(), 4);
+    assert_eq!(example.connections.len(), 7);
     assert!(
         example.warnings.is_empty(),
         "the example uses no inline secret"
@@ -102,6 +102,34 @@ fn every_shipped_configuration_loads() {
         "https://acme.atlassian.net/rest/api/3/myself"
     );
     assert_eq!(cloud.secret.expose(), "example-secret-from-env");
+    let scoped = example.connection("acme-cloud-automation").expect("scoped");
+    assert!(scoped.settings.scoped && scoped.through_gateway());
+    assert_ne!(
+        scoped.site(),
+        cloud.site(),
+        "a tenant behind the gateway has its own gate"
+    );
+    let cloud_sa = example
+        .connection("acme-cloud-sync-sa")
+        .expect("cloud service account");
+    assert_eq!(cloud_sa.settings.auth, AuthMethod::OAuthClientCredentials);
+    assert_eq!(
+        cloud_sa.token_endpoint.as_ref().map(|u| u.as_str()),
+        Some("https://auth.atlassian.com/oauth/token")
+    );
+    assert!(cloud_sa.settings.client_secret_expires_at.is_some());
+    let dc_sa = example
+        .connection("jira-prod-etl-sa")
+        .expect("DC service account");
+    assert_eq!(
+        dc_sa.token_endpoint.as_ref().map(|u| u.as_str()),
+        Some("https://jira.example.com/rest/oauth2/latest/token")
+    );
+    assert_ne!(
+        dc_sa.token_site(),
+        cloud_sa.token_site(),
+        "each token endpoint has its gate"
+    );
     let legacy = example.connection("jira-legacy-reports").expect("legacy");
     assert_eq!(legacy.ca.as_ref().map(|ca| ca.certs.len()), Some(1));
     assert_eq!(legacy.settings.timeout.as_secs(), 20);
