@@ -401,3 +401,65 @@ async fn a_corrupt_or_newer_store_is_set_aside_with_a_warning_and_a_second_proce
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains(&file.display().to_string()));
 }
+
+#[tokio::test]
+async fn the_gateway_is_asked_once_per_secret_across_sigterm_and_kill_9() {
+    use credwatch::sim::ApiToken;
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site(
+        "cloud",
+        Site::cloud().with_user(
+            User::new("sa")
+                .with_email("sa@serviceaccount.atlassian.com")
+                .with_api_token(ApiToken::scoped("scoped-tok")),
+        ),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = common::write(
+        dir.path(),
+        "credwatch.toml",
+        &format!(
+            "[defaults]\ninterval = \"1s\"\ntimeout = \"900ms\"\nauth_failure_interval = \"1s\"\n\n[[connection]]\nname = \"sa\"\nurl = \"{}\"\nkind = \"cloud\"\nusername = \"sa@serviceaccount.atlassian.com\"\ntoken = \"scoped-tok\"\ngateway_url = \"{}\"\n",
+            simulator.url("cloud"),
+            simulator.url("gateway"),
+        ),
+    );
+    let state = dir.path().join("state");
+    let log = dir.path().join("stderr.log");
+    let gateway_tries = || {
+        simulator
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/gateway/"))
+            .count()
+    };
+    let site_probes = || {
+        simulator
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/cloud/rest/api/3/myself")
+            .count()
+    };
+    for signal in ["-TERM", "-KILL", "-TERM"] {
+        let running = Running::start(&config, &state, &log);
+        running.first_answer().await;
+        let before = site_probes();
+        eventually(Duration::from_secs(10), "two more probes", || async {
+            site_probes() >= before + 2
+        })
+        .await;
+        let api = api_connection(&running.base, "sa").await;
+        assert_eq!(api["reason"], "scoped_token_site_url", "{api}");
+        // Written before the kill: the store's writer runs within a second of a change.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tokio::task::spawn_blocking(move || running.stop(signal))
+            .await
+            .expect("join");
+        assert_eq!(
+            gateway_tries(),
+            1,
+            "after {signal}: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+}

@@ -68,6 +68,8 @@ pub(super) async fn probe_loop(
     let mut bounds = shared.site(&connection);
     // The account the last `myself` body named: the same body again is not read again.
     let mut last_myself = LastMyself::default();
+    // Asked once per secret: what the gateway said before a restart or a reload stands.
+    last_myself.gateway = shared.status.gateway_try(&name);
     // One registration with each notifier for as long as none comes, not one per probe.
     let mut poked = pin!(wakers.poke.notified());
     let mut resumed = pin!(wakers.resume.notified());
@@ -295,6 +297,7 @@ pub(super) async fn probe_loop(
                 schedule: Some(schedule),
                 adopt: step.adopt,
                 pending: policy.pending(),
+                gateway: last_myself.gateway.clone(),
             },
         );
         // The reminders log at most once a day; looking at them once a minute (or when the

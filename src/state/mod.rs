@@ -16,7 +16,7 @@ use rustc_hash::FxHashMap;
 
 use crate::config::Connection;
 use crate::expiry::{self, Assessment, TokenList};
-use crate::probe::{Outcome, Reason, State};
+use crate::probe::{GatewayTry, Outcome, Reason, State};
 
 mod history;
 mod lateness;
@@ -69,6 +69,8 @@ pub struct Entry {
     /// What Jira's PAT API last said, for connections whose expiry it can tell (shared, so
     /// that copying an entry for a snapshot never copies the list).
     pub tokens: Option<Arc<TokenList>>,
+    /// What the API gateway said of this secret after the site rejected it.
+    pub gateway: Option<GatewayTry>,
 }
 
 /// What one probe changed, recorded by [`Board::record_probe`] at once.
@@ -87,6 +89,8 @@ pub(crate) struct Probed {
     pub adopt: bool,
     /// The rejection that waits for confirmation after this probe.
     pub pending: Option<Pending>,
+    /// What the API gateway has said of this secret, as the probe leaves it.
+    pub gateway: Option<GatewayTry>,
 }
 
 impl Probed {
@@ -100,6 +104,7 @@ impl Probed {
             schedule: None,
             adopt: true,
             pending: None,
+            gateway: None,
         }
     }
 }
@@ -340,6 +345,7 @@ impl Board {
             paused: restored.paused,
             first_probe_deadline: deadline,
             tokens: restored.tokens,
+            gateway: restored.gateway,
         };
         let mut inner = self.lock();
         let retention = inner.history_retention;
@@ -435,6 +441,7 @@ impl Board {
             inner.lateness.observe(late);
         }
         let entry = Arc::make_mut(inner.connections.get_mut(name)?);
+        entry.gateway = probed.gateway;
         let outcome = probed.outcome;
         let from = entry.state();
         entry.probes += 1;

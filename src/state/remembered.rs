@@ -69,6 +69,8 @@ pub struct Restored {
     pub next_due: Option<DateTime<Utc>>,
     /// The state changes, oldest first.
     pub history: Vec<Transition>,
+    /// What the API gateway said of this secret after the site rejected it.
+    pub gateway: Option<crate::probe::GatewayTry>,
 }
 
 impl Entry {
@@ -87,7 +89,16 @@ impl Entry {
             paused: self.paused,
             next_due: self.next_probe_at,
             history: Vec::new(),
+            gateway: self.gateway.clone(),
         }
+    }
+}
+
+impl super::Board {
+    /// What the API gateway said of a connection's secret, for its task to start from: asked
+    /// once per secret, across restarts too.
+    pub(crate) fn gateway_try(&self, name: &str) -> Option<crate::probe::GatewayTry> {
+        self.lock().connections.get(name)?.gateway.clone()
     }
 }
 

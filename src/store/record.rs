@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Connection;
 use crate::expiry::TokenList;
-use crate::probe::{Identity, Outcome, RateLimit, Reason, State};
+use crate::probe::{GatewayTry, Identity, Outcome, RateLimit, Reason, State};
 use crate::state::Pause;
 use crate::state::{Entry, Pending, Restored, Standing, Transition};
 
@@ -44,6 +44,19 @@ pub struct Record {
     pub paused: Option<Pause>,
     /// When the next probe was due.
     pub next_due: Option<DateTime<Utc>>,
+    /// What the API gateway said of this credential after the site rejected it (the row is
+    /// the credential's: a new secret starts without it).
+    pub gateway: Option<GatewayRecord>,
+}
+
+/// [`GatewayTry`] as the row keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GatewayRecord {
+    /// The gateway accepted the token as this account.
+    Accepted(Account),
+    /// It rejected it too.
+    Rejected,
 }
 
 /// The last probe, without what only matters at the moment (rate-limit headers,
@@ -84,6 +97,30 @@ pub struct Account {
     pub active: Option<bool>,
 }
 
+impl Account {
+    fn of(identity: &Identity) -> Account {
+        Account {
+            name: identity.name.clone(),
+            key: identity.key.clone(),
+            account_id: identity.account_id.clone(),
+            display_name: identity.display_name.clone(),
+            email: identity.email.clone(),
+            active: identity.active,
+        }
+    }
+
+    fn identity(self) -> Arc<Identity> {
+        Arc::new(Identity {
+            name: self.name,
+            key: self.key,
+            account_id: self.account_id,
+            display_name: self.display_name,
+            email: self.email,
+            active: self.active,
+        })
+    }
+}
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -101,14 +138,7 @@ impl Record {
                 latency_ms: millis(o.latency),
                 detail: o.detail.clone(),
                 finished_at: o.finished_at,
-                account: o.identity.as_deref().map(|i| Account {
-                    name: i.name.clone(),
-                    key: i.key.clone(),
-                    account_id: i.account_id.clone(),
-                    display_name: i.display_name.clone(),
-                    email: i.email.clone(),
-                    active: i.active,
-                }),
+                account: o.identity.as_deref().map(Account::of),
             }),
             last_success_at: entry.last_success_at,
             tokens: entry.tokens.as_deref().cloned(),
@@ -117,6 +147,10 @@ impl Record {
             failed_logins: entry.failed_logins,
             paused: entry.paused,
             next_due: entry.next_probe_at,
+            gateway: entry.gateway.as_ref().map(|tried| match tried {
+                GatewayTry::Accepted(identity) => GatewayRecord::Accepted(Account::of(identity)),
+                GatewayTry::Rejected => GatewayRecord::Rejected,
+            }),
         }
     }
 
@@ -127,16 +161,7 @@ impl Record {
             reason: last.reason,
             http_status: last.http_status,
             latency: Duration::from_millis(last.latency_ms),
-            identity: last.account.map(|a| {
-                Arc::new(Identity {
-                    name: a.name,
-                    key: a.key,
-                    account_id: a.account_id,
-                    display_name: a.display_name,
-                    email: a.email,
-                    active: a.active,
-                })
-            }),
+            identity: last.account.map(Account::identity),
             rate_limit: RateLimit::default(),
             retry_after: None,
             hint: last.reason.hint(connection.settings.auth),
@@ -156,6 +181,10 @@ impl Record {
             paused: self.paused,
             next_due: self.next_due,
             history,
+            gateway: self.gateway.map(|tried| match tried {
+                GatewayRecord::Accepted(account) => GatewayTry::Accepted(account.identity()),
+                GatewayRecord::Rejected => GatewayTry::Rejected,
+            }),
         }
     }
 }
