@@ -3,7 +3,8 @@
 //! gateway) and Data Center (`/rest/oauth2/latest/token`, then the site's `myself`); one token
 //! request for several probes within its life and one new one after a 401; the token endpoint's
 //! RFC 6749 errors as `client_rejected`, `scope_mismatch` and `forbidden`; its rate limits as
-//! such, marked as the token endpoint's.
+//! such, marked as the token endpoint's; a rejected client left alone for
+//! `auth_failure_interval`; the client secret's declared expiry.
 
 mod common;
 
@@ -296,4 +297,40 @@ fn the_oauth_keys_are_checked() {
             "{key} for {text}: {errors}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_rejected_client_is_asked_for_again_only_after_auth_failure_interval() {
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site("cloud", cloud_site(client()));
+    let toml = format!(
+        "[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\nauth_failure_interval = \"1h\"\n\n[[connection]]\n{}",
+        cloud_fragment(&simulator, "revoked-secret", &format!("cloud_id = \"{CLOUD_ID}\"\n"))
+    );
+    let harness = common::harness::Harness::start(&toml, false).await;
+    common::eventually(
+        std::time::Duration::from_secs(5),
+        "the first token request",
+        || async { count(&simulator, "/auth/oauth/token") == 1 },
+    )
+    .await;
+    // Probed every second otherwise: three seconds more without a second login.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        count(&simulator, "/auth/oauth/token"),
+        1,
+        "one login, then the wait"
+    );
+    let (_, body) = harness.get("/api/v1/connections").await;
+    assert!(body.contains("client_rejected"), "{body}");
+}
+
+#[test]
+fn the_client_secrets_declared_expiry_is_the_connections() {
+    let connection = common::connection(
+        "name = \"sa\"\nurl = \"https://acme.atlassian.net\"\nauth = \"oauth_client_credentials\"\nclient_id = \"c\"\nclient_secret = \"s\"\nclient_secret_expires_at = \"2027-06-01\"\n",
+    );
+    let (expiry, source) = credwatch::expiry::declared(&connection).expect("declared");
+    assert_eq!(expiry.to_rfc3339(), "2027-06-01T00:00:00+00:00");
+    assert_eq!(source, credwatch::expiry::Source::Config);
 }

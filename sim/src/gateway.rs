@@ -160,6 +160,14 @@ pub(crate) fn cloud_token(world: &mut World, body: &[u8], now: DateTime<Utc>) ->
         return action;
     }
     let fields = oauth::fields(body);
+    // Atlassian's token endpoint serves several APIs: the client says which.
+    if fields.get("audience").map(String::as_str) != Some("api.atlassian.com") {
+        return Action::Respond(oauth::error(
+            400,
+            "invalid_request",
+            "audience must be api.atlassian.com",
+        ));
+    }
     let clients = world
         .sites
         .iter()
