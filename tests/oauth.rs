@@ -334,3 +334,48 @@ fn the_client_secrets_declared_expiry_is_the_connections() {
     assert_eq!(expiry.to_rfc3339(), "2027-06-01T00:00:00+00:00");
     assert_eq!(source, credwatch::expiry::Source::Config);
 }
+
+#[tokio::test]
+async fn a_rate_limited_token_endpoint_closes_its_own_gate_not_the_sites() {
+    use credwatch::sim::ApiToken;
+    let simulator = Simulator::start().await.expect("simulator");
+    let second = OAuthClient {
+        client_id: "client-2".into(),
+        ..client()
+    };
+    simulator.add_site(
+        "cloud",
+        cloud_site(client()).with_oauth_client(second).with_user(
+            User::new("bot")
+                .with_email("bot@acme.example")
+                .with_api_token(ApiToken::scoped("scoped-1")),
+        ),
+    );
+    simulator.throttle_token_endpoint(1000, 429, Some("60"));
+    let cloud_id = format!("cloud_id = \"{CLOUD_ID}\"\n");
+    let first = cloud_fragment(&simulator, SECRET, &cloud_id);
+    let other = first
+        .replace("name = \"sa\"", "name = \"sa2\"")
+        .replace("client-1", "client-2");
+    let scoped = format!(
+        "name = \"scoped\"\nurl = \"{}\"\nkind = \"cloud\"\nusername = \"bot@acme.example\"\ntoken = \"scoped-1\"\nscoped = true\n{cloud_id}gateway_url = \"{}\"\n",
+        simulator.url("cloud"),
+        simulator.url("gateway")
+    );
+    let toml = format!(
+        "[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n[[connection]]\n{first}\n[[connection]]\n{other}\n[[connection]]\n{scoped}"
+    );
+    let _harness = common::harness::Harness::start(&toml, false).await;
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(
+        count(&simulator, "/auth/oauth/token"),
+        1,
+        "the first 429 holds back both clients of the token endpoint"
+    );
+    let myself = format!("/gateway/ex/jira/{CLOUD_ID}/rest/api/3/myself");
+    assert!(
+        count(&simulator, &myself) >= 3,
+        "the tenant's gate stays open for the scoped token: {}",
+        count(&simulator, &myself)
+    );
+}
