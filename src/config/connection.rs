@@ -123,11 +123,7 @@ impl Connection {
 
     /// The `Authorization` header value, marked sensitive so that it never prints.
     pub fn authorization(&self) -> Result<HeaderValue, CredentialError> {
-        authorization_header(
-            self.settings.auth,
-            self.settings.username.as_deref(),
-            &self.secret,
-        )
+        authorization_header(self.settings.auth, self.settings.login(), &self.secret)
     }
 
     pub(super) fn effective(&self) -> Effective<'_> {
@@ -261,7 +257,7 @@ pub(super) fn build(
             .read()
             .map_err(|e| errors.at(key, span(key), e.to_string()))
             .ok()?;
-        authorization_header(settings.auth, settings.username.as_deref(), &secret)
+        authorization_header(settings.auth, settings.login(), &secret)
             .map_err(|error| errors.at(key, span(key), error.to_string()))
             .ok()?;
         Some(secret)

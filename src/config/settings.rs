@@ -173,6 +173,14 @@ settings! {
     labels: BTreeMap<String, String> = BTreeMap::new(), |v, _| labels(v);
 }
 
+impl Settings {
+    /// Who the credential logs in as, as configured: the user name (Basic schemes) or, for an
+    /// OAuth client, its client id.
+    pub fn login(&self) -> Option<&str> {
+        self.username.as_deref().or(self.client_id.as_deref())
+    }
+}
+
 impl Layer {
     /// Whether this level allows plain http (needed before the URL is checked).
     pub(super) fn allows_insecure_http(&self) -> bool {

@@ -268,7 +268,7 @@ pub(super) const FAMILIES: &[PerConnection] = &[
                 .and_then(|o| o.identity.as_ref())
                 .and_then(|i| i.account(connection.settings.kind))
                 .or(connection.settings.expect_account.as_deref())
-                .or(connection.settings.username.as_deref())
+                .or(connection.settings.login())
                 .unwrap_or_default();
             let url = connection.url.as_str().trim_end_matches('/');
             let mut labels: Vec<(&str, &str)> = vec![

@@ -330,7 +330,7 @@ fn row(entry: &Entry, expiry: &Assessment, changes: &[Transition], now: DateTime
     let account = last
         .and_then(|o| o.identity.as_ref())
         .and_then(|i| i.account(settings.kind).map(str::to_owned))
-        .or_else(|| settings.username.clone())
+        .or_else(|| settings.login().map(str::to_owned))
         .unwrap_or_else(|| "-".to_owned());
     let mut notes = Vec::new();
     if expiry.never_expires == Some(true) {

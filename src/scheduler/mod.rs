@@ -406,12 +406,12 @@ impl Scheduler {
 }
 
 /// Whether two settings of a connection hold the same credential: URL, kind, auth,
-/// username and secret (what the state store's identity digest covers).
+/// login (user name or client id) and secret (what the state store's identity digest covers).
 pub(crate) fn same_credential(a: &Connection, b: &Connection) -> bool {
     a.url == b.url
         && a.settings.kind == b.settings.kind
         && a.settings.auth == b.settings.auth
-        && a.settings.username == b.settings.username
+        && a.settings.login() == b.settings.login()
         && a.secret == b.secret
 }
 

@@ -67,7 +67,7 @@ pub(super) fn reread_secret(connection: &Connection) -> Option<Connection> {
     }
     if let Err(error) = crate::config::authorization_header(
         connection.settings.auth,
-        connection.settings.username.as_deref(),
+        connection.settings.login(),
         &secret,
     ) {
         tracing::warn!(connection = %connection.name, %error, "the new secret cannot be used; keeping the one in use");

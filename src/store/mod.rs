@@ -255,7 +255,7 @@ impl Store {
         &self.path
     }
 
-    /// The keyed digest of a connection's credential: URL, kind, auth, username and secret.
+    /// The keyed digest of a connection's credential: URL, kind, auth, login (user name, or an OAuth client id) and secret.
     /// A row is restored only while this is unchanged.
     pub fn identity(&self, connection: &Connection) -> Vec<u8> {
         let mut context = ring::hmac::Context::with_key(&self.key);
@@ -263,7 +263,7 @@ impl Store {
             connection.url.as_str(),
             connection.settings.kind.as_str(),
             connection.settings.auth.as_str(),
-            connection.settings.username.as_deref().unwrap_or(""),
+            connection.settings.login().unwrap_or(""),
             connection.secret.expose(),
         ] {
             // Length-prefixed, so that no two different tuples give the same input.
@@ -467,6 +467,15 @@ mod tests {
         let first = connection("one");
         assert_eq!(store.identity(&first), store.identity(&connection("one")));
         assert_ne!(store.identity(&first), store.identity(&connection("two")));
+        // An OAuth client's id is part of its credential, like a user name.
+        let client = |id: &str| {
+            let text = format!("[[connection]]\nname = \"c\"\nurl = \"https://jira.example.com\"\nauth = \"oauth_client_credentials\"\nclient_id = \"{id}\"\nclient_secret = \"s\"\n");
+            crate::config::Config::from_sources(&[("t.toml".into(), text)])
+                .expect("loads")
+                .connections
+                .remove(0)
+        };
+        assert_ne!(store.identity(&client("a")), store.identity(&client("b")));
 
         let status = Board::new();
         // The history keeps milliseconds.
