@@ -21,7 +21,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use url::Url;
 
-use super::classify::{self, Answer, Expectation, Identity};
+use super::classify::{self, Answer, Identity};
 use super::{Outcome, Prober, Reason, Request, State, Verdict};
 use crate::config::Connection;
 
@@ -94,14 +94,7 @@ impl Prober {
             return Ok(id.clone());
         }
         let url = Url::parse(&format!("{}/_edge/tenant_info", site.trim_end_matches('/')))
-            .map_err(|e| {
-                Outcome::without_answer(
-                    connection.settings.auth,
-                    Reason::UnexpectedResponse,
-                    e.to_string(),
-                    started,
-                )
-            })?;
+            .map_err(|e| super::unsendable(connection, e.to_string(), started))?;
         let answer = self
             .send(connection, &url, Request::Get(None), started)
             .await?;
@@ -126,9 +119,8 @@ impl Prober {
     ) -> Result<Url, Outcome> {
         let cloud_id = self.cloud_id(connection, started).await?;
         myself_url(connection, &cloud_id).ok_or_else(|| {
-            Outcome::without_answer(
-                connection.settings.auth,
-                Reason::UnexpectedResponse,
+            super::unsendable(
+                connection,
                 "no gateway URL for this connection".to_owned(),
                 started,
             )
@@ -161,12 +153,7 @@ impl Prober {
         else {
             return verdict;
         };
-        let expect = Expectation {
-            kind: connection.settings.kind,
-            expect_account: connection.settings.expect_account.as_deref(),
-            expires_at: None,
-            now: Utc::now(),
-        };
+        let expect = super::expecting(connection, None, Utc::now());
         let at_gateway = classify::classify(&answer, &expect);
         match at_gateway.state {
             State::Valid => {
@@ -208,12 +195,7 @@ fn tenant_info_failed(
     started: Instant,
 ) -> Outcome {
     let now = Utc::now();
-    let expect = Expectation {
-        kind: connection.settings.kind,
-        expect_account: None,
-        expires_at: None,
-        now,
-    };
+    let expect = super::any_answer(connection, now);
     let classified = classify::classify(answer, &expect);
     let verdict = match classified.reason {
         Reason::RateLimited | Reason::ServerError | Reason::Redirected => classified,

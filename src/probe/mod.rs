@@ -154,12 +154,7 @@ impl Prober {
             Err(outcome) => return outcome,
         };
         let now = Utc::now();
-        let expect = Expectation {
-            kind: connection.settings.kind,
-            expect_account: connection.settings.expect_account.as_deref(),
-            expires_at: known_expiry,
-            now,
-        };
+        let expect = expecting(connection, known_expiry, now);
         let mut verdict = classify::classify_after(&answer, &expect, last);
         let unscoped_cloud_token = connection.settings.kind == Kind::Cloud
             && connection.settings.auth == AuthMethod::ApiToken
@@ -190,12 +185,7 @@ impl Prober {
         )) {
             Ok(url) => url,
             Err(e) => {
-                let outcome = Outcome::without_answer(
-                    connection.settings.auth,
-                    Reason::UnexpectedResponse,
-                    e.to_string(),
-                    started,
-                );
+                let outcome = unsendable(connection, e.to_string(), started);
                 return TokenListOutcome::Failed(Box::new(outcome));
             }
         };
@@ -235,12 +225,7 @@ impl Prober {
             }
             _ => {
                 // Not `myself`: only the status and headers tell (rate limit, 401, 5xx...).
-                let expect = Expectation {
-                    kind: connection.settings.kind,
-                    expect_account: None,
-                    expires_at: None,
-                    now,
-                };
+                let expect = any_answer(connection, now);
                 let verdict = classify::classify(&answer, &expect);
                 TokenListOutcome::Failed(Box::new(Outcome::of_answer(
                     &answer,
@@ -262,14 +247,9 @@ impl Prober {
         url: &Url,
         started: Instant,
     ) -> Result<Answer, Outcome> {
-        let authorization = authorization.as_ref().map_err(|message| {
-            Outcome::without_answer(
-                connection.settings.auth,
-                Reason::UnexpectedResponse,
-                message.to_string(),
-                started,
-            )
-        })?;
+        let authorization = authorization
+            .as_ref()
+            .map_err(|message| unsendable(connection, message.to_string(), started))?;
         self.send(connection, url, Request::Get(Some(authorization)), started)
             .await
     }
@@ -363,4 +343,40 @@ impl Prober {
             None => proxy.host()?.to_owned(),
         })
     }
+}
+
+/// What a `myself` answer must show: the connection's kind and account, and, after
+/// `known_expiry`, a rejection means `expired`.
+fn expecting(
+    connection: &Connection,
+    known_expiry: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Expectation<'_> {
+    Expectation {
+        kind: connection.settings.kind,
+        expect_account: connection.settings.expect_account.as_deref(),
+        expires_at: known_expiry,
+        now,
+    }
+}
+
+/// What another endpoint's answer is classified against: its status and headers only (a rate
+/// limit, an outage, a redirect, a rejection).
+fn any_answer(connection: &Connection, now: DateTime<Utc>) -> Expectation<'static> {
+    Expectation {
+        kind: connection.settings.kind,
+        expect_account: None,
+        expires_at: None,
+        now,
+    }
+}
+
+/// A probe that cannot even be sent (a URL that does not parse, a missing endpoint).
+fn unsendable(connection: &Connection, detail: String, started: Instant) -> Outcome {
+    Outcome::without_answer(
+        connection.settings.auth,
+        Reason::UnexpectedResponse,
+        detail,
+        started,
+    )
 }

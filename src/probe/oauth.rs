@@ -30,7 +30,7 @@ use http::HeaderValue;
 use serde::Deserialize;
 use url::Url;
 
-use super::classify::{self, Answer, Expectation, LastMyself};
+use super::classify::{self, Answer, LastMyself};
 use super::{gateway, Outcome, Prober, Reason, Request, State, Verdict};
 use crate::config::{Connection, Kind};
 
@@ -154,9 +154,8 @@ impl Prober {
         }
         self.tokens.lock().remove(&connection.name);
         let Some(endpoint) = connection.token_endpoint.as_ref() else {
-            return Err(Outcome::without_answer(
-                connection.settings.auth,
-                Reason::UnexpectedResponse,
+            return Err(super::unsendable(
+                connection,
                 "no token endpoint for this connection".to_owned(),
                 started,
             ));
@@ -213,9 +212,8 @@ impl Prober {
                 Ok(cloud_id) => match gateway::myself_url(connection, &cloud_id) {
                     Some(url) => url,
                     None => {
-                        return Outcome::without_answer(
-                            connection.settings.auth,
-                            Reason::UnexpectedResponse,
+                        return super::unsendable(
+                            connection,
                             "no gateway URL for this connection".to_owned(),
                             started,
                         )
@@ -232,12 +230,7 @@ impl Prober {
             Err(outcome) => return outcome,
         };
         let now = Utc::now();
-        let expect = Expectation {
-            kind: connection.settings.kind,
-            expect_account: connection.settings.expect_account.as_deref(),
-            expires_at: known_expiry,
-            now,
-        };
+        let expect = super::expecting(connection, known_expiry, now);
         let verdict = classify::classify_after(&answer, &expect, last);
         Outcome::of_answer(&answer, connection.settings.auth, verdict, started, now)
     }
@@ -268,25 +261,13 @@ impl Prober {
             "{}/oauth/token/accessible-resources",
             gateway.unwrap_or_default()
         ))
-        .map_err(|e| {
-            Outcome::without_answer(
-                connection.settings.auth,
-                Reason::UnexpectedResponse,
-                e.to_string(),
-                started,
-            )
-        })?;
+        .map_err(|e| super::unsendable(connection, e.to_string(), started))?;
         let answer = self
             .send(connection, &url, Request::Get(Some(header)), started)
             .await?;
         let now = Utc::now();
         if answer.status.as_u16() != 200 {
-            let expect = Expectation {
-                kind: connection.settings.kind,
-                expect_account: None,
-                expires_at: None,
-                now,
-            };
+            let expect = super::any_answer(connection, now);
             let verdict = classify::classify(&answer, &expect);
             return Err(Outcome::of_answer(
                 &answer,
@@ -421,12 +402,7 @@ pub(crate) fn read_grant(
         ));
     }
     // A rate limit, an outage, a redirect: as for a probe, without a verdict on the client.
-    let expect = Expectation {
-        kind: connection.settings.kind,
-        expect_account: None,
-        expires_at: None,
-        now: Utc::now(),
-    };
+    let expect = super::any_answer(connection, Utc::now());
     let classified = classify::classify(answer, &expect);
     Err(match classified.state {
         State::Unknown => classified,
