@@ -29,6 +29,8 @@ pub(crate) struct Users {
     decoy: String,
     remembered: Mutex<HashSet<[u8; 32]>>,
     verifying: Arc<Semaphore>,
+    /// bcrypt verifications run, and the cost of each, summed: the work a check took.
+    work: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Users {
@@ -75,6 +77,7 @@ impl Users {
             decoy: decoy.map(|(_, hash)| hash).unwrap_or_default(),
             remembered: Mutex::new(HashSet::new()),
             verifying: Arc::new(Semaphore::new(parallel)),
+            work: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -113,6 +116,10 @@ impl Users {
         let Ok(_permit) = self.verifying.clone().acquire_owned().await else {
             return false;
         };
+        // bcrypt's work doubles with each step of its cost.
+        let cost = bcrypt::HashParts::from_str(&hash).map_or(0, |p| p.get_cost());
+        self.work
+            .fetch_add(1u64 << cost.min(31), std::sync::atomic::Ordering::Relaxed);
         let verified =
             tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
                 .await
@@ -193,6 +200,43 @@ mod tests {
                 .await
         );
         assert!(users.remembered().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_wrong_name_costs_the_work_of_the_costliest_hash_and_a_wrong_password_its_own() {
+        let users = Users::new(BTreeMap::from([
+            ("cheap".to_string(), bcrypt::hash("a", 4).expect("hash")),
+            ("dear".to_string(), bcrypt::hash("b", 6).expect("hash")),
+        ]))
+        .expect("users");
+        let work = |users: &Users| users.work.swap(0, std::sync::atomic::Ordering::Relaxed);
+        assert!(users.allow(Some(&header("dear", "b"))).await);
+        let right = work(&users);
+        assert_eq!(right, 1 << 6, "the right password: its hash's work");
+        assert!(!users.allow(Some(&header("nobody", "b"))).await);
+        assert_eq!(
+            work(&users),
+            right,
+            "an unknown name: the costliest hash's work"
+        );
+        assert!(
+            !users
+                .allow(Some(&HeaderValue::from_static("Basic !!")))
+                .await
+        );
+        assert_eq!(
+            work(&users),
+            right,
+            "a header that does not parse: the same"
+        );
+        assert!(!users.allow(Some(&header("dear", "wrong"))).await);
+        assert_eq!(
+            work(&users),
+            right,
+            "a wrong password: its user's hash's work"
+        );
+        assert!(!users.allow(Some(&header("cheap", "wrong"))).await);
+        assert_eq!(work(&users), 1 << 4);
     }
 
     #[test]
