@@ -8,7 +8,7 @@
 
 mod common;
 
-use credwatch::probe::{Prober, Reason, State};
+use credwatch::probe::{Prober, Reason, State, TokenRequest};
 use credwatch::sim::oauth::OAuthClient;
 use credwatch::sim::{Front, Simulator, Site, User};
 
@@ -193,7 +193,7 @@ async fn the_token_endpoints_errors_are_verdicts_with_hints() {
         let detail = outcome.detail.clone().unwrap_or_default();
         assert!(detail.contains(said), "{id}: {detail}");
         assert!(!detail.contains(secret), "{id}: the secret is not shown");
-        assert!(outcome.from_token_endpoint, "{id}");
+        assert_eq!(outcome.token_request, TokenRequest::Failed, "{id}");
         let hint = outcome.hint.expect("a hint");
         if reason == Reason::ScopeMismatch {
             assert!(hint.contains("read:jira-user"), "{hint}");
@@ -227,7 +227,7 @@ async fn a_rate_limited_token_endpoint_is_no_verdict_on_the_client() {
         (State::Unknown, Reason::RateLimited),
         "{outcome:?}"
     );
-    assert!(outcome.from_token_endpoint);
+    assert_eq!(outcome.token_request, TokenRequest::Failed);
     assert!(outcome.retry_after.is_some());
     assert_eq!(prober.probe(&connection).await.state, State::Valid);
 }
@@ -377,5 +377,71 @@ async fn a_rate_limited_token_endpoint_closes_its_own_gate_not_the_sites() {
         count(&simulator, &myself) >= 3,
         "the tenant's gate stays open for the scoped token: {}",
         count(&simulator, &myself)
+    );
+}
+
+#[tokio::test]
+async fn a_kept_token_due_for_renewal_serves_while_the_token_endpoint_is_down() {
+    let simulator = Simulator::start().await.expect("simulator");
+    // Renewed 0.4 s before its 4 s are up.
+    let short = OAuthClient {
+        lifetime_seconds: 4,
+        ..client()
+    };
+    simulator.add_site("cloud", cloud_site(short));
+    let connection = common::connection(&cloud_fragment(
+        &simulator,
+        SECRET,
+        &format!("cloud_id = \"{CLOUD_ID}\"\n"),
+    ));
+    let prober = Prober::new().expect("prober");
+    assert_eq!(prober.probe(&connection).await.state, State::Valid);
+    simulator.throttle_token_endpoint(100, 503, None);
+    tokio::time::sleep(std::time::Duration::from_millis(3700)).await;
+    let outcome = prober.probe(&connection).await;
+    assert_eq!(
+        outcome.state,
+        State::Valid,
+        "the old token still works: {outcome:?}"
+    );
+    assert_eq!(
+        count(&simulator, "/auth/oauth/token"),
+        2,
+        "a renewal was tried"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let outcome = prober.probe(&connection).await;
+    assert_eq!(
+        (outcome.state, outcome.reason),
+        (State::Unknown, Reason::ServerError),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.token_request, TokenRequest::Failed);
+}
+
+#[tokio::test]
+async fn a_fresh_token_jira_rejects_is_not_renewed_on_every_probe() {
+    let simulator = Simulator::start().await.expect("simulator");
+    // The client's account has no access to the site: its tokens are rejected there.
+    let stranger = OAuthClient::new(
+        "client-1",
+        SECRET,
+        "someone-else@serviceaccount.atlassian.com",
+    );
+    simulator.add_site("cloud", cloud_site(stranger));
+    let connection = common::connection(&cloud_fragment(
+        &simulator,
+        SECRET,
+        &format!("cloud_id = \"{CLOUD_ID}\"\n"),
+    ));
+    let prober = Prober::new().expect("prober");
+    for _ in 0..3 {
+        let outcome = prober.probe(&connection).await;
+        assert_eq!(outcome.reason, Reason::Unauthorized, "{outcome:?}");
+    }
+    assert_eq!(
+        count(&simulator, "/auth/oauth/token"),
+        1,
+        "the verdict stands without new tokens"
     );
 }

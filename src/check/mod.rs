@@ -296,7 +296,7 @@ fn not_probed(refused: Reserved, verdict: Option<(State, Reason)>) -> Outcome {
         hint,
         detail: Some(detail),
         finished_at: Utc::now(),
-        from_token_endpoint: false,
+        token_request: crate::probe::TokenRequest::None,
     }
 }
 
@@ -312,7 +312,7 @@ fn internal_failure(connection: &Connection) -> Outcome {
         hint: Reason::UnexpectedResponse.hint(connection.settings.auth),
         detail: Some("credwatch failed while probing this connection (see the log)".to_owned()),
         finished_at: Utc::now(),
-        from_token_endpoint: false,
+        token_request: crate::probe::TokenRequest::None,
     }
 }
 

@@ -348,7 +348,7 @@ mod tests {
             hint: None,
             detail: None,
             finished_at: Utc::now(),
-            from_token_endpoint: false,
+            token_request: crate::probe::TokenRequest::None,
         }
     }
 

@@ -129,7 +129,7 @@ fn rejected() -> Outcome {
         hint: Reason::Unauthorized.hint(crate::config::AuthMethod::ApiToken),
         detail: None,
         finished_at: now(),
-        from_token_endpoint: false,
+        token_request: crate::probe::TokenRequest::None,
     }
 }
 

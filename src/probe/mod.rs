@@ -31,7 +31,7 @@ pub use classify::{Answer, Expectation, Identity, LastMyself};
 pub use client::{Resolve, Resolving};
 pub use gateway::GatewayTry;
 pub use headers::{RateLimit, RetryAfter};
-pub use outcome::{Outcome, TokenListOutcome};
+pub use outcome::{Outcome, TokenListOutcome, TokenRequest};
 pub use verdict::{Reason, State, Verdict};
 
 use crate::config::{AuthMethod, Connection, CredentialError, Kind};

@@ -31,7 +31,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::classify::{self, Answer, LastMyself};
-use super::{gateway, Outcome, Prober, Reason, Request, State, Verdict};
+use super::{gateway, Outcome, Prober, Reason, Request, State, TokenRequest, Verdict};
 use crate::config::{Connection, Kind};
 
 /// How long before its expiry a kept token is renewed, at most.
@@ -40,14 +40,23 @@ const RENEW_BEFORE: Duration = Duration::from_secs(60);
 /// The longest `error_description` shown.
 const DESCRIPTION_CAP: usize = 200;
 
+/// The longest life credwatch believes of an access token (`expires_in` is the endpoint's
+/// word: a day bounds what a broken or hostile answer can make it keep).
+const LIFETIME_CAP: Duration = Duration::from_secs(86_400);
+
 /// A kept access token.
 struct Kept {
-    /// A digest of the client id and secret it was issued for.
+    /// A digest of the client and of where it was issued and sent (see [`client_digest`]).
     client: u64,
     header: HeaderValue,
     renew_at: tokio::time::Instant,
+    /// When it stops working, by `expires_in`.
+    expires_at: tokio::time::Instant,
     /// Cloud: the cloudId the accessible resources gave for this connection's site.
     cloud_id: Option<String>,
+    /// Jira rejected it right after it was issued: a 401 with it is the verdict, not a reason
+    /// to ask for another.
+    rejected_fresh: bool,
 }
 
 /// The access tokens, by connection name.
@@ -68,17 +77,24 @@ impl Tokens {
     }
 }
 
-/// A digest of the connection's client id and secret, keyed once per process.
+/// A digest of the connection's client id and secret, and of the site, token endpoint and
+/// gateway a token was issued for: a reload that changes any of them asks anew. Keyed once per
+/// process.
 fn client_digest(connection: &Connection) -> u64 {
     static KEYS: OnceLock<RandomState> = OnceLock::new();
     KEYS.get_or_init(RandomState::new).hash_one((
         connection.settings.client_id.as_deref(),
         connection.secret.expose(),
+        connection.url.as_str(),
+        connection.token_endpoint.as_ref().map(Url::as_str),
+        connection.gateway.as_ref().map(Url::as_str),
+        connection.settings.cloud_id.as_deref(),
     ))
 }
 
-/// When a token that lives `lifetime` from `now` is renewed.
+/// When a token that lives `lifetime` (at most [`LIFETIME_CAP`]) from `now` is renewed.
 pub(crate) fn renew_at(now: tokio::time::Instant, lifetime: Duration) -> tokio::time::Instant {
+    let lifetime = lifetime.min(LIFETIME_CAP);
     now + lifetime.saturating_sub(RENEW_BEFORE.min(lifetime / 10))
 }
 
@@ -114,28 +130,57 @@ impl Prober {
         last: &mut LastMyself,
         started: Instant,
     ) -> Outcome {
-        let kept = match self.access_token(connection, started, false).await {
-            Ok(kept) => kept,
+        let (header, kept) = match self.access_token(connection, started, false).await {
+            Ok(token) => token,
             Err(outcome) => return outcome,
         };
-        let outcome = self
-            .oauth_myself(connection, &kept.0, known_expiry, last, started)
+        let mut outcome = self
+            .oauth_myself(connection, &header, known_expiry, last, started)
             .await;
-        if !(kept.1 && outcome.http_status == Some(401)) {
+        let rejected = outcome.http_status == Some(401);
+        if !kept {
+            outcome.token_request = TokenRequest::Granted;
+            if rejected {
+                self.mark_rejected_fresh(connection);
+            }
+            return outcome;
+        }
+        if !rejected || self.rejected_fresh(connection) {
             return outcome;
         }
         // The kept token no longer works (revoked, or the site restarted): one new one.
         tracing::debug!(connection = %connection.name, "the kept access token was rejected; asking for a new one");
         match self.access_token(connection, started, true).await {
             Ok((header, _)) => {
-                self.oauth_myself(connection, &header, known_expiry, last, started)
-                    .await
+                let mut outcome = self
+                    .oauth_myself(connection, &header, known_expiry, last, started)
+                    .await;
+                outcome.token_request = TokenRequest::Granted;
+                if outcome.http_status == Some(401) {
+                    self.mark_rejected_fresh(connection);
+                }
+                outcome
             }
             Err(outcome) => outcome,
         }
     }
 
-    /// The access token to send, and whether it was kept from an earlier probe.
+    fn rejected_fresh(&self, connection: &Connection) -> bool {
+        self.tokens
+            .lock()
+            .get(&connection.name)
+            .is_some_and(|k| k.rejected_fresh)
+    }
+
+    fn mark_rejected_fresh(&self, connection: &Connection) {
+        if let Some(kept) = self.tokens.lock().get_mut(&connection.name) {
+            kept.rejected_fresh = true;
+        }
+    }
+
+    /// The access token to send, and whether it was kept from an earlier probe. A kept token
+    /// due for renewal is still used when the token endpoint cannot give a new one before it
+    /// expires.
     async fn access_token(
         &self,
         connection: &Connection,
@@ -144,15 +189,21 @@ impl Prober {
     ) -> Result<(HeaderValue, bool), Outcome> {
         let client = client_digest(connection);
         let now = tokio::time::Instant::now();
-        if !renew {
-            let tokens = self.tokens.lock();
-            if let Some(kept) = tokens.get(&connection.name) {
-                if kept.client == client && now < kept.renew_at {
-                    return Ok((kept.header.clone(), true));
+        let still_valid = {
+            let mut tokens = self.tokens.lock();
+            let usable = tokens
+                .get(&connection.name)
+                .filter(|kept| kept.client == client && now < kept.expires_at)
+                .map(|kept| (kept.header.clone(), now < kept.renew_at));
+            match usable {
+                Some((header, fresh)) if !renew && fresh => return Ok((header, true)),
+                Some((header, _)) if !renew => Some(header),
+                _ => {
+                    tokens.remove(&connection.name);
+                    None
                 }
             }
-        }
-        self.tokens.lock().remove(&connection.name);
+        };
         let Some(endpoint) = connection.token_endpoint.as_ref() else {
             return Err(super::unsendable(
                 connection,
@@ -172,28 +223,47 @@ impl Prober {
         let answer = self
             .send(connection, endpoint, Request::Form(&form), started)
             .await
-            .map_err(from_token_endpoint)?;
-        let now_utc = Utc::now();
-        match read_grant(&answer, connection) {
+            .map_err(from_token_endpoint);
+        let granted = match answer {
+            Ok(answer) => read_grant(&answer, connection).map_err(|verdict| {
+                from_token_endpoint(Outcome::of_answer(
+                    &answer,
+                    connection.settings.auth,
+                    verdict,
+                    started,
+                    Utc::now(),
+                ))
+            }),
+            Err(outcome) => Err(outcome),
+        };
+        match granted {
             Ok((header, lifetime)) => {
+                let issued = tokio::time::Instant::now();
                 self.tokens.lock().insert(
                     connection.name.clone(),
                     Kept {
                         client,
                         header: header.clone(),
-                        renew_at: renew_at(tokio::time::Instant::now(), lifetime),
+                        renew_at: renew_at(issued, lifetime),
+                        expires_at: issued + lifetime.min(LIFETIME_CAP),
                         cloud_id: None,
+                        rejected_fresh: false,
                     },
                 );
                 Ok((header, false))
             }
-            Err(verdict) => Err(from_token_endpoint(Outcome::of_answer(
-                &answer,
-                connection.settings.auth,
-                verdict,
-                started,
-                now_utc,
-            ))),
+            // No verdict on the client (a rate limit, an outage): the old token still works.
+            Err(outcome) if outcome.state == State::Unknown => match still_valid {
+                Some(header) => {
+                    tracing::debug!(connection = %connection.name, reason = %outcome.reason, "no new access token yet; the kept one is still valid");
+                    Ok((header, true))
+                }
+                None => Err(outcome),
+            },
+            Err(outcome) => {
+                self.tokens.lock().remove(&connection.name);
+                Err(outcome)
+            }
         }
     }
 
@@ -277,7 +347,23 @@ impl Prober {
                 now,
             ));
         }
-        let resources: Vec<Resource> = serde_json::from_slice(&answer.body).unwrap_or_default();
+        let Ok(resources) = serde_json::from_slice::<Vec<Resource>>(&answer.body) else {
+            let verdict = Verdict {
+                state: State::Unknown,
+                reason: Reason::UnexpectedResponse,
+                identity: None,
+                detail: Some(
+                    "the gateway's accessible resources are not a list of sites".to_owned(),
+                ),
+            };
+            return Err(Outcome::of_answer(
+                &answer,
+                connection.settings.auth,
+                verdict,
+                started,
+                now,
+            ));
+        };
         let site = normalized(connection.url.as_str());
         let found = resources
             .iter()
@@ -317,7 +403,7 @@ fn normalized(url: &str) -> String {
 }
 
 fn from_token_endpoint(mut outcome: Outcome) -> Outcome {
-    outcome.from_token_endpoint = true;
+    outcome.token_request = TokenRequest::Failed;
     outcome
 }
 
@@ -364,7 +450,7 @@ pub(crate) fn read_grant(
             })?;
         header.set_sensitive(true);
         // Atlassian's tokens live an hour; without `expires_in`, assume that.
-        let lifetime = Duration::from_secs(granted.expires_in.unwrap_or(3600));
+        let lifetime = Duration::from_secs(granted.expires_in.unwrap_or(3600)).min(LIFETIME_CAP);
         return Ok((header, lifetime));
     }
     if let (400 | 401, Ok(error)) = (status, serde_json::from_slice::<OAuthError>(&answer.body)) {
@@ -457,5 +543,26 @@ mod tests {
             "ten minutes: both agree"
         );
         assert_eq!(after(0), Duration::ZERO);
+        // An endpoint's word is capped at a day: no overflow, whatever it says.
+        assert_eq!(after(u64::MAX), Duration::from_secs(86_340));
+    }
+
+    #[test]
+    fn a_grant_of_any_lifetime_reads_without_overflow() {
+        let text = "[[connection]]\nname = \"c\"\nurl = \"https://acme.atlassian.net\"\nauth = \"oauth_client_credentials\"\nclient_id = \"c\"\nclient_secret = \"s\"\n";
+        let connection = crate::config::Config::from_sources(&[("t.toml".into(), text.into())])
+            .expect("loads")
+            .connections
+            .remove(0);
+        let answer = Answer {
+            status: http::StatusCode::OK,
+            headers: http::HeaderMap::new(),
+            body:
+                br#"{"access_token":"a","token_type":"Bearer","expires_in":18446744073709551615}"#
+                    .to_vec(),
+            truncated: false,
+        };
+        let (_, lifetime) = read_grant(&answer, &connection).expect("a grant");
+        assert_eq!(lifetime, LIFETIME_CAP);
     }
 }

@@ -35,9 +35,21 @@ pub struct Outcome {
     pub detail: Option<String>,
     /// When the probe finished.
     pub finished_at: DateTime<Utc>,
-    /// Whether the answer (or the failure) came from an OAuth token endpoint, whose rate
-    /// limits close its own gate rather than the site's.
-    pub from_token_endpoint: bool,
+    /// What the probe's OAuth token request did, if it made one: the token endpoint has a
+    /// gate of its own, which its answers close (a rate limit) and open (a token).
+    pub token_request: TokenRequest,
+}
+
+/// An OAuth probe's token request, as the scheduler's gates see it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TokenRequest {
+    /// None was made (not OAuth, or a kept token was used).
+    #[default]
+    None,
+    /// The token endpoint issued a token.
+    Granted,
+    /// The outcome is the token endpoint's: a refusal, a rate limit, an outage or no answer.
+    Failed,
 }
 
 impl Outcome {
@@ -64,7 +76,7 @@ impl Outcome {
             hint: verdict.reason.hint(auth),
             detail: verdict.detail,
             finished_at: now,
-            from_token_endpoint: false,
+            token_request: TokenRequest::None,
         }
     }
 
@@ -86,7 +98,7 @@ impl Outcome {
             hint: reason.hint(auth),
             detail: Some(detail),
             finished_at: Utc::now(),
-            from_token_endpoint: false,
+            token_request: TokenRequest::None,
         }
     }
 }

@@ -273,7 +273,7 @@ mod tests {
             hint: None,
             detail: None,
             finished_at: chrono::Utc::now(),
-            from_token_endpoint: false,
+            token_request: crate::probe::TokenRequest::None,
         }
     }
 

@@ -21,7 +21,7 @@ use super::secrets::reread_secret;
 use super::{Bounds, Shared};
 use crate::config::{AuthMethod, Connection};
 use crate::expiry::{self, Listing, TokenList};
-use crate::probe::{LastMyself, State, TokenListOutcome};
+use crate::probe::{LastMyself, State, TokenListOutcome, TokenRequest};
 use crate::state::{Board, Probed, Schedule};
 use crate::store::logins::{self, Reserved};
 
@@ -140,6 +140,11 @@ pub(super) async fn probe_loop(
             // (a site that hangs) must not hold a global permit meanwhile, or a slow site
             // starves every other one. Neither semaphore is ever closed.
             let _site = site.permits.acquire().await;
+            // An OAuth client's token endpoint bounds its requests in flight like a site.
+            let _token = match token {
+                Some(token) => Some(token.permits.acquire().await),
+                None => None,
+            };
             let _global = global.acquire().await;
             let late = Instant::now().saturating_duration_since(slot);
             // A password is recorded as sent, on disk, before it is sent.
@@ -221,11 +226,14 @@ pub(super) async fn probe_loop(
         }
 
         let now = Instant::now();
-        // The token endpoint's rate limits close its gate; Jira's, the site's.
+        // The token endpoint's answers close and open its gate; Jira's, the site's.
         let gate = match token {
-            Some(token) if outcome.from_token_endpoint => token,
+            Some(token) if outcome.token_request == TokenRequest::Failed => token,
             _ => site,
         };
+        if let (Some(token), TokenRequest::Granted) = (token, outcome.token_request) {
+            token.reopen();
+        }
         let mut reopens = gate.observe(&connection, &outcome, now);
         let list_fetched = list.is_some();
         let mut tokens = None;

@@ -54,6 +54,17 @@ impl Site {
         self.gate().blocked_until.filter(|until| *until > now)
     }
 
+    /// Reopens the gate and resets its backoff: an answer that is not a rate limit came (a
+    /// token endpoint that issued a token).
+    pub(super) fn reopen(&self) {
+        if self.gated.load(Ordering::Acquire) {
+            let mut gate = self.gate();
+            gate.backoff = None;
+            gate.blocked_until = None;
+            self.gated.store(false, Ordering::Release);
+        }
+    }
+
     /// Applies an outcome to the site: a rate limit closes it (`Retry-After` as a floor under
     /// the site's own exponential backoff); any other answer from Jira reopens it and resets
     /// the backoff. Returns when the site reopens, if closed.

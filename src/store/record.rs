@@ -167,7 +167,7 @@ impl Record {
             hint: last.reason.hint(connection.settings.auth),
             detail: last.detail,
             finished_at: last.finished_at,
-            from_token_endpoint: false,
+            token_request: crate::probe::TokenRequest::None,
         });
         Restored {
             verdict: self.verdict,
