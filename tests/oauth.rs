@@ -445,3 +445,30 @@ async fn a_fresh_token_jira_rejects_is_not_renewed_on_every_probe() {
         "the verdict stands without new tokens"
     );
 }
+
+#[tokio::test]
+async fn timeout_bounds_the_whole_probe_token_request_included() {
+    let simulator = Simulator::start().await.expect("simulator");
+    // Each answer takes 600 ms: the token and myself together overrun a 1 s timeout.
+    simulator.add_site(
+        "dc",
+        Site::server()
+            .with_user(User::new("svc-sync"))
+            .with_oauth_client(OAuthClient::new("dc-client", SECRET, "svc-sync"))
+            .with_front(Front::Slow(std::time::Duration::from_millis(600))),
+    );
+    let fragment = format!(
+        "name = \"dc-sa\"\nurl = \"{}\"\nauth = \"oauth_client_credentials\"\nclient_id = \"dc-client\"\nclient_secret = \"{SECRET}\"\ntimeout = \"1s\"\n",
+        simulator.url("dc")
+    );
+    let outcome = Prober::new()
+        .expect("prober")
+        .probe(&common::connection(&fragment))
+        .await;
+    assert_eq!(outcome.reason, Reason::Timeout, "{outcome:?}");
+    assert!(
+        outcome.latency < std::time::Duration::from_millis(1300),
+        "{:?}",
+        outcome.latency
+    );
+}

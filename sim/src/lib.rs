@@ -467,7 +467,12 @@ fn decide(world: &mut World, request: &axum::http::request::Parts, body: &[u8]) 
             return Action::Respond(gateway::tenant_info(&site.cloud_id));
         }
         ("POST", "rest/oauth2/latest/token", Kind::Server) => {
-            return Action::Respond(gateway::server_token(world, &site_name, body, now));
+            let response = gateway::server_token(world, &site_name, body, now);
+            // A slow site is slow at its token endpoint too.
+            return match delay {
+                Some(delay) => Action::Later(delay, response),
+                None => Action::Respond(response),
+            };
         }
         _ => {}
     }

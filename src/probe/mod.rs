@@ -254,7 +254,8 @@ impl Prober {
             .await
     }
 
-    /// One request under the connection's deadline: resolving, connecting, TLS and the body.
+    /// One request within the probe's deadline (`timeout` from `started`): resolving,
+    /// connecting, TLS and the body.
     async fn send(
         &self,
         connection: &Connection,
@@ -275,7 +276,13 @@ impl Prober {
                 Request::Form(form) => client::post_form(&http, url, form, BODY_CAP).await,
             }
         };
-        match tokio::time::timeout(connection.settings.timeout, sent).await {
+        // One deadline for the whole probe, however many requests it takes (a token, the
+        // cloudId, myself): what is left of `timeout` since the probe started.
+        let left = connection
+            .settings
+            .timeout
+            .saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, sent).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(failure)) => {
                 let detail = match self.proxy_for(url) {
