@@ -270,3 +270,34 @@ async fn one_rate_limited_tenant_does_not_hold_back_another() {
     assert_eq!(connection_view(&api, "open")["state"], "valid");
     assert_eq!(connection_view(&api, "limited")["reason"], "rate_limited");
 }
+
+#[tokio::test]
+async fn a_scoped_token_the_gateway_refuses_for_another_reason_gets_that_verdict() {
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site(
+        "t1",
+        tenant(
+            "88888888-1111-4000-8000-000000000008",
+            ApiToken::scoped(SCOPED),
+        ),
+    );
+    let connection = common::connection(&fragment(
+        &simulator,
+        "t1",
+        SCOPED,
+        "expect_account = \"someone-else@acme.example\"\n",
+    ));
+    let outcome = Prober::new().expect("prober").probe(&connection).await;
+    assert_eq!(
+        (outcome.state, outcome.reason),
+        (State::Invalid, Reason::WrongAccount),
+        "{outcome:?}"
+    );
+    assert!(
+        outcome
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("API gateway")),
+        "{outcome:?}"
+    );
+}

@@ -137,6 +137,10 @@ impl Prober {
         tried: &mut Option<GatewayTry>,
         started: Instant,
     ) -> Verdict {
+        // Past its known expiry a token is expired wherever it is sent.
+        if verdict.state == State::Expired {
+            return verdict;
+        }
         match tried {
             Some(GatewayTry::Accepted(identity)) => return scoped_on_site(identity.clone()),
             Some(GatewayTry::Rejected) => return verdict,
@@ -155,8 +159,8 @@ impl Prober {
         };
         let expect = super::expecting(connection, None, Utc::now());
         let at_gateway = classify::classify(&answer, &expect);
-        match at_gateway.state {
-            State::Valid => {
+        match (at_gateway.state, at_gateway.reason) {
+            (State::Valid, _) => {
                 let identity = at_gateway.identity.unwrap_or_default();
                 *tried = Some(GatewayTry::Accepted(identity.clone()));
                 tracing::info!(
@@ -165,11 +169,25 @@ impl Prober {
                 );
                 scoped_on_site(identity)
             }
-            State::Unknown => verdict,
-            _ => {
+            // Rejected there too: the site's verdict stands, and the question is answered.
+            (_, Reason::Unauthorized | Reason::AnonymousFallback) => {
                 *tried = Some(GatewayTry::Rejected);
                 verdict
             }
+            // No verdict there (a rate limit, an outage): asked again with the next rejection.
+            (State::Unknown, _) => verdict,
+            // The gateway knows the token but refuses it for another reason (the wrong account,
+            // a missing scope, an inactive account): that is the verdict on a scoped token.
+            _ => Verdict {
+                detail: Some(format!(
+                    "the site rejected the token; at the API gateway (a scoped token): {}",
+                    at_gateway
+                        .detail
+                        .as_deref()
+                        .unwrap_or(at_gateway.reason.as_str())
+                )),
+                ..at_gateway
+            },
         }
     }
 }
