@@ -453,6 +453,16 @@ fn reload(
                 tracing::warn!("{warning}");
             }
             let summary = scheduler.apply(&config);
+            if let Some(path) = &options.web_config {
+                // Said on every reload: a section emptied by mistake turns TLS or auth off.
+                tracing::info!(
+                    web_config = %path.display(),
+                    tls = web_config.tls.is_some(),
+                    client_certificates_required = web_config.client_certificates_required,
+                    basic_auth = web_config.users.is_some(),
+                    "web configuration reloaded"
+                );
+            }
             live.web.replace(web_config);
             live.status.reloaded(None);
             tracing::info!(

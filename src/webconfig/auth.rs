@@ -3,7 +3,9 @@
 //! - Every check that is not a remembered success costs one bcrypt verification, the bcrypt
 //!   crate's constant-time comparison included: against the user's hash, or, for a name that is
 //!   not configured or a header that does not parse, against the costliest configured hash with
-//!   the answer thrown away. A wrong name and a wrong password take the same work as a right one.
+//!   the answer thrown away. A wrong name and a wrong password take the same work as a right one
+//!   when every user's hash has the same cost (give them all the same cost: with mixed costs, an
+//!   unknown name costs what the costliest hash does, and a known one its own).
 //! - A success is remembered (as a SHA-256 digest of the name, the password and the hash, never
 //!   the password itself) so that a scrape every 15 s does not pay bcrypt's cost each time; the
 //!   memory goes with the configuration on reload. Failures are never remembered.

@@ -152,11 +152,38 @@ impl WebConfig {
     }
 }
 
-/// The parser's message, which names the unknown or mistyped key and where it is.
+/// The parser's message, which names the unknown or mistyped key and where it is, without
+/// the values it quotes.
 fn yaml_error(error: &serde_saphyr::Error) -> String {
     let text = error.to_string();
     // The first line says what; the rest is a source excerpt, which may quote a secret.
-    text.lines().next().unwrap_or_default().trim().to_string()
+    unquoted(text.lines().next().unwrap_or_default().trim())
+}
+
+/// `text` with every double-quoted stretch (serde quotes the values it could not use, which
+/// may be a bcrypt hash or an inline key) replaced by `"…"`; key names, which serde puts in
+/// backticks, stay.
+fn unquoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quoted = false;
+    for c in text.chars() {
+        match (c, quoted) {
+            ('"', false) => {
+                out.push_str("\"…");
+                quoted = true;
+            }
+            ('"', true) => {
+                out.push('"');
+                quoted = false;
+            }
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    if quoted {
+        out.push('"');
+    }
+    out
 }
 
 /// The web configuration the server runs with, swapped whole on reload.

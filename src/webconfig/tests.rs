@@ -121,3 +121,29 @@ fn load_names_the_file_and_a_missing_file_is_an_error() {
         "{error}"
     );
 }
+
+#[test]
+fn a_value_the_parser_cannot_use_is_not_quoted_back() {
+    let hash = "$2y$10$abcdefghijklmnopqrstuuKQ5N8sPn0oQe8sXz1WrG3hY7uVb2lCe";
+    for text in [
+        // No space after the colon: one string where a map belongs.
+        format!("basic_auth_users: prometheus:{hash}\n"),
+        // A hash pasted where a boolean belongs.
+        format!("http_server_config:\n  http2: \"{hash}\"\n"),
+        format!("basic_auth_users:\n  prometheus: [\"{hash}\"]\n"),
+    ] {
+        let (_, message) = parse(&text).expect_err("refused");
+        assert!(
+            !message.contains(hash) && !message.contains("$2y$"),
+            "{message}"
+        );
+        assert!(!message.is_empty());
+    }
+    // serde's own wording quotes the value it could not use; the key names stay.
+    assert_eq!(
+        super::unquoted(&format!(
+            "invalid type: string \"{hash}\", expected a map at `basic_auth_users`"
+        )),
+        "invalid type: string \"…\", expected a map at `basic_auth_users`"
+    );
+}
