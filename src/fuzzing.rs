@@ -18,13 +18,14 @@ use crate::probe::{Reason, RetryAfter, State};
 pub type Target = fn(&[u8]);
 
 /// The fuzz targets by name, as `fuzz/fuzz_targets/` and `fuzz/regressions/` name them.
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("config", config),
     ("classify", classify_answer),
     ("pat_list", pat_list),
     ("org_list", org_list),
     ("retry_after", retry_after),
     ("web_config", web_config),
+    ("oauth", oauth_answers),
 ];
 
 /// The configuration loader: any text loads or fails with errors that name the file.
@@ -179,4 +180,47 @@ pub fn web_config(data: &[u8]) {
     if let Err((key, message)) = crate::webconfig::WebConfig::parse(&text, dir) {
         assert!(!message.trim().is_empty(), "an empty message for {key}");
     }
+}
+
+/// The OAuth and gateway answers: a token endpoint's answer read as a grant or a verdict (two
+/// bytes of status, then the body), and the same body as `tenant_info` and as the accessible
+/// resources. A grant is a sendable Bearer header and a lifetime of at most a day; a verdict
+/// never shows the client secret.
+pub fn oauth_answers(data: &[u8]) {
+    use std::sync::OnceLock;
+    static CONNECTION: OnceLock<crate::config::Connection> = OnceLock::new();
+    const SECRET: &str = "fuzz-client-secret";
+    let connection = CONNECTION.get_or_init(|| {
+        let text = format!("[[connection]]\nname = \"c\"\nurl = \"https://acme.atlassian.net\"\nauth = \"oauth_client_credentials\"\nclient_id = \"c\"\nclient_secret = \"{SECRET}\"\n");
+        Config::from_sources(&[(PathBuf::from("fuzz.toml"), text)])
+            .expect("the fuzz connection loads")
+            .connections
+            .remove(0)
+    });
+    let status = 100 + u16::from_be_bytes([byte(data, 0), byte(data, 1)]) % 500;
+    let body = data.get(2..).unwrap_or_default().to_vec();
+    let answer = Answer {
+        status: StatusCode::from_u16(status).expect("100..600 is a status"),
+        headers: HeaderMap::new(),
+        body,
+        truncated: false,
+    };
+    match crate::probe::oauth::read_grant(&answer, connection) {
+        Ok((header, lifetime)) => {
+            assert_eq!(status, 200);
+            assert!(header.as_bytes().starts_with(b"Bearer ") && header.is_sensitive());
+            assert!(lifetime <= std::time::Duration::from_secs(86_400));
+        }
+        Err(verdict) => {
+            assert_ne!(verdict.state, State::Valid);
+            assert!(verdict
+                .detail
+                .as_deref()
+                .is_none_or(|d| !d.contains(SECRET) && d.len() <= 1024));
+        }
+    }
+    if let Some(cloud_id) = crate::probe::gateway::read_tenant_info(&answer.body) {
+        assert!(!cloud_id.is_empty() && !cloud_id.contains('/'));
+    }
+    let _ = crate::probe::oauth::read_resources(&answer.body);
 }

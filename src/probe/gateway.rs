@@ -79,6 +79,14 @@ struct TenantInfo {
     cloud_id: String,
 }
 
+/// The cloudId a `tenant_info` body names, if it is one.
+pub(crate) fn read_tenant_info(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<TenantInfo>(body)
+        .ok()
+        .map(|info| info.cloud_id)
+        .filter(|id| is_cloud_id(id))
+}
+
 impl Prober {
     /// The connection's cloudId: configured, kept, or read from the site's `tenant_info`.
     pub(super) async fn cloud_id(
@@ -99,13 +107,12 @@ impl Prober {
             .send(connection, &url, Request::Get(None), started)
             .await?;
         let read = (answer.status.as_u16() == 200)
-            .then(|| serde_json::from_slice::<TenantInfo>(&answer.body).ok())
-            .flatten()
-            .filter(|info| is_cloud_id(&info.cloud_id));
+            .then(|| read_tenant_info(&answer.body))
+            .flatten();
         match read {
-            Some(info) => {
-                self.cloud_ids.keep(site, &info.cloud_id);
-                Ok(info.cloud_id)
+            Some(cloud_id) => {
+                self.cloud_ids.keep(site, &cloud_id);
+                Ok(cloud_id)
             }
             None => Err(tenant_info_failed(connection, &answer, &url, started)),
         }

@@ -12,9 +12,9 @@
 
 pub mod classify;
 pub(crate) mod client;
-mod gateway;
+pub(crate) mod gateway;
 pub(crate) mod headers;
-mod oauth;
+pub(crate) mod oauth;
 mod outcome;
 pub(crate) mod proxy_env;
 mod tls;

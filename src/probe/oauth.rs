@@ -114,11 +114,14 @@ struct OAuthError {
     error_description: Option<String>,
 }
 
+/// One site an access token reaches.
 #[derive(Deserialize)]
-struct Resource {
-    id: String,
+pub(crate) struct Resource {
+    /// Its cloudId.
+    pub(crate) id: String,
+    /// Its URL.
     #[serde(default)]
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Prober {
@@ -347,7 +350,7 @@ impl Prober {
                 now,
             ));
         }
-        let Ok(resources) = serde_json::from_slice::<Vec<Resource>>(&answer.body) else {
+        let Some(resources) = read_resources(&answer.body) else {
             let verdict = Verdict {
                 state: State::Unknown,
                 reason: Reason::UnexpectedResponse,
@@ -396,6 +399,11 @@ impl Prober {
             }
         }
     }
+}
+
+/// The gateway's accessible resources: the sites an access token reaches.
+pub(crate) fn read_resources(body: &[u8]) -> Option<Vec<Resource>> {
+    serde_json::from_slice(body).ok()
 }
 
 fn normalized(url: &str) -> String {
