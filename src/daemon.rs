@@ -379,7 +379,10 @@ async fn main_loop(
     writer: Option<Writer>,
 ) {
     use crate::config::watch::Fingerprint;
-    let mut seen = Fingerprint::of(&options.config);
+    // The configuration's files and the web configuration's, as they are now.
+    let fingerprint =
+        |live: &Live| Fingerprint::of(&options.config).with_files(&live.web.get().files);
+    let mut seen = fingerprint(&live);
     let mut poll = options.watch_config.map(|period| {
         let mut poll = tokio::time::interval(period);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -389,7 +392,7 @@ async fn main_loop(
         tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => break,
             _ = tick(&mut poll) => {
-                let now = Fingerprint::of(&options.config);
+                let now = fingerprint(&live);
                 if now != seen {
                     seen = now;
                     tracing::info!(config = %options.config.display(), "the configuration changed on disk: reloading");
@@ -401,7 +404,7 @@ async fn main_loop(
                 match request {
                     None => break,
                     Some(Control::Reload { respond }) => {
-                        seen = Fingerprint::of(&options.config);
+                        seen = fingerprint(&live);
                         let result = reload(&options, &mut scheduler, &live);
                         task_count.send_replace(scheduler.live_tasks());
                         let _ = respond.send(result);

@@ -1,8 +1,9 @@
 //! `credwatch run --web.config.file` as users run it: TLS with the project's test CA, client
 //! certificates, basic auth (right, wrong, missing; `/healthz` open, `/readyz` covered), the
 //! configured response headers, a reload of the web configuration by SIGHUP (good, then
-//! broken: the old settings stay), a broken file at start (exit 2, naming the key), and
-//! canaries: neither the passwords offered nor the hashes show in trace-level logs.
+//! broken: the old settings stay) and by the file watch, a broken file at start (exit 2, naming
+//! the key), and canaries: neither the passwords offered nor the hashes show in trace-level
+//! logs.
 
 mod common;
 
@@ -468,4 +469,28 @@ async fn the_web_configurations_passwords_never_show_in_trace_logs() {
             "credwatch showed {form}:\n{everything}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_changed_web_configuration_file_is_picked_up_without_a_signal() {
+    let simulator = Simulator::start().await.expect("simulator");
+    let client = common::http_client();
+    let run = Run::start(
+        &simulator,
+        &format!("basic_auth_users:\n  alice: '{}'\n", hash("alice-pw")),
+        "http",
+        &client,
+    )
+    .await;
+    let url = run.url("http", "/metrics");
+    let bob = basic("bob", "bob-pw");
+    assert_eq!(status(&client, &url, Some(&bob)).await, Ok(401));
+    // The configuration's files are looked at every 5 s; the web configuration is one of them.
+    run.rewrite(&format!("basic_auth_users:\n  bob: '{}'\n", hash("bob-pw")));
+    common::eventually(Duration::from_secs(15), "bob is let in", || async {
+        status(&client, &url, Some(&bob)).await == Ok(200)
+    })
+    .await;
+    let stderr = run.stop().await;
+    assert!(stderr.contains("web configuration reloaded"), "{stderr}");
 }

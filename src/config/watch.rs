@@ -2,7 +2,9 @@
 //! made of, each with the inode, size and modification time its path resolves to. Kubernetes
 //! updates a mounted ConfigMap by swapping a `..data` symlink, so every path then resolves to
 //! a new inode; an editor that writes in place changes the size or the time. The daemon
-//! compares a fingerprint every few seconds and reloads, all or nothing, when it changed.
+//! compares a fingerprint every few seconds and reloads, all or nothing, when it changed. The
+//! web configuration's files (`--web.config.file` and the certificates and keys it names) are
+//! part of it.
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -31,6 +33,18 @@ impl Fingerprint {
                 })
                 .collect(),
         )
+    }
+
+    /// The fingerprint with `files` too (the web configuration and the certificates it
+    /// reads), so that a change to any of them reloads as well.
+    pub(crate) fn with_files(mut self, files: &[PathBuf]) -> Fingerprint {
+        for file in files {
+            let stamp = std::fs::metadata(file)
+                .ok()
+                .map(|m| (m.ino(), m.len(), m.modified().ok()));
+            self.0.push((file.clone(), stamp));
+        }
+        self
     }
 }
 

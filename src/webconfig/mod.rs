@@ -82,6 +82,9 @@ pub struct WebConfig {
     pub(crate) users: Option<auth::Users>,
     /// Headers added to every response.
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    /// The files it was read from (itself, and the certificates and keys it names): a change
+    /// to any of them reloads it when the configuration is watched.
+    pub(crate) files: Vec<PathBuf>,
 }
 
 impl WebConfig {
@@ -95,7 +98,9 @@ impl WebConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|e| error("", format!("cannot read the web configuration: {e}")))?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, dir).map_err(|(key, message)| error(&key, message))
+        let mut config = Self::parse(&text, dir).map_err(|(key, message)| error(&key, message))?;
+        config.files.insert(0, path.to_path_buf());
+        Ok(config)
     }
 
     /// Checks `text`, resolving relative file names against `dir`; errors are (key, message).
@@ -106,9 +111,10 @@ impl WebConfig {
         } else {
             serde_saphyr::from_str(text).map_err(|e| (String::new(), yaml_error(&e)))?
         };
+        let mut files = Vec::new();
         let tls = file
             .tls_server_config
-            .map(|t| tls::build(t, dir))
+            .map(|t| tls::build(t, dir, &mut files))
             .transpose()?;
         let http = file.http_server_config.unwrap_or_default();
         if http.http2 == Some(true) {
@@ -148,6 +154,7 @@ impl WebConfig {
             client_certificates_required,
             users,
             headers,
+            files,
         })
     }
 }

@@ -41,9 +41,11 @@ pub(super) struct TlsFile {
     curve_preferences: Option<Vec<String>>,
 }
 
-/// Reads the PEM that `file` (relative to `dir`) or `inline` holds; exactly one must be set.
+/// Reads the PEM that `file` (relative to `dir`, and then added to `read`) or `inline` holds;
+/// exactly one must be set.
 fn pem(
     dir: &Path,
+    read: &mut Vec<PathBuf>,
     file_key: &str,
     file: Option<PathBuf>,
     inline_key: &str,
@@ -56,9 +58,10 @@ fn pem(
         )),
         (Some(file), None) => {
             let path = dir.join(file);
-            std::fs::read(&path)
-                .map(Some)
-                .map_err(|e| fail(file_key, format!("cannot read {}: {e}", path.display())))
+            let bytes = std::fs::read(&path)
+                .map_err(|e| fail(file_key, format!("cannot read {}: {e}", path.display())))?;
+            read.push(path);
+            Ok(Some(bytes))
         }
         (None, Some(inline)) => Ok(Some(inline.into_bytes())),
         (None, None) => Ok(None),
@@ -145,8 +148,13 @@ fn provider(file: &TlsFile) -> Result<CryptoProvider, Failure> {
     Ok(provider)
 }
 
-/// The rustls configuration `file` describes, and whether it requires client certificates.
-pub(super) fn build(file: TlsFile, dir: &Path) -> Result<(ServerConfig, bool), (String, String)> {
+/// The rustls configuration `file` describes, and whether it requires client certificates;
+/// the files it reads are added to `read`.
+pub(super) fn build(
+    file: TlsFile,
+    dir: &Path,
+    read: &mut Vec<PathBuf>,
+) -> Result<(ServerConfig, bool), (String, String)> {
     if file.client_allowed_sans.is_some() {
         return Err(fail(
             "client_allowed_sans",
@@ -171,13 +179,14 @@ pub(super) fn build(file: TlsFile, dir: &Path) -> Result<(ServerConfig, bool), (
         };
     let provider = Arc::new(provider(&file)?);
 
-    let cert = pem(dir, "cert_file", file.cert_file, "cert", file.cert)?.ok_or_else(|| {
-        fail(
-            "cert_file",
-            "TLS needs the server's certificate: set cert_file",
-        )
-    })?;
-    let key = pem(dir, "key_file", file.key_file, "key", file.key)?.ok_or_else(|| {
+    let cert =
+        pem(dir, read, "cert_file", file.cert_file, "cert", file.cert)?.ok_or_else(|| {
+            fail(
+                "cert_file",
+                "TLS needs the server's certificate: set cert_file",
+            )
+        })?;
+    let key = pem(dir, read, "key_file", file.key_file, "key", file.key)?.ok_or_else(|| {
         fail(
             "key_file",
             "TLS needs the server's private key: set key_file",
@@ -195,6 +204,7 @@ pub(super) fn build(file: TlsFile, dir: &Path) -> Result<(ServerConfig, bool), (
 
     let client_ca = pem(
         dir,
+        read,
         "client_ca_file",
         file.client_ca_file,
         "client_ca",
