@@ -27,10 +27,13 @@ impl RetryAfter {
         if let Ok(seconds) = text.parse::<u64>() {
             return Some(RetryAfter::Seconds(seconds));
         }
-        // IMF-fixdate is a subset of RFC 2822 as chrono reads it; "GMT" is accepted there.
+        // IMF-fixdate is a subset of RFC 2822 as chrono reads it; "GMT" is accepted there. Its
+        // year has four digits: chrono's wider years are no HTTP-date (found by fuzzing).
         DateTime::parse_from_rfc2822(text)
             .ok()
-            .map(|date| RetryAfter::Date(date.with_timezone(&Utc)))
+            .map(|date| date.with_timezone(&Utc))
+            .filter(|date| (0..=9999).contains(&chrono::Datelike::year(date)))
+            .map(RetryAfter::Date)
     }
 
     /// How long to wait, counted from `now` (a date in the past means no wait).

@@ -481,10 +481,17 @@ pub(crate) fn read_grant(
                 Reason::Forbidden,
                 said("unauthorized_client (the client may not use the client-credentials grant)"),
             ),
-            other => verdict(
+            // An error code is a short word (RFC 6749 §5.2); anything else, an echo of the
+            // request included, is not repeated.
+            other if is_error_code(other, connection) => verdict(
                 State::Unknown,
                 Reason::UnexpectedResponse,
-                said(&format!("the OAuth error {:?}", truncate(other))),
+                said(&format!("the OAuth error {other:?}")),
+            ),
+            _ => verdict(
+                State::Unknown,
+                Reason::UnexpectedResponse,
+                said("an OAuth error that is not a plain error code"),
             ),
         });
     }
@@ -506,6 +513,15 @@ pub(crate) fn read_grant(
             format!("the token endpoint answered HTTP {status} without an OAuth error"),
         ),
     })
+}
+
+/// Whether `code` reads as an RFC 6749 error code (at most 64 of `a-z` and `_`) and is not the
+/// client secret, so that it may be shown.
+fn is_error_code(code: &str, connection: &Connection) -> bool {
+    let secret = connection.secret.expose();
+    code.len() <= 64
+        && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        && (secret.is_empty() || !code.contains(secret))
 }
 
 fn truncate(text: &str) -> String {

@@ -14,6 +14,9 @@ use super::policy::{self, Backoff};
 use crate::config::Connection;
 use crate::probe::{Outcome, Reason};
 
+/// The longest `Retry-After` a site's gate honours.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
+
 /// A group of connections that share a Jira site's budget.
 pub(crate) struct Site {
     pub(super) permits: Semaphore,
@@ -92,9 +95,11 @@ impl Site {
                     )
                 })
                 .next(policy::jitter());
+            // `Retry-After` is the site's word: a day at most (a larger one is broken, or hostile,
+            // and would stop the site's probes for good, or overflow the clock).
             let floor = outcome
                 .retry_after
-                .map(|r| r.delay_from(Utc::now()))
+                .map(|r| r.delay_from(Utc::now()).min(MAX_RETRY_AFTER))
                 .unwrap_or(Duration::ZERO);
             let until = now + backoff.max(floor);
             gate.blocked_until = Some(gate.blocked_until.map_or(until, |u| u.max(until)));
@@ -107,6 +112,43 @@ impl Site {
                 self.gated.store(false, Ordering::Release);
             }
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::RetryAfter;
+
+    #[test]
+    fn a_retry_after_beyond_a_day_closes_the_site_for_a_day() {
+        let text =
+            "[[connection]]\nname = \"c\"\nurl = \"https://jira.example.com\"\ntoken = \"t\"\n";
+        let connection = crate::config::Config::from_sources(&[("t.toml".into(), text.into())])
+            .expect("loads")
+            .connections
+            .remove(0);
+        for retry_after in [
+            RetryAfter::Seconds(u64::MAX),
+            RetryAfter::Seconds(10 * 86_400),
+        ] {
+            let mut outcome = Outcome::without_answer(
+                connection.settings.auth,
+                Reason::RateLimited,
+                "429".to_owned(),
+                std::time::Instant::now(),
+            );
+            outcome.http_status = Some(429);
+            outcome.retry_after = Some(retry_after);
+            let site = Site::new(1);
+            let now = Instant::now();
+            let until = site.observe(&connection, &outcome, now).expect("closed");
+            let wait = until - now;
+            assert!(
+                wait >= MAX_RETRY_AFTER
+                    && wait <= MAX_RETRY_AFTER + connection.settings.backoff_max
+            );
         }
     }
 }
