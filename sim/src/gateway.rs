@@ -15,7 +15,8 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 
 use crate::model::{self, Rejection};
-use crate::{answer, front, oauth, Action, Kind, World};
+use crate::route::front;
+use crate::{answer, oauth, Action, Kind, World};
 
 /// The first path segment of the gateway.
 pub const GATEWAY: &str = "gateway";
