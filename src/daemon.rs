@@ -170,15 +170,7 @@ impl Daemon {
     ) -> Result<Daemon, StartError> {
         let addr = listener.local_addr().map_err(StartError::Listener)?;
         let web_config = load_web_config(&options)?;
-        if let Some(path) = &options.web_config {
-            tracing::info!(
-                web_config = %path.display(),
-                tls = web_config.tls.is_some(),
-                client_certificates_required = web_config.client_certificates_required,
-                basic_auth = web_config.users.is_some(),
-                "web configuration loaded"
-            );
-        }
+        log_web_config(&options, &web_config);
         let web = Arc::new(Current::new(web_config));
         let config = this_shards_part(config, options.shard);
         let status = Board::new();
@@ -440,6 +432,20 @@ fn load_web_config(options: &Options) -> Result<WebConfig, WebConfigError> {
     }
 }
 
+/// Says what the web configuration turns on, at start and on every reload: a section emptied by
+/// mistake turns TLS or authentication off, and that must not pass unseen.
+fn log_web_config(options: &Options, web_config: &WebConfig) {
+    if let Some(path) = &options.web_config {
+        tracing::info!(
+            web_config = %path.display(),
+            tls = web_config.tls.is_some(),
+            client_certificates_required = web_config.client_certificates_required,
+            basic_auth = web_config.users.is_some(),
+            "web configuration loaded"
+        );
+    }
+}
+
 /// Reloads the configuration and the web configuration: both or neither.
 fn reload(
     options: &Options,
@@ -456,16 +462,7 @@ fn reload(
                 tracing::warn!("{warning}");
             }
             let summary = scheduler.apply(&config);
-            if let Some(path) = &options.web_config {
-                // Said on every reload: a section emptied by mistake turns TLS or auth off.
-                tracing::info!(
-                    web_config = %path.display(),
-                    tls = web_config.tls.is_some(),
-                    client_certificates_required = web_config.client_certificates_required,
-                    basic_auth = web_config.users.is_some(),
-                    "web configuration reloaded"
-                );
-            }
+            log_web_config(options, &web_config);
             live.web.replace(web_config);
             live.status.reloaded(None);
             tracing::info!(

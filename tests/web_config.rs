@@ -492,5 +492,9 @@ async fn a_changed_web_configuration_file_is_picked_up_without_a_signal() {
     })
     .await;
     let stderr = run.stop().await;
-    assert!(stderr.contains("web configuration reloaded"), "{stderr}");
+    assert_eq!(
+        stderr.matches("web configuration loaded").count(),
+        2,
+        "at start and on the reload: {stderr}"
+    );
 }
