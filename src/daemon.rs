@@ -107,6 +107,9 @@ pub enum StartError {
     /// The store's writer thread cannot start.
     #[error("cannot start the state store's writer: {0}")]
     Writer(#[source] std::io::Error),
+    /// The in-memory login budget cannot be opened (without a state store).
+    #[error("cannot keep the login budget in memory: {0}")]
+    Logins(#[source] OpenError),
 }
 
 /// Opens the state store `location` names: an explicit directory that cannot be used is an
@@ -135,7 +138,9 @@ pub fn open_store(location: &Location) -> Result<Option<Store>, OpenError> {
 fn this_shards_part(mut config: Config, shard: Option<Shard>) -> Config {
     if let Some(shard) = shard {
         let total = config.connections.len();
-        config.connections.retain(|c| shard.owns(&c.name));
+        // A Basic connection goes with its login account: every name of the account lands on
+        // one shard, whose store keeps the account's one budget.
+        config.connections.retain(|c| shard.owns(c.shard_key()));
         // An organization is read by the shard that exports it (the owner of its name) and by
         // every shard with connections that match against its list.
         let connections = &config.connections;
@@ -148,6 +153,38 @@ fn this_shards_part(mut config: Config, shard: Option<Shard>) -> Config {
         tracing::info!(%shard, owned = config.connections.len(), total, "sharded: probing this replica's share");
     }
     config
+}
+
+/// Logs, once at start, each login account that a change of the shard count (or index) moved
+/// to this shard: the store here does not know what its old shard's store counted, so the
+/// account may be granted up to 2 more failed logins. The shard is kept in the store for the
+/// next start.
+fn log_moved_accounts(store: &Store, config: &Config, shard: Option<Shard>) {
+    let now = shard.unwrap_or(Shard { index: 0, count: 1 });
+    let before = match store.shard() {
+        Ok(before) => before,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the shard the state store was last used by");
+            None
+        }
+    };
+    if let Some(before) = before.filter(|before| *before != now) {
+        let mut seen = std::collections::HashSet::new();
+        for account in config.connections.iter().filter_map(|c| c.login_account()) {
+            if seen.insert(account) && !before.owns(account) {
+                tracing::warn!(
+                    account,
+                    from_shard = %crate::shard::owner(account, before.count),
+                    shards_before = before.count,
+                    shard = %now,
+                    "this login account moved to this shard, whose state store does not know its failed-login count: up to 2 more failed logins may be sent for it"
+                );
+            }
+        }
+    }
+    if let Err(error) = store.set_shard(now) {
+        tracing::warn!(%error, "cannot record this shard in the state store");
+    }
 }
 
 /// A running daemon.
@@ -196,6 +233,13 @@ impl Daemon {
             }
             None => Loaded::default(),
         };
+        let logins = match &store {
+            Some(store) => {
+                log_moved_accounts(store, &config, options.shard);
+                store.clone()
+            }
+            None => Arc::new(Store::open_memory().map_err(StartError::Logins)?),
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (reloads, reload_rx) = mpsc::channel(16);
         let (task_count, tasks) = watch::channel(0);
@@ -206,6 +250,7 @@ impl Daemon {
             config.globals,
             shutdown_rx.clone(),
             store.clone(),
+            logins,
             loaded,
         );
         let summary = scheduler.apply(&config);
@@ -213,7 +258,12 @@ impl Daemon {
         let writer = match &store {
             Some(store) => {
                 let names = config.connections.iter().map(|c| c.name.as_str()).collect();
-                match store.retain(&names) {
+                let accounts = config
+                    .connections
+                    .iter()
+                    .filter_map(|c| c.login_account())
+                    .collect();
+                match store.retain(&names, &accounts) {
                     Ok(0) => {}
                     Ok(dropped) => tracing::info!(
                         dropped,
@@ -296,8 +346,9 @@ impl Daemon {
         self.reloads.clone()
     }
 
-    /// Lifts a connection's pause, as `POST /api/v1/connections/{name}/resume` does.
-    pub async fn resume(&self, name: &str) -> Result<(), ResumeError> {
+    /// Lifts the pause of a connection's login account, as `POST
+    /// /api/v1/connections/{name}/resume` does; returns the connections resumed.
+    pub async fn resume(&self, name: &str) -> Result<Vec<String>, ResumeError> {
         let (respond, answer) = oneshot::channel();
         let request = Control::Resume {
             name: name.to_owned(),

@@ -5,6 +5,7 @@
 //! [`app`] builds the router from a cloneable [`AppState`], so tests can drive it without a
 //! socket; the daemon serves it with a graceful shutdown.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -16,6 +17,7 @@ use chrono::Utc;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::config::account;
 use crate::expiry::Assessment;
 use crate::metrics::{Metrics, CONTENT_TYPE};
 use crate::scheduler::{ResumeError, Summary};
@@ -35,7 +37,7 @@ pub(crate) enum Control {
         /// The connection.
         name: String,
         /// Where the result goes.
-        respond: oneshot::Sender<Result<(), ResumeError>>,
+        respond: oneshot::Sender<Result<Vec<String>, ResumeError>>,
     },
 }
 
@@ -114,10 +116,15 @@ struct ApiConnection<'a> {
     paused: Option<&'static str>,
 }
 
-fn api_connection<'a>(entry: &'a Entry, expiry: &'a Assessment) -> ApiConnection<'a> {
+fn api_connection<'a>(
+    entry: &'a Entry,
+    expiry: &'a Assessment,
+    accounts: &HashMap<&str, Vec<&'a str>>,
+) -> ApiConnection<'a> {
     ApiConnection {
         view: view::view(
             &entry.connection,
+            account::shares_login_with(&entry.connection, accounts),
             entry.state(),
             entry.last.as_ref(),
             entry.hint(),
@@ -140,11 +147,12 @@ async fn connections(State(state): State<AppState>) -> Response {
         .iter()
         .map(|entry| entry.assessment(now))
         .collect();
+    let accounts = account::accounts(snapshot.entries.iter().map(|e| &*e.connection));
     let views: Vec<ApiConnection<'_>> = snapshot
         .entries
         .iter()
         .zip(&expiries)
-        .map(|(entry, expiry)| api_connection(entry, expiry))
+        .map(|(entry, expiry)| api_connection(entry, expiry, &accounts))
         .collect();
     let body = serde_json::to_string(&views);
     match body {
@@ -211,11 +219,7 @@ async fn resume(
             .into_response();
     }
     match answer.await {
-        Ok(Ok(())) => (
-            StatusCode::OK,
-            format!("resumed {name}: its login budget starts afresh and it is probed now\n"),
-        )
-            .into_response(),
+        Ok(Ok(resumed)) => (StatusCode::OK, resumed_message(&name, &resumed)).into_response(),
         Ok(Err(error @ ResumeError::Unknown(_))) => {
             (StatusCode::NOT_FOUND, format!("{error}\n")).into_response()
         }
@@ -231,6 +235,23 @@ async fn resume(
             "credwatch is shutting down\n",
         )
             .into_response(),
+    }
+}
+
+/// What a resume says: which connections it resumed (every connection of the login account).
+fn resumed_message(name: &str, resumed: &[String]) -> String {
+    let others: Vec<&str> = resumed
+        .iter()
+        .map(String::as_str)
+        .filter(|n| *n != name)
+        .collect();
+    if others.is_empty() {
+        format!("resumed {name}: its login budget starts afresh and it is probed now\n")
+    } else {
+        format!(
+            "resumed {name} and the connections that share its login account ({}): the account's login budget starts afresh and they are probed now\n",
+            others.join(", ")
+        )
     }
 }
 

@@ -29,6 +29,12 @@ pub(crate) struct View<'a> {
     pub http_status: Option<u16>,
     /// The account Jira reported.
     pub account: Option<&'a str>,
+    /// Basic: the login account whose failed-login budget the connection spends (the login
+    /// site and the username, `"https://jira.example.com/jira svc-bot"`); `null` otherwise.
+    pub login_account: Option<&'a str>,
+    /// Basic: the other connections of that login account, which share its budget and its
+    /// pause; `null` otherwise.
+    pub shares_login_with: Option<Vec<&'a str>>,
     /// Its display name.
     pub display_name: Option<&'a str>,
     /// The last probe's latency.
@@ -86,9 +92,11 @@ static NO_RATE_LIMIT: RateLimit = RateLimit {
 
 /// The view of a connection whose credential is in `state`, with `outcome` its last probe
 /// and `expiry` what is known of its expiry; `hint` replaces the outcome's hint when given (a
-/// stopped connection says why).
+/// stopped connection says why); `shares_login_with` names the other connections of its login
+/// account ([`crate::config::account::shares_login_with`]).
 pub(crate) fn view<'a>(
     connection: &'a Connection,
+    shares_login_with: Option<Vec<&'a str>>,
     state: State,
     outcome: Option<&'a Outcome>,
     hint: Option<&'a str>,
@@ -106,6 +114,8 @@ pub(crate) fn view<'a>(
         reason: outcome.map(|o| o.reason),
         http_status: outcome.and_then(|o| o.http_status),
         account: identity.and_then(|i| i.account(connection.settings.kind)),
+        login_account: connection.login_account(),
+        shares_login_with,
         display_name: identity.and_then(|i| i.display_name.as_deref()),
         latency_ms: outcome.map(|o| u64::try_from(o.latency.as_millis()).unwrap_or(u64::MAX)),
         expires_at: time(expiry.expires_at),

@@ -17,7 +17,7 @@ pub use orgs::{
     render_table as render_orgs_table,
 };
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +28,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::config::{AuthMethod, Connection};
+use crate::config::Connection;
 use crate::expiry::{self, Assessment, Listing};
 use crate::probe::{Outcome, Prober, Reason, State, TokenListOutcome};
 use crate::state::Pause;
@@ -110,10 +110,12 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
             }
         }
     }
+    let logins = login_budget(options.store.as_ref(), &connections);
     for (index, connection) in connections.into_iter().enumerate() {
         let prober = prober.clone();
         let permits = permits.clone();
         let store = options.store.clone();
+        let logins = logins.clone();
         let force = options.force;
         let matched = matches.get(&connection.name).cloned();
         tasks.spawn(async move {
@@ -123,10 +125,8 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
                 Some(store) => remembered(store, &connection).await,
                 None => Remembered::default(),
             };
-            let probed = match (&store, connection.settings.auth) {
-                (Some(store), AuthMethod::Basic) => {
-                    budgeted(&prober, store, &connection, remembered.identity.clone(), force).await
-                }
+            let probed = match (&logins, connection.login_account()) {
+                (Some(logins), Some(_)) => budgeted(&prober, logins, &connection, force).await,
                 _ => {
                     // The organization's list may know the expiry: a 401 after it is `expired`.
                     let listed = matched.clone().map(Listing::Org);
@@ -206,10 +206,33 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
         .collect()
 }
 
+/// Where `check` keeps the login accounts' budgets: the daemon's store (whose per-name
+/// budgets of a format-1 store join their accounts first), or one in memory, so that the
+/// names of one account share a budget within this run too. `None` only when not even that
+/// can be had (logged; Basic logins are then sent without a budget, one per connection).
+fn login_budget(store: Option<&Arc<Store>>, connections: &[Connection]) -> Option<Arc<Store>> {
+    let Some(store) = store else {
+        return match Store::open_memory() {
+            Ok(store) => Some(Arc::new(store)),
+            Err(error) => {
+                tracing::warn!(%error, "cannot keep the login budget in memory");
+                None
+            }
+        };
+    };
+    let members: Vec<(&str, &str)> = connections
+        .iter()
+        .filter_map(|c| Some((c.name.as_str(), c.login_account()?)))
+        .collect();
+    if let Err(error) = store.adopt_logins(&members) {
+        tracing::warn!(%error, "cannot move the login budgets kept per connection name to their accounts");
+    }
+    Some(store.clone())
+}
+
 /// What the store remembers of a connection whose credential is unchanged.
 #[derive(Debug, Default)]
 struct Remembered {
-    identity: Vec<u8>,
     verdict: Option<(State, Reason)>,
     pending: Option<Pending>,
 }
@@ -225,7 +248,6 @@ async fn remembered(store: &Arc<Store>, connection: &Connection) -> Remembered {
                 .as_ref()
                 .and_then(|r| r.verdict.map(|v| (v.state, v.reason))),
             pending: record.and_then(|r| r.pending),
-            identity,
         }
     })
     .await
@@ -238,10 +260,9 @@ async fn budgeted(
     prober: &Prober,
     store: &Arc<Store>,
     connection: &Connection,
-    identity: Vec<u8>,
     force: bool,
 ) -> Result<(Outcome, u32), Reserved> {
-    let attempt = match logins::reserve(store, connection, &identity, "check", force).await {
+    let attempt = match logins::reserve(store, connection, "check", force).await {
         Reserved::Granted(attempt) => Some(attempt),
         // With --force, a login the store cannot record is sent all the same.
         Reserved::Unrecorded if force => None,
@@ -250,7 +271,7 @@ async fn budgeted(
     // A password is never sent twice in one check: no retry, whatever Jira answers.
     let outcome = prober.probe(connection).await;
     if let Some(attempt) = attempt {
-        logins::resolve(store, connection, &identity, attempt, &outcome).await;
+        logins::resolve(store, connection, attempt, &outcome).await;
     }
     Ok((outcome, 1))
 }
@@ -266,7 +287,7 @@ fn not_probed(refused: Reserved, verdict: Option<(State, Reason)>) -> Outcome {
             },
             Some(pause.hint()),
             format!(
-                "not probed: the login budget is spent ({}); --force sends the login anyway",
+                "not probed: the login account's budget is spent ({}); --force sends the login anyway",
                 pause.as_str()
             ),
         ),
@@ -367,11 +388,13 @@ pub(crate) struct JsonReport<'a> {
 }
 
 impl Report {
-    /// The JSON view of this report.
-    pub(crate) fn json(&self) -> JsonReport<'_> {
+    /// The JSON view of this report; `accounts` groups the reports' connections by login
+    /// account ([`crate::config::account::accounts`]).
+    pub(crate) fn json<'a>(&'a self, accounts: &HashMap<&str, Vec<&'a str>>) -> JsonReport<'a> {
         JsonReport {
             view: view::view(
                 &self.connection,
+                crate::config::account::shares_login_with(&self.connection, accounts),
                 self.outcome.state,
                 Some(&self.outcome),
                 None,
@@ -386,7 +409,8 @@ impl Report {
 
 /// Renders reports as a JSON array.
 pub fn render_json(reports: &[Report]) -> String {
-    let views: Vec<JsonReport<'_>> = reports.iter().map(Report::json).collect();
+    let accounts = crate::config::account::accounts(reports.iter().map(|r| &r.connection));
+    let views: Vec<JsonReport<'_>> = reports.iter().map(|r| r.json(&accounts)).collect();
     serde_json::to_string_pretty(&views).unwrap_or_else(|e| format!("[] # cannot render: {e}"))
 }
 

@@ -70,6 +70,10 @@ pub struct Connection {
     pub token_endpoint: Option<Url>,
     /// OAuth: the token endpoint's own budget, shared by the connections that use it.
     token_site_key: Option<String>,
+    /// `login_site`: the URL whose site replaces `url`'s in the login account.
+    pub login_site: Option<Url>,
+    /// Basic: the login account (see [`Connection::login_account`]), computed once.
+    login_account: Option<String>,
 }
 
 impl Connection {
@@ -83,6 +87,7 @@ impl Connection {
             && self.secret_source == other.secret_source
             && self.secret == other.secret
             && self.settings == other.settings
+            && self.login_site == other.login_site
             && certs(self) == certs(other)
     }
 
@@ -95,6 +100,19 @@ impl Connection {
     /// that count against the same Jira budget.
     pub fn site(&self) -> &str {
         &self.site_key
+    }
+
+    /// The login account Jira counts this connection's failed logins against (`auth =
+    /// "basic"` only): its login site and the username in lower case ([`super::account`]).
+    /// Every connection, process and replica that logs in to it shares one login budget.
+    pub fn login_account(&self) -> Option<&str> {
+        self.login_account.as_deref()
+    }
+
+    /// The key that assigns the connection to a shard: its login account for Basic (so that
+    /// every name of an account lands on one shard, with one budget), else its name.
+    pub fn shard_key(&self) -> &str {
+        self.login_account().unwrap_or(&self.name)
     }
 
     /// The token endpoint's budget key (OAuth only): scheme, host and port of `token_url`.
@@ -137,6 +155,11 @@ impl Connection {
             name: &self.name,
             url: self.url.as_str().trim_end_matches('/'),
             secret: BTreeMap::from([(secret_key, secret_value)]),
+            login_site: self
+                .login_site
+                .as_ref()
+                .map(|u| u.as_str().trim_end_matches('/')),
+            login_account: self.login_account(),
             settings: &self.settings,
         }
     }
@@ -150,6 +173,11 @@ pub(super) struct Effective<'a> {
     /// The one secret key, its value masked when inline.
     #[serde(flatten)]
     secret: BTreeMap<&'static str, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    login_site: Option<&'a str>,
+    /// Basic: the account whose login budget the connection spends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    login_account: Option<&'a str>,
     #[serde(flatten)]
     settings: &'a Settings,
 }
@@ -250,6 +278,7 @@ pub(super) fn build(
     };
     let settings = layer.decide(url.as_ref());
     check_settings(&settings, &span, &mut errors);
+    let login_site = read_login_site(table, settings.auth, &mut errors);
 
     let secret_source = secret_source(table, settings.auth, base_dir, &mut errors);
     let secret = secret_source.as_ref().and_then(|(key, source)| {
@@ -316,7 +345,15 @@ pub(super) fn build(
     let token_site_key = token_endpoint
         .as_ref()
         .map(|t| format!("token:{}", origin_of(t)));
+    let login_account = super::account::of(
+        settings.auth,
+        &url,
+        login_site.as_ref(),
+        settings.username.as_deref(),
+    );
     Some(Connection {
+        login_site,
+        login_account,
         myself,
         site_key,
         gateway,
@@ -346,6 +383,24 @@ fn origin_of(url: &Url) -> String {
         url.host_str().unwrap_or_default(),
         url.port_or_known_default().unwrap_or_default()
     )
+}
+
+/// `login_site`, a URL (never requested, so plain http is fine), for `auth = "basic"` only.
+fn read_login_site(table: &RawTable, auth: AuthMethod, errors: &mut Errors<'_>) -> Option<Url> {
+    let value = table.get("login_site")?;
+    let span = Some(value.span().start);
+    if auth != AuthMethod::Basic {
+        errors.at(
+            "login_site",
+            span,
+            format!("applies to auth = \"basic\" only (only a password login counts towards Jira's CAPTCHA lock), not auth = \"{auth}\""),
+        );
+        return None;
+    }
+    keys::string(value.get_ref())
+        .and_then(|text| check_url(&text, true))
+        .map_err(|message| errors.at("login_site", span, message))
+        .ok()
 }
 
 /// The required, well-formed `name`.

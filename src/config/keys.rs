@@ -14,9 +14,10 @@ use toml::Value;
 use super::settings::SETTING_KEYS;
 
 /// Keys that identify a connection and its secret: `[[connection]]` only.
-pub(super) const IDENTITY_KEYS: [&str; 11] = [
+pub(super) const IDENTITY_KEYS: [&str; 12] = [
     "name",
     "url",
+    "login_site",
     "token",
     "token_env",
     "token_file",

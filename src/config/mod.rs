@@ -8,6 +8,7 @@
 //!
 //! Called by `check`, `validate` (and the daemon's load and reload).
 
+pub mod account;
 mod connection;
 mod credential;
 mod keys;

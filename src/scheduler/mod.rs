@@ -70,6 +70,8 @@ struct Shared {
     status: Board,
     /// The state store, when there is one.
     store: Option<Arc<Store>>,
+    /// Where the login accounts' budgets are kept: the state store, or one in memory.
+    logins: Arc<Store>,
     limits: Mutex<Limits>,
     /// Bumped when a reload replaces the concurrency bounds, so that tasks know to drop the
     /// semaphores they keep.
@@ -163,8 +165,8 @@ pub(crate) struct Scheduler {
 
 impl Scheduler {
     /// A scheduler with no connections yet, that keeps its connections' state in `store`
-    /// (when there is one) and starts each connection from what `loaded` (read from the store
-    /// before) remembers of it. `shutdown` turning true stops the secret watcher, and
+    /// (when there is one), the login accounts' budgets in `logins`, and starts each
+    /// connection from what `loaded` (read from the store before) remembers of it. `shutdown` turning true stops the secret watcher, and
     /// [`Scheduler::stop_all`] the connections' tasks.
     pub(crate) fn new(
         prober: Prober,
@@ -172,6 +174,7 @@ impl Scheduler {
         globals: Globals,
         shutdown: watch::Receiver<bool>,
         store: Option<Arc<Store>>,
+        logins: Arc<Store>,
         loaded: Loaded,
     ) -> Scheduler {
         let watched: Arc<Mutex<BTreeMap<String, Watched>>> = Arc::default();
@@ -181,6 +184,7 @@ impl Scheduler {
                 prober,
                 status,
                 store,
+                logins,
                 limits: Mutex::new(Limits {
                     globals,
                     global: Arc::new(Semaphore::new(globals.max_concurrent_probes)),
@@ -211,6 +215,7 @@ impl Scheduler {
                 self.shared.limits_generation.fetch_add(1, Ordering::AcqRel);
             }
         }
+        self.adopt_logins(config);
         let mut summary = Summary::default();
         for connection in &config.connections {
             // What the task runs now: its secret may have been re-read since it started.
@@ -265,6 +270,26 @@ impl Scheduler {
         self.orgs
             .apply(&self.shared.prober, &self.shared.status, config);
         summary
+    }
+
+    /// Adds the per-name login budgets a format-1 store kept to the accounts of the
+    /// connections configured now (once; a name that comes back later joins then).
+    fn adopt_logins(&self, config: &Config) {
+        let members: Vec<(&str, &str)> = config
+            .connections
+            .iter()
+            .filter_map(|c| Some((c.name.as_str(), c.login_account()?)))
+            .collect();
+        match self.shared.logins.adopt_logins(&members) {
+            Ok(0) => {}
+            Ok(adopted) => tracing::info!(
+                adopted,
+                "the login budgets kept per connection name are now kept per login account"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "cannot move the login budgets kept per connection name to their accounts")
+            }
+        }
     }
 
     /// What the state store remembered of a connection, if its credential is the same.
@@ -334,27 +359,58 @@ impl Scheduler {
         );
     }
 
-    /// Lifts a connection's pause (a person fixed the account): its login budget starts
-    /// afresh and it is probed at once.
-    pub(crate) fn resume(&self, name: &str) -> Result<(), ResumeError> {
+    /// Lifts the pause of a connection's login account (a person reset the count in Jira, or
+    /// logged in through the browser): the account's budget starts afresh and every connection
+    /// of the account is probed at once. Returns the names resumed, sorted. A connection
+    /// without a login account (a token) has only its own pause to lift.
+    pub(crate) fn resume(&self, name: &str) -> Result<Vec<String>, ResumeError> {
         let running = self
             .running
             .get(name)
             .ok_or_else(|| ResumeError::Unknown(name.to_owned()))?;
-        let paused = self
-            .shared
-            .status
-            .read(|inner| inner.connections.get(name).and_then(|e| e.paused));
-        let lifted = match &self.shared.store {
-            Some(store) => store.resume(name)?,
+        let account = running.connection.login_account().map(str::to_owned);
+        let mut names: Vec<&String> = match &account {
+            Some(account) => self
+                .running
+                .iter()
+                .filter(|(_, r)| r.connection.login_account() == Some(account.as_str()))
+                .map(|(name, _)| name)
+                .collect(),
+            None => self
+                .running
+                .get_key_value(name)
+                .map(|(n, _)| n)
+                .into_iter()
+                .collect(),
+        };
+        names.sort();
+        let paused = self.shared.status.read(|inner| {
+            names.iter().any(|n| {
+                inner
+                    .connections
+                    .get(n.as_str())
+                    .is_some_and(|e| e.paused.is_some())
+            })
+        });
+        let lifted = match &account {
+            Some(account) => self.shared.logins.resume(account)?,
             None => false,
         };
-        if paused.is_none() && !lifted {
+        if !paused && !lifted {
             return Err(ResumeError::NotPaused(name.to_owned()));
         }
-        tracing::info!(connection = %name, "resumed: the login budget starts afresh; probing now");
-        running.resume.notify_one();
-        Ok(())
+        tracing::info!(
+            connection = %name,
+            account = account.as_deref().unwrap_or(""),
+            resumed = ?names,
+            "resumed: the login budget starts afresh; probing now"
+        );
+        for resumed in &names {
+            if let Some(running) = self.running.get(resumed.as_str()) {
+                running.resume.notify_one();
+            }
+        }
+        Ok(names.into_iter().cloned().collect())
     }
 
     /// Stops a connection that is gone: its task, its secret watch and its status.

@@ -2,9 +2,9 @@
 //! bound, record the outcome, let the policy decide the next wait, and again; and the log
 //! line of a state change. The expiry reminders it logs are in [`super::reminders`].
 //!
-//! A Basic login goes through the state store's login budget when there is a store: it is
-//! recorded before it is sent and resolved with its answer, so the budget holds across
-//! restarts and is shared with `credwatch check`.
+//! A Basic login goes through its login account's budget (`store/logins.rs`): it is recorded
+//! before it is sent and resolved with its answer, so the budget is shared by every connection
+//! of the account, holds across restarts and is shared with `credwatch check`.
 
 use std::pin::pin;
 use std::sync::atomic::Ordering;
@@ -19,7 +19,7 @@ use super::policy::{self, Decision, Policy};
 use super::reminders::{Reminders, REMINDER_CHECK};
 use super::secrets::reread_secret;
 use super::{Bounds, Shared};
-use crate::config::{AuthMethod, Connection};
+use crate::config::Connection;
 use crate::expiry::{self, Listing, TokenList};
 use crate::probe::{LastMyself, State, TokenListOutcome, TokenRequest};
 use crate::state::{Board, Probed, Schedule};
@@ -61,10 +61,6 @@ pub(super) async fn probe_loop(
     let mut known_expiry = shared.status.known_expiry(&name);
     // Kept while the secret stays the same: the header is built once, not per probe.
     let mut authorization = connection.authorization();
-    let mut identity = shared
-        .store
-        .as_ref()
-        .map(|store| store.identity(&connection));
     let mut bounds = shared.site(&connection);
     // The account the last `myself` body named: the same body again is not read again.
     let mut last_myself = LastMyself::default();
@@ -85,10 +81,10 @@ pub(super) async fn probe_loop(
                     shared.status.update_connection(connection.clone());
                     known_expiry = shared.status.known_expiry(&name);
                     authorization = connection.authorization();
-                    identity = shared.store.as_ref().map(|store| store.identity(&connection));
                     // What the gateway said was about the old secret.
                     last_myself.gateway = None;
-                    // A new secret is a new credential: a fresh budget, and nothing pending.
+                    // A new secret is a new credential: nothing pending, no backoff. The
+                    // account's login budget stays as it is: Jira's count does not start over.
                     policy = Policy::new(&connection);
                     due = Some(Instant::now());
                     tokens_due = None;
@@ -129,12 +125,7 @@ pub(super) async fn probe_loop(
                 .schedule(&name, schedule(&policy, due, now, period), policy.pending());
             continue;
         }
-        let basic_budget = match (&shared.store, &identity) {
-            (Some(store), Some(identity)) if connection.settings.auth == AuthMethod::Basic => {
-                Some((store.clone(), identity.clone()))
-            }
-            _ => None,
-        };
+        let basic_budget = connection.login_account().map(|_| shared.logins.clone());
         let probe = async {
             // The site's permit first: a connection queueing behind its own site's bound
             // (a site that hangs) must not hold a global permit meanwhile, or a slow site
@@ -149,12 +140,10 @@ pub(super) async fn probe_loop(
             let late = Instant::now().saturating_duration_since(slot);
             // A password is recorded as sent, on disk, before it is sent.
             let attempt = match &basic_budget {
-                Some((store, identity)) => {
-                    match logins::reserve(store, &connection, identity, "daemon", false).await {
-                        Reserved::Granted(attempt) => Some(attempt),
-                        refused => return Err(refused),
-                    }
-                }
+                Some(store) => match logins::reserve(store, &connection, "daemon", false).await {
+                    Reserved::Granted(attempt) => Some(attempt),
+                    refused => return Err(refused),
+                },
                 None => None,
             };
             // The organization's list may have told the expiry since the last probe.
@@ -169,8 +158,8 @@ pub(super) async fn probe_loop(
             if connection.settings.org.is_some() && outcome.http_status == Some(401) {
                 crate::org::explain(&mut outcome, shared.status.org_match(&name).as_ref());
             }
-            if let (Some((store, identity)), Some(attempt)) = (&basic_budget, attempt) {
-                logins::resolve(store, &connection, identity, attempt, &outcome).await;
+            if let (Some(store), Some(attempt)) = (&basic_budget, attempt) {
+                logins::resolve(store, &connection, attempt, &outcome).await;
             }
             // The token list rides on a valid probe, under the same permits: never more often
             // than the probe, and only while the site is open.
@@ -188,8 +177,8 @@ pub(super) async fn probe_loop(
         let (outcome, list, late, failed_before) = match probe.await {
             Ok(probed) => probed,
             Err(Reserved::Spent(pause)) => {
-                // The budget was spent elsewhere (`check`, or logins that never got an
-                // answer): no login is sent.
+                // The account's budget was spent elsewhere (another connection of the
+                // account, `check`, or logins that never got an answer): no login is sent.
                 let (_, confirmed) = policy.spent(pause);
                 due = None;
                 tracing::warn!(connection = %name, pause = pause.as_str(), hint = pause.hint(), "the login budget is spent; stopped probing this connection");

@@ -1,5 +1,6 @@
 //! Why probing of a connection stopped: the two stops that protect an account from Jira's
-//! CAPTCHA lock, which only a changed credential or `credwatch resume` lift.
+//! CAPTCHA lock, which only `credwatch resume` lifts (a new password is tried only while its
+//! login account has budget left).
 
 /// Why probing of a connection stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -16,7 +17,7 @@ impl Pause {
     pub fn hint(self) -> &'static str {
         match self {
             Pause::FailedLogins => {
-                "credwatch stopped probing after 2 failed logins in a row, so as never to trip Jira's CAPTCHA lock: fix the password (or its file) and credwatch probes again at once; if the password was right, run `credwatch resume NAME`"
+                "credwatch stopped probing after 2 failed logins in a row for this login account (Jira counts them per user, whichever connection sent them), so as never to trip Jira's CAPTCHA lock. A new password does not reset Jira's count, so credwatch does not try it on its own: fix the password (or its file), then log in once through the browser or have an admin reset the failed-login count, and run `credwatch resume NAME`: every connection of the account is probed again at once"
             }
             Pause::Locked => {
                 "the account is locked behind a CAPTCHA and credwatch stopped probing it: log in through the browser or have an admin reset the failed-login count, then run `credwatch resume NAME` (or change the password) and credwatch probes again at once"

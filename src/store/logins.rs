@@ -1,13 +1,24 @@
-//! The login budget of Basic connections, shared by every process that uses the store: the
-//! daemon, `credwatch check` beside it, and the daemon after a restart.
+//! The login budget of Basic connections, one per login account, shared by every process
+//! that uses the store: the daemon, `credwatch check` beside it, and the daemon after a
+//! restart.
 //!
-//! Jira locks an account behind a CAPTCHA after a few failed logins in a row, and counts
-//! every one, whoever sent it. So a Basic login is recorded here, durably, before it is sent
-//! ([`Store::reserve_login`]), and the answer is recorded after ([`Store::resolve_login`]). An
-//! attempt that never gets its answer (the process was killed, or cancelled it on shutdown)
-//! counts as a failed login once its deadline has passed: even `kill -9` between request and
-//! answer cannot grant a third. The count and the lock belong to the credential's identity:
-//! a new password starts a fresh budget, and nothing else does but [`Store::resume`].
+//! Jira counts failed logins per user (docs/jira-answers.md §12): whatever connection name,
+//! process or URL alias sent the username, it adds to one count, and the third failure locks
+//! the account behind a CAPTCHA. So the budget is keyed by the login account
+//! ([`crate::config::account`]), not the connection. A login is recorded here, durably, before
+//! it is sent ([`Store::reserve_login`]), and the answer is recorded after
+//! ([`Store::resolve_login`]). An attempt that never gets its answer (the process was killed,
+//! or cancelled it on shutdown) counts as a failed login once its deadline has passed: even
+//! `kill -9` between request and answer cannot grant a third.
+//!
+//! A new password does not reset the count, since Jira's does not start over either: only a
+//! login Jira accepts (which resets Jira's count too) or [`Store::resume`] (a person reset the
+//! count in Jira, or logged in through the browser) does.
+//!
+//! Format 1 stores kept the budget per connection name (tables `logins` and
+//! `login_attempts`). Those rows wait there until a configuration names them:
+//! [`Store::adopt_logins`] adds them to their account's (capped at the budget), and a name that
+//! never comes back is pruned with the connections no longer configured.
 
 use std::time::Duration;
 
@@ -98,19 +109,21 @@ pub(crate) enum Reserved {
 
 /// Records, on tokio's blocking pool, a login `connection` is about to send (`owner`:
 /// `daemon` or `check`, for whoever reads the store); `force` records it even when the budget
-/// is spent.
+/// is spent. A connection without a login account (not Basic) is never counted.
 pub(crate) async fn reserve(
     store: &Arc<Store>,
     connection: &Connection,
-    identity: &[u8],
     owner: &'static str,
     force: bool,
 ) -> Reserved {
-    let (store, name, identity) = (store.clone(), connection.name.clone(), identity.to_vec());
+    let Some(account) = connection.login_account() else {
+        return Reserved::Unrecorded;
+    };
+    let (store, name, account) = (store.clone(), connection.name.clone(), account.to_owned());
     let timeout = connection.settings.timeout;
     let owner = format!("{owner} pid {}", std::process::id());
     let reserved = tokio::task::spawn_blocking(move || {
-        store.reserve_login(&name, &identity, timeout, &owner, force)
+        store.reserve_login(&account, &name, timeout, &owner, force)
     })
     .await;
     match reserved {
@@ -132,15 +145,16 @@ pub(crate) async fn reserve(
 pub(crate) async fn resolve(
     store: &Arc<Store>,
     connection: &Connection,
-    identity: &[u8],
     attempt: Attempt,
     outcome: &Outcome,
 ) {
+    let Some(account) = connection.login_account() else {
+        return;
+    };
     let login = Login::of(outcome);
-    let (store, name, identity) = (store.clone(), connection.name.clone(), identity.to_vec());
+    let (store, account) = (store.clone(), account.to_owned());
     let resolved =
-        tokio::task::spawn_blocking(move || store.resolve_login(&name, &identity, attempt, login))
-            .await;
+        tokio::task::spawn_blocking(move || store.resolve_login(&account, attempt, login)).await;
     if !matches!(resolved, Ok(Ok(_))) {
         tracing::warn!(connection = %connection.name, "cannot record the login's answer in the state store; it will count as failed");
     }
@@ -158,12 +172,12 @@ pub struct LoginState {
 }
 
 impl Store {
-    /// Records a login about to be sent for `name`, unless the budget is spent (`force`:
-    /// records it all the same).
+    /// Records a login about to be sent to `account` by the connection `name`, unless the
+    /// account's budget is spent (`force`: records it all the same).
     pub fn reserve_login(
         &self,
+        account: &str,
         name: &str,
-        identity: &[u8],
         timeout: Duration,
         owner: &str,
         force: bool,
@@ -171,7 +185,7 @@ impl Store {
         let mut db = lock(&self.logins);
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = unix_millis(Utc::now());
-        let state = settle(&tx, name, identity, now)?;
+        let state = settle(&tx, account, now)?;
         if state.locked && !force {
             tx.commit()?;
             return Ok(Budget::Spent(Pause::Locked));
@@ -182,8 +196,8 @@ impl Store {
         }
         if state.failed + state.in_flight >= MAX_FAILED_LOGINS && !force {
             let first_stale: Option<i64> = tx.query_row(
-                "SELECT min(stale_at) FROM login_attempts WHERE name = ?1",
-                params![name],
+                "SELECT min(stale_at) FROM account_attempts WHERE account = ?1",
+                params![account],
                 |row| row.get(0),
             )?;
             tx.commit()?;
@@ -195,8 +209,8 @@ impl Store {
         let stale_at =
             now + i64::try_from((timeout + STALE_AFTER).as_millis()).unwrap_or(i64::MAX / 2);
         tx.execute(
-            "INSERT INTO login_attempts (name, identity, started_at, stale_at, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![name, identity, now, stale_at, owner],
+            "INSERT INTO account_attempts (account, name, started_at, stale_at, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![account, name, now, stale_at, owner],
         )?;
         let id = tx.last_insert_rowid();
         tx.commit()?;
@@ -207,28 +221,27 @@ impl Store {
         }))
     }
 
-    /// Records the answer to a login; returns the failed logins in a row after it.
+    /// Records the answer to a login; returns the account's failed logins in a row after it.
     pub fn resolve_login(
         &self,
-        name: &str,
-        identity: &[u8],
+        account: &str,
         attempt: Attempt,
         login: Login,
     ) -> rusqlite::Result<u32> {
         if login == Login::Unsure {
             // Left in place: it counts as failed once its deadline has passed.
-            return self.login_state(name, identity).map(|state| state.failed);
+            return self.login_state(account).map(|state| state.failed);
         }
         let mut db = lock(&self.logins);
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mine = tx.execute(
-            "DELETE FROM login_attempts WHERE id = ?1",
+            "DELETE FROM account_attempts WHERE id = ?1",
             params![attempt.id],
         )?;
         let now = unix_millis(Utc::now());
-        let mut state = settle(&tx, name, identity, now)?;
-        // An attempt that is gone was resumed or its identity replaced (it counts for
-        // nothing), or it passed its deadline and was counted as failed already.
+        let mut state = settle(&tx, account, now)?;
+        // An attempt that is gone was resumed (it counts for nothing), or it passed its
+        // deadline and was counted as failed already.
         let save_it = match login {
             Login::Failed => {
                 state.failed += u32::from(mine == 1);
@@ -239,8 +252,8 @@ impl Store {
                 // are moot now.
                 state.failed = 0;
                 tx.execute(
-                    "DELETE FROM login_attempts WHERE name = ?1 AND started_at < ?2",
-                    params![name, attempt.started_at],
+                    "DELETE FROM account_attempts WHERE account = ?1 AND started_at < ?2",
+                    params![account, attempt.started_at],
                 )?;
                 true
             }
@@ -251,78 +264,116 @@ impl Store {
             Login::Unanswered | Login::Unsure => false,
         };
         if save_it {
-            save(&tx, name, identity, state, now)?;
+            save(&tx, account, state, now)?;
         }
         tx.commit()?;
         Ok(state.failed)
     }
 
-    /// Lifts a pause: the failed-login count and the lock are forgotten, and attempts in
-    /// flight count for nothing. Returns whether there was anything to lift.
-    pub fn resume(&self, name: &str) -> rusqlite::Result<bool> {
+    /// Lifts an account's pause (a person reset Jira's count, or logged in through the
+    /// browser): the failed-login count and the lock are forgotten, and attempts in flight
+    /// count for nothing. Returns whether there was anything to lift.
+    pub fn resume(&self, account: &str) -> rusqlite::Result<bool> {
         let mut db = lock(&self.logins);
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let lifted = tx.execute(
-            "DELETE FROM logins WHERE name = ?1 AND (failed > 0 OR locked != 0)",
-            params![name],
+            "DELETE FROM account_logins WHERE account = ?1 AND (failed > 0 OR locked != 0)",
+            params![account],
         )?;
-        tx.execute("DELETE FROM logins WHERE name = ?1", params![name])?;
-        tx.execute("DELETE FROM login_attempts WHERE name = ?1", params![name])?;
+        tx.execute(
+            "DELETE FROM account_logins WHERE account = ?1",
+            params![account],
+        )?;
+        let in_flight = tx.execute(
+            "DELETE FROM account_attempts WHERE account = ?1",
+            params![account],
+        )?;
         tx.commit()?;
-        Ok(lifted > 0)
+        Ok(lifted + in_flight > 0)
     }
 
-    /// The budget of `name` as it stands.
-    pub fn login_state(&self, name: &str, identity: &[u8]) -> rusqlite::Result<LoginState> {
+    /// The budget of `account` as it stands.
+    pub fn login_state(&self, account: &str) -> rusqlite::Result<LoginState> {
         let mut db = lock(&self.logins);
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let state = settle(&tx, name, identity, unix_millis(Utc::now()))?;
+        let state = settle(&tx, account, unix_millis(Utc::now()))?;
         tx.commit()?;
         Ok(state)
     }
+
+    /// Adds the per-name budgets a format-1 store kept (and that a configuration names now)
+    /// to their accounts: counts add up, capped at the budget; a lock carries over; attempts
+    /// in flight keep counting. `members` pairs each configured Basic connection's name with
+    /// its account. Returns how many names were adopted.
+    pub fn adopt_logins(&self, members: &[(&str, &str)]) -> rusqlite::Result<usize> {
+        let mut db = lock(&self.logins);
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let waiting: i64 = tx.query_row(
+            "SELECT (SELECT count(*) FROM logins) + (SELECT count(*) FROM login_attempts)",
+            [],
+            |row| row.get(0),
+        )?;
+        if waiting == 0 {
+            tx.commit()?;
+            return Ok(0);
+        }
+        let now = unix_millis(Utc::now());
+        let mut adopted = 0;
+        for (name, account) in members {
+            let row: Option<(u32, bool)> = tx
+                .query_row(
+                    "DELETE FROM logins WHERE name = ?1 RETURNING failed, locked",
+                    params![name],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let moved = tx.execute(
+                "INSERT INTO account_attempts (account, name, started_at, stale_at, owner)
+                 SELECT ?2, name, started_at, stale_at, owner FROM login_attempts WHERE name = ?1",
+                params![name, account],
+            )?;
+            tx.execute("DELETE FROM login_attempts WHERE name = ?1", params![name])?;
+            if let Some((failed, locked)) = row {
+                let mut state = settle(&tx, account, now)?;
+                state.failed = (state.failed + failed).min(MAX_FAILED_LOGINS);
+                state.locked |= locked;
+                save(&tx, account, state, now)?;
+            }
+            if row.is_some() || moved > 0 {
+                adopted += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(adopted)
+    }
 }
 
-/// Reads the budget of `name` inside `tx`: a different identity starts afresh, and attempts
-/// past their deadline are folded into the failed count.
-fn settle(
-    tx: &rusqlite::Transaction<'_>,
-    name: &str,
-    identity: &[u8],
-    now: i64,
-) -> rusqlite::Result<LoginState> {
-    let row: Option<(Vec<u8>, u32, bool)> = tx
+/// Reads the budget of `account` inside `tx`: attempts past their deadline are folded into
+/// the failed count.
+fn settle(tx: &rusqlite::Transaction<'_>, account: &str, now: i64) -> rusqlite::Result<LoginState> {
+    let row: Option<(u32, bool)> = tx
         .query_row(
-            "SELECT identity, failed, locked FROM logins WHERE name = ?1",
-            params![name],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            "SELECT failed, locked FROM account_logins WHERE account = ?1",
+            params![account],
+            |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()?;
     let mut state = LoginState::default();
-    match row {
-        Some((stored, failed, locked)) if stored == identity => {
-            state.failed = failed;
-            state.locked = locked;
-        }
-        Some(_) => {
-            tx.execute("DELETE FROM logins WHERE name = ?1", params![name])?;
-        }
-        None => {}
+    if let Some((failed, locked)) = row {
+        state.failed = failed;
+        state.locked = locked;
     }
-    tx.execute(
-        "DELETE FROM login_attempts WHERE name = ?1 AND identity != ?2",
-        params![name, identity],
-    )?;
     let stale = tx.execute(
-        "DELETE FROM login_attempts WHERE name = ?1 AND stale_at <= ?2",
-        params![name, now],
+        "DELETE FROM account_attempts WHERE account = ?1 AND stale_at <= ?2",
+        params![account, now],
     )?;
     if stale > 0 {
         state.failed += u32::try_from(stale).unwrap_or(u32::MAX);
-        save(tx, name, identity, state, now)?;
+        save(tx, account, state, now)?;
     }
     state.in_flight = tx.query_row(
-        "SELECT count(*) FROM login_attempts WHERE name = ?1",
-        params![name],
+        "SELECT count(*) FROM account_attempts WHERE account = ?1",
+        params![account],
         |row| row.get(0),
     )?;
     Ok(state)
@@ -330,15 +381,14 @@ fn settle(
 
 fn save(
     tx: &rusqlite::Transaction<'_>,
-    name: &str,
-    identity: &[u8],
+    account: &str,
     state: LoginState,
     now: i64,
 ) -> rusqlite::Result<()> {
     tx.execute(
-        "INSERT INTO logins (name, identity, failed, locked, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (name) DO UPDATE SET identity = ?2, failed = ?3, locked = ?4, updated_at = ?5",
-        params![name, identity, state.failed, state.locked, now],
+        "INSERT INTO account_logins (account, failed, locked, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (account) DO UPDATE SET failed = ?2, locked = ?3, updated_at = ?4",
+        params![account, state.failed, state.locked, now],
     )?;
     Ok(())
 }
@@ -348,6 +398,7 @@ mod tests {
     use super::*;
 
     const TIMEOUT: Duration = Duration::from_secs(10);
+    const ACCOUNT: &str = "https://jira.example.com svc";
 
     fn granted(budget: Budget) -> Attempt {
         match budget {
@@ -357,120 +408,127 @@ mod tests {
     }
 
     #[test]
-    fn two_failed_logins_spend_the_budget_whoever_sent_them() {
+    fn two_failed_logins_spend_the_account_budget_whoever_sent_them_under_whatever_name() {
         let dir = tempfile::tempdir().expect("tempdir");
         let daemon = Store::open_owned(dir.path()).expect("owner");
         let check = Store::open_shared(dir.path()).expect("shared");
-        let id = b"identity-1".as_slice();
         let first = granted(
             daemon
-                .reserve_login("c", id, TIMEOUT, "daemon", false)
+                .reserve_login(ACCOUNT, "a", TIMEOUT, "daemon", false)
                 .expect("db"),
         );
         assert_eq!(first.failed_before, 0);
-        // While the daemon's login is in flight, check may send one more, and no third.
+        // While the daemon's login is in flight, check may send one more (under another
+        // name of the account), and no third.
         let second = granted(
             check
-                .reserve_login("c", id, TIMEOUT, "check", false)
+                .reserve_login(ACCOUNT, "b", TIMEOUT, "check", false)
                 .expect("db"),
         );
         // A third waits for the two to be answered (or to count as failed at their deadline).
         assert!(matches!(
             daemon
-                .reserve_login("c", id, TIMEOUT, "daemon", false)
+                .reserve_login(ACCOUNT, "c", TIMEOUT, "daemon", false)
                 .expect("db"),
             Budget::Busy(wait) if wait <= TIMEOUT + STALE_AFTER && wait > TIMEOUT
         ));
         assert_eq!(
             daemon
-                .resolve_login("c", id, first, Login::Failed)
+                .resolve_login(ACCOUNT, first, Login::Failed)
                 .expect("db"),
             1
         );
         assert_eq!(
             check
-                .resolve_login("c", id, second, Login::Failed)
+                .resolve_login(ACCOUNT, second, Login::Failed)
                 .expect("db"),
             2
         );
         assert_eq!(
             check
-                .reserve_login("c", id, TIMEOUT, "check", false)
+                .reserve_login(ACCOUNT, "a", TIMEOUT, "check", false)
                 .expect("db"),
             Budget::Spent(Pause::FailedLogins)
+        );
+        // Another account has a budget of its own.
+        granted(
+            daemon
+                .reserve_login(
+                    "https://jira.example.com other",
+                    "d",
+                    TIMEOUT,
+                    "daemon",
+                    false,
+                )
+                .expect("db"),
         );
         // --force sends it all the same, and it counts.
         let forced = granted(
             check
-                .reserve_login("c", id, TIMEOUT, "check", true)
+                .reserve_login(ACCOUNT, "a", TIMEOUT, "check", true)
                 .expect("db"),
         );
         assert_eq!(
             check
-                .resolve_login("c", id, forced, Login::Locked)
+                .resolve_login(ACCOUNT, forced, Login::Locked)
                 .expect("db"),
             2
         );
         assert_eq!(
             daemon
-                .reserve_login("c", id, TIMEOUT, "daemon", false)
+                .reserve_login(ACCOUNT, "b", TIMEOUT, "daemon", false)
                 .expect("db"),
             Budget::Spent(Pause::Locked)
         );
-        // Resume forgets it all; a new identity would too.
-        assert!(daemon.resume("c").expect("db"));
-        assert!(!daemon.resume("c").expect("db"), "nothing left to lift");
+        // Resume forgets it all, for every name of the account.
+        assert!(daemon.resume(ACCOUNT).expect("db"));
+        assert!(!daemon.resume(ACCOUNT).expect("db"), "nothing left to lift");
         let again = granted(
             daemon
-                .reserve_login("c", id, TIMEOUT, "daemon", false)
+                .reserve_login(ACCOUNT, "c", TIMEOUT, "daemon", false)
                 .expect("db"),
         );
         assert_eq!(again.failed_before, 0);
+        // A success starts the count over, as it does in Jira.
         assert_eq!(
             daemon
-                .resolve_login("c", id, again, Login::Failed)
+                .resolve_login(ACCOUNT, again, Login::Accepted)
                 .expect("db"),
-            1
+            0
         );
-        let other = granted(
-            daemon
-                .reserve_login("c", b"identity-2", TIMEOUT, "daemon", false)
-                .expect("db"),
-        );
-        assert_eq!(other.failed_before, 0, "a new password starts afresh");
     }
 
     #[test]
     fn a_login_that_never_got_its_answer_counts_as_failed_after_its_deadline() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let id = b"identity".as_slice();
         {
             // The process is killed between request and answer.
             let store = Store::open_owned(dir.path()).expect("owner");
             granted(
                 store
-                    .reserve_login("c", id, Duration::ZERO, "daemon", false)
+                    .reserve_login(ACCOUNT, "c", Duration::ZERO, "daemon", false)
                     .expect("db"),
             );
         }
         let store = Store::open_owned(dir.path()).expect("owner");
-        let state = store.login_state("c", id).expect("db");
+        let state = store.login_state(ACCOUNT).expect("db");
         assert_eq!(state.failed + state.in_flight, 1, "{state:?}");
         // A timeout is not an answer: the attempt stays and counts at its deadline.
+        let other = "https://jira.example.com d";
         let unsure = granted(
             store
-                .reserve_login("d", id, Duration::ZERO, "daemon", false)
+                .reserve_login(other, "d", Duration::ZERO, "daemon", false)
                 .expect("db"),
         );
         assert_eq!(
             store
-                .resolve_login("d", id, unsure, Login::Unsure)
+                .resolve_login(other, unsure, Login::Unsure)
                 .expect("db"),
             0
         );
-        assert_eq!(store.login_state("d", id).expect("db").in_flight, 1);
+        assert_eq!(store.login_state(other).expect("db").in_flight, 1);
         std::thread::sleep(STALE_AFTER + Duration::from_millis(100));
-        let state = store.login_state("c", id).expect("db");
+        let state = store.login_state(ACCOUNT).expect("db");
         assert_eq!(
             state,
             LoginState {
@@ -482,15 +540,61 @@ mod tests {
         // One more failed login is all that is left; a success starts the count over.
         let last = granted(
             store
-                .reserve_login("c", id, TIMEOUT, "daemon", false)
+                .reserve_login(ACCOUNT, "c", TIMEOUT, "daemon", false)
                 .expect("db"),
         );
         assert_eq!(last.failed_before, 1);
         assert_eq!(
             store
-                .resolve_login("c", id, last, Login::Accepted)
+                .resolve_login(ACCOUNT, last, Login::Accepted)
                 .expect("db"),
             0
+        );
+    }
+
+    #[test]
+    fn per_name_budgets_of_a_format_1_store_add_up_in_their_account() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_owned(dir.path()).expect("owner");
+        {
+            let db = lock(&store.logins);
+            db.execute_batch(
+                "INSERT INTO logins VALUES ('a', x'01', 1, 0, 0);
+                 INSERT INTO logins VALUES ('b', x'02', 1, 0, 0);
+                 INSERT INTO logins VALUES ('locked', x'03', 0, 1, 0);
+                 INSERT INTO logins VALUES ('gone', x'04', 1, 0, 0);
+                 INSERT INTO login_attempts (name, identity, started_at, stale_at, owner)
+                     VALUES ('in-flight', x'05', 0, 9000000000000, 'daemon pid 1');",
+            )
+            .expect("rows");
+        }
+        let other = "https://jira.example.com other";
+        let third = "https://jira.example.com third";
+        let members = [
+            ("a", ACCOUNT),
+            ("b", ACCOUNT),
+            ("locked", other),
+            ("in-flight", third),
+        ];
+        assert_eq!(store.adopt_logins(&members).expect("adopt"), 4);
+        // 1 + 1 under two names of one account: spent.
+        assert_eq!(store.login_state(ACCOUNT).expect("db").failed, 2);
+        assert_eq!(
+            store
+                .reserve_login(ACCOUNT, "a", TIMEOUT, "daemon", false)
+                .expect("db"),
+            Budget::Spent(Pause::FailedLogins)
+        );
+        assert!(store.login_state(other).expect("db").locked);
+        assert_eq!(store.login_state(third).expect("db").in_flight, 1);
+        // Adopted once: a second pass finds nothing; the name not configured waits.
+        assert_eq!(store.adopt_logins(&members).expect("adopt"), 0);
+        assert_eq!(
+            store
+                .adopt_logins(&[("gone", "https://jira.example.com gone")])
+                .expect("adopt"),
+            1,
+            "a name that comes back joins its account"
         );
     }
 }

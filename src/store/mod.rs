@@ -36,8 +36,10 @@ use crate::state::Transition;
 pub use location::Location;
 pub use record::Record;
 
-/// The store's format; a store of a newer one is set aside, not read.
-pub const FORMAT: i64 = 1;
+/// The store's format; a store of a newer one is set aside, not read. Format 2 keeps the
+/// login budget per login account (format 1 kept it per connection name; its rows are
+/// adopted by their account, [`Store::adopt_logins`]).
+pub const FORMAT: i64 = 2;
 
 /// The database's file name in the state directory.
 pub const DB_FILE: &str = "credwatch.db";
@@ -59,6 +61,13 @@ CREATE TABLE IF NOT EXISTS logins (
 CREATE TABLE IF NOT EXISTS login_attempts (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, identity BLOB NOT NULL, started_at INTEGER NOT NULL,
     stale_at INTEGER NOT NULL, owner TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS account_logins (
+    account TEXT PRIMARY KEY, failed INTEGER NOT NULL, locked INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS account_attempts (
+    id INTEGER PRIMARY KEY, account TEXT NOT NULL, name TEXT NOT NULL, started_at INTEGER NOT NULL,
+    stale_at INTEGER NOT NULL, owner TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS account_attempts_by_account ON account_attempts (account);
 ";
 
 /// Why a store cannot be used.
@@ -203,13 +212,34 @@ impl Store {
         Self::open_db(&dir.join(DB_FILE), None)
     }
 
+    /// A store in memory, for the login budget of a daemon or `check` that keeps no state
+    /// (`--no-state`, or no usable directory): the connections of one account still share one
+    /// budget within the process, and nothing survives it.
+    pub fn open_memory() -> Result<Store, OpenError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let uri = format!(
+            "file:credwatch-{}-{n}?mode=memory&cache=shared",
+            std::process::id()
+        );
+        Self::open_db(Path::new(&uri), None)
+    }
+
     fn open_db(path: &Path, lock: Option<File>) -> Result<Store, OpenError> {
         let database = |source| OpenError::Database {
             path: path.to_owned(),
             source,
         };
+        let in_memory = path.as_os_str().to_string_lossy().starts_with("file:");
         let connect = |synchronous: &str| -> rusqlite::Result<rusqlite::Connection> {
-            let db = rusqlite::Connection::open(path)?;
+            let db = if in_memory {
+                rusqlite::Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+                )?
+            } else {
+                rusqlite::Connection::open(path)?
+            };
             db.busy_timeout(Duration::from_secs(10))?;
             db.pragma_update(None, "journal_mode", "WAL")?;
             db.pragma_update(None, "synchronous", synchronous)?;
@@ -239,7 +269,9 @@ impl Store {
         ))
         .map_err(database)?;
         let key = digest_key(&db).map_err(database)?;
-        restrict(path);
+        if !in_memory {
+            restrict(path);
+        }
         let logins = connect("FULL").map_err(database)?;
         Ok(Store {
             path: path.to_owned(),
@@ -322,8 +354,14 @@ impl Store {
         Ok(loaded)
     }
 
-    /// Drops every connection not in `names` (and its history and logins).
-    pub fn retain(&self, names: &std::collections::HashSet<&str>) -> rusqlite::Result<usize> {
+    /// Drops every connection not in `names` (and its history). The login budgets of names
+    /// and accounts no longer configured stay for a week (a connection removed and added back
+    /// must not be granted new failed logins), then go.
+    pub fn retain(
+        &self,
+        names: &std::collections::HashSet<&str>,
+        accounts: &std::collections::HashSet<&str>,
+    ) -> rusqlite::Result<usize> {
         let mut db = lock(&self.db);
         let stored: Vec<String> = {
             let mut rows = db.prepare(
@@ -336,6 +374,11 @@ impl Store {
             .into_iter()
             .filter(|name| !names.contains(name.as_str()))
             .collect();
+        let stored_accounts: Vec<String> = {
+            let mut rows = db.prepare("SELECT account FROM account_logins")?;
+            let accounts = rows.query_map([], |row| row.get(0))?;
+            accounts.collect::<rusqlite::Result<_>>()?
+        };
         let tx = db.transaction()?;
         let orphaned = unix_millis(Utc::now() - ORPHAN_BUDGET);
         for name in &gone {
@@ -345,8 +388,39 @@ impl Store {
                 params![name, orphaned],
             )?;
         }
+        for account in stored_accounts
+            .iter()
+            .filter(|account| !accounts.contains(account.as_str()))
+        {
+            tx.execute(
+                "DELETE FROM account_logins WHERE account = ?1 AND updated_at < ?2",
+                params![account, orphaned],
+            )?;
+        }
         tx.commit()?;
         Ok(gone.len())
+    }
+
+    /// The shard (`K/N`) of the daemon that last opened the store, if one recorded it.
+    pub fn shard(&self) -> rusqlite::Result<Option<crate::shard::Shard>> {
+        let db = lock(&self.db);
+        let text: Option<String> = db
+            .query_row("SELECT value FROM meta WHERE key = 'shard'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(text.and_then(|text| text.parse().ok()))
+    }
+
+    /// Records the shard of the daemon that owns the store.
+    pub fn set_shard(&self, shard: crate::shard::Shard) -> rusqlite::Result<()> {
+        let db = lock(&self.db);
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ('shard', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = ?1",
+            params![shard.to_string()],
+        )?;
+        Ok(())
     }
 
     /// A connection's row, when its identity is `identity` (for `check`).
@@ -522,7 +596,12 @@ mod tests {
         let loaded = store.load(Duration::from_secs(60)).expect("load");
         assert!(loaded.history.is_empty());
         // A connection no longer configured is dropped.
-        assert_eq!(store.retain(&Default::default()).expect("retain"), 1);
+        assert_eq!(
+            store
+                .retain(&Default::default(), &Default::default())
+                .expect("retain"),
+            1
+        );
         assert!(store.load(Duration::MAX).expect("load").records.is_empty());
     }
 
