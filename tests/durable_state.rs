@@ -267,7 +267,7 @@ fn failed_logins(simulator: &Simulator) -> u32 {
 }
 
 #[tokio::test]
-async fn a_label_change_keeps_the_pause_and_a_changed_password_starts_afresh() {
+async fn a_label_change_keeps_the_pause_and_a_changed_password_waits_for_resume() {
     let simulator = Simulator::start().await.expect("simulator");
     simulator.add_site(
         "dc",
@@ -320,10 +320,22 @@ async fn a_label_change_keeps_the_pause_and_a_changed_password_starts_afresh() {
     assert_eq!(simulator.requests_for("dc").len(), sent, "no login sent");
     daemon.shutdown(Duration::from_secs(1)).await;
 
-    // A new password is a new credential: a fresh budget, probed at once.
+    // A new password does not reset Jira's count, so it does not reset the account's budget:
+    // no login until a person says the count was reset, and the hint says so.
     common::write(dir.path(), "password", "right\n");
     let daemon = start_daemon_with_state(&path, &state, true).await;
     let base = format!("http://{}", daemon.addr());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(simulator.requests_for("dc").len(), sent, "no login sent");
+    let paused = api_connection(&base, "legacy").await;
+    assert_eq!(paused["paused"], "failed_logins", "{paused}");
+    assert!(
+        paused["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("does not reset") && h.contains("credwatch resume")),
+        "{paused}"
+    );
+    assert_eq!(daemon.resume("legacy").await.expect("resume"), ["legacy"]);
     eventually(
         Duration::from_secs(5),
         "valid with the new password",

@@ -5,102 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::process::Running;
 use common::{api_connection, eventually};
 use credwatch::sim::{Pat, Simulator, Site, User};
-
-/// A `credwatch run` child, killed when dropped.
-struct Running {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Running {
-    fn start(config: &Path, state: &Path, log: &Path) -> Running {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let stderr = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_credwatch"))
-            .args(["run", "--config"])
-            .arg(config)
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--enable-lifecycle",
-            ])
-            .arg("--state-dir")
-            .arg(state)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn");
-        Running {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log: log.to_owned(),
-        }
-    }
-
-    /// Waits until the endpoints answer; returns `/readyz`'s status then.
-    async fn first_answer(&self) -> u16 {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(response) = common::http_client()
-                .get(format!("{}/readyz", self.base))
-                .send()
-                .await
-            {
-                return response.status().as_u16();
-            }
-            assert!(Instant::now() < deadline, "no answer: {}", self.log());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    /// Sends `signal` and waits for the exit; returns the exit code.
-    fn stop(mut self, signal: &str) -> Option<i32> {
-        self.signal(signal);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test]
 async fn verdicts_and_readiness_come_back_after_sigterm_and_kill_9_while_it_writes() {

@@ -3,6 +3,7 @@
 
 pub mod canary;
 pub mod harness;
+pub mod process;
 
 use std::future::Future;
 use std::io::{BufRead as _, BufReader};
