@@ -202,7 +202,7 @@ async fn a_rate_limit_closes_the_site_for_all_its_connections_for_at_least_retry
 /// On tokio's paused clock, with the default pace (a 5-minute interval, an hour after a
 /// rejection): hours of virtual time, and still only two failed logins.
 #[tokio::test(start_paused = true)]
-async fn basic_auth_makes_at_most_two_failed_logins_then_waits_for_a_new_password() {
+async fn basic_auth_makes_at_most_two_failed_logins_then_waits_for_resume() {
     let simulator = Simulator::start().await.expect("simulator");
     simulator.add_site(
         "dc",
@@ -271,13 +271,23 @@ async fn basic_auth_makes_at_most_two_failed_logins_then_waits_for_a_new_passwor
         None
     );
 
-    // A person fixes the password file: credwatch probes again at once.
-    let fixed_at = tokio::time::Instant::now();
+    // A person fixes the password file. Jira's count did not start over, and a second typo
+    // would lock the account: the new password waits for `resume` (the secret poll, 5 s, has
+    // passed many times over on this clock).
     common::write(harness.dir.path(), "password", "right-password\n");
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(probes(&simulator, "dc").len(), 2, "no login before resume");
+    assert_eq!(harness.connection("basic").await["paused"], "failed_logins");
+    // The person reset the count (or will have the right password): resume probes at once.
+    let fixed_at = tokio::time::Instant::now();
+    assert_eq!(
+        harness.daemon.resume("basic").await.expect("resume"),
+        ["basic"]
+    );
     while harness.connection("basic").await["state"] != "valid" {
         assert!(
             fixed_at.elapsed() < Duration::from_secs(10), // secret files are polled every 5 s
-            "no probe with the new password within the secret poll"
+            "no probe after resume"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -95,6 +95,9 @@ pub(super) async fn probe_loop(
             _ = &mut resumed => {
                 resumed.set(wakers.resume.notified());
                 policy.resume();
+                // A person fixed the account, often the password file with it: the secret is
+                // read again before the probe (the poke branch runs first), not at the next poll.
+                wakers.poke.notify_one();
                 due = Some(Instant::now());
                 let now = Instant::now();
                 shared.status.schedule(&name, schedule(&policy, Some(now), now, Duration::ZERO), None);
