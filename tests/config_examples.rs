@@ -67,7 +67,21 @@ fn every_shipped_configuration_loads() {
         .find(|(path, _)| path.ends_with("example.toml"))
         .expect("config/example.toml")
         .1;
-    assert_eq!(example.connections.len(), 7);
+    assert_eq!(example.connections.len(), 8);
+    // The node's own address and the site share one login account.
+    let node = example
+        .connection("jira-legacy-reports-node1")
+        .expect("node1");
+    assert_eq!(
+        node.login_account(),
+        example
+            .connection("jira-legacy-reports")
+            .and_then(|c| c.login_account())
+    );
+    assert_eq!(
+        node.login_account(),
+        Some("https://jira-legacy.example.com svc-reports")
+    );
     assert!(
         example.warnings.is_empty(),
         "the example uses no inline secret"

@@ -2,7 +2,7 @@
 //! login budget for.
 //!
 //! Jira Data Center keeps the failed-login count as attributes of the user
-//! (`login.currentFailedCount`, docs/jira-answers.md §12): every connection, every `check` and
+//! (`login.currentFailedCount`, docs/jira-answers.md §13): every connection, every `check` and
 //! every process that sends the username to that Jira adds to one count. So the budget is
 //! keyed by the *login site* (the scheme, the host in lower case, the port when it is not the
 //! scheme's default, and the context path without a trailing slash) and the username in lower

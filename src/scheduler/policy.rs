@@ -16,7 +16,9 @@
 //! interval, if shorter), and the state stands meanwhile. For Basic, that probe is the second
 //! and last failed login the rule above allows. A first verdict and `locked` need none.
 //!
-//! A stop lasts until the connection's credential changes, or `credwatch resume` lifts it.
+//! A stop lasts until `credwatch resume` lifts it. The failed-login count here is the
+//! connection's view of its login account's budget (`store/logins.rs`), which every
+//! connection of the account shares; a new secret starts a fresh policy, not a fresh budget.
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! that uses the store: the daemon, `credwatch check` beside it, and the daemon after a
 //! restart.
 //!
-//! Jira counts failed logins per user (docs/jira-answers.md §12): whatever connection name,
+//! Jira counts failed logins per user (docs/jira-answers.md §13): whatever connection name,
 //! process or URL alias sent the username, it adds to one count, and the third failure locks
 //! the account behind a CAPTCHA. So the budget is keyed by the login account
 //! ([`crate::config::account`]), not the connection. A login is recorded here, durably, before
