@@ -14,6 +14,7 @@ mod timeline;
 use askama::Template;
 use chrono::{DateTime, Duration, Utc};
 
+use crate::config::account;
 use crate::expiry::Assessment;
 use crate::probe::State;
 use crate::state::{Board, Entry, Transition};
@@ -277,11 +278,13 @@ pub(crate) fn render(board: &Board, now: DateTime<Utc>, query: &Query) -> String
 
     let none = Vec::new();
     let text = query.q.trim().to_lowercase();
+    let accounts = account::accounts(entries.iter().map(|(e, _)| &*e.connection));
     let rows: Vec<Row> = entries
         .iter()
         .map(|(entry, expiry)| {
             let changes = changes.get(&entry.connection.name).unwrap_or(&none);
-            row(entry, expiry, changes, now)
+            let shares = account::shares_login_with(&entry.connection, &accounts);
+            row(entry, expiry, changes, shares, now)
         })
         .filter(|row| query.state.is_empty() || row.state == query.state)
         .filter(|row| query.team.is_empty() || row.team == query.team)
@@ -319,7 +322,13 @@ pub(crate) fn render(board: &Board, now: DateTime<Utc>, query: &Query) -> String
         .unwrap_or_else(|error| format!("the status page cannot be rendered: {error}\n"))
 }
 
-fn row(entry: &Entry, expiry: &Assessment, changes: &[Transition], now: DateTime<Utc>) -> Row {
+fn row(
+    entry: &Entry,
+    expiry: &Assessment,
+    changes: &[Transition],
+    shares_login_with: Option<Vec<&str>>,
+    now: DateTime<Utc>,
+) -> Row {
     let connection = &entry.connection;
     let settings = &connection.settings;
     let state = entry.state();
@@ -338,6 +347,17 @@ fn row(entry: &Entry, expiry: &Assessment, changes: &[Transition], now: DateTime
     }
     if let Some(note) = &expiry.note {
         notes.push(format!("expiry: {note}"));
+    }
+    if let (Some(login), Some(others)) = (connection.login_account(), &shares_login_with) {
+        // The login budget (and its pause) is the account's: say with whom it is shared.
+        if others.is_empty() {
+            notes.push(format!("login account: {login}"));
+        } else {
+            notes.push(format!(
+                "login account: {login}, shared with {}",
+                others.join(", ")
+            ));
+        }
     }
     let pending = entry.pending.map_or(String::new(), |p| {
         format!(
