@@ -295,8 +295,13 @@ async fn validate_prints_effective_settings_or_every_error() {
         stdout.contains("kind = \"cloud\""),
         "defaults are shown resolved: {stdout}"
     );
+    // A Basic connection's login account, with login_site standing for its site.
     assert!(
-        stderr.contains("configuration is valid: 7 connections"),
+        stdout.contains("login_account = \"https://jira-legacy.example.com svc-reports\""),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("configuration is valid: 8 connections"),
         "{stderr}"
     );
     assert!(!stdout.contains("canary") && !stderr.contains("canary"));
