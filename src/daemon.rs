@@ -29,7 +29,9 @@ use crate::probe::Prober;
 use crate::scheduler::Scheduler;
 pub use crate::scheduler::{ResumeError, Summary};
 use crate::server::{self, AppState, Control};
+use crate::replica::Replica;
 use crate::shard::Shard;
+use crate::state::Foreign;
 use crate::state::Board;
 use crate::store::writer::Writer;
 use crate::store::{Loaded, Location, OpenError, Store};
@@ -52,6 +54,9 @@ pub struct Options {
     pub grace: Duration,
     /// This replica's share of the fleet, when the fleet is sharded.
     pub shard: Option<Shard>,
+    /// This process's place in an HA group (`--replica`): it watches only the Basic login
+    /// accounts it owns, and every token connection.
+    pub replica: Option<Replica>,
     /// Where the state is kept, if anywhere.
     pub state: Location,
     /// How long state changes are kept.
@@ -82,6 +87,7 @@ impl Options {
             enable_lifecycle: false,
             grace: DEFAULT_GRACE,
             shard: None,
+            replica: None,
             state: Location::Disabled,
             history_retention: crate::state::DEFAULT_HISTORY_RETENTION,
             watch_config: None,
@@ -134,8 +140,14 @@ pub fn open_store(location: &Location) -> Result<Option<Store>, OpenError> {
     }
 }
 
-/// The part of `config` that `shard` owns (all of it without sharding).
-fn this_shards_part(mut config: Config, shard: Option<Shard>) -> Config {
+/// The part of `config` that this process watches: what `shard` owns (all of it without
+/// sharding), less the Basic connections whose login account another replica of the HA group
+/// owns (`replica`), which are returned apart with their owner, for the API to list.
+fn this_part(
+    mut config: Config,
+    shard: Option<Shard>,
+    replica: Option<Replica>,
+) -> (Config, Vec<Foreign>) {
     if let Some(shard) = shard {
         let total = config.connections.len();
         // A Basic connection goes with its login account: every name of the account lands on
@@ -152,7 +164,23 @@ fn this_shards_part(mut config: Config, shard: Option<Shard>) -> Config {
         });
         tracing::info!(%shard, owned = config.connections.len(), total, "sharded: probing this replica's share");
     }
-    config
+    let mut foreign = Vec::new();
+    if let Some(replica) = replica {
+        let (mine, theirs): (Vec<_>, Vec<_>) = config
+            .connections
+            .into_iter()
+            .partition(|c| replica.watches(c));
+        config.connections = mine;
+        foreign = theirs
+            .into_iter()
+            .map(|connection| Foreign {
+                owner: replica.sole_owner(&connection).unwrap_or(replica.index),
+                connection: Arc::new(connection),
+            })
+            .collect();
+        tracing::info!(%replica, watched = config.connections.len(), owned_elsewhere = foreign.len(), "HA group: this replica sends the logins of the Basic accounts it owns, and probes every token");
+    }
+    (config, foreign)
 }
 
 /// Logs, once at start, each login account that a change of the shard count (or index) moved
@@ -209,12 +237,11 @@ impl Daemon {
         let web_config = load_web_config(&options)?;
         log_web_config(&options, &web_config);
         let web = Arc::new(Current::new(web_config));
-        let config = this_shards_part(config, options.shard);
+        let (config, foreign) = this_part(config, options.shard, options.replica);
         let status = Board::new();
         status.set_history_retention(options.history_retention);
-        if let Some(shard) = options.shard {
-            status.set_shard(shard);
-        }
+        let shard = options.shard.unwrap_or(Shard { index: 0, count: 1 });
+        status.set_group(shard, options.replica, foreign);
         let store = open_store(&options.state)?.map(Arc::new);
         let loaded = match &store {
             Some(store) => {
@@ -508,7 +535,9 @@ fn reload(
         .and_then(|config| Ok((config, load_web_config(options)?)));
     match loaded {
         Ok((config, web_config)) => {
-            let config = this_shards_part(config, options.shard);
+            let (config, foreign) = this_part(config, options.shard, options.replica);
+            let shard = options.shard.unwrap_or(Shard { index: 0, count: 1 });
+            live.status.set_group(shard, options.replica, foreign);
             for warning in &config.warnings {
                 tracing::warn!("{warning}");
             }

@@ -37,6 +37,7 @@ pub mod resume;
 pub(crate) mod scheduler;
 pub(crate) mod serve;
 pub(crate) mod server;
+pub mod replica;
 pub mod shard;
 pub(crate) mod state;
 pub mod store;

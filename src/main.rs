@@ -82,6 +82,11 @@ enum Command {
         /// names). K may be a StatefulSet pod name ending in -<ordinal>.
         #[arg(long, env = "CREDWATCH_SHARD", value_name = "K/N")]
         shard: Option<credwatch::shard::Shard>,
+        /// This process is replica I of an HA group of N that watch the same configuration:
+        /// every replica probes the tokens, and each Basic login account is probed by the one
+        /// replica that owns it. I may be a StatefulSet pod name ending in -<ordinal>.
+        #[arg(long, env = "CREDWATCH_REPLICA", value_name = "I/N")]
+        replica: Option<credwatch::replica::Replica>,
         /// How long shutdown may take before probes in flight are abandoned.
         #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = humantime::parse_duration)]
         shutdown_grace: std::time::Duration,
@@ -136,6 +141,10 @@ enum Command {
         /// is still recorded).
         #[arg(long)]
         force: bool,
+        /// Check as replica I of an HA group of N (as `run --replica`): the Basic connections
+        /// whose login account another replica owns are not probed, and their owner is named.
+        #[arg(long, env = "CREDWATCH_REPLICA", value_name = "I/N")]
+        replica: Option<credwatch::replica::Replica>,
         /// Read the organizations' token lists only, and print them (no probe is sent).
         #[arg(long)]
         orgs: bool,
@@ -260,6 +269,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             listen,
             enable_lifecycle,
             shard,
+            replica,
             shutdown_grace,
             state,
             history_retention,
@@ -278,6 +288,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
                 enable_lifecycle,
                 grace: shutdown_grace,
                 shard,
+                replica,
                 state: state.location(),
                 history_retention,
                 watch_config: (!no_watch_config).then_some(daemon::CONFIG_POLL),
@@ -319,6 +330,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             concurrency,
             state,
             force,
+            replica,
             orgs,
         } => {
             let Some(config) = load(&config) else {
@@ -366,6 +378,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
                 concurrency: usize::from(concurrency),
                 store: store.map(std::sync::Arc::new),
                 force,
+                replica,
                 orgs: read,
             };
             let reports = check::run(&prober, selected, &options).await;

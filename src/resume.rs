@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 /// Asks the daemon at `base` to resume `name`; prints what it said and returns the exit
-/// code: 0 resumed, 1 not (not paused, unknown, lifecycle disabled, daemon unreachable).
+/// code: 0 resumed, 1 not (not paused, unknown, owned by another replica of an HA group,
+/// which is named, lifecycle disabled, daemon unreachable).
 pub async fn run(base: &str, name: &str) -> u8 {
     let url = format!(
         "{}/api/v1/connections/{}/resume",
@@ -32,6 +33,17 @@ pub async fn run(base: &str, name: &str) -> u8 {
             if code.is_success() {
                 print!("{text}");
                 0
+            } else if code == reqwest::StatusCode::MISDIRECTED_REQUEST {
+                let owner = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v["owned_by_replica"].as_u64());
+                match owner {
+                    Some(owner) => eprintln!(
+                        "error: replica {owner} of the HA group owns the login account of {name} and sends its logins: resume it there (credwatch resume {name} --url <replica {owner}'s address>)"
+                    ),
+                    None => eprint!("error: {code}: {text}"),
+                }
+                1
             } else {
                 eprint!("error: {code}: {text}");
                 1

@@ -21,7 +21,7 @@ use crate::config::account;
 use crate::expiry::Assessment;
 use crate::metrics::{Metrics, CONTENT_TYPE};
 use crate::scheduler::{ResumeError, Summary};
-use crate::state::{Board, Entry};
+use crate::state::{Board, Entry, Foreign, Group};
 use crate::view::{self, View};
 
 /// A request to the daemon's main loop.
@@ -114,12 +114,17 @@ struct ApiConnection<'a> {
     next_probe_at: Option<String>,
     backoff_seconds: Option<f64>,
     paused: Option<&'static str>,
+    /// With `--replica`: the replica that owns the connection's login account alone (a
+    /// Basic connection); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owned_by_replica: Option<u32>,
 }
 
 fn api_connection<'a>(
     entry: &'a Entry,
     expiry: &'a Assessment,
     accounts: &HashMap<&str, Vec<&'a str>>,
+    group: &Group,
 ) -> ApiConnection<'a> {
     ApiConnection {
         view: view::view(
@@ -136,6 +141,33 @@ fn api_connection<'a>(
         next_probe_at: entry.next_probe_at.map(|t| t.to_rfc3339()),
         backoff_seconds: entry.backoff.map(|b| b.as_secs_f64()),
         paused: entry.paused.map(|p| p.as_str()),
+        owned_by_replica: group.sole_owner(&entry.connection),
+    }
+}
+
+/// The API's view of a connection another replica owns: `unknown`, no reason, and its owner.
+fn foreign_connection<'a>(
+    foreign: &'a Foreign,
+    expiry: &'a Assessment,
+    accounts: &HashMap<&str, Vec<&'a str>>,
+) -> ApiConnection<'a> {
+    let connection = &foreign.connection;
+    ApiConnection {
+        view: view::view(
+            connection,
+            account::shares_login_with(connection, accounts),
+            crate::probe::State::Unknown,
+            None,
+            None,
+            expiry,
+            None,
+        ),
+        probes_total: 0,
+        last_probe_at: None,
+        next_probe_at: None,
+        backoff_seconds: None,
+        paused: None,
+        owned_by_replica: Some(foreign.owner),
     }
 }
 
@@ -147,13 +179,32 @@ async fn connections(State(state): State<AppState>) -> Response {
         .iter()
         .map(|entry| entry.assessment(now))
         .collect();
-    let accounts = account::accounts(snapshot.entries.iter().map(|e| &*e.connection));
-    let views: Vec<ApiConnection<'_>> = snapshot
+    let group = &snapshot.group;
+    let accounts = account::accounts(
+        snapshot
+            .entries
+            .iter()
+            .map(|e| &*e.connection)
+            .chain(group.foreign.iter().map(|f| &*f.connection)),
+    );
+    let foreign_expiries: Vec<Assessment> = group
+        .foreign
+        .iter()
+        .map(|f| crate::expiry::assess(&f.connection, None, now))
+        .collect();
+    let mut views: Vec<ApiConnection<'_>> = snapshot
         .entries
         .iter()
         .zip(&expiries)
-        .map(|(entry, expiry)| api_connection(entry, expiry, &accounts))
+        .map(|(entry, expiry)| api_connection(entry, expiry, &accounts, group))
         .collect();
+    views.extend(
+        group
+            .foreign
+            .iter()
+            .zip(&foreign_expiries)
+            .map(|(foreign, expiry)| foreign_connection(foreign, expiry, &accounts)),
+    );
     let body = serde_json::to_string(&views);
     match body {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
@@ -206,6 +257,17 @@ async fn resume(
     let Some(sender) = state.reload else {
         return (StatusCode::FORBIDDEN, LIFECYCLE_DISABLED).into_response();
     };
+    // Another replica sends this account's logins: only it can lift its pause.
+    let owner = state
+        .status
+        .read(|inner| inner.group.owner_elsewhere(&name));
+    if let Some(owner) = owner {
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            Json(serde_json::json!({ "owned_by_replica": owner })),
+        )
+            .into_response();
+    }
     let (respond, answer) = oneshot::channel();
     let request = Control::Resume {
         name: name.clone(),

@@ -28,16 +28,28 @@ impl Shard {
 
 /// The shard, of `count`, that owns `name`.
 pub fn owner(name: &str, count: u32) -> u32 {
+    rendezvous(name, count, b"")
+}
+
+/// The member, of `count`, that rendezvous hashing assigns `key` to; `salt` makes another
+/// assignment independent of this one (replicas are salted, shards are not).
+pub(crate) fn rendezvous(key: &str, count: u32, salt: &[u8]) -> u32 {
     (0..count.max(1))
-        .max_by_key(|&shard| weight(name, shard))
+        .max_by_key(|&member| weight(key, member, salt))
         .unwrap_or(0)
 }
 
-/// The pseudo-random weight of a (name, shard) pair: FNV-1a over both, then SplitMix64's
-/// finaliser for a well-mixed 64-bit value. Stable across runs, platforms and versions.
-fn weight(name: &str, shard: u32) -> u64 {
+/// The pseudo-random weight of a (name, member) pair: FNV-1a over the salt and both, then
+/// SplitMix64's finaliser for a well-mixed 64-bit value. Stable across runs, platforms and
+/// versions (the unsalted weight is the one shards have always used).
+fn weight(name: &str, member: u32, salt: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in name.bytes().chain(shard.to_le_bytes()) {
+    for byte in salt
+        .iter()
+        .copied()
+        .chain(name.bytes())
+        .chain(member.to_le_bytes())
+    {
         hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
     }
     hash = (hash ^ (hash >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -67,27 +79,32 @@ impl FromStr for Shard {
 }
 
 fn parse(text: &str) -> Result<Shard, String> {
+    parse_member(text, "shard").map(|(index, count)| Shard { index, count })
+}
+
+/// `K/N` with 0 ≤ K < N, K a number or a name ending in `-<number>`; `what` names it in errors.
+pub(crate) fn parse_member(text: &str, what: &str) -> Result<(u32, u32), String> {
     let (index, count) = text
         .split_once('/')
         .ok_or_else(|| format!("{text:?} is not K/N (for example 0/3, or credwatch-0/3)"))?;
     // "credwatch-2" is a StatefulSet pod name: its ordinal follows the last dash.
     let ordinal = match index.trim().rsplit_once('-') {
-        Some(("", _)) => return Err(format!("{text:?}: the shard index cannot be negative")),
+        Some(("", _)) => return Err(format!("{text:?}: the {what} index cannot be negative")),
         Some((_, ordinal)) => ordinal,
         None => index,
     };
     let index: u32 = ordinal
         .trim()
         .parse()
-        .map_err(|_| format!("{text:?}: the shard index must be a number or end in -<number>"))?;
+        .map_err(|_| format!("{text:?}: the {what} index must be a number or end in -<number>"))?;
     let count: u32 = count
         .trim()
         .parse()
-        .map_err(|_| format!("{text:?}: the shard count must be a number"))?;
+        .map_err(|_| format!("{text:?}: the {what} count must be a number"))?;
     if count == 0 || index >= count {
         return Err(format!("{text:?}: the index must be from 0 to count - 1"));
     }
-    Ok(Shard { index, count })
+    Ok((index, count))
 }
 
 #[cfg(test)]

@@ -58,6 +58,9 @@ pub struct Report {
     pub paused: Option<Pause>,
     /// The daemon's pending confirmation, from the state store.
     pub pending: Option<Pending>,
+    /// With `--replica`: the replica of the HA group that owns this connection's login
+    /// account, when it is not this one (then nothing was sent).
+    pub owned_by_replica: Option<u32>,
 }
 
 /// How `check` runs.
@@ -69,6 +72,9 @@ pub struct Options {
     pub store: Option<Arc<Store>>,
     /// Send Basic logins even when the budget is spent.
     pub force: bool,
+    /// This process's place in an HA group: the Basic accounts another replica owns are not
+    /// probed.
+    pub replica: Option<crate::replica::Replica>,
     /// The organizations' lists, read before the probes ([`read_orgs`]).
     pub orgs: Vec<crate::org::OrgStatus>,
 }
@@ -118,6 +124,14 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
         let logins = logins.clone();
         let force = options.force;
         let matched = matches.get(&connection.name).cloned();
+        if let Some(owner) = options
+            .replica
+            .filter(|r| !r.watches(&connection))
+            .and_then(|r| r.sole_owner(&connection))
+        {
+            tasks.spawn(async move { (index, owned_elsewhere(connection, owner)) });
+            continue;
+        }
         tasks.spawn(async move {
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = permits.acquire_owned().await;
@@ -150,6 +164,7 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
                         expiry,
                         paused: pause,
                         pending: remembered.pending,
+                        owned_by_replica: None,
                     };
                     return (index, report);
                 }
@@ -178,6 +193,7 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
                     expiry,
                     paused: None,
                     pending: remembered.pending,
+                    owned_by_replica: None,
                 },
             )
         });
@@ -201,6 +217,7 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
                 attempts: 0,
                 paused: None,
                 pending: None,
+                owned_by_replica: None,
             })
         })
         .collect()
@@ -228,6 +245,25 @@ fn login_budget(store: Option<&Arc<Store>>, connections: &[Connection]) -> Optio
         tracing::warn!(%error, "cannot move the login budgets kept per connection name to their accounts");
     }
     Some(store.clone())
+}
+
+/// The report of a connection whose login account another replica owns: not probed, and
+/// who to ask.
+fn owned_elsewhere(connection: Connection, owner: u32) -> Report {
+    let mut outcome = internal_failure(&connection);
+    outcome.hint = None;
+    outcome.detail = Some(format!(
+        "not probed: replica {owner} of the HA group owns this login account and sends its logins; check it with --replica {owner}/N"
+    ));
+    Report {
+        expiry: expiry::assess(&connection, None, Utc::now()),
+        connection,
+        outcome,
+        attempts: 0,
+        paused: None,
+        pending: None,
+        owned_by_replica: Some(owner),
+    }
 }
 
 /// What the store remembers of a connection whose credential is unchanged.
@@ -385,24 +421,35 @@ pub(crate) struct JsonReport<'a> {
     view: View<'a>,
     attempts: u32,
     paused: Option<&'static str>,
+    /// With `--replica`: the replica that owns the connection's login account alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owned_by_replica: Option<u32>,
 }
 
 impl Report {
     /// The JSON view of this report; `accounts` groups the reports' connections by login
     /// account ([`crate::config::account::accounts`]).
     pub(crate) fn json<'a>(&'a self, accounts: &HashMap<&str, Vec<&'a str>>) -> JsonReport<'a> {
+        let mut view = view::view(
+            &self.connection,
+            crate::config::account::shares_login_with(&self.connection, accounts),
+            self.outcome.state,
+            Some(&self.outcome),
+            None,
+            &self.expiry,
+            self.pending,
+        );
+        if self.owned_by_replica.is_some() {
+            // Nothing was sent: no reason, no time; the detail names the owner.
+            view.reason = None;
+            view.checked_at = None;
+            view.latency_ms = None;
+        }
         JsonReport {
-            view: view::view(
-                &self.connection,
-                crate::config::account::shares_login_with(&self.connection, accounts),
-                self.outcome.state,
-                Some(&self.outcome),
-                None,
-                &self.expiry,
-                self.pending,
-            ),
+            view,
             attempts: self.attempts,
             paused: self.paused.map(Pause::as_str),
+            owned_by_replica: self.owned_by_replica,
         }
     }
 }
@@ -437,7 +484,10 @@ pub fn render_table(reports: &[Report], show_tokens: bool) -> String {
                 connection.name.clone(),
                 format!("{}/{}", connection.settings.kind, connection.settings.auth),
                 outcome.state.to_string(),
-                outcome.reason.to_string(),
+                match report.owned_by_replica {
+                    Some(_) => "-".to_owned(),
+                    None => outcome.reason.to_string(),
+                },
                 outcome.http_status.map_or("-".into(), |s| s.to_string()),
                 outcome
                     .identity
@@ -459,6 +509,9 @@ pub fn render_table(reports: &[Report], show_tokens: bool) -> String {
     let mut notes = Vec::new();
     for report in reports {
         let name = &report.connection.name;
+        if let (Some(_), Some(detail)) = (report.owned_by_replica, &report.outcome.detail) {
+            notes.push(format!("{name}: {detail}"));
+        }
         if let Some(hint) = report.outcome.hint {
             notes.push(format!("{name} ({}): {hint}", report.outcome.reason));
         }

@@ -207,7 +207,7 @@ impl Exposition {
             "Connections in the running configuration.",
         )
         .sample(&[], self.snapshot.entries.len() as f64);
-        let shard = self.snapshot.shard;
+        let shard = self.snapshot.group.shard;
         Family::new(
             out,
             "credwatch_shards",
@@ -222,6 +222,27 @@ impl Exposition {
             "This replica's shard (0 without sharding), always 1: count the shards that report against credwatch_shards.",
         )
         .sample(&[("shard", &shard.index.to_string())], 1.0);
+        let replica = self.snapshot.group.replica;
+        Family::new(
+            out,
+            "credwatch_replicas",
+            "gauge",
+            "The number of replicas of an HA group that watch this shard's connections (1 without --replica).",
+        )
+        .sample(&[], f64::from(replica.map_or(1, |r| r.count)));
+        Family::new(
+            out,
+            "credwatch_replica_info",
+            "gauge",
+            "This process's replica in its HA group (0 without --replica) and its shard, always 1: count the replicas of each shard that report against credwatch_replicas.",
+        )
+        .sample(
+            &[
+                ("shard", &shard.index.to_string()),
+                ("credwatch_replica", &replica.map_or(0, |r| r.index).to_string()),
+            ],
+            1.0,
+        );
         let reload = &self.snapshot.reload;
         Family::new(
             out,

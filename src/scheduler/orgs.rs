@@ -26,7 +26,7 @@ pub(super) struct OrgReaders {
 impl OrgReaders {
     /// Makes the readers those of `config`.
     pub(super) fn apply(&mut self, prober: &Prober, board: &Board, config: &Config) {
-        let shard = board.read(|inner| inner.shard);
+        let shard = board.read(|inner| inner.group.shard);
         board.set_orgs(&config.orgs, |name| shard.count <= 1 || shard.owns(name));
         let mut wanted: BTreeMap<String, (Org, Vec<Connection>)> = BTreeMap::new();
         for org in &config.orgs {

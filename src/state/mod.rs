@@ -18,12 +18,14 @@ use crate::config::Connection;
 use crate::expiry::{self, Assessment, TokenList};
 use crate::probe::{GatewayTry, Outcome, Reason, State};
 
+mod group;
 mod history;
 mod lateness;
 mod orgs;
 mod pause;
 mod remembered;
 pub(crate) use lateness::{Lateness, LATENESS_BUCKETS};
+pub(crate) use group::{Foreign, Group};
 pub(crate) use pause::Pause;
 pub(crate) use remembered::{
     prune, Changes, Pending, Restored, Standing, Transition, DEFAULT_HISTORY_RETENTION, HISTORY_CAP,
@@ -203,8 +205,8 @@ pub(crate) struct Inner {
     pub lateness: Lateness,
     /// Each connection's state changes, oldest first.
     pub history: FxHashMap<String, Vec<Transition>>,
-    /// This replica's shard and the number of shards (0 of 1 without sharding).
-    pub shard: crate::shard::Shard,
+    /// This replica's shard, its place in an HA group, and what other replicas own.
+    pub group: Arc<Group>,
     /// How long state changes are kept.
     pub history_retention: Duration,
     /// The Atlassian organizations, by name.
@@ -244,8 +246,8 @@ pub(crate) struct Snapshot {
     pub reload: ReloadStatus,
     /// How late probes started.
     pub lateness: Lateness,
-    /// This replica's shard and the number of shards.
-    pub shard: crate::shard::Shard,
+    /// This replica's shard, its place in an HA group, and what other replicas own.
+    pub group: Arc<Group>,
     /// The Atlassian organizations, by name.
     pub orgs: Vec<Arc<crate::org::OrgStatus>>,
 }
@@ -275,7 +277,7 @@ impl Board {
                 },
                 lateness: Lateness::default(),
                 history: FxHashMap::default(),
-                shard: crate::shard::Shard { index: 0, count: 1 },
+                group: Arc::default(),
                 history_retention: DEFAULT_HISTORY_RETENTION,
                 orgs: Default::default(),
                 dirty: Default::default(),
@@ -306,7 +308,7 @@ impl Board {
                 entries: inner.connections.values().cloned().collect(),
                 reload: inner.reload.clone(),
                 lateness: inner.lateness.clone(),
-                shard: inner.shard,
+                group: inner.group.clone(),
                 orgs: inner.orgs.values().cloned().collect(),
             }
         };
@@ -391,11 +393,6 @@ impl Board {
             Arc::make_mut(entry).connection = connection.clone();
             inner.mark(&connection.name);
         }
-    }
-
-    /// Sets this replica's shard (exported as `credwatch_shards` and `credwatch_shard_info`).
-    pub(crate) fn set_shard(&self, shard: crate::shard::Shard) {
-        self.lock().shard = shard;
     }
 
     /// Takes what changed since the last call, for the state store's writer.
