@@ -98,7 +98,10 @@ mod tests {
             }
             let fair = accounts.len() as f64 / f64::from(count);
             for n in per {
-                assert!((n as f64 - fair).abs() / fair < 0.1, "{count}: {n} vs {fair}");
+                assert!(
+                    (n as f64 - fair).abs() / fair < 0.1,
+                    "{count}: {n} vs {fair}"
+                );
             }
         }
     }

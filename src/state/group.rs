@@ -59,7 +59,12 @@ pub(crate) struct Foreign {
 impl Board {
     /// Sets this process's shard and replica, and the connections another replica owns (kept
     /// in name order).
-    pub(crate) fn set_group(&self, shard: Shard, replica: Option<Replica>, mut foreign: Vec<Foreign>) {
+    pub(crate) fn set_group(
+        &self,
+        shard: Shard,
+        replica: Option<Replica>,
+        mut foreign: Vec<Foreign>,
+    ) {
         foreign.sort_by(|a, b| a.connection.name.cmp(&b.connection.name));
         self.lock().group = Arc::new(Group {
             shard,

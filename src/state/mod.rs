@@ -24,8 +24,8 @@ mod lateness;
 mod orgs;
 mod pause;
 mod remembered;
-pub(crate) use lateness::{Lateness, LATENESS_BUCKETS};
 pub(crate) use group::{Foreign, Group};
+pub(crate) use lateness::{Lateness, LATENESS_BUCKETS};
 pub(crate) use pause::Pause;
 pub(crate) use remembered::{
     prune, Changes, Pending, Restored, Standing, Transition, DEFAULT_HISTORY_RETENTION, HISTORY_CAP,
