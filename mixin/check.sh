@@ -29,4 +29,8 @@ if grep -q 'job="credwatch"' "$out/credwatch-rules.yml"; then echo "the default 
 grep -q 'job=\\"jira-creds\\"' "$out/credwatch.json" || { echo "the dashboard ignores the selector"; exit 1; }
 cp mixin/tests/variant.test.yml "$out/"
 (cd "$out" && promtool test rules variant.test.yml)
+echo "== durations scaled for end-to-end tests (alertDurationScale 0.01): 15m becomes 9s"
+python3 deploy/generate.py --out "$out/scaled" --config '{ alertDurationScale: 0.01 }' >/dev/null
+promtool check rules "$out/scaled/credwatch-rules.yml"
+grep -q 'for: 9s' "$out/scaled/credwatch-rules.yml" || { echo "the durations did not scale"; exit 1; }
 echo "== the mixin's checks passed"

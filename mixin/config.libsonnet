@@ -31,6 +31,10 @@
     dashboardURLBase: 'https://grafana.example.com/d/credwatch/credwatch',
     // The status page, linked from the dashboard ('' for none).
     statusPageURL: '',
+    // Every alert's `for` and `keep_firing_for` multiplied by this (in whole seconds, at least
+    // 1 s), so that their order stays: for end-to-end tests that cannot wait 15 minutes
+    // (0.01 makes 5m 3s and 15m 9s); not for production.
+    alertDurationScale: 1,
     // The dashboard's uid and refresh.
     dashboardUID: 'credwatch',
     dashboardRefresh: '30s',

@@ -3,7 +3,10 @@
 //! the Prometheus Operator labels them, each restarted with its own state (SIGTERM and
 //! `kill -9`) and reloaded. Every rejected connection gets exactly one notification, and none
 //! resolves and fires again across the restarts; the broken Basic connection spends at most
-//! 2 failed logins per replica (4 for the pair), counted at the simulator.
+//! 2 failed logins per replica (4 for the pair), counted at the simulator. And an HA pair
+//! (`--replica`) with the shipped Alertmanager example and rules generated from the mixin with
+//! short durations: with one replica stopped for good, the surviving replica's probe alert is
+//! delivered (a dead replica does not mute it) and one notification says a replica is missing.
 
 mod common;
 
@@ -49,6 +52,8 @@ struct Replica {
     port: u16,
     state: PathBuf,
     config: PathBuf,
+    /// More arguments (`--replica 0/2`).
+    args: Vec<String>,
     process: Option<Process>,
 }
 
@@ -60,6 +65,7 @@ impl Replica {
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .arg("--state-dir")
             .arg(&self.state)
+            .args(&self.args)
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -132,6 +138,57 @@ fn notifications(received: &Received) -> Vec<(String, String, String)> {
     out
 }
 
+/// Alertmanager on a free loopback port with `config`, no cluster; returns it and its port.
+fn start_alertmanager(root: &Path, config: &str) -> (Process, u16) {
+    let port = common::free_port();
+    std::fs::write(root.join("alertmanager.yml"), config).expect("write");
+    let process = spawn(
+        ALERTMANAGER,
+        &[
+            format!("--config.file={}", root.join("alertmanager.yml").display()),
+            format!("--storage.path={}", root.join("am-data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            // No cluster: nothing listens beyond loopback.
+            "--cluster.listen-address=".to_owned(),
+            "--log.level=warn".to_owned(),
+        ],
+    );
+    (process, port)
+}
+
+/// Prometheus scraping `replicas` every second as one job, with the labels the Prometheus
+/// Operator puts on a pod's scrape, evaluating `rules` and alerting to Alertmanager.
+fn start_prometheus(root: &Path, rules: &Path, replicas: &[Replica], am_port: u16) -> Process {
+    let targets: String = replicas
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            format!(
+                "      - targets: ['127.0.0.1:{}']\n        labels: {{namespace: e2e, service: credwatch, endpoint: http-metrics, container: credwatch, pod: credwatch-{i}}}\n",
+                r.port
+            )
+        })
+        .collect();
+    let port = common::free_port();
+    std::fs::write(
+        root.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\nscrape_configs:\n  - job_name: credwatch\n    static_configs:\n{targets}",
+            rules.display()
+        ),
+    )
+    .expect("write");
+    spawn(
+        PROMETHEUS,
+        &[
+            format!("--config.file={}", root.join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", root.join("prom-data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--log.level=warn".to_owned(),
+        ],
+    )
+}
+
 fn config(url: &str, basic_timeout: &str) -> String {
     format!(
         "[defaults]\ninterval = \"1s\"\ntimeout = \"900ms\"\nauth_failure_interval = \"1s\"\nbackoff_initial = \"1s\"\n\n\
@@ -161,6 +218,7 @@ async fn two_replicas_restarted_with_their_state_notify_once_per_rejected_connec
             port: common::free_port(),
             state: root.join(format!("state-{i}")),
             config: config_path.clone(),
+            args: Vec::new(),
             process: None,
         })
         .collect();
@@ -169,55 +227,12 @@ async fn two_replicas_restarted_with_their_state_notify_once_per_rejected_connec
     }
 
     let (hook, received) = webhook().await;
-    let am_port = common::free_port();
-    std::fs::write(
-        root.join("alertmanager.yml"),
-        format!(
-            "route:\n  receiver: hook\n  group_by: [alertname, job, namespace, connection]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{hook}/hook\n        send_resolved: true\n"
-        ),
-    )
-    .expect("write");
-    let _alertmanager = spawn(
-        ALERTMANAGER,
-        &[
-            format!("--config.file={}", root.join("alertmanager.yml").display()),
-            format!("--storage.path={}", root.join("am-data").display()),
-            format!("--web.listen-address=127.0.0.1:{am_port}"),
-            // No cluster: nothing listens beyond loopback.
-            "--cluster.listen-address=".to_owned(),
-            "--log.level=warn".to_owned(),
-        ],
+    let alertmanager = format!(
+        "route:\n  receiver: hook\n  group_by: [alertname, job, namespace, connection]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{hook}/hook\n        send_resolved: true\n"
     );
+    let (_alertmanager, am_port) = start_alertmanager(root, &alertmanager);
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/credwatch-rules.yml");
-    // Two targets of one job, with the labels the Prometheus Operator puts on a pod's scrape.
-    let targets: String = replicas
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            format!(
-                "      - targets: ['127.0.0.1:{}']\n        labels: {{namespace: e2e, service: credwatch, endpoint: http-metrics, container: credwatch, pod: credwatch-{i}}}\n",
-                r.port
-            )
-        })
-        .collect();
-    let prometheus_port = common::free_port();
-    std::fs::write(
-        root.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\nscrape_configs:\n  - job_name: credwatch\n    static_configs:\n{targets}",
-            rules.display()
-        ),
-    )
-    .expect("write");
-    let _prometheus = spawn(
-        PROMETHEUS,
-        &[
-            format!("--config.file={}", root.join("prometheus.yml").display()),
-            format!("--storage.tsdb.path={}", root.join("prom-data").display()),
-            format!("--web.listen-address=127.0.0.1:{prometheus_port}"),
-            "--log.level=warn".to_owned(),
-        ],
-    );
+    let _prometheus = start_prometheus(root, &rules, &replicas, am_port);
 
     let rejected = ["legacy", "revoked"];
     let firing_for = |connection: &str| {
@@ -286,4 +301,148 @@ async fn two_replicas_restarted_with_their_state_notify_once_per_rejected_connec
     for replica in &mut replicas {
         replica.stop("-TERM");
     }
+}
+
+/// The shipped Alertmanager example (deploy/alertmanager/alertmanager.yml), its routes and
+/// inhibitions as they are, every receiver a webhook to `hook`, and its waits shortened.
+fn shipped_alertmanager(hook: u16) -> String {
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/alertmanager/alertmanager.yml"),
+    )
+    .expect("the example");
+    let (head, receivers) = shipped.split_once("\nreceivers:\n").expect("receivers");
+    let head = head
+        .replace("group_wait: 30s", "group_wait: 1s")
+        .replace("group_interval: 5m", "group_interval: 1s");
+    let mut out = format!("{head}\nreceivers:\n");
+    for line in receivers
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- name:"))
+    {
+        out.push_str(&format!(
+            "{line}\n    webhook_configs: [{{url: 'http://127.0.0.1:{hook}/hook', send_resolved: true}}]\n"
+        ));
+    }
+    out
+}
+
+/// The mixin's rules, generated with every `for` and `keep_firing_for` at a hundredth
+/// (15m is 9 s), into `root`.
+fn scaled_rules(root: &Path) -> PathBuf {
+    let out = root.join("rules");
+    let status = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/generate.py"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--config", "{ alertDurationScale: 0.01 }"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("python3 runs deploy/generate.py");
+    assert!(status.success(), "the mixin generates");
+    out.join("credwatch-rules.yml")
+}
+
+#[tokio::test]
+async fn one_dead_replica_of_an_ha_pair_is_one_notification_and_mutes_no_probe_alert() {
+    let simulator = Simulator::start().await.expect("simulator");
+    simulator.add_site(
+        "dc",
+        Site::server().with_user(User::new("svc").with_pat(Pat::new(1, "ci", "tok", Some(90)))),
+    );
+    simulator.add_site(
+        "flaky",
+        Site::server().with_user(User::new("svc").with_pat(Pat::new(1, "ci", "tok", Some(90)))),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let config_path = root.join("credwatch.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[defaults]\ninterval = \"1s\"\ntimeout = \"900ms\"\nauth_failure_interval = \"1s\"\nbackoff_initial = \"1s\"\nbackoff_max = \"1s\"\n\n\
+             [[connection]]\nname = \"revoked\"\nurl = \"{}\"\ntoken = \"revoked-token\"\nlabels = {{ team = \"platform\" }}\n\n\
+             [[connection]]\nname = \"flaky\"\nurl = \"{}\"\ntoken = \"tok\"\nlabels = {{ team = \"platform\" }}\n",
+            simulator.url("dc"),
+            simulator.url("flaky")
+        ),
+    )
+    .expect("write");
+    let mut replicas: Vec<Replica> = (0..2)
+        .map(|i| Replica {
+            port: common::free_port(),
+            state: root.join(format!("state-{i}")),
+            config: config_path.clone(),
+            args: vec!["--replica".to_owned(), format!("{i}/2")],
+            process: None,
+        })
+        .collect();
+    for replica in &mut replicas {
+        replica.start();
+    }
+    let (hook, received) = webhook().await;
+    let (_alertmanager, am_port) = start_alertmanager(root, &shipped_alertmanager(hook));
+    let _prometheus = start_prometheus(root, &scaled_rules(root), &replicas, am_port);
+    let count = |alertname: &str, connection: &str| {
+        notifications(&received)
+            .iter()
+            .filter(|(status, alert, c)| {
+                status == "firing" && alert == alertname && c == connection
+            })
+            .count()
+    };
+
+    // Both up: one notification per cause, though both replicas export the connection.
+    common::eventually(
+        Duration::from_secs(60),
+        "the rejected token's notification",
+        || async { count("CredwatchCredentialRejected", "revoked") >= 1 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(count("CredwatchCredentialRejected", "revoked"), 1);
+
+    // Replica 1 stops for good. CredwatchDown says so; CredwatchReplicaMissing (the same
+    // cause, for the group) is inhibited by it.
+    replicas[1].stop("-TERM");
+    common::eventually(Duration::from_secs(60), "CredwatchDown", || async {
+        count("CredwatchDown", "") >= 1
+    })
+    .await;
+    // Now a token connection starts failing: the surviving replica's probe alert is delivered
+    // (a per-instance CredwatchDown as the inhibition source would mute it).
+    simulator.update_site("flaky", |site| {
+        site.front = credwatch::sim::Front::Status(500, "<h1>oops</h1>".to_owned());
+    });
+    common::eventually(
+        Duration::from_secs(90),
+        "the surviving replica's CredwatchProbeFailing",
+        || async { count("CredwatchProbeFailing", "flaky") >= 1 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let all = notifications(&received);
+    let missing: Vec<_> = all
+        .iter()
+        .filter(|(status, alert, _)| {
+            status == "firing" && (alert == "CredwatchDown" || alert == "CredwatchReplicaMissing")
+        })
+        .collect();
+    assert_eq!(
+        missing.len(),
+        1,
+        "one notification for one dead replica: {all:?}"
+    );
+    assert_eq!(missing[0].1, "CredwatchDown");
+    assert_eq!(count("CredwatchProbeFailing", "flaky"), 1, "{all:?}");
+    assert_eq!(
+        count("CredwatchCredentialRejected", "revoked"),
+        1,
+        "{all:?}"
+    );
+    assert!(
+        !all.iter()
+            .any(|(_, alert, _)| alert == "CredwatchAllReplicasDown"),
+        "{all:?}"
+    );
+    replicas[0].stop("-TERM");
 }

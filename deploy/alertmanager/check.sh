@@ -34,6 +34,8 @@ credwatch-default alertname=CredwatchCredentialRejected severity=critical connec
 credwatch-default alertname=CredwatchTokenNeverExpires severity=info connection=c job=credwatch
 credwatch-operators-pager alertname=CredwatchDown severity=critical job=credwatch instance=cw-0:9847
 credwatch-operators-pager alertname=CredwatchShardMissing severity=critical job=credwatch namespace=a
+credwatch-operators-pager alertname=CredwatchReplicaMissing severity=critical job=credwatch namespace=a shard=0
+credwatch-operators-pager alertname=CredwatchAllReplicasDown severity=critical job=credwatch namespace=a
 credwatch-operators alertname=CredwatchConfigReloadFailed severity=warning job=credwatch instance=cw-0:9847
 credwatch-operators alertname=CredwatchNoConnections severity=warning job=credwatch
 TESTS

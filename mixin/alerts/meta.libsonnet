@@ -58,6 +58,34 @@
             },
           },
           {
+            alert: "CredwatchReplicaMissing",
+            expr: |||
+              count by (job, namespace, shard) (count without (%(replicaLabelList)s) (credwatch_replica_info{%(credwatchSelector)s}))
+              < on (job, namespace) group_left
+              max by (job, namespace) (credwatch_replicas{%(credwatchSelector)s})
+            ||| % $._config,
+            'for': "10m",
+            labels: { severity: $._config.severities.critical } + $._config.alertExtraLabels,
+            annotations: {
+              summary: "A replica of credwatch's HA group is missing" % $._config,
+              description: "Only {{ $value }} of the configured replicas of shard {{ $labels.shard }} of job {{ $labels.job }}{{ with $labels.namespace }} in namespace {{ . }}{{ end }} report, for {{ 600 | humanizeDuration }} or more: the Basic login accounts the missing replica owns are not probed (their alerts resolve after keep_firing_for), while every token is still watched by the others." % $._config,
+              runbook_url: "%(runbookURLBase)s#credwatchreplicamissing" % $._config,
+              dashboard_url: "%(dashboardURLBase)s" % $._config,
+            },
+          },
+          {
+            alert: "CredwatchAllReplicasDown",
+            expr: "max by (job, namespace) (up{%(credwatchSelector)s}) == 0" % $._config,
+            'for': "5m",
+            labels: { severity: $._config.severities.critical } + $._config.alertExtraLabels,
+            annotations: {
+              summary: "Every replica of credwatch is down" % $._config,
+              description: "Prometheus has scraped no replica of job {{ $labels.job }}{{ with $labels.namespace }} in namespace {{ . }}{{ end }} for {{ 300 | humanizeDuration }} or more: no credential of that deployment is watched, and its probe alerts are muted until one is back." % $._config,
+              runbook_url: "%(runbookURLBase)s#credwatchallreplicasdown" % $._config,
+              dashboard_url: "%(dashboardURLBase)s" % $._config,
+            },
+          },
+          {
             alert: "CredwatchAbsent",
             expr: "absent(up{%(credwatchSelector)s})" % $._config,
             'for': "10m",
