@@ -22,6 +22,11 @@
 #      kustomize applies them (patches, then replicas, then replacements), give a StatefulSet
 #      of N replicas with CREDWATCH_SHARD=$(POD_NAME)/N from the one count, which
 #      kubernetes-validate then checks; with kubectl or kustomize the real build must agree.
+#   6. The HA forms: ../kubernetes-ha (a pair, CREDWATCH_REPLICA=$(POD_NAME)/2, on different
+#      nodes) and ../kubernetes-sharded-ha (a StatefulSet per replica, credwatch-a and
+#      credwatch-b, the shard from the ordinal, one Service): built with kubectl or kustomize,
+#      their variables, selectors and Service checked, and each StatefulSet and
+#      PodDisruptionBudget of the build checked by kubernetes-validate.
 # Exits non-zero on any failure. Needs python3 with PyYAML.
 set -uo pipefail
 
@@ -408,6 +413,85 @@ if [ ${#builder[@]} -gt 0 ]; then
     echo "$out"
     fail "the sharded overlay does not build as expected"
   fi
+fi
+
+echo "== the HA forms (../kubernetes-ha: a pair; ../kubernetes-sharded-ha: a pair per shard)"
+if kubernetes-validate --strict ../kubernetes-ha/pdb.yaml >/dev/null 2>&1; then
+  echo "ok: kubernetes-validate --strict ../kubernetes-ha/pdb.yaml"
+else
+  kubernetes-validate --strict ../kubernetes-ha/pdb.yaml || true
+  fail "kubernetes-validate ../kubernetes-ha/pdb.yaml"
+fi
+if [ ${#builder[@]} -gt 0 ]; then
+  for form in kubernetes-ha kubernetes-sharded-ha; do
+    built="$(mktemp -d)"
+    if ! (cd "../$form" && "${builder[@]}") >"$built/all.yaml" 2>"$built/err"; then
+      cat "$built/err"
+      fail "$form does not build"
+      rm -rf "$built"
+      continue
+    fi
+    # Each StatefulSet and PodDisruptionBudget of the build, validated; the replica and shard
+    # variables, the selectors and the one Service checked.
+    python3 - "$form" "$built" <<'EOF2' || fail "$form is not the HA form it should be"
+import sys, yaml
+form, out = sys.argv[1], sys.argv[2]
+docs = [d for d in yaml.safe_load_all(open(f"{out}/all.yaml", encoding="utf-8")) if d]
+problems = []
+sets = [d for d in docs if d["kind"] == "StatefulSet"]
+services = [d for d in docs if d["kind"] == "Service"]
+if len(services) != 1:
+    problems.append(f"one Service must select every pod (one job in Prometheus): {len(services)}")
+def env_of(sts):
+    return {e["name"]: e.get("value") for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+if form == "kubernetes-ha":
+    if len(sets) != 1:
+        problems.append(f"one StatefulSet: {len(sets)}")
+    else:
+        n = sets[0]["spec"]["replicas"]
+        env = env_of(sets[0])
+        if n != 2 or env.get("CREDWATCH_REPLICA") != f"$(POD_NAME)/{n}" or "CREDWATCH_SHARD" in env:
+            problems.append(f"a pair with CREDWATCH_REPLICA=$(POD_NAME)/2, got {n} and {env}")
+        affinity = sets[0]["spec"]["template"]["spec"].get("affinity", {}).get("podAntiAffinity", {})
+        if not affinity.get("requiredDuringSchedulingIgnoredDuringExecution"):
+            problems.append("the pair must be kept on different nodes")
+else:
+    replicas = sorted(env_of(s).get("CREDWATCH_REPLICA") for s in sets)
+    if replicas != ["0/2", "1/2"]:
+        problems.append(f"two StatefulSets, replicas 0/2 and 1/2: {replicas}")
+    shards = {s["spec"]["replicas"] for s in sets}
+    for s in sets:
+        if env_of(s).get("CREDWATCH_SHARD") != f"$(POD_NAME)/{s['spec']['replicas']}":
+            problems.append(f"{s['metadata']['name']}: CREDWATCH_SHARD from the ordinal and the shard count")
+        if s["spec"]["serviceName"] != services[0]["metadata"]["name"] if services else True:
+            problems.append(f"{s['metadata']['name']}: governed by the one Service")
+    if len(shards) != 1:
+        problems.append(f"both replicas need the same shard count: {shards}")
+    selectors = [s["spec"]["selector"]["matchLabels"] for s in sets]
+    for s in sets:
+        labels = s["spec"]["template"]["metadata"]["labels"]
+        matched = [sel for sel in selectors if all(labels.get(k) == v for k, v in sel.items())]
+        if len(matched) != 1:
+            problems.append(f"{s['metadata']['name']}: its pods must be selected by its own StatefulSet alone")
+for i, d in enumerate(d for d in docs if d["kind"] in ("StatefulSet", "PodDisruptionBudget")):
+    yaml.safe_dump(d, open(f"{out}/validate-{i}.yaml", "w", encoding="utf-8"), sort_keys=False)
+for problem in problems:
+    print(problem)
+if not problems:
+    print(f"ok: {form} builds: " + ", ".join(f"{s['metadata']['name']} ({s['spec']['replicas']} pods)" for s in sets) + ", one Service")
+sys.exit(1 if problems else 0)
+EOF2
+    for file in "$built"/validate-*.yaml; do
+      [ -e "$file" ] || continue
+      kubernetes-validate --strict "$file" >/dev/null 2>&1 || {
+        kubernetes-validate --strict "$file" || true
+        fail "kubernetes-validate on $form's $(grep -m1 '^kind:' "$file")"
+      }
+    done
+    rm -rf "$built"
+  done
+else
+  echo "neither kubectl nor kustomize is installed: the HA forms are not built"
 fi
 
 if [ "$status" -eq 0 ]; then
