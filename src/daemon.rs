@@ -23,12 +23,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, LoadError};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::probe::Prober;
 use crate::replica::Replica;
 use crate::scheduler::Scheduler;
 pub use crate::scheduler::{ResumeError, Summary};
+pub use crate::server::ReloadError;
 use crate::server::{self, AppState, Control};
 use crate::shard::Shard;
 use crate::state::Board;
@@ -406,21 +407,6 @@ impl Daemon {
             server.abort();
         }
     }
-}
-
-/// Why a reload was not applied.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ReloadError {
-    /// The configuration as it now stands does not load: the running one stays.
-    #[error(transparent)]
-    Config(#[from] LoadError),
-    /// The web configuration file as it now stands does not load: the running one stays, and
-    /// so does the configuration.
-    #[error(transparent)]
-    WebConfig(#[from] WebConfigError),
-    /// The daemon is stopping and takes no more requests.
-    #[error("credwatch is shutting down")]
-    ShuttingDown,
 }
 
 async fn request_reload(reloads: &mpsc::Sender<Control>) -> Result<Summary, ReloadError> {

@@ -17,12 +17,28 @@ use chrono::Utc;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::account;
+use crate::config::{account, LoadError};
 use crate::expiry::Assessment;
 use crate::metrics::{Metrics, CONTENT_TYPE};
 use crate::scheduler::{ResumeError, Summary};
 use crate::state::{Board, Entry, Foreign, Group};
 use crate::view::{self, View};
+use crate::webconfig::WebConfigError;
+
+/// Why a reload was not applied.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReloadError {
+    /// The configuration as it now stands does not load: the running one stays.
+    #[error(transparent)]
+    Config(#[from] LoadError),
+    /// The web configuration file as it now stands does not load: the running one stays, and
+    /// so does the configuration.
+    #[error(transparent)]
+    WebConfig(#[from] WebConfigError),
+    /// The daemon is stopping and takes no more requests.
+    #[error("credwatch is shutting down")]
+    ShuttingDown,
+}
 
 /// A request to the daemon's main loop.
 #[derive(Debug)]
@@ -30,7 +46,7 @@ pub(crate) enum Control {
     /// Reload the configuration; answered with what changed or the errors.
     Reload {
         /// Where the result goes.
-        respond: oneshot::Sender<Result<Summary, crate::daemon::ReloadError>>,
+        respond: oneshot::Sender<Result<Summary, ReloadError>>,
     },
     /// Lift a connection's pause.
     Resume {
@@ -341,7 +357,7 @@ async fn reload(State(state): State<AppState>) -> Response {
             ),
         )
             .into_response(),
-        Ok(Err(crate::daemon::ReloadError::ShuttingDown)) | Err(_) => (
+        Ok(Err(ReloadError::ShuttingDown)) | Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "credwatch is shutting down\n",
         )

@@ -115,6 +115,33 @@ impl Connection {
         self.login_account().unwrap_or(&self.name)
     }
 
+    /// The expiry the configuration declares (`expires_at`, an OAuth client secret's
+    /// `client_secret_expires_at`) or derives (a Cloud API token's `created_at` plus a year,
+    /// then `true`).
+    pub fn declared_expiry_and_how(&self) -> Option<(chrono::DateTime<chrono::Utc>, bool)> {
+        let settings = &self.settings;
+        if let Some(expiry) = settings.expires_at {
+            return Some((expiry, false));
+        }
+        // An OAuth client's access tokens last an hour; what expires is the client secret.
+        if let Some(expiry) = settings.client_secret_expires_at {
+            return Some((expiry, false));
+        }
+        if settings.kind == Kind::Cloud && settings.auth == AuthMethod::ApiToken {
+            let created = settings.created_at?;
+            return Some((
+                created + chrono::Duration::days(super::CLOUD_TOKEN_LIFETIME_DAYS),
+                true,
+            ));
+        }
+        None
+    }
+
+    /// Just the declared or derived expiry ([`Connection::declared_expiry_and_how`]).
+    pub fn declared_expiry(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.declared_expiry_and_how().map(|(expiry, _)| expiry)
+    }
+
     /// The token endpoint's budget key (OAuth only): scheme, host and port of `token_url`.
     pub fn token_site(&self) -> Option<&str> {
         self.token_site_key.as_deref()

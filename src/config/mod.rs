@@ -35,6 +35,9 @@ pub use settings::{Settings, SETTING_KEYS};
 
 use settings::Layer;
 
+/// How long Atlassian's Cloud API tokens live by default (since 2024-12-15).
+pub const CLOUD_TOKEN_LIFETIME_DAYS: i64 = 365;
+
 /// Defaults that apply when neither `[defaults]` nor the connection sets a value.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// See [`DEFAULT_INTERVAL`].

@@ -11,10 +11,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{parse_date_or_time, AuthMethod, Connection, Kind};
+use crate::config::{AuthMethod, Connection, Kind};
 
-/// How long Atlassian's Cloud API tokens live by default (since 2024-12-15).
-pub const CLOUD_TOKEN_LIFETIME_DAYS: i64 = 365;
+pub use crate::config::CLOUD_TOKEN_LIFETIME_DAYS;
 
 /// Where a known expiry came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -42,48 +41,7 @@ impl Source {
     }
 }
 
-/// One entry of Jira's PAT list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PatEntry {
-    /// Jira's id.
-    pub id: u64,
-    /// The name given at creation (not a secret).
-    pub name: String,
-    /// Creation time.
-    pub created_at: Option<DateTime<Utc>>,
-    /// Last use (Jira updates it at most once a minute; absent for a never-used token).
-    pub last_accessed_at: Option<DateTime<Utc>>,
-    /// Expiry; absent for a token that never expires.
-    pub expiring_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawEntry {
-    #[serde(default)]
-    id: u64,
-    name: String,
-    created_at: Option<String>,
-    last_accessed_at: Option<String>,
-    expiring_at: Option<String>,
-}
-
-/// Parses the body of `GET /rest/pat/latest/tokens`; `None` if it is not the list.
-pub fn parse_pat_list(body: &[u8]) -> Option<Vec<PatEntry>> {
-    let raw: Vec<RawEntry> = serde_json::from_slice(body).ok()?;
-    let date = |text: Option<String>| text.and_then(|t| parse_date_or_time(t.trim()));
-    Some(
-        raw.into_iter()
-            .map(|entry| PatEntry {
-                id: entry.id,
-                name: entry.name,
-                created_at: date(entry.created_at),
-                last_accessed_at: date(entry.last_accessed_at),
-                expiring_at: date(entry.expiring_at),
-            })
-            .collect(),
-    )
-}
+pub use crate::probe::{parse_pat_list, PatEntry};
 
 /// What Jira's PAT API last said.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,21 +139,15 @@ pub fn discoverable(connection: &Connection) -> bool {
 
 /// The expiry declared or derived from the configuration alone.
 pub fn declared(connection: &Connection) -> Option<(DateTime<Utc>, Source)> {
-    if let Some(expiry) = connection.settings.expires_at {
-        return Some((expiry, Source::Config));
-    }
-    // An OAuth client's access tokens last an hour; what expires is the client secret.
-    if let Some(expiry) = connection.settings.client_secret_expires_at {
-        return Some((expiry, Source::Config));
-    }
-    if connection.settings.kind == Kind::Cloud && connection.settings.auth == AuthMethod::ApiToken {
-        let created = connection.settings.created_at?;
-        return Some((
-            created + chrono::Duration::days(CLOUD_TOKEN_LIFETIME_DAYS),
-            Source::Derived,
-        ));
-    }
-    None
+    let (expiry, derived) = connection.declared_expiry_and_how()?;
+    Some((
+        expiry,
+        if derived {
+            Source::Derived
+        } else {
+            Source::Config
+        },
+    ))
 }
 
 /// Just the known expiry (Jira's, else the declared one): what every probe needs, without the

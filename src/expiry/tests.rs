@@ -2,6 +2,7 @@
 //! the derived expiry, rotation, and the audit of an account's tokens.
 
 use super::*;
+use crate::config::parse_date_or_time;
 
 fn at(text: &str) -> DateTime<Utc> {
     parse_date_or_time(text).expect("time")

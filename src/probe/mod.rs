@@ -16,6 +16,7 @@ pub(crate) mod gateway;
 pub(crate) mod headers;
 pub(crate) mod oauth;
 mod outcome;
+mod pat_list;
 pub(crate) mod proxy_env;
 mod tls;
 pub(crate) mod verdict;
@@ -32,6 +33,7 @@ pub use client::{Resolve, Resolving};
 pub use gateway::GatewayTry;
 pub use headers::{RateLimit, RetryAfter};
 pub use outcome::{Outcome, TokenListOutcome, TokenRequest};
+pub use pat_list::{parse_pat_list, PatEntry};
 pub use verdict::{Reason, State, Verdict};
 
 use crate::config::{AuthMethod, Connection, CredentialError, Kind};
@@ -103,7 +105,7 @@ impl Prober {
     /// Probes one connection's credential once, with the expiry the configuration declares
     /// (a rejection after it is `expired`).
     pub async fn probe(&self, connection: &Connection) -> Outcome {
-        let known = crate::expiry::declared(connection).map(|(expiry, _)| expiry);
+        let known = connection.declared_expiry();
         self.probe_expecting(connection, known).await
     }
 
@@ -199,7 +201,7 @@ impl Prober {
         let now = Utc::now();
         match answer.status.as_u16() {
             200 => {
-                if let Some(entries) = crate::expiry::parse_pat_list(&answer.body) {
+                if let Some(entries) = parse_pat_list(&answer.body) {
                     return TokenListOutcome::Listed(entries);
                 }
                 let verdict = Verdict {

@@ -107,7 +107,7 @@ impl Outcome {
 #[derive(Debug, Clone)]
 pub enum TokenListOutcome {
     /// The caller's tokens.
-    Listed(Vec<crate::expiry::PatEntry>),
+    Listed(Vec<super::PatEntry>),
     /// 404, 403 or 405: no PAT API here.
     Unavailable(u16),
     /// Any other answer, or none; rate limits count against the site like a probe's.

@@ -117,6 +117,15 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Whether Jira counted an answer of this reason as a failed login (Seraph's counter):
+    /// any other answer to a Basic login means Jira accepted it.
+    pub fn is_failed_login(self) -> bool {
+        matches!(
+            self,
+            Reason::Unauthorized | Reason::AnonymousFallback | Reason::PasswordAuthDeprecated
+        )
+    }
+
     /// Every reason, in the order used for metric series and documentation.
     pub const ALL: [Reason; 22] = [
         Reason::Ok,

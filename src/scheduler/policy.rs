@@ -26,14 +26,13 @@ use tokio::time::Instant;
 
 pub(crate) use super::backoff::{jitter, Backoff};
 use crate::config::{AuthMethod, Connection};
-use crate::probe::{Outcome, Reason, State};
+use crate::probe::{Outcome, State};
 use crate::state::{Pause, Pending, Restored};
 
 /// How soon a rejection after a `valid` verdict is confirmed, at the latest.
 pub(crate) const CONFIRM_WITHIN: Duration = Duration::from_secs(60);
 
-/// Consecutive failed Basic logins after which credwatch stops probing a connection.
-pub(crate) const MAX_FAILED_LOGINS: u32 = 2;
+pub(crate) use crate::store::logins::MAX_FAILED_LOGINS;
 
 /// What to do after a probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +160,7 @@ impl Policy {
             State::Invalid | State::Expired | State::Forbidden => {
                 let mut stop = false;
                 if connection.settings.auth == AuthMethod::Basic {
-                    if is_failed_login(outcome.reason) {
+                    if outcome.reason.is_failed_login() {
                         self.failed_logins += 1;
                     } else {
                         // Jira accepted the login (e.g. wrong_account): the count starts over.
@@ -193,14 +192,6 @@ impl Policy {
         }
         Step { decision, adopt }
     }
-}
-
-/// Whether Jira counted this outcome as a failed login (Seraph's counter).
-pub(crate) fn is_failed_login(reason: Reason) -> bool {
-    matches!(
-        reason,
-        Reason::Unauthorized | Reason::AnonymousFallback | Reason::PasswordAuthDeprecated
-    )
 }
 
 /// When the next probe is due after one that was due at `scheduled`: `wait` later, or now if
@@ -250,7 +241,7 @@ pub fn start_offset(name: &str, interval: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::RateLimit;
+    use crate::probe::{RateLimit, Reason};
 
     fn connection(auth: &str) -> Connection {
         let secret = if auth == "basic" { "password" } else { "token" };

@@ -30,8 +30,12 @@ use std::sync::Arc;
 use super::{lock, unix_millis, Store};
 use crate::config::Connection;
 use crate::probe::{Outcome, State};
-use crate::scheduler::policy::{self, MAX_FAILED_LOGINS};
+
 use crate::state::Pause;
+
+/// Consecutive failed Basic logins of a login account after which credwatch sends no more
+/// (Jira locks at 3 by default, docs/jira-answers.md §13).
+pub(crate) const MAX_FAILED_LOGINS: u32 = 2;
 
 /// How long after its probe's deadline an unanswered attempt counts as a failed login.
 const STALE_AFTER: Duration = Duration::from_secs(5);
@@ -83,7 +87,7 @@ impl Login {
             State::Unknown => Login::Unanswered,
             State::Valid => Login::Accepted,
             State::Invalid | State::Expired | State::Forbidden => {
-                if policy::is_failed_login(outcome.reason) {
+                if outcome.reason.is_failed_login() {
                     Login::Failed
                 } else {
                     Login::Accepted
