@@ -103,6 +103,7 @@ pub fn classify_answer(data: &[u8]) {
         } else {
             now + chrono::Duration::days(1)
         }),
+        blocked_by_admin: flags & 16 != 0,
         now,
     };
     let verdict = classify(&answer, &expectation);

@@ -77,6 +77,7 @@ proptest! {
             kind: if cloud { Kind::Cloud } else { Kind::Server },
             expect_account: expect.as_deref(),
             expires_at: Some(if expired { now - chrono::Duration::days(1) } else { now + chrono::Duration::days(1) }),
+            blocked_by_admin: false,
             now,
         };
         let verdict = classify(&answer, &expectation);
@@ -123,7 +124,7 @@ proptest! {
         // A few bodies over and over, as a connection sees them: each answer classifies alike
         // with the connection's memory of its last body and without any.
         let headers = HeaderMap::new();
-        let expectation = Expectation { kind: Kind::Server, expect_account: expect.as_deref(), expires_at: None, now: Utc::now() };
+        let expectation = Expectation { kind: Kind::Server, expect_account: expect.as_deref(), expires_at: None, blocked_by_admin: false, now: Utc::now() };
         let mut last = LastMyself::default();
         for (status, body, truncated) in answers {
             let answer = Answer {

@@ -87,7 +87,7 @@ pub fn render_table(orgs: &[OrgStatus]) -> String {
         })
         .collect();
     let mut out = String::from("\n");
-    out.push_str(&super::aligned(&header, &rows));
+    out.push_str(&super::render::aligned(&header, &rows));
     for status in orgs {
         if let Some(error) = &status.last_error {
             out.push_str(&format!("{}: {error}\n", status.org.name));

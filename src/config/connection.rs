@@ -137,6 +137,12 @@ impl Connection {
         None
     }
 
+    /// Whether Jira's PAT API can list this credential's tokens, and so tell its expiry: a
+    /// Data Center personal access token.
+    pub fn lists_tokens(&self) -> bool {
+        self.settings.kind == Kind::Server && self.settings.auth == AuthMethod::Pat
+    }
+
     /// Just the declared or derived expiry ([`Connection::declared_expiry_and_how`]).
     pub fn declared_expiry(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         self.declared_expiry_and_how().map(|(expiry, _)| expiry)

@@ -11,7 +11,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{AuthMethod, Connection, Kind};
+use crate::config::Connection;
 
 pub use crate::config::CLOUD_TOKEN_LIFETIME_DAYS;
 
@@ -134,7 +134,7 @@ pub struct Assessment {
 
 /// Whether a connection's expiry can be discovered from Jira's PAT API.
 pub fn discoverable(connection: &Connection) -> bool {
-    connection.settings.kind == Kind::Server && connection.settings.auth == AuthMethod::Pat
+    connection.lists_tokens()
 }
 
 /// The expiry declared or derived from the configuration alone.
@@ -148,6 +148,23 @@ pub fn declared(connection: &Connection) -> Option<(DateTime<Utc>, Source)> {
             Source::Config
         },
     ))
+}
+
+/// What is known of a credential before it is probed, from what its token lists said
+/// (`listing`) and its configuration: its expiry, and whether an organization admin blocked
+/// it. The classifier decides with them.
+pub fn facts(connection: &Connection, listing: Option<&Listing>) -> crate::probe::Facts {
+    let blocked_by_admin = matches!(
+        listing,
+        Some(Listing::Org(matched)) if matched
+            .token
+            .as_ref()
+            .is_some_and(|t| t.status == crate::org::TokenStatus::Blocked)
+    );
+    crate::probe::Facts {
+        known_expiry: known_expiry(connection, listing),
+        blocked_by_admin,
+    }
 }
 
 /// Just the known expiry (Jira's, else the declared one): what every probe needs, without the

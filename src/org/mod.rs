@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Connection, Org};
-use crate::probe::{Outcome, Reason, State};
+use crate::probe::State;
 
 /// Whether an admin allows the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,20 +138,6 @@ fn match_account(connection: &Connection, org: &str, account: &[&OrgToken]) -> O
                 labels()
             )),
         },
-    }
-}
-
-/// A rejection explained by the list: a 401 for a token the list says an admin blocked is
-/// `blocked_by_admin`, with the hint that names the admin action. A probe that succeeds wins
-/// over the list: only rejections are changed.
-pub fn explain(outcome: &mut Outcome, matched: Option<&OrgMatch>) {
-    let blocked = matched
-        .and_then(|m| m.token.as_ref())
-        .is_some_and(|t| t.status == TokenStatus::Blocked);
-    if blocked && outcome.reason == Reason::Unauthorized && outcome.http_status == Some(401) {
-        outcome.state = State::Invalid;
-        outcome.reason = Reason::BlockedByAdmin;
-        outcome.hint = Reason::BlockedByAdmin.hint(crate::config::AuthMethod::ApiToken);
     }
 }
 

@@ -1,11 +1,10 @@
 //! The pure parts of the organization admin API: a page parsed, a connection matched to its
-//! token, a 401 explained by a block, and the inventory counted.
+//! token, a block as a fact for the classifier, and the inventory counted.
 
 use chrono::{DateTime, Duration, Utc};
 
 use super::list::parse_page;
 use super::*;
-use crate::probe::RateLimit;
 
 fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z")
@@ -117,24 +116,8 @@ fn a_connection_matches_by_label_by_the_only_token_or_not_at_all() {
     );
 }
 
-fn rejected() -> Outcome {
-    Outcome {
-        state: State::Invalid,
-        reason: Reason::Unauthorized,
-        http_status: Some(401),
-        latency: std::time::Duration::ZERO,
-        identity: None,
-        rate_limit: RateLimit::default(),
-        retry_after: None,
-        hint: Reason::Unauthorized.hint(crate::config::AuthMethod::ApiToken),
-        detail: None,
-        finished_at: now(),
-        token_request: crate::probe::TokenRequest::None,
-    }
-}
-
 #[test]
-fn a_401_for_a_blocked_token_is_blocked_by_admin_and_a_success_wins() {
+fn a_blocked_token_is_a_fact_known_before_the_probe() {
     let blocked = OrgMatch {
         org: "acme".into(),
         token: Some(token(
@@ -146,14 +129,13 @@ fn a_401_for_a_blocked_token_is_blocked_by_admin_and_a_success_wins() {
         )),
         note: None,
     };
-    let mut outcome = rejected();
-    explain(&mut outcome, Some(&blocked));
-    assert_eq!(
-        (outcome.state, outcome.reason),
-        (State::Invalid, Reason::BlockedByAdmin)
+    let connection = cloud("");
+    let facts = crate::expiry::facts(
+        &connection,
+        Some(&crate::expiry::Listing::Org(blocked.clone())),
     );
-    assert!(outcome.hint.is_some_and(|h| h.contains("admin")));
-    // Allowed in the list: the rejection stays unauthorized.
+    assert!(facts.blocked_by_admin);
+    // Allowed in the list: nothing to tell the classifier but the expiry.
     let allowed = OrgMatch {
         token: Some(token(
             "bot@acme.example",
@@ -162,21 +144,11 @@ fn a_401_for_a_blocked_token_is_blocked_by_admin_and_a_success_wins() {
             20,
             None,
         )),
-        ..blocked.clone()
+        ..blocked
     };
-    let mut outcome = rejected();
-    explain(&mut outcome, Some(&allowed));
-    assert_eq!(outcome.reason, Reason::Unauthorized);
-    // A success is never rewritten, whatever an older list says.
-    let mut ok = Outcome {
-        state: State::Valid,
-        reason: Reason::Ok,
-        http_status: Some(200),
-        hint: None,
-        ..rejected()
-    };
-    explain(&mut ok, Some(&blocked));
-    assert_eq!((ok.state, ok.reason), (State::Valid, Reason::Ok));
+    let facts = crate::expiry::facts(&connection, Some(&crate::expiry::Listing::Org(allowed)));
+    assert!(!facts.blocked_by_admin);
+    assert!(facts.known_expiry.is_some());
 }
 
 #[test]

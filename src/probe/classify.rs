@@ -40,8 +40,23 @@ pub struct Expectation<'a> {
     pub expect_account: Option<&'a str>,
     /// The credential's known expiry, which turns a rejection into `expired`.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The organization's list says an admin blocked the token, which turns a 401 into
+    /// `blocked_by_admin`.
+    pub blocked_by_admin: bool,
     /// The time of the probe.
     pub now: DateTime<Utc>,
+}
+
+/// What is known of a credential before it is probed, from its token lists and the
+/// configuration: inputs of the classifier, so that a verdict is decided in one place.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// The expiry (Jira's PAT list, the organization's list, or the configuration): a
+    /// rejection after it is `expired`.
+    pub known_expiry: Option<DateTime<Utc>>,
+    /// The organization's list says an admin blocked the token: a 401 is `blocked_by_admin`
+    /// (docs/jira-answers.md §8).
+    pub blocked_by_admin: bool,
 }
 
 /// The account Jira reported in `myself`.
@@ -210,6 +225,13 @@ pub fn classify_after(answer: &Answer, expect: &Expectation<'_>, last: &mut Last
     if code == 401 && body.contains("scope does not match") {
         return Verdict::new(State::Invalid, Reason::ScopeMismatch, seen(""));
     }
+    if code == 401 && expect.blocked_by_admin {
+        return Verdict::new(
+            State::Invalid,
+            Reason::BlockedByAdmin,
+            seen("the organization's token list says an admin blocked it"),
+        );
+    }
     if has_seraph("AUTHENTICATED_FAILED") {
         return Verdict::new(
             rejected_state,
@@ -343,6 +365,7 @@ mod tests {
             kind: Kind::Server,
             expect_account: None,
             expires_at: None,
+            blocked_by_admin: false,
             now: now(),
         };
         let cloud = Expectation {
@@ -360,6 +383,11 @@ mod tests {
         let expect_other = Expectation {
             expect_account: Some("someone-else"),
             ..server
+        };
+        // The organization's list says an admin blocked the token.
+        let blocked = Expectation {
+            blocked_by_admin: true,
+            ..cloud
         };
         let captcha = [
             ("X-Seraph-LoginReason", "AUTHENTICATION_DENIED"),
@@ -406,6 +434,9 @@ mod tests {
             (200, vec![], DC_USER, expect_svc, State::Valid, Reason::Ok),
             (200, vec![("X-Seraph-LoginReason", "OK"), ("X-AUSERNAME", "svc-jira")], DC_USER, server, State::Valid, Reason::Ok),
             (200, vec![], CLOUD_USER, cloud, State::Valid, Reason::Ok),
+            (401, vec![], "", blocked, State::Invalid, Reason::BlockedByAdmin),
+            (401, failed.to_vec(), "", blocked, State::Invalid, Reason::BlockedByAdmin),
+            (200, vec![], CLOUD_USER, blocked, State::Valid, Reason::Ok),
         ];
         for (i, (code, headers, body, expect, state, reason)) in rows.iter().enumerate() {
             assert_eq!(
@@ -433,6 +464,7 @@ mod tests {
             kind: Kind::Cloud,
             expect_account: Some("mia@example.com"),
             expires_at: None,
+            blocked_by_admin: false,
             now: now(),
         };
         assert_eq!(run(200, &[], hidden, expect), (State::Valid, Reason::Ok));
@@ -452,6 +484,7 @@ mod tests {
             kind: Kind::Server,
             expect_account: None,
             expires_at: None,
+            blocked_by_admin: false,
             now: now(),
         };
         let headers = [
@@ -476,6 +509,7 @@ mod tests {
             kind: Kind::Server,
             expect_account: None,
             expires_at: None,
+            blocked_by_admin: false,
             now: now(),
         };
         assert_eq!(
@@ -498,6 +532,7 @@ mod tests {
             kind: Kind::Server,
             expect_account: Some("svc-jira"),
             expires_at: None,
+            blocked_by_admin: false,
             now: now(),
         };
         let mut last = LastMyself::default();

@@ -164,7 +164,7 @@ impl Prober {
         else {
             return verdict;
         };
-        let expect = super::expecting(connection, None, Utc::now());
+        let expect = super::expecting(connection, super::Facts::default(), Utc::now());
         let at_gateway = classify::classify(&answer, &expect);
         match (at_gateway.state, at_gateway.reason) {
             (State::Valid, _) => {

@@ -12,6 +12,7 @@
 
 pub mod classify;
 pub(crate) mod client;
+mod cycle;
 pub(crate) mod gateway;
 pub(crate) mod headers;
 pub(crate) mod oauth;
@@ -28,8 +29,9 @@ use chrono::{DateTime, Utc};
 use http::HeaderValue;
 use url::Url;
 
-pub use classify::{Answer, Expectation, Identity, LastMyself};
+pub use classify::{Answer, Expectation, Facts, Identity, LastMyself};
 pub use client::{Resolve, Resolving};
+pub use cycle::Cycle;
 pub use gateway::GatewayTry;
 pub use headers::{RateLimit, RetryAfter};
 pub use outcome::{Outcome, TokenListOutcome, TokenRequest};
@@ -102,44 +104,37 @@ impl Prober {
         })
     }
 
-    /// Probes one connection's credential once, with the expiry the configuration declares
-    /// (a rejection after it is `expired`).
+    /// Probes one connection's credential once, with what the configuration alone tells (a
+    /// rejection after its declared expiry is `expired`).
     pub async fn probe(&self, connection: &Connection) -> Outcome {
-        let known = connection.declared_expiry();
-        self.probe_expecting(connection, known).await
-    }
-
-    /// Probes one connection's credential once; `known_expiry` (from Jira or the
-    /// configuration) turns a rejection after it into `expired`.
-    pub(crate) async fn probe_expecting(
-        &self,
-        connection: &Connection,
-        known_expiry: Option<DateTime<Utc>>,
-    ) -> Outcome {
+        let facts = Facts {
+            known_expiry: connection.declared_expiry(),
+            blocked_by_admin: false,
+        };
         self.probe_authorized(
             connection,
             &connection.authorization(),
-            known_expiry,
+            facts,
             &mut LastMyself::default(),
         )
         .await
     }
 
-    /// As [`Prober::probe_expecting`], with the `Authorization` value (or why there is none)
-    /// that the caller keeps for as long as the secret stays the same, and what the
-    /// connection's last `myself` body said (an unchanged body is not read again).
+    /// The identity probe (`myself`, through the gateway or an OAuth token as the connection
+    /// needs), with the `Authorization` value (or why there is none) that the caller keeps for
+    /// as long as the secret stays the same, what is known of the credential before
+    /// (`facts`), and what the connection's last `myself` body said (an unchanged body is not
+    /// read again) and the gateway answered. [`Prober::cycle`] is the whole of one probe.
     pub(crate) async fn probe_authorized(
         &self,
         connection: &Connection,
         authorization: &Result<HeaderValue, CredentialError>,
-        known_expiry: Option<DateTime<Utc>>,
+        facts: Facts,
         last: &mut LastMyself,
     ) -> Outcome {
         let started = Instant::now();
         if connection.settings.auth == AuthMethod::OAuthClientCredentials {
-            return self
-                .probe_oauth(connection, known_expiry, last, started)
-                .await;
+            return self.probe_oauth(connection, facts, last, started).await;
         }
         let gateway_url;
         let url = if connection.settings.scoped {
@@ -156,7 +151,7 @@ impl Prober {
             Err(outcome) => return outcome,
         };
         let now = Utc::now();
-        let expect = expecting(connection, known_expiry, now);
+        let expect = expecting(connection, facts, now);
         let mut verdict = classify::classify_after(&answer, &expect, last);
         let unscoped_cloud_token = connection.settings.kind == Kind::Cloud
             && connection.settings.auth == AuthMethod::ApiToken
@@ -354,17 +349,14 @@ impl Prober {
     }
 }
 
-/// What a `myself` answer must show: the connection's kind and account, and, after
-/// `known_expiry`, a rejection means `expired`.
-fn expecting(
-    connection: &Connection,
-    known_expiry: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Expectation<'_> {
+/// What the identity probe's answer is classified against: the connection's expectations
+/// and what was known of the credential before the probe.
+fn expecting(connection: &Connection, facts: Facts, now: DateTime<Utc>) -> Expectation<'_> {
     Expectation {
         kind: connection.settings.kind,
         expect_account: connection.settings.expect_account.as_deref(),
-        expires_at: known_expiry,
+        expires_at: facts.known_expiry,
+        blocked_by_admin: facts.blocked_by_admin,
         now,
     }
 }
@@ -376,6 +368,7 @@ fn any_answer(connection: &Connection, now: DateTime<Utc>) -> Expectation<'stati
         kind: connection.settings.kind,
         expect_account: None,
         expires_at: None,
+        blocked_by_admin: false,
         now,
     }
 }

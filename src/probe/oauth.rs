@@ -19,13 +19,14 @@
 //! - On Cloud the cloudId comes from `cloud_id`, else from the gateway's
 //!   `oauth/token/accessible-resources`, matched to the connection's `url`.
 
+use super::Facts;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher as _;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use http::HeaderValue;
 use serde::Deserialize;
 use url::Url;
@@ -129,7 +130,7 @@ impl Prober {
     pub(super) async fn probe_oauth(
         &self,
         connection: &Connection,
-        known_expiry: Option<DateTime<Utc>>,
+        facts: Facts,
         last: &mut LastMyself,
         started: Instant,
     ) -> Outcome {
@@ -138,7 +139,7 @@ impl Prober {
             Err(outcome) => return outcome,
         };
         let mut outcome = self
-            .oauth_myself(connection, &header, known_expiry, last, started)
+            .oauth_myself(connection, &header, facts, last, started)
             .await;
         let rejected = outcome.http_status == Some(401);
         if !kept {
@@ -156,7 +157,7 @@ impl Prober {
         match self.access_token(connection, started, true).await {
             Ok((header, _)) => {
                 let mut outcome = self
-                    .oauth_myself(connection, &header, known_expiry, last, started)
+                    .oauth_myself(connection, &header, facts, last, started)
                     .await;
                 outcome.token_request = TokenRequest::Granted;
                 if outcome.http_status == Some(401) {
@@ -275,7 +276,7 @@ impl Prober {
         &self,
         connection: &Connection,
         header: &HeaderValue,
-        known_expiry: Option<DateTime<Utc>>,
+        facts: Facts,
         last: &mut LastMyself,
         started: Instant,
     ) -> Outcome {
@@ -303,7 +304,7 @@ impl Prober {
             Err(outcome) => return outcome,
         };
         let now = Utc::now();
-        let expect = super::expecting(connection, known_expiry, now);
+        let expect = super::expecting(connection, facts, now);
         let verdict = classify::classify_after(&answer, &expect, last);
         Outcome::of_answer(&answer, connection.settings.auth, verdict, started, now)
     }

@@ -18,6 +18,7 @@
 //! for large fleets); a changed secret wakes the task,
 //! which probes at once with a fresh policy (backoff and stops reset).
 
+mod admission;
 mod backoff;
 mod orgs;
 pub(crate) mod policy;
@@ -78,6 +79,8 @@ struct Shared {
     limits_generation: AtomicU64,
     /// Where the grid of start slots begins ([`policy::slot`]).
     epoch: Instant,
+    /// Each running connection's "what is known changed" waker, by name.
+    rechecks: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 impl Shared {
@@ -85,6 +88,17 @@ impl Shared {
         self.limits
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Wakes connection `name` to probe now: what is known of its credential changed.
+    fn recheck(&self, name: &str) {
+        let rechecks = self
+            .rechecks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(recheck) = rechecks.get(name) {
+            recheck.notify_one();
+        }
     }
 
     /// The global and the site's bounds for a connection, with the generation they belong
@@ -115,6 +129,7 @@ impl Shared {
 }
 
 /// A connection's concurrency bounds, kept by its task until a reload replaces them.
+#[derive(Clone)]
 struct Bounds {
     generation: u64,
     global: Arc<Semaphore>,
@@ -192,6 +207,7 @@ impl Scheduler {
                 }),
                 limits_generation: AtomicU64::new(0),
                 epoch: Instant::now(),
+                rechecks: Mutex::default(),
             }),
             running: HashMap::new(),
             remembered: Remembered { loaded },
@@ -267,8 +283,7 @@ impl Scheduler {
             self.stop(&name);
             summary.removed.push(name);
         }
-        self.orgs
-            .apply(&self.shared.prober, &self.shared.status, config);
+        self.orgs.apply(&self.shared, config);
         summary
     }
 
@@ -329,6 +344,12 @@ impl Scheduler {
             .insert(connection.clone(), first, restored);
         let poke = Arc::new(Notify::new());
         let resume = Arc::new(Notify::new());
+        let recheck = Arc::new(Notify::new());
+        self.shared
+            .rechecks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(connection.name.clone(), recheck.clone());
         if let SecretSource::File(path) = &connection.secret_source {
             self.lock_watched().insert(
                 connection.name.clone(),
@@ -345,6 +366,7 @@ impl Scheduler {
             probe_loop::Wakers {
                 poke,
                 resume: resume.clone(),
+                recheck,
             },
             policy,
             first_instant,
@@ -416,6 +438,11 @@ impl Scheduler {
     /// Stops a connection that is gone: its task, its secret watch and its status.
     fn stop(&mut self, name: &str) {
         self.stop_task(name);
+        self.shared
+            .rechecks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(name);
         self.shared.status.remove(name);
     }
 

@@ -4,6 +4,7 @@
 //! token. A reload restarts the readers whose organization or connections changed.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -11,8 +12,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, Connection, Org};
 use crate::org::{self, list};
-use crate::probe::Prober;
-use crate::state::Board;
+
+use super::Shared;
 
 /// After a failed read, the next one comes this soon (or after `interval`, if shorter).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(300);
@@ -25,7 +26,8 @@ pub(super) struct OrgReaders {
 
 impl OrgReaders {
     /// Makes the readers those of `config`.
-    pub(super) fn apply(&mut self, prober: &Prober, board: &Board, config: &Config) {
+    pub(super) fn apply(&mut self, shared: &Arc<Shared>, config: &Config) {
+        let board = &shared.status;
         let shard = board.read(|inner| inner.group.shard);
         board.set_orgs(&config.orgs, |name| shard.count <= 1 || shard.owns(name));
         let mut wanted: BTreeMap<String, (Org, Vec<Connection>)> = BTreeMap::new();
@@ -57,12 +59,7 @@ impl OrgReaders {
             if self.running.contains_key(&name) {
                 continue;
             }
-            let task = tokio::spawn(read_loop(
-                prober.clone(),
-                board.clone(),
-                org.clone(),
-                members.clone(),
-            ));
+            let task = tokio::spawn(read_loop(shared.clone(), org.clone(), members.clone()));
             self.running.insert(name, (org, members, task));
         }
     }
@@ -79,9 +76,10 @@ fn same_members(a: &[Connection], b: &[Connection]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.same_settings(b))
 }
 
-async fn read_loop(prober: Prober, board: Board, org: Org, members: Vec<Connection>) {
+async fn read_loop(shared: Arc<Shared>, org: Org, members: Vec<Connection>) {
+    let board = &shared.status;
     loop {
-        let result = list::read(&prober, &org).await;
+        let result = list::read(&shared.prober, &org).await;
         let now = Utc::now();
         let wait = match &result {
             Ok(tokens) => {
@@ -105,7 +103,11 @@ async fn read_loop(prober: Prober, board: Board, org: Org, members: Vec<Connecti
             let accounts = org::ByAccount::new(&tokens);
             for connection in &members {
                 let matched = accounts.match_token(connection, &org.name);
-                board.set_org_match(&connection.name, matched, now);
+                if board.set_org_match(&connection.name, matched, now) {
+                    // The list tells what the last probe did not know: probe again, so
+                    // that the classifier decides with it.
+                    shared.recheck(&connection.name);
+                }
             }
         }
         tokio::time::sleep(wait).await;

@@ -1,10 +1,8 @@
-//! One connection's probe loop: wait for the due time, probe under the site's and the global
-//! bound, record the outcome, let the policy decide the next wait, and again; and the log
-//! line of a state change. The expiry reminders it logs are in [`super::reminders`].
-//!
-//! A Basic login goes through its login account's budget (`store/logins.rs`): it is recorded
-//! before it is sent and resolved with its answer, so the budget is shared by every connection
-//! of the account, holds across restarts and is shared with `credwatch check`.
+//! One connection's life, in five steps: wait for the due time (or a waker), admit the probe
+//! ([`super::admission`]: gates, permits, the login account's budget), run the probe cycle
+//! ([`crate::probe::Prober::cycle`], the same one `credwatch check` runs), decide the next
+//! wait ([`super::policy`] and the site's gate), record what it found in the board; and again.
+//! The expiry reminders it logs are in [`super::reminders`].
 
 use std::pin::pin;
 use std::sync::atomic::Ordering;
@@ -12,18 +10,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use http::HeaderValue;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::admission::{self, Refused};
 use super::policy::{self, Decision, Policy};
 use super::reminders::{Reminders, REMINDER_CHECK};
 use super::secrets::reread_secret;
 use super::{Bounds, Shared};
-use crate::config::Connection;
-use crate::expiry::{self, Listing, TokenList};
-use crate::probe::{LastMyself, State, TokenListOutcome, TokenRequest};
+use crate::config::{Connection, CredentialError};
+use crate::expiry::{Listing, TokenList};
+use crate::probe::{Cycle, Facts, LastMyself, State, TokenListOutcome, TokenRequest};
 use crate::state::{Board, Probed, Schedule};
-use crate::store::logins::{self, Reserved};
 
 /// How far apart the connections of a site resume after a rate limit lifts, at most.
 const RESUME_SPREAD: Duration = Duration::from_secs(2);
@@ -40,35 +39,25 @@ pub(super) struct Wakers {
     pub poke: Arc<Notify>,
     /// A person lifted its pause.
     pub resume: Arc<Notify>,
+    /// What is known of the credential changed (the organization's list now says an admin
+    /// blocked it): probe now, so that the classifier decides with it.
+    pub recheck: Arc<Notify>,
 }
 
-/// One connection's life: wait, probe, record, decide, and again. `first` is when the first
-/// probe is due (`None`: the connection starts paused).
+/// One connection's life: wait, admit, cycle, decide, record, and again. `first` is when the
+/// first probe is due (`None`: the connection starts paused).
 pub(super) async fn probe_loop(
     shared: Arc<Shared>,
-    mut connection: Arc<Connection>,
+    connection: Arc<Connection>,
     wakers: Wakers,
-    mut policy: Policy,
+    policy: Policy,
     first: Option<Instant>,
 ) {
-    let name = connection.name.clone();
-    let mut due = first;
-    // When the PAT list is next fetched; `None`: with the next valid probe.
-    let mut tokens_due: Option<Instant> = None;
-    let mut reminders = Reminders::default();
-    // The expiry that turns a rejection into `expired`; it changes only with this task's own
-    // token lists and secret re-reads, so the task keeps it.
-    let mut known_expiry = shared.status.known_expiry(&name);
-    // Kept while the secret stays the same: the header is built once, not per probe.
-    let mut authorization = connection.authorization();
-    let mut bounds = shared.site(&connection);
-    // The account the last `myself` body named: the same body again is not read again.
-    let mut last_myself = LastMyself::default();
-    // Asked once per secret: what the gateway said before a restart or a reload stands.
-    last_myself.gateway = shared.status.gateway_try(&name);
+    let mut task = Task::new(&shared, connection, policy, first);
     // One registration with each notifier for as long as none comes, not one per probe.
     let mut poked = pin!(wakers.poke.notified());
     let mut resumed = pin!(wakers.resume.notified());
+    let mut rechecked = pin!(wakers.recheck.notified());
     loop {
         // The task stops when the scheduler aborts it (reload or shutdown): dropping this
         // future cancels a probe in flight and frees its permits.
@@ -76,148 +65,220 @@ pub(super) async fn probe_loop(
             biased;
             _ = &mut poked => {
                 poked.set(wakers.poke.notified());
-                if let Some(updated) = reread_secret(&connection) {
-                    connection = Arc::new(updated);
-                    shared.status.update_connection(connection.clone());
-                    known_expiry = shared.status.known_expiry(&name);
-                    authorization = connection.authorization();
-                    // What the gateway said was about the old secret.
-                    last_myself.gateway = None;
-                    // A new secret is a new credential: nothing pending, no backoff. The
-                    // account's login budget stays as it is: Jira's count does not start over.
-                    policy = Policy::new(&connection);
-                    due = Some(Instant::now());
-                    tokens_due = None;
-                    tracing::info!(connection = %name, "the secret changed; probing now");
-                }
+                task.secret_changed(&shared);
                 continue;
             }
             _ = &mut resumed => {
                 resumed.set(wakers.resume.notified());
-                policy.resume();
+                task.resumed(&shared);
                 // A person fixed the account, often the password file with it: the secret is
                 // read again before the probe (the poke branch runs first), not at the next poll.
                 wakers.poke.notify_one();
-                due = Some(Instant::now());
-                let now = Instant::now();
-                shared.status.schedule(&name, schedule(&policy, Some(now), now, Duration::ZERO), None);
                 continue;
             }
-            _ = sleep_until(due.map(|due| policy::slot(due, shared.epoch))) => {}
-        }
-        // The rhythm follows the exact due time; lateness is counted from the slot.
-        let scheduled = due.unwrap_or_else(Instant::now);
-        let slot = policy::slot(scheduled, shared.epoch);
-        if bounds.generation != shared.limits_generation.load(Ordering::Acquire) {
-            bounds = shared.site(&connection);
-        }
-        let Bounds {
-            global,
-            site,
-            token,
-            ..
-        } = &bounds;
-        let now = Instant::now();
-        let token_blocked = token.as_ref().and_then(|t| t.blocked_until(now));
-        if let Some(until) = site.blocked_until(now).max(token_blocked) {
-            let resume = until + policy::start_offset(&name, RESUME_SPREAD);
-            due = Some(resume);
-            let period = resume.saturating_duration_since(scheduled);
-            shared
-                .status
-                .schedule(&name, schedule(&policy, due, now, period), policy.pending());
-            continue;
-        }
-        let basic_budget = connection.login_account().map(|_| shared.logins.clone());
-        let probe = async {
-            // The site's permit first: a connection queueing behind its own site's bound
-            // (a site that hangs) must not hold a global permit meanwhile, or a slow site
-            // starves every other one. Neither semaphore is ever closed.
-            let _site = site.permits.acquire().await;
-            // An OAuth client's token endpoint bounds its requests in flight like a site.
-            let _token = match token {
-                Some(token) => Some(token.permits.acquire().await),
-                None => None,
-            };
-            let _global = global.acquire().await;
-            let late = Instant::now().saturating_duration_since(slot);
-            // A password is recorded as sent, on disk, before it is sent.
-            let attempt = match &basic_budget {
-                Some(store) => match logins::reserve(store, &connection, "daemon", false).await {
-                    Reserved::Granted(attempt) => Some(attempt),
-                    refused => return Err(refused),
-                },
-                None => None,
-            };
-            // The organization's list may have told the expiry since the last probe.
-            let known_expiry = match connection.settings.org {
-                Some(_) => shared.status.known_expiry(&name),
-                None => known_expiry,
-            };
-            let mut outcome = shared
-                .prober
-                .probe_authorized(&connection, &authorization, known_expiry, &mut last_myself)
-                .await;
-            if connection.settings.org.is_some() && outcome.http_status == Some(401) {
-                crate::org::explain(&mut outcome, shared.status.org_match(&name).as_ref());
+            _ = &mut rechecked => {
+                rechecked.set(wakers.recheck.notified());
+                task.recheck();
+                continue;
             }
-            if let (Some(store), Some(attempt)) = (&basic_budget, attempt) {
-                logins::resolve(store, &connection, attempt, &outcome).await;
-            }
-            // The token list rides on a valid probe, under the same permits: never more often
-            // than the probe, and only while the site is open.
-            let list_now = outcome.state == State::Valid
-                && expiry::discoverable(&connection)
-                && tokens_due.is_none_or(|at| Instant::now() >= at)
-                && site.blocked_until(Instant::now()).is_none();
-            let list = if list_now {
-                Some(shared.prober.list_tokens(&connection).await)
-            } else {
-                None
-            };
-            Ok((outcome, list, late, attempt.map(|a| a.failed_before)))
+            _ = sleep_until(task.due.map(|due| policy::slot(due, shared.epoch))) => {}
+        }
+        task.probe_once(&shared).await;
+    }
+}
+
+/// What a connection's task keeps between probes.
+struct Task {
+    connection: Arc<Connection>,
+    policy: Policy,
+    /// When the next probe is due; `None`: stopped.
+    due: Option<Instant>,
+    /// When the PAT list is next fetched; `None`: with the next valid probe.
+    tokens_due: Option<Instant>,
+    reminders: Reminders,
+    /// What is known before a probe; it changes only with this task's own token lists and
+    /// secret re-reads (an organization's list is read from the board at each probe).
+    facts: Facts,
+    /// Kept while the secret stays the same: the header is built once, not per probe.
+    authorization: Result<HeaderValue, CredentialError>,
+    bounds: Bounds,
+    /// What the last `myself` body and the gateway said (asked once per secret: what the
+    /// gateway said before a restart or a reload stands).
+    memory: LastMyself,
+}
+
+/// What a probe decided: the schedule to record and whether its verdict stands.
+struct Decided {
+    schedule: Schedule,
+    adopt: bool,
+    tokens: Option<TokenList>,
+}
+
+impl Task {
+    fn new(
+        shared: &Shared,
+        connection: Arc<Connection>,
+        policy: Policy,
+        first: Option<Instant>,
+    ) -> Task {
+        let mut memory = LastMyself::default();
+        memory.gateway = shared.status.gateway_try(&connection.name);
+        Task {
+            facts: shared.status.facts(&connection.name),
+            authorization: connection.authorization(),
+            bounds: shared.site(&connection),
+            connection,
+            policy,
+            due: first,
+            tokens_due: None,
+            reminders: Reminders::default(),
+            memory,
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.connection.name
+    }
+
+    /// Its secret file changed: a new credential, probed at once with a fresh policy (nothing
+    /// pending, no backoff). The account's login budget stays: Jira's count does not start
+    /// over with a new password.
+    fn secret_changed(&mut self, shared: &Shared) {
+        let Some(updated) = reread_secret(&self.connection) else {
+            return;
         };
-        let (outcome, list, late, failed_before) = match probe.await {
-            Ok(probed) => probed,
-            Err(Reserved::Spent(pause)) => {
+        self.connection = Arc::new(updated);
+        shared.status.update_connection(self.connection.clone());
+        self.facts = shared.status.facts(self.name());
+        self.authorization = self.connection.authorization();
+        // What the gateway said was about the old secret.
+        self.memory.gateway = None;
+        self.policy = Policy::new(&self.connection);
+        self.due = Some(Instant::now());
+        self.tokens_due = None;
+        tracing::info!(connection = %self.name(), "the secret changed; probing now");
+    }
+
+    /// A person lifted the pause: probe at once.
+    fn resumed(&mut self, shared: &Shared) {
+        self.policy.resume();
+        let now = Instant::now();
+        self.due = Some(now);
+        let schedule = schedule(&self.policy, Some(now), now, Duration::ZERO);
+        shared.status.schedule(self.name(), schedule, None);
+    }
+
+    /// What is known of the credential changed: probe now, unless probing is stopped.
+    fn recheck(&mut self) {
+        if self.due.is_some() {
+            self.due = Some(Instant::now());
+        }
+    }
+
+    /// How long to wait when the store cannot record a login.
+    fn retry_wait(&self) -> Duration {
+        let settings = &self.connection.settings;
+        settings.interval.max(settings.backoff_initial)
+    }
+
+    /// One probe: admit, cycle, decide, record.
+    async fn probe_once(&mut self, shared: &Shared) {
+        // The rhythm follows the exact due time; lateness is counted from the slot.
+        let scheduled = self.due.unwrap_or_else(Instant::now);
+        let slot = policy::slot(scheduled, shared.epoch);
+        if self.bounds.generation != shared.limits_generation.load(Ordering::Acquire) {
+            self.bounds = shared.site(&self.connection);
+        }
+        // The task's own handles on the bounds, which the permits borrow for the probe.
+        let bounds = self.bounds.clone();
+        let admitted =
+            admission::admit(&self.connection, &bounds, &shared.logins, self.retry_wait()).await;
+        let admitted = match admitted {
+            Ok(admitted) => admitted,
+            Err(refused) => return self.refused(&shared.status, scheduled, refused),
+        };
+        let late = Instant::now().saturating_duration_since(slot);
+        // The organization's list may have told the expiry (or a block) since the last probe.
+        let facts = match self.connection.settings.org {
+            Some(_) => shared.status.facts(self.name()),
+            None => self.facts,
+        };
+        let now = Instant::now();
+        let list_due = self.tokens_due.is_none_or(|at| now >= at)
+            && self.bounds.site.blocked_until(now).is_none();
+        let cycle = shared
+            .prober
+            .cycle(
+                &self.connection,
+                &self.authorization,
+                facts,
+                &mut self.memory,
+                list_due,
+            )
+            .await;
+        let failed_before = admitted.failed_before();
+        admitted.finish(&self.connection, &cycle.outcome).await;
+        if let Some(failed) = failed_before {
+            self.policy.set_failed_logins(failed);
+        }
+        let decided = self.decide(scheduled, &cycle);
+        let list_fetched = decided.tokens.is_some();
+        self.record(&shared.status, cycle, late, decided);
+        // The reminders log at most once a day; looking at them once a minute (or when the
+        // token list changed) keeps the full assessment off the per-probe path.
+        let now = Instant::now();
+        if list_fetched
+            || self
+                .reminders
+                .checked
+                .is_none_or(|at| now.duration_since(at) >= REMINDER_CHECK)
+        {
+            self.reminders.checked = Some(now);
+            self.reminders.remind(&shared.status, &self.connection, now);
+        }
+    }
+
+    /// Not sent: a closed gate, a spent budget, or not now.
+    fn refused(&mut self, status: &Board, scheduled: Instant, refused: Refused) {
+        let now = Instant::now();
+        let (due, period) = match refused {
+            Refused::Gated(until) => {
+                let resume = until + policy::start_offset(self.name(), RESUME_SPREAD);
+                (Some(resume), resume.saturating_duration_since(scheduled))
+            }
+            Refused::Later(wait) => (Some(now + wait), wait),
+            Refused::Spent(pause) => {
                 // The account's budget was spent elsewhere (another connection of the
                 // account, `check`, or logins that never got an answer): no login is sent.
-                let (_, confirmed) = policy.spent(pause);
-                due = None;
-                tracing::warn!(connection = %name, pause = pause.as_str(), hint = pause.hint(), "the login budget is spent; stopped probing this connection");
+                let (_, confirmed) = self.policy.spent(pause);
+                self.due = None;
+                tracing::warn!(connection = %self.name(), pause = pause.as_str(), hint = pause.hint(), "the login budget is spent; stopped probing this connection");
                 if confirmed {
-                    log_transition(&connection, shared.status.confirm_pending(&name));
+                    log_transition(&self.connection, status.confirm_pending(self.name()));
                 }
                 let paused = Schedule {
                     paused: Some(pause),
-                    ..schedule(&policy, None, Instant::now(), Duration::ZERO)
+                    ..schedule(&self.policy, None, now, Duration::ZERO)
                 };
-                shared.status.schedule(&name, paused, None);
-                continue;
-            }
-            Err(refused) => {
-                // Not now: another login is in flight (try again once it is answered or
-                // counts as failed), or the store cannot record one (after the backoff).
-                let wait = match refused {
-                    Reserved::Busy(wait) => wait.max(Duration::from_secs(1)),
-                    _ => connection
-                        .settings
-                        .interval
-                        .max(connection.settings.backoff_initial),
-                };
-                let now = Instant::now();
-                due = Some(now + wait);
-                shared
-                    .status
-                    .schedule(&name, schedule(&policy, due, now, wait), policy.pending());
-                continue;
+                status.schedule(self.name(), paused, None);
+                return;
             }
         };
-        if let Some(failed) = failed_before {
-            policy.set_failed_logins(failed);
-        }
+        self.due = due;
+        let pending = self.policy.pending();
+        status.schedule(
+            self.name(),
+            schedule(&self.policy, due, now, period),
+            pending,
+        );
+    }
 
+    /// What follows a probe: the gates it closes or opens, its token list, and the policy's
+    /// next wait.
+    fn decide(&mut self, scheduled: Instant, cycle: &Cycle) -> Decided {
         let now = Instant::now();
+        let outcome = &cycle.outcome;
+        let Bounds { site, token, .. } = &self.bounds;
         // The token endpoint's answers close and open its gate; Jira's, the site's.
         let gate = match token {
             Some(token) if outcome.token_request == TokenRequest::Failed => token,
@@ -226,90 +287,105 @@ pub(super) async fn probe_loop(
         if let (Some(token), TokenRequest::Granted) = (token, outcome.token_request) {
             token.reopen();
         }
-        let mut reopens = gate.observe(&connection, &outcome, now);
-        let list_fetched = list.is_some();
-        let mut tokens = None;
-        if let Some(list) = list {
-            // Anchored to the probe's due time, like the probes themselves, so a cadence equal
-            // to the interval lists with every probe rather than every other one.
-            let cadence = connection
-                .settings
-                .token_list_interval
-                .max(connection.settings.interval);
-            tokens_due = Some(scheduled + cadence);
-            let listing = match list {
-                TokenListOutcome::Listed(entries) => Some(Listing::Tokens(entries)),
-                TokenListOutcome::Unavailable(code) => Some(Listing::Unavailable(code)),
-                TokenListOutcome::Failed(failure) => {
-                    tracing::debug!(connection = %name, reason = %failure.reason, "the token list could not be fetched");
-                    reopens = reopens.or(site.observe(&connection, &failure, now));
-                    // Try again with a later probe, not at the slow cadence.
-                    tokens_due = Some(
-                        now + connection
-                            .settings
-                            .interval
-                            .max(connection.settings.backoff_initial),
-                    );
-                    None
-                }
-            };
-            if let Some(listing) = listing {
-                let list = TokenList {
-                    fetched_at: Utc::now(),
-                    listing,
-                };
-                known_expiry = expiry::known_expiry(&connection, Some(&list.listing));
-                tokens = Some(list);
+        let mut reopens = gate.observe(&self.connection, outcome, now);
+        let tokens = match &cycle.list {
+            Some(list) => {
+                let (tokens, failed_reopens) = self.take_list(scheduled, list, now);
+                reopens = reopens.or(failed_reopens);
+                tokens
             }
-        }
-        let step = policy.after(&connection, &outcome, policy::jitter());
+            None => None,
+        };
+        let step = self
+            .policy
+            .after(&self.connection, outcome, policy::jitter());
         let schedule = match step.decision {
             Decision::After(wait) => {
                 let mut next = policy::next_due(scheduled, wait, now);
                 if let Some(reopens) = reopens {
                     next = next.max(reopens);
                 }
-                due = Some(next);
-                schedule(&policy, due, now, wait)
+                self.due = Some(next);
+                schedule(&self.policy, self.due, now, wait)
             }
             Decision::Stop(pause) => {
-                due = None;
+                self.due = None;
                 tracing::warn!(
-                    connection = %name,
+                    connection = %self.name(),
                     pause = pause.as_str(),
                     hint = pause.hint(),
-                    "stopped probing this connection until its password changes or `credwatch resume` lifts the pause"
+                    "stopped probing this connection until `credwatch resume` lifts the pause"
                 );
                 Schedule {
                     paused: Some(pause),
                     backoff: None,
-                    ..schedule(&policy, None, now, Duration::ZERO)
+                    ..schedule(&self.policy, None, now, Duration::ZERO)
                 }
             }
         };
-        record(
-            &shared.status,
-            &connection,
-            Probed {
-                outcome,
-                lateness: Some(late),
-                tokens,
-                schedule: Some(schedule),
-                adopt: step.adopt,
-                pending: policy.pending(),
-                gateway: last_myself.gateway.clone(),
-            },
-        );
-        // The reminders log at most once a day; looking at them once a minute (or when the
-        // token list changed) keeps the full assessment off the per-probe path.
-        if list_fetched
-            || reminders
-                .checked
-                .is_none_or(|at| now.duration_since(at) >= REMINDER_CHECK)
-        {
-            reminders.checked = Some(now);
-            reminders.remind(&shared.status, &connection, now);
+        Decided {
+            schedule,
+            adopt: step.adopt,
+            tokens,
         }
+    }
+
+    /// Jira's token list, as the board keeps it, and the next time it is due; a failed
+    /// fetch may close the site's gate (returns when it reopens).
+    fn take_list(
+        &mut self,
+        scheduled: Instant,
+        list: &TokenListOutcome,
+        now: Instant,
+    ) -> (Option<TokenList>, Option<Instant>) {
+        let settings = &self.connection.settings;
+        // Anchored to the probe's due time, like the probes themselves, so a cadence equal to
+        // the interval lists with every probe rather than every other one.
+        self.tokens_due = Some(scheduled + settings.token_list_interval.max(settings.interval));
+        let listing = match list {
+            TokenListOutcome::Listed(entries) => Listing::Tokens(entries.clone()),
+            TokenListOutcome::Unavailable(code) => Listing::Unavailable(*code),
+            TokenListOutcome::Failed(failure) => {
+                tracing::debug!(connection = %self.name(), reason = %failure.reason, "the token list could not be fetched");
+                // Try again with a later probe, not at the slow cadence.
+                self.tokens_due = Some(now + self.retry_wait());
+                let reopens = self.bounds.site.observe(&self.connection, failure, now);
+                return (None, reopens);
+            }
+        };
+        self.facts = crate::expiry::facts(&self.connection, Some(&listing));
+        let list = TokenList {
+            fetched_at: Utc::now(),
+            listing,
+        };
+        (Some(list), None)
+    }
+
+    /// Records the probe in the board and logs it: every probe at DEBUG, a state change at
+    /// WARN.
+    fn record(&self, status: &Board, cycle: Cycle, late: Duration, decided: Decided) {
+        let outcome = &cycle.outcome;
+        tracing::debug!(
+            connection = %self.name(),
+            state = %outcome.state,
+            reason = %outcome.reason,
+            http_status = ?outcome.http_status,
+            latency_ms = outcome.latency.as_millis() as u64,
+            detail = ?outcome.detail,
+            "probe"
+        );
+        let hint = outcome.hint;
+        let probed = Probed {
+            outcome: cycle.outcome,
+            lateness: Some(late),
+            tokens: decided.tokens,
+            schedule: Some(decided.schedule),
+            adopt: decided.adopt,
+            pending: self.policy.pending(),
+            gateway: cycle.gateway,
+        };
+        let transition = status.record_probe(self.name(), probed);
+        log_transition_with(&self.connection, transition, hint);
     }
 }
 
@@ -329,23 +405,6 @@ async fn sleep_until(due: Option<Instant>) {
         Some(due) => tokio::time::sleep_until(due).await,
         None => std::future::pending().await,
     }
-}
-
-/// Records a probe and logs it: every probe at DEBUG, a state change at WARN.
-fn record(status: &Board, connection: &Connection, probed: Probed) {
-    let outcome = &probed.outcome;
-    tracing::debug!(
-        connection = %connection.name,
-        state = %outcome.state,
-        reason = %outcome.reason,
-        http_status = ?outcome.http_status,
-        latency_ms = outcome.latency.as_millis() as u64,
-        detail = ?outcome.detail,
-        "probe"
-    );
-    let hint = outcome.hint;
-    let transition = status.record_probe(&connection.name, probed);
-    log_transition_with(connection, transition, hint);
 }
 
 /// Logs a state change reached without a probe (a pending rejection confirmed by logins

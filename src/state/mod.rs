@@ -504,12 +504,13 @@ impl Board {
         Some(transition)
     }
 
-    /// The expiry that turns a rejection into `expired`: Jira's, else the declared one.
-    pub(crate) fn known_expiry(&self, name: &str) -> Option<DateTime<Utc>> {
+    /// What is known of connection `name` before its next probe ([`expiry::facts`]).
+    pub(crate) fn facts(&self, name: &str) -> crate::probe::Facts {
         self.lock()
             .connections
             .get(name)
-            .and_then(|entry| expiry::known_expiry(&entry.connection, entry.listing()))
+            .map(|entry| expiry::facts(&entry.connection, entry.listing()))
+            .unwrap_or_default()
     }
 
     /// The assessment of one connection.

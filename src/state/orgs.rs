@@ -55,49 +55,34 @@ impl Board {
         status.tokens.as_ref().map(|(_, tokens)| tokens.clone())
     }
 
-    /// Keeps what the organization's list says of connection `name`.
-    pub(crate) fn set_org_match(&self, name: &str, matched: OrgMatch, now: DateTime<Utc>) {
+    /// Keeps what the organization's list says of connection `name`. Returns whether what
+    /// is known of the credential changed in a way its last probe did not know (the list now
+    /// says an admin blocked it): the connection is then probed again, so that the classifier
+    /// decides with the fact. Nothing here changes a verdict.
+    pub(crate) fn set_org_match(&self, name: &str, matched: OrgMatch, now: DateTime<Utc>) -> bool {
         let mut inner = self.lock();
         let Some(entry) = inner.connections.get_mut(name) else {
-            return;
+            return false;
         };
-        // A 401 that came before the list is explained by it: the standing verdict becomes
-        // `blocked_by_admin` when the list says an admin blocked the token.
-        let explained = entry.last.as_ref().and_then(|last| {
-            let mut outcome = last.clone();
-            crate::org::explain(&mut outcome, Some(&matched));
-            (outcome.reason != last.reason).then_some(outcome)
-        });
         let listing = Listing::Org(matched);
-        if entry.listing() == Some(&listing) && explained.is_none() {
-            return;
+        if entry.listing() == Some(&listing) {
+            return false;
         }
+        let before = crate::expiry::facts(&entry.connection, entry.listing());
+        let after = crate::expiry::facts(&entry.connection, Some(&listing));
+        let unknown_to_the_last_probe = after.blocked_by_admin
+            && !before.blocked_by_admin
+            && entry
+                .last
+                .as_ref()
+                .is_some_and(|last| last.reason == crate::probe::Reason::Unauthorized);
         let entry = Arc::make_mut(entry);
         entry.tokens = Some(Arc::new(TokenList {
             fetched_at: now,
             listing,
         }));
-        if let Some(outcome) = explained {
-            if let Some(standing) = entry
-                .verdict
-                .as_mut()
-                .filter(|s| s.reason == crate::probe::Reason::Unauthorized)
-            {
-                standing.state = outcome.state;
-                standing.reason = outcome.reason;
-            }
-            entry.last = Some(outcome);
-        }
         inner.mark(name);
-    }
-
-    /// What the organization's list last said of connection `name`.
-    pub(crate) fn org_match(&self, name: &str) -> Option<OrgMatch> {
-        let inner = self.lock();
-        match inner.connections.get(name)?.listing()? {
-            Listing::Org(matched) => Some(matched.clone()),
-            _ => None,
-        }
+        unknown_to_the_last_probe
     }
 
     /// The organizations, by name.
