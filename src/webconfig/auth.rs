@@ -205,8 +205,16 @@ mod tests {
     async fn wrong_missing_and_malformed_credentials_fail_and_are_not_remembered() {
         let users = users();
         assert!(!users.allow(None, HERE).await);
-        assert!(!users.allow(Some(&header("prometheus", "wrong")), HERE).await);
-        assert!(!users.allow(Some(&header("nobody", "right horse")), HERE).await);
+        assert!(
+            !users
+                .allow(Some(&header("prometheus", "wrong")), HERE)
+                .await
+        );
+        assert!(
+            !users
+                .allow(Some(&header("nobody", "right horse")), HERE)
+                .await
+        );
         let malformed = [
             HeaderValue::from_static("Basic !!!"),
             HeaderValue::from_static("Bearer abc"),

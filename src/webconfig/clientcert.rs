@@ -242,7 +242,10 @@ impl ClientCertVerifier for AllowedSans {
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
-        if sans(end_entity).iter().any(|san| self.allowed.contains(san)) {
+        if sans(end_entity)
+            .iter()
+            .any(|san| self.allowed.contains(san))
+        {
             Ok(verified)
         } else {
             Err(rustls::Error::InvalidCertificate(

@@ -77,9 +77,15 @@ mod tests {
         assert_eq!(key_of("X-Frame-Options", "deny"), None);
         assert_eq!(key_of("X-Frame-Options", "sameorigin"), None);
         assert!(key_of("X-Frame-Options", "foo").is_some());
-        assert!(key_of("X-Frame-Options", "DENY").is_some(), "as the toolkit: exact");
+        assert!(
+            key_of("X-Frame-Options", "DENY").is_some(),
+            "as the toolkit: exact"
+        );
         assert_eq!(key_of("X-XSS-Protection", "1; mode=block"), None);
-        assert_eq!(key_of("Content-Security-Policy", "default-src 'self'"), None);
+        assert_eq!(
+            key_of("Content-Security-Policy", "default-src 'self'"),
+            None
+        );
     }
 
     #[test]
@@ -90,7 +96,10 @@ mod tests {
         )]))
         .expect_err("refused");
         assert_eq!(key, "http_server_config.headers.x-frame-options");
-        assert!(message.contains("case-sensitive: X-Frame-Options"), "{message}");
+        assert!(
+            message.contains("case-sensitive: X-Frame-Options"),
+            "{message}"
+        );
         assert!(key_of("Content-Type", "foo").is_some());
     }
 }

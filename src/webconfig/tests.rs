@@ -195,9 +195,18 @@ fn a_value_the_parser_cannot_use_is_not_quoted_back() {
 #[test]
 fn empty_values_say_they_are_empty_under_their_own_key() {
     for (text, key) in [
-        ("tls_server_config:\n  cert: ''\n  key_file: localhost.key\n", "tls_server_config.cert: is empty"),
-        ("tls_server_config:\n  cert_file: ''\n  key_file: localhost.key\n", "tls_server_config.cert_file: is empty"),
-        ("tls_server_config:\n  cert_file: localhost.pem\n  key_file: ''\n", "tls_server_config.key_file: is empty"),
+        (
+            "tls_server_config:\n  cert: ''\n  key_file: localhost.key\n",
+            "tls_server_config.cert: is empty",
+        ),
+        (
+            "tls_server_config:\n  cert_file: ''\n  key_file: localhost.key\n",
+            "tls_server_config.cert_file: is empty",
+        ),
+        (
+            "tls_server_config:\n  cert_file: localhost.pem\n  key_file: ''\n",
+            "tls_server_config.key_file: is empty",
+        ),
     ] {
         let (got, message) = parse(text).err().expect("refused");
         let said = format!("{got}: {message}");
@@ -231,7 +240,10 @@ fn what_the_toolkit_accepts_loads_and_what_deserves_a_word_gets_one() {
     }
     // The self-signed client CA's warning names the file.
     let said = warnings(&format!("{TLS}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: web/selfsigned-client.pem\n"));
-    assert!(said.iter().any(|w| w.contains("web/selfsigned-client.pem")), "{said:?}");
+    assert!(
+        said.iter().any(|w| w.contains("web/selfsigned-client.pem")),
+        "{said:?}"
+    );
     // A proper client CA gets none.
     let said = warnings(&format!("{TLS}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: web/client-ca.pem\n"));
     assert!(said.is_empty(), "{said:?}");

@@ -90,7 +90,10 @@ impl Source<'_> {
                 }
                 let path = self.dir.join(file);
                 let bytes = std::fs::read(&path).map_err(|e| {
-                    fail(self.file_key, format!("cannot read {}: {e}", path.display()))
+                    fail(
+                        self.file_key,
+                        format!("cannot read {}: {e}", path.display()),
+                    )
                 })?;
                 read.push(path.clone());
                 Ok(Pem::Read(bytes, self.file_key, path.display().to_string()))
@@ -117,8 +120,14 @@ fn required(
     match source.read(read, warnings)? {
         Pem::Read(bytes, key, _) => Ok((bytes, key)),
         Pem::Unset => match given {
-            (true, _) => Err(fail(file_key, format!("is empty: set {file_key} or {inline_key}"))),
-            (false, true) => Err(fail(inline_key, format!("is empty: set {file_key} or {inline_key}"))),
+            (true, _) => Err(fail(
+                file_key,
+                format!("is empty: set {file_key} or {inline_key}"),
+            )),
+            (false, true) => Err(fail(
+                inline_key,
+                format!("is empty: set {file_key} or {inline_key}"),
+            )),
             (false, false) => Err(fail(
                 file_key,
                 format!("TLS needs it: set {file_key} or {inline_key}"),
@@ -140,8 +149,14 @@ pub(super) fn build(
         warnings.push("tls_server_config: sets no certificate, key, client CA or client_auth_type, so TLS is off and credwatch serves plain HTTP, as the exporter-toolkit does".into());
         return Ok(None);
     }
-    let min = suites::version("min_version", file.min_version.as_deref().unwrap_or("TLS12"))?;
-    let max = suites::version("max_version", file.max_version.as_deref().unwrap_or("TLS13"))?;
+    let min = suites::version(
+        "min_version",
+        file.min_version.as_deref().unwrap_or("TLS12"),
+    )?;
+    let max = suites::version(
+        "max_version",
+        file.max_version.as_deref().unwrap_or("TLS13"),
+    )?;
     let versions = suites::versions(min, max)?;
     let provider = Arc::new(suites::provider(
         file.cipher_suites.as_deref(),
@@ -180,8 +195,13 @@ pub(super) fn build(
     let key = PrivateKeyDer::from_pem_slice(&key)
         .map_err(|_| fail(key_key, "holds no PEM private key credwatch can read"))?;
 
-    let ca = match source("client_ca_file", file.client_ca_file, "client_ca", file.client_ca)
-        .read(read, warnings)?
+    let ca = match source(
+        "client_ca_file",
+        file.client_ca_file,
+        "client_ca",
+        file.client_ca,
+    )
+    .read(read, warnings)?
     {
         Pem::Read(pem, key, name) => Some(ClientCa { key, name, pem }),
         Pem::Unset => None,
@@ -195,7 +215,12 @@ pub(super) fn build(
     )?;
     let builder = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
-        .map_err(|e| fail("cipher_suites", format!("no suite left for the versions: {e}")))?;
+        .map_err(|e| {
+            fail(
+                "cipher_suites",
+                format!("no suite left for the versions: {e}"),
+            )
+        })?;
     let builder = match auth.verifier {
         Some(verifier) => builder.with_client_cert_verifier(verifier),
         None => builder.with_no_client_auth(),

@@ -189,19 +189,27 @@ mod tests {
         let workers = Workers::new(2);
         // 127.0.0.2 fails once: a suspect from then on.
         workers.acquire(ip(2), 4).await.finish(false);
-        let first = immediately(&workers, ip(3)).await.expect("a worker is free");
+        let first = immediately(&workers, ip(3))
+            .await
+            .expect("a worker is free");
         assert!(
             immediately(&workers, ip(2)).await.is_none(),
             "one worker is free: not for the suspect"
         );
-        let fresh = immediately(&workers, ip(1)).await.expect("but for a fresh address");
+        let fresh = immediately(&workers, ip(1))
+            .await
+            .expect("but for a fresh address");
         assert_eq!(fresh.waited_behind, 1, "the one running when it came");
         drop((first, fresh));
-        let suspect = immediately(&workers, ip(2)).await.expect("two free: it may");
+        let suspect = immediately(&workers, ip(2))
+            .await
+            .expect("two free: it may");
         suspect.finish(true);
         // A success clears the suspicion.
         let _a = immediately(&workers, ip(3)).await.expect("free");
-        immediately(&workers, ip(2)).await.expect("no longer a suspect");
+        immediately(&workers, ip(2))
+            .await
+            .expect("no longer a suspect");
     }
 
     #[tokio::test]
@@ -214,7 +222,9 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!second.is_finished(), "the same address waits");
-        immediately(&workers, ip(6)).await.expect("another does not");
+        immediately(&workers, ip(6))
+            .await
+            .expect("another does not");
         first.finish(false);
         let waited = second.await.expect("joined");
         assert_eq!(waited, 2, "its own address's first, and 127.0.0.6's");
