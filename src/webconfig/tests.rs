@@ -208,7 +208,7 @@ fn empty_values_say_they_are_empty_under_their_own_key() {
             "tls_server_config.key_file: is empty",
         ),
     ] {
-        let (got, message) = parse(text).err().expect("refused");
+        let (got, message) = parse(text).expect_err("refused");
         let said = format!("{got}: {message}");
         assert!(said.starts_with(key), "{text}: {said}");
         assert!(!message.contains("directory"), "{message}");
