@@ -54,26 +54,22 @@ impl std::fmt::Debug for Users {
 }
 
 impl Users {
-    /// Checks every hash; errors name the user's key.
-    pub(super) fn new(users: BTreeMap<String, String>) -> Result<Users, (String, String)> {
-        Users::with_workers(users, Workers::shared())
+    /// Checks every hash; errors name the user's key. A name that can never log in is added
+    /// to `warnings`.
+    pub(super) fn new(
+        users: BTreeMap<String, String>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Users, (String, String)> {
+        Users::with_workers(users, Workers::shared(), warnings)
     }
 
     fn with_workers(
         users: BTreeMap<String, String>,
         workers: Arc<Workers>,
+        warnings: &mut Vec<String>,
     ) -> Result<Users, (String, String)> {
-        if users.is_empty() {
-            return Err((
-                "basic_auth_users".into(),
-                "names no user: remove the key to serve without authentication".into(),
-            ));
-        }
         for (name, hash) in &users {
             let key = format!("basic_auth_users.{name}");
-            if name.contains(':') {
-                return Err((key, "a user name cannot contain ':'".into()));
-            }
             // The hash is not quoted: it is as secret as the file.
             bcrypt::HashParts::from_str(hash).map_err(|_| {
                 (
@@ -81,6 +77,11 @@ impl Users {
                     "is not a bcrypt hash ($2a$, $2b$ or $2y$): hash the password with htpasswd -nBC 10 or similar".to_string(),
                 )
             })?;
+            if name.contains(':') {
+                warnings.push(format!(
+                    "{key}: a name with ':' can never log in (basic auth ends the name at the first ':')"
+                ));
+            }
         }
         Ok(Users {
             hashes: users.into_iter().collect(),
@@ -183,6 +184,7 @@ mod tests {
         Users::with_workers(
             BTreeMap::from([("prometheus".to_string(), hash)]),
             Workers::new(2),
+            &mut Vec::new(),
         )
         .expect("valid users")
     }
@@ -242,6 +244,7 @@ mod tests {
                 ),
             ]),
             Workers::new(2),
+            &mut Vec::new(),
         )
         .expect("users");
         assert!(!users.allow(Some(&header("nobody", "b")), HERE).await);
@@ -258,10 +261,10 @@ mod tests {
 
     #[test]
     fn a_hash_that_is_not_bcrypt_is_refused_without_quoting_it() {
-        let error = Users::new(BTreeMap::from([(
-            "prometheus".to_string(),
-            "plaintext-canary".to_string(),
-        )]))
+        let error = Users::new(
+            BTreeMap::from([("prometheus".to_string(), "plaintext-canary".to_string())]),
+            &mut Vec::new(),
+        )
         .expect_err("not bcrypt");
         assert_eq!(error.0, "basic_auth_users.prometheus");
         assert!(!error.1.contains("plaintext-canary"));

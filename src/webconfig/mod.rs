@@ -134,7 +134,14 @@ impl WebConfig {
             Some(r) => ratelimit::RateLimit::new(r, &mut warnings)?,
             None => None,
         };
-        let users = file.basic_auth_users.map(auth::Users::new).transpose()?;
+        let users = match file.basic_auth_users {
+            Some(users) if users.is_empty() => {
+                warnings.push("basic_auth_users: names no user, so basic auth is off, as in the exporter-toolkit: name a user, or remove the key".into());
+                None
+            }
+            Some(users) => Some(auth::Users::new(users, &mut warnings)?),
+            None => None,
+        };
         let (tls, client_certificates_required) = match tls {
             Some((config, required)) => (Some(Arc::new(config)), required),
             None => (None, false),

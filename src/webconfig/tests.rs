@@ -142,7 +142,6 @@ fn each_mistake_names_its_key() {
             "http_server_config.headers.Server",
         ),
         ("basic_auth_users:\n  prometheus: hunter2\n", "basic_auth_users.prometheus"),
-        ("basic_auth_users: {}\n", "basic_auth_users"),
     ];
     for (text, key) in cases {
         assert_eq!(key_of(text), key, "for {text:?}");
@@ -234,6 +233,8 @@ fn what_the_toolkit_accepts_loads_and_what_deserves_a_word_gets_one() {
         ("http_server_config:\n  http2: true\n".to_string(), "HTTP/1.1"),
         ("tls_server_config:\n  min_version: TLS13\n".to_string(), "plain HTTP"),
         ("rate_limit:\n  interval: 1s\n  burst: 0\n".to_string(), "refuses every request"),
+        ("basic_auth_users: {}\n".to_string(), "basic auth is off"),
+        (format!("basic_auth_users:\n  'a:b': '{}'\n", bcrypt::hash("pw", 4).expect("hash")), "never log in"),
     ] {
         let said = warnings(&text);
         assert!(said.iter().any(|w| w.contains(word)), "{text}: {said:?}");
