@@ -189,6 +189,30 @@ where
     }
 }
 
+/// Serves one accepted connection, over TLS when `tls` is set (the handshake must finish
+/// within the head timeout).
+async fn connection(
+    stream: tokio::net::TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    service: Service,
+    limits: Limits,
+    tracked: &Tracked,
+) {
+    let Some(tls) = tls else {
+        return drive(stream, service, limits, tracked).await;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let handshake = tokio::time::timeout(limits.head_timeout, acceptor.accept(stream));
+    tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(stream)) => drive(stream, service, limits, tracked).await,
+            Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+            Err(_) => tracing::debug!("TLS handshake timed out"),
+        },
+        () = tracked.close.notified() => {}
+    }
+}
+
 /// One connection's requests: the web configuration's checks around the router.
 #[derive(Clone)]
 struct Service {
@@ -366,22 +390,7 @@ pub(crate) async fn serve(
                 client,
             };
             let tls = web.get().tls.clone();
-            match tls {
-                None => drive(stream, service, limits, &tracked).await,
-                Some(tls) => {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-                    let handshake =
-                        tokio::time::timeout(limits.head_timeout, acceptor.accept(stream));
-                    tokio::select! {
-                        done = handshake => match done {
-                            Ok(Ok(stream)) => drive(stream, service, limits, &tracked).await,
-                            Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
-                            Err(_) => tracing::debug!("TLS handshake timed out"),
-                        },
-                        () = tracked.close.notified() => {}
-                    }
-                }
-            }
+            connection(stream, tls, service, limits, &tracked).await;
             shared.lock().remove(&id);
         });
         // Reap finished tasks so that the set does not grow.
