@@ -147,7 +147,7 @@ fn configured_roots(ca: &ClientCa, warnings: &mut Vec<String>) -> Result<RootCer
         let cert = cert.map_err(|e| fail(ca.key, format!("not valid PEM: {e}")))?;
         if let Some(subject) = client_shaped_ca(&cert) {
             warnings.push(format!(
-                "tls_server_config.{}: {}: the certificate {subject} is self-signed, a CA (CA:TRUE) and made for client authentication; rustls refuses a CA certificate as a client's own (CaUsedAsEndEntity), so a client presenting it cannot connect: sign a client certificate (CA:FALSE) with it and give the client that one",
+                "tls_server_config.{}: {}: the certificate {subject} is self-signed, a CA (CA:TRUE) and made for client authentication: a client presenting this certificate itself cannot connect, since rustls refuses a CA certificate as a client's own (CaUsedAsEndEntity); sign a client certificate (CA:FALSE) with it and give the client that one",
                 ca.key, ca.name
             ));
         }
