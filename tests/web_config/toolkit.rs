@@ -64,6 +64,23 @@ async fn what_the_toolkit_refuses_exits_2_naming_the_key() {
             "tls_server_config.curve_preferences: unknown curve",
         ),
         ("rate_limit:\n  interval: 1d\n", "rate_limit.interval"),
+        // credwatch's own refusals, each with its reason (docs/security.md).
+        (
+            &format!("{TLS}  min_version: TLS11\n"),
+            "tls_server_config.min_version: TLS11 is not supported",
+        ),
+        (
+            &format!("{TLS}  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA]\n"),
+            "rustls has no CBC",
+        ),
+        (
+            &format!("{TLS}  curve_preferences: [CurveP521, X25519]\n"),
+            "rustls has no P-521",
+        ),
+        (
+            &client_auth("RequestClientCert", ""),
+            "accepts certificates it does not verify",
+        ),
     ] {
         let (code, stderr) = Run::spawn(&simulator, web, &[]).exit().await;
         assert_eq!(code, Some(2), "{web}:\n{stderr}");
