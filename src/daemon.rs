@@ -505,8 +505,12 @@ fn log_web_config(options: &Options, web_config: &WebConfig) {
             tls = web_config.tls.is_some(),
             client_certificates_required = web_config.client_certificates_required,
             basic_auth = web_config.users.is_some(),
+            rate_limit = web_config.rate_limit.is_some(),
             "web configuration loaded"
         );
+        for warning in &web_config.warnings {
+            tracing::warn!(web_config = %path.display(), "{warning}");
+        }
     }
 }
 

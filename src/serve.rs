@@ -15,10 +15,13 @@
 //! The web configuration ([`crate::webconfig`]) is read per connection for TLS (a connection
 //! keeps the TLS settings it was accepted with; the handshake must finish within
 //! `head_timeout`) and per request for basic auth and the response headers, so that a reload
-//! applies to the next request. Request bodies are capped at [`MAX_BODY`] bytes.
+//! applies to the next request. Request bodies are capped at [`MAX_BODY`] bytes. Its
+//! `rate_limit` is checked first (429), then the body's declared size (413), then basic auth
+//! (401), which is told the client's address (see [`crate::webconfig::workers`]).
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -186,6 +189,30 @@ where
     }
 }
 
+/// Serves one accepted connection, over TLS when `tls` is set (the handshake must finish
+/// within the head timeout).
+async fn connection(
+    stream: tokio::net::TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    service: Service,
+    limits: Limits,
+    tracked: &Tracked,
+) {
+    let Some(tls) = tls else {
+        return drive(stream, service, limits, tracked).await;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let handshake = tokio::time::timeout(limits.head_timeout, acceptor.accept(stream));
+    tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(stream)) => drive(stream, service, limits, tracked).await,
+            Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+            Err(_) => tracing::debug!("TLS handshake timed out"),
+        },
+        () = tracked.close.notified() => {}
+    }
+}
+
 /// One connection's requests: the web configuration's checks around the router.
 #[derive(Clone)]
 struct Service {
@@ -193,6 +220,8 @@ struct Service {
     web: Arc<Current>,
     tracked: Arc<Tracked>,
     connections: Arc<Connections>,
+    /// The client's address (an IPv4-mapped IPv6 address as IPv4).
+    client: IpAddr,
 }
 
 impl Service {
@@ -202,7 +231,7 @@ impl Service {
     ) -> Result<hyper::Response<BusyBody>, std::convert::Infallible> {
         let busy = Busy::enter(&self.tracked, &self.connections);
         let config = self.web.get();
-        let response = match refused(&config, &request).await {
+        let response = match refused(&config, &request, self.client).await {
             Some(refusal) => refusal,
             None => {
                 let request = request.map(|body| {
@@ -222,12 +251,21 @@ impl Service {
     }
 }
 
-/// The answer to a request the web configuration refuses, if it does: a body over the cap
-/// (413), or missing or wrong credentials on any endpoint but `/healthz` (401).
+/// The answer to a request the web configuration refuses, if it does: over the rate limit
+/// (429), a body over the cap (413), or missing or wrong credentials (401). `/healthz` is
+/// neither counted by the rate limit nor authenticated.
 async fn refused<B>(
     config: &WebConfig,
     request: &hyper::Request<B>,
+    client: IpAddr,
 ) -> Option<axum::response::Response> {
+    // Liveness reveals nothing and must stay reachable to the kubelet and systemd.
+    let liveness = request.uri().path() == "/healthz";
+    if let Some(limit) = &config.rate_limit {
+        if !liveness && !limit.allow() {
+            return Some(plain(StatusCode::TOO_MANY_REQUESTS, "too many requests\n"));
+        }
+    }
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -239,12 +277,11 @@ async fn refused<B>(
         ));
     }
     let users = config.users.as_ref()?;
-    // Liveness reveals nothing and must stay reachable to the kubelet and systemd.
-    if request.uri().path() == "/healthz" {
+    if liveness {
         return None;
     }
     if users
-        .allow(request.headers().get(header::AUTHORIZATION))
+        .allow(request.headers().get(header::AUTHORIZATION), client)
         .await
     {
         return None;
@@ -317,8 +354,8 @@ pub(crate) async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, client) = match accepted {
+            Ok((stream, peer)) => (stream, peer.ip().to_canonical()),
             Err(error) => {
                 // Out of file descriptors: make room by closing the longest waiting
                 // connection, and let the kernel release it.
@@ -350,24 +387,10 @@ pub(crate) async fn serve(
                 web: web.clone(),
                 tracked: tracked.clone(),
                 connections: shared.clone(),
+                client,
             };
             let tls = web.get().tls.clone();
-            match tls {
-                None => drive(stream, service, limits, &tracked).await,
-                Some(tls) => {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-                    let handshake =
-                        tokio::time::timeout(limits.head_timeout, acceptor.accept(stream));
-                    tokio::select! {
-                        done = handshake => match done {
-                            Ok(Ok(stream)) => drive(stream, service, limits, &tracked).await,
-                            Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
-                            Err(_) => tracing::debug!("TLS handshake timed out"),
-                        },
-                        () = tracked.close.notified() => {}
-                    }
-                }
-            }
+            connection(stream, tls, service, limits, &tracked).await;
             shared.lock().remove(&id);
         });
         // Reap finished tasks so that the set does not grow.

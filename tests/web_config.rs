@@ -4,200 +4,25 @@
 //! broken: the old settings stay) and by the file watch, a broken file at start (exit 2, naming
 //! the key), and canaries: neither the passwords offered nor the hashes show in trace-level
 //! logs.
+//!
+//! The exporter-toolkit's behaviour (what it accepts and refuses, client certificates, headers,
+//! `rate_limit`) is in `web_config/toolkit.rs`; bcrypt's work and the workers under load in
+//! `web_config/bcrypt_work.rs`; the harness in `web_config/run.rs`.
 
+#[path = "web_config/bcrypt_work.rs"]
+mod bcrypt_work;
 mod common;
+#[path = "web_config/run.rs"]
+mod run;
+#[path = "web_config/toolkit.rs"]
+mod toolkit;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use credwatch::sim::{Simulator, Site};
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use credwatch::sim::Simulator;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// `credwatch run` with a web configuration; killed when dropped.
-struct Run {
-    child: Option<std::process::Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-    _state: tempfile::TempDir,
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Run {
-    /// Starts credwatch with `web` as its web configuration (relative paths resolve against
-    /// tests/fixtures, where the file is written), without waiting for it.
-    fn spawn(simulator: &Simulator, web: &str, env: &[(&str, &str)]) -> Run {
-        simulator.add_site("dc", Site::server());
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = common::write(
-            dir.path(),
-            "credwatch.toml",
-            &format!(
-                "[[connection]]\nname = \"c\"\nurl = \"{}\"\ntoken = \"t\"\ninterval = \"1s\"\ntimeout = \"500ms\"\n",
-                simulator.url("dc")
-            ),
-        );
-        let web_path = dir.path().join("web.yml");
-        std::fs::write(&web_path, absolute(web)).expect("write");
-        let port = common::free_port();
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"));
-        let state = common::isolate_state(&mut command);
-        let stderr = std::fs::File::create(dir.path().join("stderr")).expect("stderr");
-        let child = command
-            .args(["run", "--config", config.to_str().expect("path")])
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--no-state"])
-            .args(["--web.config.file", web_path.to_str().expect("path")])
-            .envs(env.iter().copied())
-            .stdout(std::process::Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("credwatch runs");
-        Run {
-            child: Some(child),
-            port,
-            dir,
-            _state: state,
-        }
-    }
-
-    /// Starts it and waits until `client` gets any HTTP answer at `scheme`.
-    async fn start(
-        simulator: &Simulator,
-        web: &str,
-        scheme: &str,
-        client: &reqwest::Client,
-    ) -> Run {
-        let run = Run::spawn(simulator, web, &[]);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while client
-            .get(run.url(scheme, "/healthz"))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "credwatch did not start:\n{}",
-                run.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        run
-    }
-
-    fn url(&self, scheme: &str, path: &str) -> String {
-        let host = if scheme == "https" {
-            "localhost"
-        } else {
-            "127.0.0.1"
-        };
-        format!("{scheme}://{host}:{}{path}", self.port)
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
-    }
-
-    fn rewrite(&self, web: &str) {
-        std::fs::write(self.dir.path().join("web.yml"), absolute(web)).expect("write");
-    }
-
-    fn signal(&self, name: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        let status = std::process::Command::new("kill")
-            .args([&format!("-{name}"), &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    /// SIGTERM, then everything it logged.
-    async fn stop(mut self) -> String {
-        self.signal("TERM");
-        let mut child = self.child.take().expect("running");
-        let status = tokio::task::spawn_blocking(move || child.wait().expect("wait"))
-            .await
-            .expect("join");
-        assert_eq!(status.code(), Some(0));
-        self.stderr()
-    }
-}
-
-/// The web configuration with the fixture paths made absolute.
-fn absolute(web: &str) -> String {
-    web.replace("FIXTURES/", &format!("{}/", fixture("").display()))
-}
-
-/// A client trusting the test CA, presenting `identity` (certificate, key) when given.
-fn tls_client(identity: Option<(&str, &str)>) -> reqwest::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(fixture("test-ca.pem")).expect("CA") {
-        roots.add(cert.expect("cert")).expect("root");
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(roots);
-    let config = match identity {
-        None => builder.with_no_client_auth(),
-        Some((cert, key)) => {
-            let certs = CertificateDer::pem_file_iter(fixture(cert))
-                .expect("cert")
-                .collect::<Result<Vec<_>, _>>()
-                .expect("certs");
-            let key = PrivateKeyDer::from_pem_file(fixture(key)).expect("key");
-            builder.with_client_auth_cert(certs, key).expect("identity")
-        }
-    };
-    reqwest::Client::builder()
-        .use_preconfigured_tls(config)
-        .timeout(Duration::from_secs(5))
-        .build()
-        .expect("client")
-}
-
-fn basic(user: &str, password: &str) -> String {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    format!("Basic {encoded}")
-}
-
-/// A bcrypt hash of `password` at the cheapest cost, to keep the tests fast.
-fn hash(password: &str) -> String {
-    bcrypt::hash(password, 4).expect("hash")
-}
-
-async fn status(client: &reqwest::Client, url: &str, auth: Option<&str>) -> Result<u16, String> {
-    let mut request = client.get(url);
-    if let Some(auth) = auth {
-        request = request.header("Authorization", auth);
-    }
-    request
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .map_err(|e| format!("{e:?}"))
-}
-
-const TLS: &str =
-    "tls_server_config:\n  cert_file: FIXTURES/localhost.pem\n  key_file: FIXTURES/localhost.key\n";
+use run::{basic, hash, status, tls_client, Run, TLS};
 
 #[tokio::test]
 async fn tls_serves_https_with_the_test_ca_and_no_plain_http() {

@@ -1,38 +1,47 @@
 //! `basic_auth_users`: HTTP basic authentication against bcrypt hashes.
 //!
-//! - Every check that is not a remembered success costs one bcrypt verification, the bcrypt
+//! - A check that is not a remembered success costs one bcrypt verification, the bcrypt
 //!   crate's constant-time comparison included: against the user's hash, or, for a name that is
-//!   not configured or a header that does not parse, against the costliest configured hash with
-//!   the answer thrown away. A wrong name and a wrong password take the same work as a right one
-//!   when every user's hash has the same cost (give them all the same cost: with mixed costs, an
-//!   unknown name costs what the costliest hash does, and a known one its own).
+//!   not configured, against one fixed decoy hash of cost 10 (as the exporter-toolkit does),
+//!   whose answer is thrown away. An unknown name thus costs cost 10's work whatever the file's
+//!   costs, never the costliest configured hash's; a known name costs its own hash's. Give every
+//!   user cost 10 and a wrong name, a wrong password and a right one cost the same work; with
+//!   other costs, the time a refusal takes tells a known name from an unknown one.
+//! - A header that is not `Basic` with a name and a password is refused without a verification
+//!   (as the exporter-toolkit does): it tells nothing about the users.
 //! - A success is remembered (as a SHA-256 digest of the name, the password and the hash, never
 //!   the password itself) so that a scrape every 15 s does not pay bcrypt's cost each time; the
 //!   memory goes with the configuration on reload. Failures are never remembered.
-//! - Verifications run on the blocking pool, at most as many at once as there are cores, so that
-//!   a flood of wrong guesses cannot take the runtime's threads.
+//! - Verifications run on the blocking pool, on the [`Workers`]: at most one per core, at most
+//!   one per client address, and an address whose last one failed never takes the last free
+//!   worker.
 //! - Nothing offered (name or password) is logged.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
 use std::str::FromStr as _;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use http::HeaderValue;
-use tokio::sync::Semaphore;
+
+use super::workers::Workers;
 
 /// How many remembered successes are kept before the memory starts again.
 const REMEMBERED: usize = 256;
 
+/// The hash an unknown name is verified against: bcrypt, cost 10, of a random password nobody
+/// kept. Its answer is thrown away.
+const DECOY: &str = "$2b$10$MdQoX0SSTSNtatkUdiXQO.aYn8hQ414oWMM6fkqFsQeb3YF/dqoAK";
+
 /// The configured users.
 pub(crate) struct Users {
     hashes: HashMap<String, String>,
-    /// The costliest hash, verified against when the name is unknown.
-    decoy: String,
     remembered: Mutex<HashSet<[u8; 32]>>,
-    verifying: Arc<Semaphore>,
-    /// bcrypt verifications run, and the cost of each, summed: the work a check took.
-    work: std::sync::atomic::AtomicU64,
+    workers: Arc<Workers>,
+    /// The cost of each verification run, for the tests that count work.
+    #[cfg(test)]
+    costs: Mutex<Vec<u32>>,
 }
 
 impl std::fmt::Debug for Users {
@@ -45,41 +54,41 @@ impl std::fmt::Debug for Users {
 }
 
 impl Users {
-    /// Checks every hash; errors name the user's key.
-    pub(super) fn new(users: BTreeMap<String, String>) -> Result<Users, (String, String)> {
-        if users.is_empty() {
-            return Err((
-                "basic_auth_users".into(),
-                "names no user: remove the key to serve without authentication".into(),
-            ));
-        }
-        let mut decoy: Option<(u32, String)> = None;
+    /// Checks every hash; errors name the user's key. A name that can never log in is added
+    /// to `warnings`.
+    pub(super) fn new(
+        users: BTreeMap<String, String>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Users, (String, String)> {
+        Users::with_workers(users, Workers::shared(), warnings)
+    }
+
+    fn with_workers(
+        users: BTreeMap<String, String>,
+        workers: Arc<Workers>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Users, (String, String)> {
         for (name, hash) in &users {
             let key = format!("basic_auth_users.{name}");
-            if name.contains(':') {
-                return Err((key, "a user name cannot contain ':'".into()));
-            }
             // The hash is not quoted: it is as secret as the file.
-            let parts = bcrypt::HashParts::from_str(hash).map_err(|_| {
+            bcrypt::HashParts::from_str(hash).map_err(|_| {
                 (
                     key.clone(),
                     "is not a bcrypt hash ($2a$, $2b$ or $2y$): hash the password with htpasswd -nBC 10 or similar".to_string(),
                 )
             })?;
-            if decoy
-                .as_ref()
-                .is_none_or(|(cost, _)| parts.get_cost() > *cost)
-            {
-                decoy = Some((parts.get_cost(), hash.clone()));
+            if name.contains(':') {
+                warnings.push(format!(
+                    "{key}: a name with ':' can never log in (basic auth ends the name at the first ':')"
+                ));
             }
         }
-        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Users {
             hashes: users.into_iter().collect(),
-            decoy: decoy.map(|(_, hash)| hash).unwrap_or_default(),
             remembered: Mutex::new(HashSet::new()),
-            verifying: Arc::new(Semaphore::new(parallel)),
-            work: std::sync::atomic::AtomicU64::new(0),
+            workers,
+            #[cfg(test)]
+            costs: Mutex::new(Vec::new()),
         })
     }
 
@@ -99,34 +108,38 @@ impl Users {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Whether `authorization` (the request's header, if any) names a user with the right
-    /// password.
-    pub(crate) async fn allow(&self, authorization: Option<&HeaderValue>) -> bool {
-        let Some(header) = authorization else {
+    /// Whether `authorization` (the request's header, if any), sent from `client`, names a user
+    /// with the right password.
+    pub(crate) async fn allow(&self, authorization: Option<&HeaderValue>, client: IpAddr) -> bool {
+        let Some((name, password)) = authorization.and_then(parse) else {
             return false;
         };
-        let offered = parse(header);
-        let (name, password) = offered.unwrap_or_default();
         let (hash, known) = match self.hashes.get(&name) {
             Some(hash) => (hash.clone(), true),
-            None => (self.decoy.clone(), false),
+            None => (DECOY.to_string(), false),
         };
         let digest = Self::digest(&name, &password, &hash);
         if known && self.remembered().contains(&digest) {
             return true;
         }
-        let Ok(_permit) = self.verifying.clone().acquire_owned().await else {
-            return false;
-        };
-        // bcrypt's work doubles with each step of its cost.
         let cost = bcrypt::HashParts::from_str(&hash).map_or(0, |p| p.get_cost());
-        self.work
-            .fetch_add(1u64 << cost.min(31), std::sync::atomic::Ordering::Relaxed);
-        let verified =
-            tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
-                .await
-                .unwrap_or(false);
-        let allowed = known && verified;
+        #[cfg(test)]
+        self.costs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(cost);
+        let ticket = self.workers.acquire(client, cost).await;
+        // The ticket goes with the blocking work: the worker stays taken until bcrypt is done,
+        // even when the client has gone.
+        let allowed = tokio::task::spawn_blocking(move || {
+            // Verified whatever `known` says: an unknown name costs the decoy's work.
+            let verified = bcrypt::verify(&password, &hash).unwrap_or(false);
+            let allowed = verified && known;
+            ticket.finish(allowed);
+            allowed
+        })
+        .await
+        .unwrap_or(false);
         if allowed {
             let mut remembered = self.remembered();
             if remembered.len() >= REMEMBERED {
@@ -157,6 +170,8 @@ fn parse(header: &HeaderValue) -> Option<(String, Vec<u8>)> {
 mod tests {
     use super::*;
 
+    const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     fn header(name: &str, password: &str) -> HeaderValue {
         let encoded =
             base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
@@ -166,87 +181,90 @@ mod tests {
     fn users() -> Users {
         // Cost 4 keeps the test fast; the daemon takes whatever cost the file has.
         let hash = bcrypt::hash("right horse", 4).expect("a hash");
-        Users::new(BTreeMap::from([("prometheus".to_string(), hash)])).expect("valid users")
+        Users::with_workers(
+            BTreeMap::from([("prometheus".to_string(), hash)]),
+            Workers::new(2),
+            &mut Vec::new(),
+        )
+        .expect("valid users")
+    }
+
+    fn costs(users: &Users) -> Vec<u32> {
+        std::mem::take(&mut *users.costs.lock().expect("lock"))
     }
 
     #[tokio::test]
     async fn the_right_password_passes_and_is_remembered() {
         let users = users();
-        assert!(
-            users
-                .allow(Some(&header("prometheus", "right horse")))
-                .await
-        );
+        let right = header("prometheus", "right horse");
+        assert!(users.allow(Some(&right), HERE).await);
         assert_eq!(users.remembered().len(), 1);
-        assert!(
-            users
-                .allow(Some(&header("prometheus", "right horse")))
-                .await
-        );
+        assert!(users.allow(Some(&right), HERE).await);
+        assert_eq!(costs(&users), [4], "the second time: no verification");
     }
 
     #[tokio::test]
     async fn wrong_missing_and_malformed_credentials_fail_and_are_not_remembered() {
         let users = users();
-        assert!(!users.allow(None).await);
-        assert!(!users.allow(Some(&header("prometheus", "wrong"))).await);
-        assert!(!users.allow(Some(&header("nobody", "right horse"))).await);
+        assert!(!users.allow(None, HERE).await);
         assert!(
             !users
-                .allow(Some(&HeaderValue::from_static("Basic !!!")))
+                .allow(Some(&header("prometheus", "wrong")), HERE)
                 .await
         );
         assert!(
             !users
-                .allow(Some(&HeaderValue::from_static("Bearer abc")))
+                .allow(Some(&header("nobody", "right horse")), HERE)
                 .await
         );
+        let malformed = [
+            HeaderValue::from_static("Basic !!!"),
+            HeaderValue::from_static("Bearer abc"),
+        ];
+        for header in &malformed {
+            assert!(!users.allow(Some(header), HERE).await);
+        }
         assert!(users.remembered().is_empty());
+        assert_eq!(
+            costs(&users),
+            [4, 10],
+            "the wrong password and the unknown name; nothing for the rest"
+        );
     }
 
     #[tokio::test]
-    async fn a_wrong_name_costs_the_work_of_the_costliest_hash_and_a_wrong_password_its_own() {
-        let users = Users::new(BTreeMap::from([
-            ("cheap".to_string(), bcrypt::hash("a", 4).expect("hash")),
-            ("dear".to_string(), bcrypt::hash("b", 6).expect("hash")),
-        ]))
+    async fn an_unknown_name_costs_the_decoys_work_whatever_the_configured_costs() {
+        let users = Users::with_workers(
+            BTreeMap::from([
+                ("cheap".to_string(), bcrypt::hash("a", 4).expect("hash")),
+                // Never verified here: only its cost matters, and a cost-31 hash's is unpayable.
+                (
+                    "dear".to_string(),
+                    "$2b$31$MdQoX0SSTSNtatkUdiXQO.aYn8hQ414oWMM6fkqFsQeb3YF/dqoAK".to_string(),
+                ),
+            ]),
+            Workers::new(2),
+            &mut Vec::new(),
+        )
         .expect("users");
-        let work = |users: &Users| users.work.swap(0, std::sync::atomic::Ordering::Relaxed);
-        assert!(users.allow(Some(&header("dear", "b"))).await);
-        let right = work(&users);
-        assert_eq!(right, 1 << 6, "the right password: its hash's work");
-        assert!(!users.allow(Some(&header("nobody", "b"))).await);
-        assert_eq!(
-            work(&users),
-            right,
-            "an unknown name: the costliest hash's work"
-        );
-        assert!(
-            !users
-                .allow(Some(&HeaderValue::from_static("Basic !!")))
-                .await
-        );
-        assert_eq!(
-            work(&users),
-            right,
-            "a header that does not parse: the same"
-        );
-        assert!(!users.allow(Some(&header("dear", "wrong"))).await);
-        assert_eq!(
-            work(&users),
-            right,
-            "a wrong password: its user's hash's work"
-        );
-        assert!(!users.allow(Some(&header("cheap", "wrong"))).await);
-        assert_eq!(work(&users), 1 << 4);
+        assert!(!users.allow(Some(&header("nobody", "b")), HERE).await);
+        assert!(!users.allow(Some(&header("nobody-else", "c")), HERE).await);
+        assert!(!users.allow(Some(&header("cheap", "wrong")), HERE).await);
+        assert_eq!(costs(&users), [10, 10, 4]);
+    }
+
+    #[test]
+    fn the_decoy_is_a_cost_10_bcrypt_hash() {
+        let parts = bcrypt::HashParts::from_str(DECOY).expect("bcrypt");
+        assert_eq!(parts.get_cost(), 10);
     }
 
     #[test]
     fn a_hash_that_is_not_bcrypt_is_refused_without_quoting_it() {
-        let error = Users::new(BTreeMap::from([(
-            "prometheus".to_string(),
-            "plaintext-canary".to_string(),
-        )]))
+        let error = Users::new(
+            BTreeMap::from([("prometheus".to_string(), "plaintext-canary".to_string())]),
+            &mut Vec::new(),
+        )
         .expect_err("not bcrypt");
         assert_eq!(error.0, "basic_auth_users.prometheus");
         assert!(!error.1.contains("plaintext-canary"));

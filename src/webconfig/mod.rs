@@ -12,18 +12,30 @@
 //! http_server_config:
 //!   headers:
 //!     Strict-Transport-Security: max-age=31536000
+//! rate_limit:
+//!   interval: 1s
+//!   burst: 20
 //! basic_auth_users:
 //!   prometheus: $2y$10$...       # a bcrypt hash, never the password
 //! ```
 //!
-//! [`WebConfig::load`] reads and checks the whole file: an unknown key, an unsupported value, a
-//! certificate that does not parse or a hash that is not bcrypt is an error naming the key.
-//! The daemon loads it at start (exit 2 on error) and again on every reload, keeping the
-//! settings it runs with when the new file is broken. [`tls`] builds the rustls server
-//! configuration, [`auth`] checks the basic-auth credentials.
+//! [`WebConfig::load`] reads and checks the whole file: what the exporter-toolkit accepts
+//! loads with its meaning, and an unknown key, an unsupported value, a certificate that does
+//! not parse or a hash that is not bcrypt is an error naming the key. What loads but deserves a
+//! word (a client CA that cannot sign for itself, a limit that refuses everything) is in
+//! [`WebConfig::warnings`], logged at WARN. The daemon loads it at start (exit 2 on error) and
+//! again on every reload, keeping the settings it runs with when the new file is broken.
+//! [`tls`] builds the rustls server configuration ([`suites`], [`clientcert`]), [`headers`]
+//! checks the response headers, [`ratelimit`] is `rate_limit`, [`auth`] checks the basic-auth
+//! credentials with the bcrypt workers of [`workers`].
 
 pub(crate) mod auth;
+mod clientcert;
+mod headers;
+pub(crate) mod ratelimit;
+mod suites;
 mod tls;
+pub(crate) mod workers;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +51,7 @@ use serde::Deserialize;
 struct File {
     tls_server_config: Option<tls::TlsFile>,
     http_server_config: Option<HttpFile>,
+    rate_limit: Option<ratelimit::RateLimitFile>,
     basic_auth_users: Option<BTreeMap<String, String>>,
 }
 
@@ -48,15 +61,6 @@ struct HttpFile {
     http2: Option<bool>,
     headers: Option<BTreeMap<String, String>>,
 }
-
-/// The response headers the exporter-toolkit lets a web configuration set.
-const SETTABLE_HEADERS: [&str; 5] = [
-    "Strict-Transport-Security",
-    "X-Content-Type-Options",
-    "X-Frame-Options",
-    "X-XSS-Protection",
-    "Content-Security-Policy",
-];
 
 /// What is wrong with a web configuration file: the key (a dotted path such as
 /// `tls_server_config.min_version`, empty for the file as a whole) and why.
@@ -82,6 +86,10 @@ pub struct WebConfig {
     pub(crate) users: Option<auth::Users>,
     /// Headers added to every response.
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    /// The rate limit; `None`: none.
+    pub(crate) rate_limit: Option<ratelimit::RateLimit>,
+    /// What loads but deserves a word at start and on reload (no secret in them).
+    pub(crate) warnings: Vec<String>,
     /// The files it was read from (itself, and the certificates and keys it names): a change
     /// to any of them reloads it when the configuration is watched.
     pub(crate) files: Vec<PathBuf>,
@@ -112,39 +120,28 @@ impl WebConfig {
             serde_saphyr::from_str(text).map_err(|e| (String::new(), yaml_error(&e)))?
         };
         let mut files = Vec::new();
-        let tls = file
-            .tls_server_config
-            .map(|t| tls::build(t, dir, &mut files))
-            .transpose()?;
+        let mut warnings = Vec::new();
+        let tls = match file.tls_server_config {
+            Some(t) => tls::build(t, dir, &mut files, &mut warnings)?,
+            None => None,
+        };
         let http = file.http_server_config.unwrap_or_default();
         if http.http2 == Some(true) {
-            return Err((
-                "http_server_config.http2".into(),
-                "credwatch serves HTTP/1.1 only: remove the key or set it to false".into(),
-            ));
+            warnings.push("http_server_config.http2: credwatch serves HTTP/1.1 only, so HTTP/2 stays off (and Go's rule on HTTP/2's cipher suites does not apply)".into());
         }
-        let mut headers = Vec::new();
-        for (name, value) in http.headers.unwrap_or_default() {
-            let key = format!("http_server_config.headers.{name}");
-            if !SETTABLE_HEADERS
-                .iter()
-                .any(|settable| settable.eq_ignore_ascii_case(&name))
-            {
-                return Err((
-                    key,
-                    format!(
-                        "not a header the web configuration may set (one of {})",
-                        SETTABLE_HEADERS.join(", ")
-                    ),
-                ));
+        let headers = headers::check(http.headers.unwrap_or_default())?;
+        let rate_limit = match file.rate_limit {
+            Some(r) => ratelimit::RateLimit::new(r, &mut warnings)?,
+            None => None,
+        };
+        let users = match file.basic_auth_users {
+            Some(users) if users.is_empty() => {
+                warnings.push("basic_auth_users: names no user, so basic auth is off, as in the exporter-toolkit: name a user, or remove the key".into());
+                None
             }
-            let value = HeaderValue::from_str(&value)
-                .map_err(|_| (key.clone(), "not a valid header value".to_string()))?;
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| (key, "not a valid header name".to_string()))?;
-            headers.push((name, value));
-        }
-        let users = file.basic_auth_users.map(auth::Users::new).transpose()?;
+            Some(users) => Some(auth::Users::new(users, &mut warnings)?),
+            None => None,
+        };
         let (tls, client_certificates_required) = match tls {
             Some((config, required)) => (Some(Arc::new(config)), required),
             None => (None, false),
@@ -154,6 +151,8 @@ impl WebConfig {
             client_certificates_required,
             users,
             headers,
+            rate_limit,
+            warnings,
             files,
         })
     }

@@ -1,24 +1,26 @@
 //! `tls_server_config`: the rustls server configuration of credwatch's own endpoints.
 //!
-//! The exporter-toolkit's names are kept: Go's TLS version names (`TLS12`, `TLS13`), Go's
-//! cipher-suite names (which, as in Go, choose among the TLS 1.2 suites; TLS 1.3's are always
-//! on), Go's curve names, and Go's `client_auth_type` values. What rustls cannot do is refused
-//! by name: TLS 1.0 and 1.1, the CBC suites, P-521, accepting a client certificate without
-//! verifying it (`RequestClientCert`, `RequireAnyClientCert`), and `client_allowed_sans`.
+//! The exporter-toolkit's meaning is kept: an empty value is no value; TLS is on when any of
+//! the server's certificate and key, the client CA or `client_auth_type` is set (a section
+//! that sets none of them serves plain HTTP, with a warning); when both a file and its inline
+//! form are set, the file wins (with a warning). Versions, suites and curves are in
+//! [`super::suites`], client certificates in [`super::clientcert`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls::ServerConfig;
 use serde::Deserialize;
 
-type Failure = (String, String);
+use super::clientcert::{self, ClientCa};
+use super::suites;
 
-fn fail(key: &str, message: impl Into<String>) -> Failure {
+/// What is wrong: the key (a dotted path) and why.
+pub(super) type Failure = (String, String);
+
+pub(super) fn fail(key: &str, message: impl Into<String>) -> Failure {
     (format!("tls_server_config.{key}"), message.into())
 }
 
@@ -41,194 +43,177 @@ pub(super) struct TlsFile {
     curve_preferences: Option<Vec<String>>,
 }
 
-/// Reads the PEM that `file` (relative to `dir`, and then added to `read`) or `inline` holds;
-/// exactly one must be set.
-fn pem(
-    dir: &Path,
-    read: &mut Vec<PathBuf>,
-    file_key: &str,
+impl TlsFile {
+    /// Whether the section turns TLS on, as the exporter-toolkit's `IsEnabled` says.
+    fn enabled(&self) -> bool {
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.is_empty());
+        let set_path = |v: &Option<PathBuf>| v.as_ref().is_some_and(|v| !v.as_os_str().is_empty());
+        set_path(&self.cert_file)
+            || set_path(&self.key_file)
+            || set_path(&self.client_ca_file)
+            || set(&self.cert)
+            || set(&self.key)
+            || set(&self.client_ca)
+            || set(&self.client_auth_type)
+    }
+}
+
+/// One PEM source: a file (relative to the web configuration's directory) or its inline form.
+struct Source<'a> {
+    file_key: &'static str,
     file: Option<PathBuf>,
-    inline_key: &str,
+    inline_key: &'static str,
     inline: Option<String>,
-) -> Result<Option<Vec<u8>>, Failure> {
-    match (file, inline) {
-        (Some(_), Some(_)) => Err(fail(
-            file_key,
-            format!("set {file_key} or {inline_key}, not both"),
-        )),
-        (Some(file), None) => {
-            let path = dir.join(file);
-            let bytes = std::fs::read(&path)
-                .map_err(|e| fail(file_key, format!("cannot read {}: {e}", path.display())))?;
-            read.push(path);
-            Ok(Some(bytes))
-        }
-        (None, Some(inline)) => Ok(Some(inline.into_bytes())),
-        (None, None) => Ok(None),
-    }
+    dir: &'a Path,
 }
 
-fn version(key: &str, name: &str) -> Result<&'static SupportedProtocolVersion, Failure> {
-    match name {
-        "TLS12" => Ok(&rustls::version::TLS12),
-        "TLS13" => Ok(&rustls::version::TLS13),
-        "TLS10" | "TLS11" => Err(fail(
-            key,
-            format!("{name} is not supported: credwatch speaks TLS 1.2 and 1.3 (TLS12, TLS13)"),
-        )),
-        other => Err(fail(
-            key,
-            format!("unknown TLS version {other:?} (TLS12 or TLS13)"),
-        )),
-    }
+/// What a [`Source`] gave.
+enum Pem {
+    /// Neither was set, or only to an empty value.
+    Unset,
+    /// The PEM, the key it came from and a name for messages.
+    Read(Vec<u8>, &'static str, String),
 }
 
-/// The ring provider restricted to the suites and curves the file names.
-fn provider(file: &TlsFile) -> Result<CryptoProvider, Failure> {
-    let mut provider = rustls::crypto::ring::default_provider();
-    if let Some(names) = &file.cipher_suites {
-        let all = provider.cipher_suites.clone();
-        let mut chosen: Vec<_> = all
-            .iter()
-            .filter(|s| s.version() == &rustls::version::TLS13)
-            .copied()
-            .collect();
-        for name in names {
-            // Go also accepts the ChaCha20 suites without their `_SHA256`.
-            let standard = if name.ends_with("_CHACHA20_POLY1305") {
-                format!("{name}_SHA256")
-            } else {
-                name.clone()
-            };
-            let suite = all
-                .iter()
-                .filter(|s| s.version() == &rustls::version::TLS12)
-                .find(|s| format!("{:?}", s.suite()) == standard)
-                .ok_or_else(|| {
-                    let offered: Vec<String> = all
-                        .iter()
-                        .filter(|s| s.version() == &rustls::version::TLS12)
-                        .map(|s| format!("{:?}", s.suite()))
-                        .collect();
+impl Source<'_> {
+    /// Reads it; the file read is added to `read`.
+    fn read(self, read: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<Pem, Failure> {
+        let file = self.file.filter(|f| !f.as_os_str().is_empty());
+        let inline = self.inline.filter(|i| !i.is_empty());
+        match (file, inline) {
+            (Some(file), inline) => {
+                if inline.is_some() {
+                    warnings.push(format!(
+                        "tls_server_config: {} and {} are both set: {} is used, as the exporter-toolkit does",
+                        self.file_key, self.inline_key, self.file_key
+                    ));
+                }
+                let path = self.dir.join(file);
+                let bytes = std::fs::read(&path).map_err(|e| {
                     fail(
-                        "cipher_suites",
-                        format!(
-                            "{name:?} is not a TLS 1.2 suite rustls offers (one of {})",
-                            offered.join(", ")
-                        ),
+                        self.file_key,
+                        format!("cannot read {}: {e}", path.display()),
                     )
                 })?;
-            if !chosen.iter().any(|c| c.suite() == suite.suite()) {
-                chosen.push(*suite);
+                read.push(path.clone());
+                Ok(Pem::Read(bytes, self.file_key, path.display().to_string()))
             }
+            (None, Some(inline)) => Ok(Pem::Read(
+                inline.into_bytes(),
+                self.inline_key,
+                format!("tls_server_config.{}", self.inline_key),
+            )),
+            (None, None) => Ok(Pem::Unset),
         }
-        provider.cipher_suites = chosen;
     }
-    if let Some(names) = &file.curve_preferences {
-        let all = provider.kx_groups.clone();
-        let mut chosen = Vec::new();
-        for name in names {
-            let wanted = match name.as_str() {
-                "X25519" => rustls::NamedGroup::X25519,
-                "CurveP256" => rustls::NamedGroup::secp256r1,
-                "CurveP384" => rustls::NamedGroup::secp384r1,
-                other => {
-                    return Err(fail(
-                        "curve_preferences",
-                        format!("{other:?} is not supported (X25519, CurveP256 or CurveP384)"),
-                    ))
-                }
-            };
-            if let Some(group) = all.iter().find(|g| g.name() == wanted) {
-                chosen.push(*group);
-            }
-        }
-        provider.kx_groups = chosen;
-    }
-    Ok(provider)
 }
 
-/// The rustls configuration `file` describes, and whether it requires client certificates;
-/// the files it reads are added to `read`.
+/// The source's PEM; an empty or missing one is an error naming the key that was set (or
+/// `file_key` when neither was).
+fn required(
+    source: Source<'_>,
+    given: (bool, bool),
+    read: &mut Vec<PathBuf>,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<u8>, &'static str), Failure> {
+    let (file_key, inline_key) = (source.file_key, source.inline_key);
+    match source.read(read, warnings)? {
+        Pem::Read(bytes, key, _) => Ok((bytes, key)),
+        Pem::Unset => match given {
+            (true, _) => Err(fail(
+                file_key,
+                format!("is empty: set {file_key} or {inline_key}"),
+            )),
+            (false, true) => Err(fail(
+                inline_key,
+                format!("is empty: set {file_key} or {inline_key}"),
+            )),
+            (false, false) => Err(fail(
+                file_key,
+                format!("TLS needs it: set {file_key} or {inline_key}"),
+            )),
+        },
+    }
+}
+
+/// The rustls configuration `file` describes (`None`: the section does not turn TLS on), and
+/// whether it requires client certificates; the files it reads are added to `read`, what
+/// deserves a word at start to `warnings`.
 pub(super) fn build(
     file: TlsFile,
     dir: &Path,
     read: &mut Vec<PathBuf>,
-) -> Result<(ServerConfig, bool), (String, String)> {
-    if file.client_allowed_sans.is_some() {
-        return Err(fail(
-            "client_allowed_sans",
-            "not supported: restrict clients by the CA that signs their certificates",
-        ));
+    warnings: &mut Vec<String>,
+) -> Result<Option<(ServerConfig, bool)>, Failure> {
+    if !file.enabled() {
+        warnings.push("tls_server_config: sets no certificate, key, client CA or client_auth_type, so TLS is off and credwatch serves plain HTTP, as the exporter-toolkit does".into());
+        return Ok(None);
     }
-    let min = version(
+    let min = suites::version(
         "min_version",
         file.min_version.as_deref().unwrap_or("TLS12"),
     )?;
-    let max = version(
+    let max = suites::version(
         "max_version",
         file.max_version.as_deref().unwrap_or("TLS13"),
     )?;
-    let versions: Vec<&'static SupportedProtocolVersion> =
-        match (u16::from(min.version), u16::from(max.version)) {
-            (lo, hi) if lo > hi => {
-                return Err(fail("min_version", "is above max_version"));
-            }
-            (lo, hi) if lo == hi => vec![min],
-            _ => vec![&rustls::version::TLS12, &rustls::version::TLS13],
-        };
-    let provider = Arc::new(provider(&file)?);
+    let versions = suites::versions(min, max)?;
+    let provider = Arc::new(suites::provider(
+        file.cipher_suites.as_deref(),
+        file.curve_preferences.as_deref(),
+    )?);
 
-    let cert =
-        pem(dir, read, "cert_file", file.cert_file, "cert", file.cert)?.ok_or_else(|| {
-            fail(
-                "cert_file",
-                "TLS needs the server's certificate: set cert_file",
-            )
-        })?;
-    let key = pem(dir, read, "key_file", file.key_file, "key", file.key)?.ok_or_else(|| {
-        fail(
-            "key_file",
-            "TLS needs the server's private key: set key_file",
-        )
-    })?;
+    let given = |f: &Option<PathBuf>, i: &Option<String>| (f.is_some(), i.is_some());
+    let cert_given = given(&file.cert_file, &file.cert);
+    let key_given = given(&file.key_file, &file.key);
+    let source = |file_key, file, inline_key, inline| Source {
+        file_key,
+        file,
+        inline_key,
+        inline,
+        dir,
+    };
+    let (cert, cert_key) = required(
+        source("cert_file", file.cert_file, "cert", file.cert),
+        cert_given,
+        read,
+        warnings,
+    )?;
+    let (key, key_key) = required(
+        source("key_file", file.key_file, "key", file.key),
+        key_given,
+        read,
+        warnings,
+    )?;
     let certs = CertificateDer::pem_slice_iter(&cert)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail("cert_file", format!("not valid PEM: {e}")))?;
+        .map_err(|e| fail(cert_key, format!("not valid PEM: {e}")))?;
     if certs.is_empty() {
-        return Err(fail("cert_file", "holds no PEM certificate"));
+        return Err(fail(cert_key, "holds no PEM certificate"));
     }
     // The key's own bytes never reach a message.
     let key = PrivateKeyDer::from_pem_slice(&key)
-        .map_err(|_| fail("key_file", "holds no PEM private key credwatch can read"))?;
+        .map_err(|_| fail(key_key, "holds no PEM private key credwatch can read"))?;
 
-    let client_ca = pem(
-        dir,
-        read,
+    let ca = match source(
         "client_ca_file",
         file.client_ca_file,
         "client_ca",
         file.client_ca,
-    )?;
-    let auth_type = file.client_auth_type.as_deref().unwrap_or("NoClientCert");
-    let (verify, required) = match auth_type {
-        "NoClientCert" => (false, false),
-        "VerifyClientCertIfGiven" => (true, false),
-        "RequireAndVerifyClientCert" => (true, true),
-        "RequestClientCert" | "RequireAnyClientCert" => {
-            return Err(fail(
-                "client_auth_type",
-                format!("{auth_type} accepts certificates it does not verify, which credwatch does not: use VerifyClientCertIfGiven or RequireAndVerifyClientCert"),
-            ))
-        }
-        other => {
-            return Err(fail(
-                "client_auth_type",
-                format!("unknown value {other:?} (NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert)"),
-            ))
-        }
+    )
+    .read(read, warnings)?
+    {
+        Pem::Read(pem, key, name) => Some(ClientCa { key, name, pem }),
+        Pem::Unset => None,
     };
-    let builder = ServerConfig::builder_with_provider(provider.clone())
+    let auth = clientcert::client_auth(
+        file.client_auth_type.as_deref().unwrap_or(""),
+        ca,
+        file.client_allowed_sans,
+        &provider,
+        warnings,
+    )?;
+    let builder = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
         .map_err(|e| {
             fail(
@@ -236,48 +221,14 @@ pub(super) fn build(
                 format!("no suite left for the versions: {e}"),
             )
         })?;
-    let builder = match (verify, client_ca) {
-        (false, Some(_)) => {
-            return Err(fail(
-                "client_ca_file",
-                "is set but client_auth_type is NoClientCert: say how clients are verified",
-            ))
-        }
-        (false, None) => builder.with_no_client_auth(),
-        (true, None) => {
-            return Err(fail(
-                "client_ca_file",
-                format!("{auth_type} needs the CA that signs client certificates"),
-            ))
-        }
-        (true, Some(ca)) => {
-            let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&ca) {
-                let cert =
-                    cert.map_err(|e| fail("client_ca_file", format!("not valid PEM: {e}")))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| fail("client_ca_file", format!("unusable certificate: {e}")))?;
-            }
-            if roots.is_empty() {
-                return Err(fail("client_ca_file", "holds no PEM certificate"));
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if required {
-                verifier
-            } else {
-                verifier.allow_unauthenticated()
-            };
-            let verifier = verifier
-                .build()
-                .map_err(|e| fail("client_ca_file", format!("cannot verify with it: {e}")))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+    let builder = match auth.verifier {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
     };
     let mut config = builder
         .with_single_cert(certs, key)
-        .map_err(|e| fail("key_file", format!("does not match cert_file: {e}")))?;
+        .map_err(|e| fail(key_key, format!("does not match {cert_key}: {e}")))?;
     config.ignore_client_order = file.prefer_server_cipher_suites.unwrap_or(true);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((config, required))
+    Ok(Some((config, auth.required)))
 }
