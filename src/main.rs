@@ -116,7 +116,8 @@ enum Command {
         #[arg(long = "web.disable-ui")]
         web_disable_ui: bool,
         /// The web configuration file, in the Prometheus exporter-toolkit's format: TLS, client
-        /// certificates, bcrypt basic auth and response headers (re-read on reload).
+        /// certificates, bcrypt basic auth, response headers and a rate limit (re-read on
+        /// reload).
         #[arg(long = "web.config.file", value_name = "PATH")]
         web_config_file: Option<PathBuf>,
     },
