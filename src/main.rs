@@ -64,92 +64,100 @@ enum Output {
     Json,
 }
 
+/// `credwatch run`'s arguments.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// A configuration file, or a directory whose *.toml files are merged.
+    #[arg(long, short = 'c', value_name = "PATH")]
+    config: PathBuf,
+    /// Where to serve the endpoints.
+    #[arg(long, default_value = daemon::DEFAULT_LISTEN, value_name = "ADDR")]
+    listen: std::net::SocketAddr,
+    /// Enable POST /-/reload (off by default, like Prometheus's --web.enable-lifecycle).
+    #[arg(long)]
+    enable_lifecycle: bool,
+    /// Probe and export only shard K of N of the connections (rendezvous hashing of their
+    /// names). K may be a StatefulSet pod name ending in -<ordinal>.
+    #[arg(long, env = "CREDWATCH_SHARD", value_name = "K/N")]
+    shard: Option<credwatch::shard::Shard>,
+    /// This process is replica I of an HA group of N that watch the same configuration:
+    /// every replica probes the tokens, and each Basic login account is probed by the one
+    /// replica that owns it. I may be a StatefulSet pod name ending in -<ordinal>.
+    #[arg(long, env = "CREDWATCH_REPLICA", value_name = "I/N")]
+    replica: Option<credwatch::replica::Replica>,
+    /// How long shutdown may take before probes in flight are abandoned.
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    shutdown_grace: std::time::Duration,
+    /// Do not reload when the configuration's files change (by default they are looked at
+    /// every 5 s, and a change reloads all or nothing, as SIGHUP does).
+    #[arg(long)]
+    no_watch_config: bool,
+    #[command(flatten)]
+    state: StateArgs,
+    /// How long each connection's state changes are kept (GET
+    /// /api/v1/connections/NAME/history).
+    #[arg(long, default_value = "90d", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    history_retention: std::time::Duration,
+    /// The most HTTP connections open at once; at the limit the one waiting longest (idle,
+    /// or still sending its request head) is closed to make room. Never more than half the
+    /// open-file limit.
+    #[arg(long = "web.max-connections", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    web_max_connections: u32,
+    /// How long a request head may take to arrive whole.
+    #[arg(long = "web.head-timeout", default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    web_head_timeout: std::time::Duration,
+    /// How long a kept-alive connection may wait for its next request.
+    #[arg(long = "web.idle-timeout", default_value = "2m", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    web_idle_timeout: std::time::Duration,
+    /// Serve only /metrics, /healthz, /readyz and the lifecycle endpoints: the status
+    /// page and the JSON API answer 404.
+    #[arg(long = "web.disable-ui")]
+    web_disable_ui: bool,
+    /// The web configuration file, in the Prometheus exporter-toolkit's format: TLS, client
+    /// certificates, bcrypt basic auth, response headers and a rate limit (re-read on
+    /// reload).
+    #[arg(long = "web.config.file", value_name = "PATH")]
+    web_config_file: Option<PathBuf>,
+}
+
+/// `credwatch check`'s arguments.
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// A configuration file, or a directory whose *.toml files are merged.
+    #[arg(long, short = 'c', value_name = "PATH")]
+    config: PathBuf,
+    /// Probe only this connection (repeatable).
+    #[arg(long = "connection", value_name = "NAME")]
+    connections: Vec<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    output: Output,
+    /// How many probes may run at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    #[command(flatten)]
+    state: StateArgs,
+    /// Send a Basic login even for a connection whose login budget is spent (the attempt
+    /// is still recorded).
+    #[arg(long)]
+    force: bool,
+    /// Check as replica I of an HA group of N (as `run --replica`): the Basic connections
+    /// whose login account another replica owns are not probed, and their owner is named.
+    #[arg(long, env = "CREDWATCH_REPLICA", value_name = "I/N")]
+    replica: Option<credwatch::replica::Replica>,
+    /// Read the organizations' token lists only, and print them (no probe is sent).
+    #[arg(long)]
+    orgs: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: probe every connection on its schedule and serve /metrics, the API
     /// and health endpoints. SIGHUP reloads the configuration; SIGTERM and SIGINT stop it.
-    Run {
-        /// A configuration file, or a directory whose *.toml files are merged.
-        #[arg(long, short = 'c', value_name = "PATH")]
-        config: PathBuf,
-        /// Where to serve the endpoints.
-        #[arg(long, default_value = daemon::DEFAULT_LISTEN, value_name = "ADDR")]
-        listen: std::net::SocketAddr,
-        /// Enable POST /-/reload (off by default, like Prometheus's --web.enable-lifecycle).
-        #[arg(long)]
-        enable_lifecycle: bool,
-        /// Probe and export only shard K of N of the connections (rendezvous hashing of their
-        /// names). K may be a StatefulSet pod name ending in -<ordinal>.
-        #[arg(long, env = "CREDWATCH_SHARD", value_name = "K/N")]
-        shard: Option<credwatch::shard::Shard>,
-        /// This process is replica I of an HA group of N that watch the same configuration:
-        /// every replica probes the tokens, and each Basic login account is probed by the one
-        /// replica that owns it. I may be a StatefulSet pod name ending in -<ordinal>.
-        #[arg(long, env = "CREDWATCH_REPLICA", value_name = "I/N")]
-        replica: Option<credwatch::replica::Replica>,
-        /// How long shutdown may take before probes in flight are abandoned.
-        #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = humantime::parse_duration)]
-        shutdown_grace: std::time::Duration,
-        /// Do not reload when the configuration's files change (by default they are looked at
-        /// every 5 s, and a change reloads all or nothing, as SIGHUP does).
-        #[arg(long)]
-        no_watch_config: bool,
-        #[command(flatten)]
-        state: StateArgs,
-        /// How long each connection's state changes are kept (GET
-        /// /api/v1/connections/NAME/history).
-        #[arg(long, default_value = "90d", value_name = "DURATION", value_parser = humantime::parse_duration)]
-        history_retention: std::time::Duration,
-        /// The most HTTP connections open at once; at the limit the one waiting longest (idle,
-        /// or still sending its request head) is closed to make room. Never more than half the
-        /// open-file limit.
-        #[arg(long = "web.max-connections", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
-        web_max_connections: u32,
-        /// How long a request head may take to arrive whole.
-        #[arg(long = "web.head-timeout", default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
-        web_head_timeout: std::time::Duration,
-        /// How long a kept-alive connection may wait for its next request.
-        #[arg(long = "web.idle-timeout", default_value = "2m", value_name = "DURATION", value_parser = humantime::parse_duration)]
-        web_idle_timeout: std::time::Duration,
-        /// Serve only /metrics, /healthz, /readyz and the lifecycle endpoints: the status
-        /// page and the JSON API answer 404.
-        #[arg(long = "web.disable-ui")]
-        web_disable_ui: bool,
-        /// The web configuration file, in the Prometheus exporter-toolkit's format: TLS, client
-        /// certificates, bcrypt basic auth, response headers and a rate limit (re-read on
-        /// reload).
-        #[arg(long = "web.config.file", value_name = "PATH")]
-        web_config_file: Option<PathBuf>,
-    },
+    Run(RunArgs),
     /// Probe the selected connections once and print what Jira said (exit 0: all valid,
     /// 1: some not valid, 2: usage or configuration error).
-    Check {
-        /// A configuration file, or a directory whose *.toml files are merged.
-        #[arg(long, short = 'c', value_name = "PATH")]
-        config: PathBuf,
-        /// Probe only this connection (repeatable).
-        #[arg(long = "connection", value_name = "NAME")]
-        connections: Vec<String>,
-        /// Output format.
-        #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
-        output: Output,
-        /// How many probes may run at once.
-        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
-        concurrency: u16,
-        #[command(flatten)]
-        state: StateArgs,
-        /// Send a Basic login even for a connection whose login budget is spent (the attempt
-        /// is still recorded).
-        #[arg(long)]
-        force: bool,
-        /// Check as replica I of an HA group of N (as `run --replica`): the Basic connections
-        /// whose login account another replica owns are not probed, and their owner is named.
-        #[arg(long, env = "CREDWATCH_REPLICA", value_name = "I/N")]
-        replica: Option<credwatch::replica::Replica>,
-        /// Read the organizations' token lists only, and print them (no probe is sent).
-        #[arg(long)]
-        orgs: bool,
-    },
+    Check(CheckArgs),
     /// Print a shell completion script for bash, zsh or fish (see docs/cli.md: "Shell
     /// completions and the man page").
     Completions {
@@ -160,8 +168,9 @@ enum Command {
     /// Print credwatch's man page (roff), as installed under man1.
     Man,
     /// Lift the pause of a connection the running daemon stopped probing (after two failed
-    /// Basic logins, or a CAPTCHA lock), once a person fixed the account: its login budget
-    /// starts afresh and it is probed at once. Needs the daemon's --enable-lifecycle.
+    /// Basic logins of its login account, or a CAPTCHA lock), once a person reset the
+    /// account's count in Jira: the account's budget starts afresh and every connection of it
+    /// is probed at once. Needs the daemon's --enable-lifecycle.
     Resume {
         /// The connection.
         #[arg(value_name = "NAME")]
@@ -263,55 +272,103 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<u8> {
-    match command {
-        Command::Run {
-            config: path,
-            listen,
-            enable_lifecycle,
-            shard,
-            replica,
-            shutdown_grace,
-            state,
-            history_retention,
-            no_watch_config,
-            web_max_connections,
-            web_head_timeout,
-            web_idle_timeout,
-            web_disable_ui,
-            web_config_file,
-        } => {
-            let Some(config) = load(&path) else {
+/// `credwatch run`: the daemon until SIGTERM; a state directory or web configuration that
+/// cannot be used is a configuration error (exit 2).
+async fn run_daemon(args: RunArgs) -> anyhow::Result<u8> {
+    let Some(config) = load(&args.config) else {
+        return Ok(EXIT_CONFIG);
+    };
+    let options = daemon::Options {
+        config: args.config,
+        enable_lifecycle: args.enable_lifecycle,
+        grace: args.shutdown_grace,
+        shard: args.shard,
+        replica: args.replica,
+        state: args.state.location(),
+        history_retention: args.history_retention,
+        watch_config: (!args.no_watch_config).then_some(daemon::CONFIG_POLL),
+        web: daemon::WebLimits {
+            head_timeout: args.web_head_timeout,
+            idle_timeout: args.web_idle_timeout,
+            max_connections: usize::try_from(args.web_max_connections).unwrap_or(usize::MAX),
+        },
+        disable_ui: args.web_disable_ui,
+        web_config: args.web_config_file,
+    };
+    match daemon::run(config, args.listen, options).await {
+        Ok(()) => Ok(0),
+        Err(error) => match error.downcast_ref::<daemon::StartError>() {
+            Some(daemon::StartError::State(_) | daemon::StartError::WebConfig(_)) => {
+                error_line(&error.to_string());
+                Ok(EXIT_CONFIG)
+            }
+            _ => Err(error),
+        },
+    }
+}
+
+/// `credwatch check`: the selected connections (all by default) probed once, after their
+/// organizations' lists; a table or JSON; exit 0 only when every credential is valid.
+async fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
+    let Some(config) = load(&args.config) else {
+        return Ok(EXIT_CONFIG);
+    };
+    let mut selected = Vec::new();
+    for name in &args.connections {
+        match config.connection(name) {
+            Some(connection) => selected.push(connection.clone()),
+            None => {
+                error_line(&format!(
+                    "no connection named {name:?} in the configuration"
+                ));
                 return Ok(EXIT_CONFIG);
-            };
-            let options = daemon::Options {
-                config: path,
-                enable_lifecycle,
-                grace: shutdown_grace,
-                shard,
-                replica,
-                state: state.location(),
-                history_retention,
-                watch_config: (!no_watch_config).then_some(daemon::CONFIG_POLL),
-                web: daemon::WebLimits {
-                    head_timeout: web_head_timeout,
-                    idle_timeout: web_idle_timeout,
-                    max_connections: usize::try_from(web_max_connections).unwrap_or(usize::MAX),
-                },
-                disable_ui: web_disable_ui,
-                web_config: web_config_file,
-            };
-            match daemon::run(config, listen, options).await {
-                Ok(()) => Ok(0),
-                Err(error) => match error.downcast_ref::<daemon::StartError>() {
-                    Some(daemon::StartError::State(_) | daemon::StartError::WebConfig(_)) => {
-                        error_line(&error.to_string());
-                        Ok(EXIT_CONFIG)
-                    }
-                    _ => Err(error),
-                },
             }
         }
+    }
+    if args.connections.is_empty() {
+        selected = config.connections.clone();
+    }
+    let store = match check::open_store(&args.state.location()) {
+        Ok(store) => store,
+        Err(error) => {
+            error_line(&error.to_string());
+            return Ok(EXIT_CONFIG);
+        }
+    };
+    let prober = Prober::new()?;
+    let every_org = args.connections.is_empty() || args.orgs;
+    let read = check::read_orgs(&prober, &config.orgs, &selected, every_org).await;
+    if args.orgs {
+        match args.output {
+            Output::Table => print!("{}", check::render_orgs_table(&read)),
+            Output::Json => println!("{}", check::render_orgs_json(&read)),
+        }
+        return Ok(check::orgs_exit_code(&read));
+    }
+    let options = check::Options {
+        concurrency: usize::from(args.concurrency),
+        store: store.map(std::sync::Arc::new),
+        force: args.force,
+        replica: args.replica,
+        orgs: read,
+    };
+    let reports = check::run(&prober, selected, &options).await;
+    match args.output {
+        Output::Table => {
+            print!(
+                "{}",
+                check::render_table(&reports, !args.connections.is_empty())
+            );
+            print!("{}", check::render_orgs_table(&options.orgs));
+        }
+        Output::Json => println!("{}", check::render_json(&reports)),
+    }
+    Ok(check::exit_code(&reports))
+}
+
+async fn run(command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Run(args) => run_daemon(args).await,
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "credwatch", &mut std::io::stdout());
@@ -324,74 +381,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Resume { name, url } => Ok(credwatch::resume::run(&url, &name).await),
-        Command::Check {
-            config,
-            connections,
-            output,
-            concurrency,
-            state,
-            force,
-            replica,
-            orgs,
-        } => {
-            let Some(config) = load(&config) else {
-                return Ok(EXIT_CONFIG);
-            };
-            let mut selected = Vec::new();
-            for name in &connections {
-                match config.connection(name) {
-                    Some(connection) => selected.push(connection.clone()),
-                    None => {
-                        error_line(&format!(
-                            "no connection named {name:?} in the configuration"
-                        ));
-                        return Ok(EXIT_CONFIG);
-                    }
-                }
-            }
-            if connections.is_empty() {
-                selected = config.connections.clone();
-            }
-            let location = state.location();
-            let store = match check::open_store(&location) {
-                Ok(store) => store,
-                Err(error) => {
-                    error_line(&error.to_string());
-                    return Ok(EXIT_CONFIG);
-                }
-            };
-            let prober = Prober::new()?;
-            let read = check::read_orgs(
-                &prober,
-                &config.orgs,
-                &selected,
-                connections.is_empty() || orgs,
-            )
-            .await;
-            if orgs {
-                match output {
-                    Output::Table => print!("{}", check::render_orgs_table(&read)),
-                    Output::Json => println!("{}", check::render_orgs_json(&read)),
-                }
-                return Ok(check::orgs_exit_code(&read));
-            }
-            let options = check::Options {
-                concurrency: usize::from(concurrency),
-                store: store.map(std::sync::Arc::new),
-                force,
-                replica,
-                orgs: read,
-            };
-            let reports = check::run(&prober, selected, &options).await;
-            match output {
-                Output::Table => {
-                    print!("{}", check::render_table(&reports, !connections.is_empty()));
-                    print!("{}", check::render_orgs_table(&options.orgs));
-                }
-                Output::Json => println!("{}", check::render_json(&reports)),
-            }
-            Ok(check::exit_code(&reports))
-        }
+        Command::Check(args) => run_check(args).await,
         Command::Validate { config, quiet } => {
             let Some(config) = load(&config) else {
                 return Ok(EXIT_CONFIG);
