@@ -75,68 +75,9 @@ pub fn render_table(reports: &[Report], show_tokens: bool) -> String {
         "EXPIRES",
         "ROTATE",
     ];
-    let rows: Vec<Vec<String>> = reports
-        .iter()
-        .map(|report| {
-            let connection = &report.connection;
-            let outcome = &report.outcome;
-            vec![
-                connection.name.clone(),
-                format!("{}/{}", connection.settings.kind, connection.settings.auth),
-                outcome.state.to_string(),
-                match report.owned_by_replica {
-                    Some(_) => "-".to_owned(),
-                    None => outcome.reason.to_string(),
-                },
-                outcome.http_status.map_or("-".into(), |s| s.to_string()),
-                outcome
-                    .identity
-                    .as_ref()
-                    .and_then(|i| i.account(connection.settings.kind))
-                    .map_or("-".into(), printable),
-                format!("{}ms", outcome.latency.as_millis()),
-                expires_cell(&report.expiry),
-                match report.expiry.rotation_due {
-                    Some(true) => "due".into(),
-                    Some(false) => "ok".into(),
-                    None => "-".into(),
-                },
-            ]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = reports.iter().map(row).collect();
     let mut out = aligned(&header, &rows);
-
-    let mut notes = Vec::new();
-    for report in reports {
-        let name = &report.connection.name;
-        if let (Some(_), Some(detail)) = (report.owned_by_replica, &report.outcome.detail) {
-            notes.push(format!("{name}: {detail}"));
-        }
-        if let Some(hint) = report.outcome.hint {
-            notes.push(format!("{name} ({}): {hint}", report.outcome.reason));
-        }
-        let expiry = &report.expiry;
-        if expiry.rotation_due == Some(true) {
-            let when = expiry.expires_at.map_or(String::new(), |t| {
-                format!(
-                    ", expires {} from {}",
-                    t.format("%Y-%m-%d %H:%M UTC"),
-                    expiry.source.map_or("?", |s| s.as_str())
-                )
-            });
-            notes.push(format!(
-                "{name} (rotation due{when}): create a new token, update the integration, then revoke the old one"
-            ));
-        }
-        if expiry.never_expires == Some(true) {
-            notes.push(format!(
-                "{name} (policy): the token never expires; create tokens with an expiry (90 days is the usual recommendation)"
-            ));
-        }
-        if let Some(note) = &expiry.note {
-            notes.push(format!("{name} (expiry unknown): {note}"));
-        }
-    }
+    let notes: Vec<String> = reports.iter().flat_map(notes).collect();
     if !notes.is_empty() {
         out.push('\n');
         for note in notes {
@@ -144,49 +85,121 @@ pub fn render_table(reports: &[Report], show_tokens: bool) -> String {
             out.push('\n');
         }
     }
-
     if show_tokens {
         for report in reports.iter().filter(|r| r.expiry.audit.is_some()) {
-            let account = report
-                .outcome
-                .identity
-                .as_ref()
-                .and_then(|i| i.account(report.connection.settings.kind))
-                .map_or("the account".to_owned(), printable);
-            let _ = writeln!(out, "\nTokens of {account} ({}):", report.connection.name);
-            let date = |t: Option<chrono::DateTime<Utc>>, none: &str| {
-                t.map_or(none.to_owned(), |t| t.format("%Y-%m-%d").to_string())
-            };
-            let rows: Vec<Vec<String>> = report
-                .expiry
-                .tokens
-                .iter()
-                .map(|token| {
-                    vec![
-                        printable(&token.name),
-                        date(token.created_at, "-"),
-                        date(token.last_used_at, "never"),
-                        date(token.expires_at, "never"),
-                        format!(
-                            "{}{}",
-                            token.status,
-                            if token.unused { ", unused" } else { "" }
-                        ),
-                        if token.this_connection {
-                            "<- this connection".into()
-                        } else {
-                            String::new()
-                        },
-                    ]
-                })
-                .collect();
-            out.push_str(&aligned(
-                &["TOKEN", "CREATED", "LAST USED", "EXPIRES", "STATUS", ""],
-                &rows,
-            ));
+            token_table(&mut out, report);
         }
     }
+    summary(&mut out, reports);
+    out
+}
 
+/// One connection's row of the table.
+fn row(report: &Report) -> Vec<String> {
+    let connection = &report.connection;
+    let outcome = &report.outcome;
+    vec![
+        connection.name.clone(),
+        format!("{}/{}", connection.settings.kind, connection.settings.auth),
+        outcome.state.to_string(),
+        match report.owned_by_replica {
+            Some(_) => "-".to_owned(),
+            None => outcome.reason.to_string(),
+        },
+        outcome.http_status.map_or("-".into(), |s| s.to_string()),
+        outcome
+            .identity
+            .as_ref()
+            .and_then(|i| i.account(connection.settings.kind))
+            .map_or("-".into(), printable),
+        format!("{}ms", outcome.latency.as_millis()),
+        expires_cell(&report.expiry),
+        match report.expiry.rotation_due {
+            Some(true) => "due".into(),
+            Some(false) => "ok".into(),
+            None => "-".into(),
+        },
+    ]
+}
+
+/// What to do about one connection, a line each: its hint, a rotation due, a token that never
+/// expires, an unknown expiry, an owner elsewhere.
+fn notes(report: &Report) -> Vec<String> {
+    let mut notes = Vec::new();
+    let name = &report.connection.name;
+    if let (Some(_), Some(detail)) = (report.owned_by_replica, &report.outcome.detail) {
+        notes.push(format!("{name}: {detail}"));
+    }
+    if let Some(hint) = report.outcome.hint {
+        notes.push(format!("{name} ({}): {hint}", report.outcome.reason));
+    }
+    let expiry = &report.expiry;
+    if expiry.rotation_due == Some(true) {
+        let when = expiry.expires_at.map_or(String::new(), |t| {
+            format!(
+                ", expires {} from {}",
+                t.format("%Y-%m-%d %H:%M UTC"),
+                expiry.source.map_or("?", |s| s.as_str())
+            )
+        });
+        notes.push(format!(
+            "{name} (rotation due{when}): create a new token, update the integration, then revoke the old one"
+        ));
+    }
+    if expiry.never_expires == Some(true) {
+        notes.push(format!(
+            "{name} (policy): the token never expires; create tokens with an expiry (90 days is the usual recommendation)"
+        ));
+    }
+    if let Some(note) = &expiry.note {
+        notes.push(format!("{name} (expiry unknown): {note}"));
+    }
+    notes
+}
+
+/// The account's tokens by name, under the table.
+fn token_table(out: &mut String, report: &Report) {
+    let account = report
+        .outcome
+        .identity
+        .as_ref()
+        .and_then(|i| i.account(report.connection.settings.kind))
+        .map_or("the account".to_owned(), printable);
+    let _ = writeln!(out, "\nTokens of {account} ({}):", report.connection.name);
+    let date = |t: Option<chrono::DateTime<Utc>>, none: &str| {
+        t.map_or(none.to_owned(), |t| t.format("%Y-%m-%d").to_string())
+    };
+    let rows: Vec<Vec<String>> = report
+        .expiry
+        .tokens
+        .iter()
+        .map(|token| {
+            vec![
+                printable(&token.name),
+                date(token.created_at, "-"),
+                date(token.last_used_at, "never"),
+                date(token.expires_at, "never"),
+                format!(
+                    "{}{}",
+                    token.status,
+                    if token.unused { ", unused" } else { "" }
+                ),
+                if token.this_connection {
+                    "<- this connection".into()
+                } else {
+                    String::new()
+                },
+            ]
+        })
+        .collect();
+    out.push_str(&aligned(
+        &["TOKEN", "CREATED", "LAST USED", "EXPIRES", "STATUS", ""],
+        &rows,
+    ));
+}
+
+/// The closing line: how many connections in which state, and rotations due.
+fn summary(out: &mut String, reports: &[Report]) {
     let mut counts: BTreeMap<State, usize> = BTreeMap::new();
     for report in reports {
         *counts.entry(report.outcome.state).or_default() += 1;
@@ -209,7 +222,6 @@ pub fn render_table(reports: &[Report], show_tokens: bool) -> String {
         if reports.len() == 1 { "" } else { "s" },
         summary.join(", ")
     );
-    out
 }
 
 /// The EXPIRES cell: the date and where it came from, "never", or "-".

@@ -23,6 +23,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+mod share;
+
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::probe::Prober;
@@ -33,7 +35,6 @@ pub use crate::server::ReloadError;
 use crate::server::{self, AppState, Control};
 use crate::shard::Shard;
 use crate::state::Board;
-use crate::state::Foreign;
 use crate::store::writer::Writer;
 use crate::store::{Loaded, Location, OpenError, Store};
 use crate::webconfig::{Current, WebConfig, WebConfigError};
@@ -141,78 +142,69 @@ pub fn open_store(location: &Location) -> Result<Option<Store>, OpenError> {
     }
 }
 
-/// The part of `config` that this process watches: what `shard` owns (all of it without
-/// sharding), less the Basic connections whose login account another replica of the HA group
-/// owns (`replica`), which are returned apart with their owner, for the API to list.
-fn this_part(
-    mut config: Config,
-    shard: Option<Shard>,
-    replica: Option<Replica>,
-) -> (Config, Vec<Foreign>) {
-    if let Some(shard) = shard {
-        let total = config.connections.len();
-        // A Basic connection goes with its login account: every name of the account lands on
-        // one shard, whose store keeps the account's one budget.
-        config.connections.retain(|c| shard.owns(c.shard_key()));
-        // An organization is read by the shard that exports it (the owner of its name) and by
-        // every shard with connections that match against its list.
-        let connections = &config.connections;
-        config.orgs.retain(|org| {
-            shard.owns(&org.name)
-                || connections
-                    .iter()
-                    .any(|c| c.settings.org.as_deref() == Some(org.name.as_str()))
-        });
-        tracing::info!(%shard, owned = config.connections.len(), total, "sharded: probing this replica's share");
-    }
-    let mut foreign = Vec::new();
-    if let Some(replica) = replica {
-        let (mine, theirs): (Vec<_>, Vec<_>) = config
-            .connections
-            .into_iter()
-            .partition(|c| replica.watches(c));
-        config.connections = mine;
-        foreign = theirs
-            .into_iter()
-            .map(|connection| Foreign {
-                owner: replica.sole_owner(&connection).unwrap_or(replica.index),
-                connection: Arc::new(connection),
-            })
-            .collect();
-        tracing::info!(%replica, watched = config.connections.len(), owned_elsewhere = foreign.len(), "HA group: this replica sends the logins of the Basic accounts it owns, and probes every token");
-    }
-    (config, foreign)
+/// What the daemon starts from: its state store (if any), what the store held, and where the
+/// login accounts' budgets are kept (the store, or memory without one).
+struct Remembered {
+    store: Option<Arc<Store>>,
+    loaded: Loaded,
+    logins: Arc<Store>,
 }
 
-/// Logs, once at start, each login account that a change of the shard count (or index) moved
-/// to this shard: the store here does not know what its old shard's store counted, so the
-/// account may be granted up to 2 more failed logins. The shard is kept in the store for the
-/// next start.
-fn log_moved_accounts(store: &Store, config: &Config, shard: Option<Shard>) {
-    let now = shard.unwrap_or(Shard { index: 0, count: 1 });
-    let before = match store.shard() {
-        Ok(before) => before,
-        Err(error) => {
-            tracing::warn!(%error, "cannot read the shard the state store was last used by");
-            None
+/// Opens the state store and reads it before anything is served, so that restored verdicts
+/// are what the first scrape sees; logs the Basic accounts a change of shards moved here.
+fn remember(options: &Options, config: &Config) -> Result<Remembered, StartError> {
+    let store = open_store(&options.state)?.map(Arc::new);
+    let loaded = match &store {
+        Some(store) => {
+            let started = std::time::Instant::now();
+            let loaded = store.load(options.history_retention).unwrap_or_else(|error| {
+                tracing::warn!(store = %store.path().display(), %error, "the state store cannot be read; starting as on a first run");
+                Loaded::default()
+            });
+            tracing::info!(
+                store = %store.path().display(),
+                connections = loaded.records.len(),
+                took_ms = started.elapsed().as_millis() as u64,
+                "state restored"
+            );
+            loaded
         }
+        None => Loaded::default(),
     };
-    if let Some(before) = before.filter(|before| *before != now) {
-        let mut seen = std::collections::HashSet::new();
-        for account in config.connections.iter().filter_map(|c| c.login_account()) {
-            if seen.insert(account) && !before.owns(account) {
-                tracing::warn!(
-                    account,
-                    from_shard = %crate::shard::owner(account, before.count),
-                    shards_before = before.count,
-                    shard = %now,
-                    "this login account moved to this shard, whose state store does not know its failed-login count: up to 2 more failed logins may be sent for it"
-                );
-            }
+    let logins = match &store {
+        Some(store) => {
+            share::log_moved_accounts(store, config, options.shard);
+            store.clone()
         }
-    }
-    if let Err(error) = store.set_shard(now) {
-        tracing::warn!(%error, "cannot record this shard in the state store");
+        None => Arc::new(Store::open_memory().map_err(StartError::Logins)?),
+    };
+    Ok(Remembered {
+        store,
+        loaded,
+        logins,
+    })
+}
+
+/// Drops from the store the connections no longer configured (their login budgets stay for a
+/// week).
+fn forget_the_gone(store: &Store, config: &Config) {
+    let names = config.connections.iter().map(|c| c.name.as_str()).collect();
+    let accounts = config
+        .connections
+        .iter()
+        .filter_map(|c| c.login_account())
+        .collect();
+    match store.retain(&names, &accounts) {
+        Ok(0) => {}
+        Ok(dropped) => tracing::info!(
+            dropped,
+            "the state store forgot connections no longer configured"
+        ),
+        Err(error) => tracing::warn!(
+            store = %store.path().display(),
+            %error,
+            "cannot drop connections no longer configured from the state store"
+        ),
     }
 }
 
@@ -238,36 +230,16 @@ impl Daemon {
         let web_config = load_web_config(&options)?;
         log_web_config(&options, &web_config);
         let web = Arc::new(Current::new(web_config));
-        let (config, foreign) = this_part(config, options.shard, options.replica);
+        let (config, foreign) = share::this_part(config, options.shard, options.replica);
         let status = Board::new();
         status.set_history_retention(options.history_retention);
         let shard = options.shard.unwrap_or(Shard { index: 0, count: 1 });
         status.set_group(shard, options.replica, foreign);
-        let store = open_store(&options.state)?.map(Arc::new);
-        let loaded = match &store {
-            Some(store) => {
-                let started = std::time::Instant::now();
-                let loaded = store.load(options.history_retention).unwrap_or_else(|error| {
-                    tracing::warn!(store = %store.path().display(), %error, "the state store cannot be read; starting as on a first run");
-                    Loaded::default()
-                });
-                tracing::info!(
-                    store = %store.path().display(),
-                    connections = loaded.records.len(),
-                    took_ms = started.elapsed().as_millis() as u64,
-                    "state restored"
-                );
-                loaded
-            }
-            None => Loaded::default(),
-        };
-        let logins = match &store {
-            Some(store) => {
-                log_moved_accounts(store, &config, options.shard);
-                store.clone()
-            }
-            None => Arc::new(Store::open_memory().map_err(StartError::Logins)?),
-        };
+        let Remembered {
+            store,
+            loaded,
+            logins,
+        } = remember(&options, &config)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (reloads, reload_rx) = mpsc::channel(16);
         let (task_count, tasks) = watch::channel(0);
@@ -285,24 +257,7 @@ impl Daemon {
         task_count.send_replace(scheduler.live_tasks());
         let writer = match &store {
             Some(store) => {
-                let names = config.connections.iter().map(|c| c.name.as_str()).collect();
-                let accounts = config
-                    .connections
-                    .iter()
-                    .filter_map(|c| c.login_account())
-                    .collect();
-                match store.retain(&names, &accounts) {
-                    Ok(0) => {}
-                    Ok(dropped) => tracing::info!(
-                        dropped,
-                        "the state store forgot connections no longer configured"
-                    ),
-                    Err(error) => tracing::warn!(
-                        store = %store.path().display(),
-                        %error,
-                        "cannot drop connections no longer configured from the state store"
-                    ),
-                }
+                forget_the_gone(store, &config);
                 Some(
                     Writer::start(store.clone(), status.clone(), options.history_retention)
                         .map_err(StartError::Writer)?,
@@ -525,7 +480,7 @@ fn reload(
         .and_then(|config| Ok((config, load_web_config(options)?)));
     match loaded {
         Ok((config, web_config)) => {
-            let (config, foreign) = this_part(config, options.shard, options.replica);
+            let (config, foreign) = share::this_part(config, options.shard, options.replica);
             let shard = options.shard.unwrap_or(Shard { index: 0, count: 1 });
             live.status.set_group(shard, options.replica, foreign);
             for warning in &config.warnings {
