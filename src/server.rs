@@ -147,16 +147,20 @@ fn api_connection<'a>(
             &entry.connection,
             account::shares_login_with(&entry.connection, accounts),
             entry.state(),
-            entry.last.as_ref(),
+            entry.memory.last.as_ref(),
             entry.hint(),
             expiry,
-            entry.pending,
+            entry.memory.pending,
         ),
         probes_total: entry.probes,
-        last_probe_at: entry.last.as_ref().map(|o| o.finished_at.to_rfc3339()),
-        next_probe_at: entry.next_probe_at.map(|t| t.to_rfc3339()),
-        backoff_seconds: entry.backoff.map(|b| b.as_secs_f64()),
-        paused: entry.paused.map(|p| p.as_str()),
+        last_probe_at: entry
+            .memory
+            .last
+            .as_ref()
+            .map(|o| o.finished_at.to_rfc3339()),
+        next_probe_at: entry.memory.schedule.next_probe_at.map(|t| t.to_rfc3339()),
+        backoff_seconds: entry.memory.schedule.backoff.map(|b| b.as_secs_f64()),
+        paused: entry.memory.schedule.paused.map(|p| p.as_str()),
         owned_by_replica: group.sole_owner(&entry.connection),
     }
 }

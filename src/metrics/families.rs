@@ -66,7 +66,7 @@ impl Row {
         Row {
             name_end,
             state: entry.state(),
-            last: entry.last.as_ref().map(|o| Last {
+            last: entry.memory.last.as_ref().map(|o| Last {
                 reason: o.reason,
                 latency: o.latency.as_secs_f64(),
                 http_status: o.http_status,
@@ -76,9 +76,9 @@ impl Row {
             probes: entry.probes,
             failed: !entry.failures.is_empty(),
             rate_limited: entry.rate_limited,
-            last_success_at: entry.last_success_at,
+            last_success_at: entry.memory.last_success_at,
             interval: entry.connection.settings.interval.as_secs_f64(),
-            next_probe_at: entry.next_probe_at,
+            next_probe_at: entry.memory.schedule.next_probe_at,
             expiry: Expiry::from(entry.assessment(now)),
         }
     }
@@ -263,7 +263,7 @@ pub(super) const FAMILIES: &[PerConnection] = &[
             let entry = item.entry;
             let connection = &entry.connection;
             let account = entry
-                .last
+                .memory.last
                 .as_ref()
                 .and_then(|o| o.identity.as_ref())
                 .and_then(|i| i.account(connection.settings.kind))

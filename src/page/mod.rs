@@ -332,7 +332,7 @@ fn row(
     let connection = &entry.connection;
     let settings = &connection.settings;
     let state = entry.state();
-    let last = entry.last.as_ref();
+    let last = entry.memory.last.as_ref();
     let reason = last
         .map_or("not probed yet", |o| o.reason.as_str())
         .to_owned();
@@ -359,14 +359,17 @@ fn row(
             ));
         }
     }
-    let pending = entry.pending.map_or(String::new(), |p| {
+    let pending = entry.memory.pending.map_or(String::new(), |p| {
         format!(
             "pending: {} since {}, to be confirmed",
             p.reason.as_str(),
             span(now - p.since)
         )
     });
-    let next = match (entry.paused, entry.next_probe_at) {
+    let next = match (
+        entry.memory.schedule.paused,
+        entry.memory.schedule.next_probe_at,
+    ) {
         (Some(pause), _) => format!("stopped ({})", pause.as_str()),
         (None, Some(at)) => relative(at, now),
         (None, None) => "-".to_owned(),
@@ -409,9 +412,11 @@ fn row(
         last_iso: last.map_or(String::new(), |o| o.finished_at.to_rfc3339()),
         next,
         next_iso: entry
+            .memory
+            .schedule
             .next_probe_at
             .map_or(String::new(), |t| t.to_rfc3339()),
-        paused: entry.paused.map_or("", |p| p.as_str()),
+        paused: entry.memory.schedule.paused.map_or("", |p| p.as_str()),
         strip_label: timeline::label(&days),
         days,
         transitions: changes

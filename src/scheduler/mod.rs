@@ -318,7 +318,8 @@ impl Scheduler {
             return None;
         }
         let alive_at = loaded.alive_at.unwrap_or_else(Utc::now);
-        Some((record.restore(connection, history), alive_at))
+        let memory = record.restore(connection);
+        Some((Restored { memory, history }, alive_at))
     }
 
     /// Starts a connection's task, fresh or from what was remembered of it (and when the
@@ -411,7 +412,7 @@ impl Scheduler {
                 inner
                     .connections
                     .get(n.as_str())
-                    .is_some_and(|e| e.paused.is_some())
+                    .is_some_and(|e| e.memory.schedule.paused.is_some())
             })
         });
         let lifted = match &account {

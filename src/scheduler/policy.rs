@@ -84,10 +84,10 @@ impl Policy {
     /// The policy of a connection whose task starts from what was remembered of it.
     pub(crate) fn restore(connection: &Connection, restored: &Restored) -> Policy {
         let mut policy = Policy::new(connection);
-        policy.failed_logins = restored.failed_logins;
-        policy.standing = restored.verdict.map(|v| v.state);
-        policy.pending = restored.pending;
-        if let Some(reached) = restored.backoff {
+        policy.failed_logins = restored.memory.schedule.failed_logins;
+        policy.standing = restored.memory.verdict.map(|v| v.state);
+        policy.pending = restored.memory.pending;
+        if let Some(reached) = restored.memory.schedule.backoff {
             policy.backoff.resume_from(reached);
             policy.current_backoff = Some(reached);
         }

@@ -28,7 +28,7 @@ pub(super) fn restored_due(
     alive_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    if restored.paused.is_some() {
+    if restored.memory.schedule.paused.is_some() {
         return None;
     }
     let delta = |d: Duration| chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX);
@@ -37,10 +37,10 @@ pub(super) fn restored_due(
             &connection.name,
             connection.settings.interval.min(CONFIRM_WITHIN),
         ));
-    let Some(mut due) = restored.next_due else {
+    let Some(mut due) = restored.memory.schedule.next_probe_at else {
         return Some(catch_up);
     };
-    let period = delta(restored.period);
+    let period = delta(restored.memory.schedule.period);
     if period > chrono::TimeDelta::zero() && due < alive_at {
         let behind = (alive_at - due).num_milliseconds();
         let step = period.num_milliseconds().max(1);
@@ -51,13 +51,16 @@ pub(super) fn restored_due(
         return Some(catch_up);
     }
     let interval = connection.settings.interval;
-    let wait = match (restored.pending, restored.verdict.map(|v| v.state)) {
+    let wait = match (
+        restored.memory.pending,
+        restored.memory.verdict.map(|v| v.state),
+    ) {
         (Some(_), _) => interval.min(CONFIRM_WITHIN),
         (None, Some(State::Valid)) => interval,
         (None, Some(State::Invalid | State::Expired | State::Forbidden)) => {
             interval.max(connection.settings.auth_failure_interval)
         }
-        _ => interval.max(restored.backoff.unwrap_or(Duration::ZERO)),
+        _ => interval.max(restored.memory.schedule.backoff.unwrap_or(Duration::ZERO)),
     };
     Some(due.min(now + delta(wait)))
 }
@@ -78,27 +81,35 @@ mod tests {
 
     #[test]
     fn a_restored_connection_keeps_its_schedule_and_catches_up_what_it_missed_spread() {
-        use crate::state::Standing;
+        use crate::state::{Memory, Schedule, Standing};
         let conn = connection(); // interval 5m
         let now = chrono::Utc::now();
         let minutes = |m: i64| chrono::TimeDelta::minutes(m);
-        let valid = Restored {
+        let valid = Memory {
             verdict: Some(Standing {
                 state: State::Valid,
                 reason: Reason::Ok,
                 http_status: Some(200),
                 since: now - minutes(60),
             }),
-            period: Duration::from_secs(300),
-            ..Restored::default()
+            schedule: Schedule {
+                period: Duration::from_secs(300),
+                ..Schedule::default()
+            },
+            ..Memory::default()
+        };
+        let with = |change: &dyn Fn(&mut Schedule)| {
+            let mut memory = valid.clone();
+            change(&mut memory.schedule);
+            Restored {
+                memory,
+                history: Vec::new(),
+            }
         };
         // The row was written 3 periods ago; the process lived until a second ago: the next
         // due time is on the same rhythm, still ahead, and kept.
         let due = now - minutes(14);
-        let restored = Restored {
-            next_due: Some(due),
-            ..valid.clone()
-        };
+        let restored = with(&|s| s.next_probe_at = Some(due));
         let alive = now - chrono::TimeDelta::seconds(1);
         assert_eq!(
             restored_due(&conn, &restored, alive, now),
@@ -107,10 +118,7 @@ mod tests {
         // Down for an hour: the probe was missed, caught up within min(interval, 60 s) at a
         // per-name offset (so many connections never fire together).
         let down = now - minutes(60);
-        let restored = Restored {
-            next_due: Some(down - minutes(1)),
-            ..valid.clone()
-        };
+        let restored = with(&|s| s.next_probe_at = Some(down - minutes(1)));
         let first = restored_due(&conn, &restored, down, now).expect("probed");
         assert!(first >= now && first < now + chrono::TimeDelta::seconds(60));
         assert_eq!(
@@ -118,20 +126,16 @@ mod tests {
             chrono::TimeDelta::from_std(start_offset("c", CONFIRM_WITHIN)).expect("fits")
         );
         // An interval shortened while stopped applies at once.
-        let restored = Restored {
-            next_due: Some(now + minutes(50)),
-            period: Duration::from_secs(3600),
-            ..valid.clone()
-        };
+        let restored = with(&|s| {
+            s.next_probe_at = Some(now + minutes(50));
+            s.period = Duration::from_secs(3600);
+        });
         assert_eq!(
             restored_due(&conn, &restored, now, now),
             Some(now + minutes(5))
         );
         // A paused connection stays paused.
-        let paused = Restored {
-            paused: Some(Pause::FailedLogins),
-            ..valid
-        };
+        let paused = with(&|s| s.paused = Some(Pause::FailedLogins));
         assert_eq!(restored_due(&conn, &paused, now, now), None);
     }
 }

@@ -28,51 +28,31 @@ pub(crate) use group::{Foreign, Group};
 pub(crate) use lateness::{Lateness, LATENESS_BUCKETS};
 pub(crate) use pause::Pause;
 pub(crate) use remembered::{
-    prune, Changes, Pending, Restored, Standing, Transition, DEFAULT_HISTORY_RETENTION, HISTORY_CAP,
+    prune, Changes, Memory, Pending, Restored, Standing, Transition, DEFAULT_HISTORY_RETENTION,
+    HISTORY_CAP,
 };
 
 /// How long a probe that changed nothing but its times may go unwritten to the state store:
 /// after a `kill -9`, the restored last-probe time is at most this old (a SIGTERM writes all).
 pub(crate) const REFRESH: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
-/// Everything known about one connection.
+/// Everything known about one connection: its [`Memory`], and what only this process counts.
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// The connection as currently configured (its secret is never rendered).
     pub connection: Arc<Connection>,
-    /// The last probe's outcome.
-    pub last: Option<Outcome>,
-    /// The standing verdict: the last state that was not `unknown`.
-    pub verdict: Option<Standing>,
-    /// A rejection waiting for its confirmation.
-    pub pending: Option<Pending>,
+    /// What credwatch knows of the connection, as the state store keeps it.
+    pub memory: Memory,
     /// Probes sent.
     pub probes: u64,
     /// Probes that did not end in `ok`, by reason.
     pub failures: BTreeMap<Reason, u64>,
     /// Probes answered with a rate limit.
     pub rate_limited: u64,
-    /// When the last probe ended in `ok`.
-    pub last_success_at: Option<DateTime<Utc>>,
-    /// When the next probe is due; `None` while probing is stopped.
-    pub next_probe_at: Option<DateTime<Utc>>,
-    /// The current backoff wait, while probes reach no verdict.
-    pub backoff: Option<Duration>,
-    /// The wait that keeps the rhythm from one due time to the next.
-    pub period: Duration,
-    /// Consecutive failed Basic logins.
-    pub failed_logins: u32,
-    /// Why probing stopped, if it did.
-    pub paused: Option<Pause>,
     /// The last probe's end as last handed to the state store.
     pub persisted_probe_at: Option<DateTime<Utc>>,
     /// By when the first probe has finished or passed its deadline (for `/readyz`).
     pub first_probe_deadline: DateTime<Utc>,
-    /// What Jira's PAT API last said, for connections whose expiry it can tell (shared, so
-    /// that copying an entry for a snapshot never copies the list).
-    pub tokens: Option<Arc<TokenList>>,
-    /// What the API gateway said of this secret after the site rejected it.
-    pub gateway: Option<GatewayTry>,
 }
 
 /// What one probe changed, recorded by [`Board::record_probe`] at once.
@@ -112,8 +92,8 @@ impl Probed {
 }
 
 /// A connection's schedule.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Schedule {
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Schedule {
     /// When the next probe is due; `None` while probing is stopped.
     pub next_probe_at: Option<DateTime<Utc>>,
     /// The current backoff wait.
@@ -130,7 +110,8 @@ impl Entry {
     /// Applies a schedule; returns whether the state store must hear of it: anything but
     /// the next due time moving on by one period, as it does probe after probe.
     fn set_schedule(&mut self, schedule: Schedule) -> bool {
-        let on_rhythm = match (self.next_probe_at, schedule.next_probe_at) {
+        let before = self.memory.schedule;
+        let on_rhythm = match (before.next_probe_at, schedule.next_probe_at) {
             (Some(before), Some(after)) => {
                 let step =
                     chrono::Duration::from_std(schedule.period).unwrap_or(chrono::TimeDelta::MAX);
@@ -140,15 +121,11 @@ impl Entry {
             _ => false,
         };
         let changed = !on_rhythm
-            || self.backoff != schedule.backoff
-            || self.period != schedule.period
-            || self.failed_logins != schedule.failed_logins
-            || self.paused != schedule.paused;
-        self.next_probe_at = schedule.next_probe_at;
-        self.backoff = schedule.backoff;
-        self.period = schedule.period;
-        self.failed_logins = schedule.failed_logins;
-        self.paused = schedule.paused;
+            || Schedule {
+                next_probe_at: before.next_probe_at,
+                ..schedule
+            } != before;
+        self.memory.schedule = schedule;
         changed
     }
 
@@ -159,20 +136,21 @@ impl Entry {
 
     /// What Jira's PAT API last listed.
     pub fn listing(&self) -> Option<&expiry::Listing> {
-        self.tokens.as_deref().map(|t| &t.listing)
+        self.memory.tokens.as_deref().map(|t| &t.listing)
     }
 
     /// The credential's state: the standing verdict, or `unknown` before any.
     pub fn state(&self) -> State {
-        self.verdict
+        self.memory
+            .verdict
             .map_or(State::Unknown, |standing| standing.state)
     }
 
     /// The hint to show: the stop's, if probing stopped, else the last probe's.
     pub fn hint(&self) -> Option<&'static str> {
-        match self.paused {
+        match self.memory.schedule.paused {
             Some(pause) => Some(pause.hint()),
-            None => self.last.as_ref().and_then(|o| o.hint),
+            None => self.memory.last.as_ref().and_then(|o| o.hint),
         }
     }
 }
@@ -330,28 +308,23 @@ impl Board {
         let deadline = first_probe_at.unwrap_or_else(Utc::now)
             + chrono::Duration::from_std(connection.settings.timeout)
                 .unwrap_or(chrono::Duration::MAX);
+        let Restored {
+            mut memory,
+            history,
+        } = restored;
+        memory.schedule.next_probe_at = first_probe_at;
         let entry = Entry {
             connection: connection.clone(),
-            persisted_probe_at: restored.last.as_ref().map(|o| o.finished_at),
-            last: restored.last,
-            verdict: restored.verdict,
-            pending: restored.pending,
+            persisted_probe_at: memory.last.as_ref().map(|o| o.finished_at),
+            memory,
             probes: 0,
             failures: BTreeMap::new(),
             rate_limited: 0,
-            last_success_at: restored.last_success_at,
-            next_probe_at: first_probe_at,
-            backoff: restored.backoff,
-            period: restored.period,
-            failed_logins: restored.failed_logins,
-            paused: restored.paused,
             first_probe_deadline: deadline,
-            tokens: restored.tokens,
-            gateway: restored.gateway,
         };
         let mut inner = self.lock();
         let retention = inner.history_retention;
-        let mut history = restored.history;
+        let mut history = history;
         prune(&mut history, retention);
         if history.is_empty() {
             inner.history.remove(&connection.name);
@@ -381,8 +354,8 @@ impl Board {
         let inner = self.lock();
         let entry = inner.connections.get(name)?;
         Some(Restored {
+            memory: entry.memory.clone(),
             history: inner.history.get(name).cloned().unwrap_or_default(),
-            ..entry.restorable()
         })
     }
 
@@ -438,12 +411,12 @@ impl Board {
             inner.lateness.observe(late);
         }
         let entry = Arc::make_mut(inner.connections.get_mut(name)?);
-        entry.gateway = probed.gateway;
+        entry.memory.gateway = probed.gateway;
         let outcome = probed.outcome;
         let from = entry.state();
         entry.probes += 1;
         if outcome.reason == Reason::Ok {
-            entry.last_success_at = Some(outcome.finished_at);
+            entry.memory.last_success_at = Some(outcome.finished_at);
         } else {
             *entry.failures.entry(outcome.reason).or_default() += 1;
         }
@@ -452,7 +425,7 @@ impl Board {
         }
         let mut changed = false;
         if probed.adopt && outcome.state.is_verdict() {
-            let since = match entry.verdict {
+            let since = match entry.memory.verdict {
                 Some(standing) if standing.state == outcome.state => standing.since,
                 _ => outcome.finished_at,
             };
@@ -462,12 +435,12 @@ impl Board {
                 http_status: outcome.http_status,
                 since,
             });
-            changed |= entry.verdict != standing;
-            entry.verdict = standing;
+            changed |= entry.memory.verdict != standing;
+            entry.memory.verdict = standing;
         }
-        changed |= entry.pending != probed.pending;
-        entry.pending = probed.pending;
-        changed |= entry.last.as_ref().is_none_or(|last| {
+        changed |= entry.memory.pending != probed.pending;
+        entry.memory.pending = probed.pending;
+        changed |= entry.memory.last.as_ref().is_none_or(|last| {
             last.reason != outcome.reason
                 || last.http_status != outcome.http_status
                 || last.identity != outcome.identity
@@ -478,9 +451,9 @@ impl Board {
             .is_none_or(|at| outcome.finished_at - at >= REFRESH);
         let finished_at = outcome.finished_at;
         let reason = outcome.reason;
-        entry.last = Some(outcome);
+        entry.memory.last = Some(outcome);
         if let Some(tokens) = probed.tokens {
-            entry.tokens = Some(Arc::new(tokens));
+            entry.memory.tokens = Some(Arc::new(tokens));
             changed = true;
         }
         if let Some(schedule) = probed.schedule {
@@ -528,8 +501,8 @@ impl Board {
         if let Some(entry) = inner.connections.get_mut(name) {
             let entry = Arc::make_mut(entry);
             let mut changed = entry.set_schedule(schedule);
-            changed |= entry.pending != pending;
-            entry.pending = pending;
+            changed |= entry.memory.pending != pending;
+            entry.memory.pending = pending;
             if changed {
                 inner.mark(name);
             }
@@ -541,10 +514,10 @@ impl Board {
     pub(crate) fn confirm_pending(&self, name: &str) -> Option<Transition> {
         let mut inner = self.lock();
         let entry = Arc::make_mut(inner.connections.get_mut(name)?);
-        let pending = entry.pending.take()?;
+        let pending = entry.memory.pending.take()?;
         let from = entry.state();
-        let http_status = entry.last.as_ref().and_then(|o| o.http_status);
-        entry.verdict = Some(Standing {
+        let http_status = entry.memory.last.as_ref().and_then(|o| o.http_status);
+        entry.memory.verdict = Some(Standing {
             state: pending.state,
             reason: pending.reason,
             http_status,
@@ -587,7 +560,11 @@ impl Board {
             .lock()
             .connections
             .values()
-            .filter(|e| e.last.is_none() && e.paused.is_none() && now < e.first_probe_deadline)
+            .filter(|e| {
+                e.memory.last.is_none()
+                    && e.memory.schedule.paused.is_none()
+                    && now < e.first_probe_deadline
+            })
             .map(|e| e.connection.name.clone())
             .collect();
         pending.sort_unstable();

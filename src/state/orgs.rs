@@ -73,11 +73,12 @@ impl Board {
         let unknown_to_the_last_probe = after.blocked_by_admin
             && !before.blocked_by_admin
             && entry
+                .memory
                 .last
                 .as_ref()
                 .is_some_and(|last| last.reason == crate::probe::Reason::Unauthorized);
         let entry = Arc::make_mut(entry);
-        entry.tokens = Some(Arc::new(TokenList {
+        entry.memory.tokens = Some(Arc::new(TokenList {
             fetched_at: now,
             listing,
         }));

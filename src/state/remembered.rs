@@ -1,16 +1,17 @@
-//! What outlives a connection's task: the standing verdict, a pending confirmation, the
-//! history of state changes, [`Restored`], the part of an entry that a state store (or the
-//! entry a reload replaces) hands to the connection's next task, and [`Changes`], what the
-//! store's writer takes to write.
+//! What outlives a connection's task: [`Memory`], the one type that holds what credwatch
+//! knows of a connection (what the board shows, the store writes and a restart restores), the
+//! history of state changes, [`Restored`] (a memory and its history, handed to the
+//! connection's next task by the store or by the entry a reload replaces), and [`Changes`],
+//! what the store's writer takes to write.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Entry, Pause};
+use super::{Entry, Schedule};
 use crate::expiry::TokenList;
-use crate::probe::{Outcome, Reason, State};
+use crate::probe::{GatewayTry, Outcome, Reason, State};
 use std::sync::Arc;
 
 /// The most state changes kept per connection, however short the retention.
@@ -43,62 +44,44 @@ pub struct Pending {
     pub since: DateTime<Utc>,
 }
 
-/// What a state store, or the entry a reload replaces, remembers of a connection: the part
-/// of an [`Entry`] that outlives its task.
+/// What credwatch knows of a connection: the board's entry holds it, the state store writes
+/// it (`store/record.rs` is its one serialised form) and a restart restores it. A field added
+/// here and to the record is kept across restarts.
 #[derive(Debug, Clone, Default)]
-pub struct Restored {
-    /// The standing verdict.
+pub struct Memory {
+    /// The standing verdict: the last state that was not `unknown`.
     pub verdict: Option<Standing>,
     /// A rejection waiting for its confirmation.
     pub pending: Option<Pending>,
-    /// The last probe.
+    /// The last probe's outcome.
     pub last: Option<Outcome>,
-    /// When a probe last reached `ok`.
+    /// When a probe last ended in `ok`.
     pub last_success_at: Option<DateTime<Utc>>,
-    /// What Jira's PAT API last said.
+    /// What Jira's PAT API (or the organization's list) last said, for connections whose
+    /// expiry it can tell (shared, so that copying an entry for a snapshot never copies the
+    /// list).
     pub tokens: Option<Arc<TokenList>>,
-    /// The backoff wait.
-    pub backoff: Option<Duration>,
-    /// The wait that keeps the rhythm.
-    pub period: Duration,
-    /// Consecutive failed Basic logins.
-    pub failed_logins: u32,
-    /// Why probing stopped.
-    pub paused: Option<Pause>,
-    /// When the next probe was due.
-    pub next_due: Option<DateTime<Utc>>,
-    /// The state changes, oldest first.
-    pub history: Vec<Transition>,
+    /// When the next probe is due, the backoff, the rhythm, the failed logins and a pause.
+    pub schedule: Schedule,
     /// What the API gateway said of this secret after the site rejected it.
-    pub gateway: Option<crate::probe::GatewayTry>,
+    pub gateway: Option<GatewayTry>,
 }
 
-impl Entry {
-    /// The part of the entry that outlives its task (without the history, which the status
-    /// keeps beside the entries).
-    pub fn restorable(&self) -> Restored {
-        Restored {
-            verdict: self.verdict,
-            pending: self.pending,
-            last: self.last.clone(),
-            last_success_at: self.last_success_at,
-            tokens: self.tokens.clone(),
-            backoff: self.backoff,
-            period: self.period,
-            failed_logins: self.failed_logins,
-            paused: self.paused,
-            next_due: self.next_probe_at,
-            history: Vec::new(),
-            gateway: self.gateway.clone(),
-        }
-    }
+/// What a state store, or the entry a reload replaces, hands to a connection's next task: its
+/// memory and its history.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Restored {
+    /// What credwatch knew of the connection.
+    pub memory: Memory,
+    /// The state changes, oldest first.
+    pub history: Vec<Transition>,
 }
 
 impl super::Board {
     /// What the API gateway said of a connection's secret, for its task to start from: asked
     /// once per secret, across restarts too.
     pub(crate) fn gateway_try(&self, name: &str) -> Option<crate::probe::GatewayTry> {
-        self.lock().connections.get(name)?.gateway.clone()
+        self.lock().connections.get(name)?.memory.gateway.clone()
     }
 }
 

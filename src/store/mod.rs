@@ -522,7 +522,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    use crate::state::{Board, Restored, Standing};
+    use crate::state::{Board, Memory, Restored, Schedule, Standing};
 
     fn connection(secret: &str) -> Connection {
         let text = format!(
@@ -556,21 +556,26 @@ mod tests {
         let since =
             from_millis(unix_millis(Utc::now() - chrono::TimeDelta::hours(1))).expect("time");
         let restored = Restored {
-            verdict: Some(Standing {
-                state: crate::probe::State::Invalid,
-                reason: crate::probe::Reason::Unauthorized,
-                http_status: Some(401),
-                since,
-            }),
-            failed_logins: 1,
-            period: Duration::from_secs(3600),
+            memory: Memory {
+                verdict: Some(Standing {
+                    state: crate::probe::State::Invalid,
+                    reason: crate::probe::Reason::Unauthorized,
+                    http_status: Some(401),
+                    since,
+                }),
+                schedule: Schedule {
+                    failed_logins: 1,
+                    period: Duration::from_secs(3600),
+                    ..Schedule::default()
+                },
+                ..Memory::default()
+            },
             history: vec![Transition {
                 at: since,
                 from: crate::probe::State::Valid,
                 to: crate::probe::State::Invalid,
                 reason: crate::probe::Reason::Unauthorized,
             }],
-            ..Restored::default()
         };
         let next = Utc::now() + chrono::TimeDelta::minutes(5);
         status.insert(Arc::new(first.clone()), Some(next), restored.clone());
@@ -583,11 +588,11 @@ mod tests {
         let loaded = store.load(Duration::from_secs(86_400)).expect("load");
         let (identity, record) = loaded.records.get("c").expect("row");
         assert_eq!(identity, &store.identity(&first));
-        assert_eq!(record.verdict, restored.verdict);
+        assert_eq!(record.verdict, restored.memory.verdict);
         assert_eq!(record.failed_logins, 1);
         assert_eq!(record.period_ms, 3_600_000);
         assert_eq!(
-            record.next_due.map(|t| t.timestamp_millis()),
+            record.next_probe_at.map(|t| t.timestamp_millis()),
             Some(next.timestamp_millis())
         );
         assert_eq!(loaded.history["c"], restored.history);

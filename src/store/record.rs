@@ -1,6 +1,6 @@
-//! What the state store keeps of one connection, as JSON in its row: the standing verdict,
-//! the last probe, the expiry facts, the login count and any pause, a pending confirmation,
-//! the backoff and the schedule. Never a secret: the row is keyed by the connection's name
+//! The one serialised form of a connection's [`Memory`], as JSON in its row of the state
+//! store: the standing verdict, the last probe, the expiry facts, the login count and any
+//! pause, a pending confirmation, the backoff and the schedule. Never a secret: the row is keyed by the connection's name
 //! and a keyed digest of its credential ([`super::Store::identity`]), and nothing here holds
 //! the credential or anything derived from it.
 //!
@@ -17,7 +17,7 @@ use crate::config::Connection;
 use crate::expiry::TokenList;
 use crate::probe::{GatewayTry, Identity, Outcome, RateLimit, Reason, State};
 use crate::state::Pause;
-use crate::state::{Entry, Pending, Restored, Standing, Transition};
+use crate::state::{Memory, Pending, Schedule, Standing};
 
 /// One connection's row.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -42,8 +42,9 @@ pub struct Record {
     pub failed_logins: u32,
     /// Why probing stopped.
     pub paused: Option<Pause>,
-    /// When the next probe was due.
-    pub next_due: Option<DateTime<Utc>>,
+    /// When the next probe was due (`next_due` in rows of format 2 and before).
+    #[serde(alias = "next_due")]
+    pub next_probe_at: Option<DateTime<Utc>>,
     /// What the API gateway said of this credential after the site rejected it (the row is
     /// the credential's: a new secret starts without it).
     pub gateway: Option<GatewayRecord>,
@@ -126,12 +127,13 @@ fn millis(duration: Duration) -> u64 {
 }
 
 impl Record {
-    /// The row for an entry as it is now.
-    pub fn of(entry: &Entry) -> Record {
+    /// The row for what is known of a connection now.
+    pub fn of(memory: &Memory) -> Record {
+        let schedule = &memory.schedule;
         Record {
-            verdict: entry.verdict,
-            pending: entry.pending,
-            last: entry.last.as_ref().map(|o| LastProbe {
+            verdict: memory.verdict,
+            pending: memory.pending,
+            last: memory.last.as_ref().map(|o| LastProbe {
                 state: o.state,
                 reason: o.reason,
                 http_status: o.http_status,
@@ -140,22 +142,22 @@ impl Record {
                 finished_at: o.finished_at,
                 account: o.identity.as_deref().map(Account::of),
             }),
-            last_success_at: entry.last_success_at,
-            tokens: entry.tokens.as_deref().cloned(),
-            backoff_ms: entry.backoff.map(millis),
-            period_ms: millis(entry.period),
-            failed_logins: entry.failed_logins,
-            paused: entry.paused,
-            next_due: entry.next_probe_at,
-            gateway: entry.gateway.as_ref().map(|tried| match tried {
+            last_success_at: memory.last_success_at,
+            tokens: memory.tokens.as_deref().cloned(),
+            backoff_ms: schedule.backoff.map(millis),
+            period_ms: millis(schedule.period),
+            failed_logins: schedule.failed_logins,
+            paused: schedule.paused,
+            next_probe_at: schedule.next_probe_at,
+            gateway: memory.gateway.as_ref().map(|tried| match tried {
                 GatewayTry::Accepted(identity) => GatewayRecord::Accepted(Account::of(identity)),
                 GatewayTry::Rejected => GatewayRecord::Rejected,
             }),
         }
     }
 
-    /// What the connection's new task starts from.
-    pub fn restore(self, connection: &Connection, history: Vec<Transition>) -> Restored {
+    /// What the connection's new task starts from (its hints are the connection's).
+    pub fn restore(self, connection: &Connection) -> Memory {
         let last = self.last.map(|last| Outcome {
             state: last.state,
             reason: last.reason,
@@ -169,22 +171,56 @@ impl Record {
             finished_at: last.finished_at,
             token_request: crate::probe::TokenRequest::None,
         });
-        Restored {
+        Memory {
             verdict: self.verdict,
             pending: self.pending,
             last,
             last_success_at: self.last_success_at,
             tokens: self.tokens.map(Arc::new),
-            backoff: self.backoff_ms.map(Duration::from_millis),
-            period: Duration::from_millis(self.period_ms),
-            failed_logins: self.failed_logins,
-            paused: self.paused,
-            next_due: self.next_due,
-            history,
+            schedule: Schedule {
+                next_probe_at: self.next_probe_at,
+                backoff: self.backoff_ms.map(Duration::from_millis),
+                period: Duration::from_millis(self.period_ms),
+                failed_logins: self.failed_logins,
+                paused: self.paused,
+            },
             gateway: self.gateway.map(|tried| match tried {
                 GatewayRecord::Accepted(account) => GatewayTry::Accepted(account.identity()),
                 GatewayRecord::Rejected => GatewayTry::Rejected,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_of_an_older_credwatch_reads_and_a_memory_goes_round() {
+        // Format 1 and 2 rows name the due time `next_due`.
+        let old: Record = serde_json::from_str(
+            r#"{"period_ms":300000,"failed_logins":1,"paused":"failed_logins","next_due":"2026-12-01T10:00:00Z"}"#,
+        )
+        .expect("reads");
+        let due = "2026-12-01T10:00:00Z".parse().ok();
+        assert_eq!(old.next_probe_at, due);
+        let connection = crate::config::Config::from_sources(&[(
+            "t.toml".into(),
+            "[[connection]]\nname = \"c\"\nurl = \"https://jira.example.com\"\ntoken = \"t\"\n"
+                .to_owned(),
+        )])
+        .expect("loads")
+        .connections
+        .remove(0);
+        let memory = old.restore(&connection);
+        assert_eq!(memory.schedule.next_probe_at, due);
+        assert_eq!(memory.schedule.paused, Some(Pause::FailedLogins));
+        // What is written is what is read back.
+        let again = Record::of(&memory);
+        let text = serde_json::to_string(&again).expect("writes");
+        assert!(text.contains("\"next_probe_at\""), "{text}");
+        let read: Record = serde_json::from_str(&text).expect("reads");
+        assert_eq!(read, again);
     }
 }

@@ -100,7 +100,7 @@ impl Store {
                  ON CONFLICT (name) DO UPDATE SET identity = ?2, record = ?3, updated_at = ?4",
             )?;
             for entry in &changes.entries {
-                let record = serde_json::to_string(&Record::of(entry))
+                let record = serde_json::to_string(&Record::of(&entry.memory))
                     .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
                 let identity = self.identity(&entry.connection);
                 upsert.execute(params![entry.connection.name, identity, record, now])?;
