@@ -68,6 +68,8 @@ struct Limits {
 
 struct Shared {
     prober: Prober,
+    /// What runs a connection's probe cycle: the prober (a fake in the loop's unit tests).
+    cycler: Arc<dyn probe_loop::Cycler>,
     status: Board,
     /// The state store, when there is one.
     store: Option<Arc<Store>>,
@@ -181,8 +183,9 @@ pub(crate) struct Scheduler {
 impl Scheduler {
     /// A scheduler with no connections yet, that keeps its connections' state in `store`
     /// (when there is one), the login accounts' budgets in `logins`, and starts each
-    /// connection from what `loaded` (read from the store before) remembers of it. `shutdown` turning true stops the secret watcher, and
-    /// [`Scheduler::stop_all`] the connections' tasks.
+    /// connection from what `loaded` (read from the store before) remembers of it. `shutdown`
+    /// turning true stops the secret watcher, and [`Scheduler::stop_all`] the connections'
+    /// tasks.
     pub(crate) fn new(
         prober: Prober,
         status: Board,
@@ -196,6 +199,7 @@ impl Scheduler {
         let watcher = tokio::spawn(watch_secret_files(watched.clone(), shutdown.clone()));
         Scheduler {
             shared: Arc::new(Shared {
+                cycler: Arc::new(prober.clone()),
                 prober,
                 status,
                 store,
