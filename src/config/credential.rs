@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use http::header::HeaderValue;
 
-use super::connection::Errors;
+use super::build::Errors;
 use super::keys;
 use super::settings::Settings;
 use super::Kind;
@@ -268,7 +268,7 @@ pub(super) fn check_newer_credentials(
             &settings.token_url
         };
         if let Some(text) = text {
-            if let Err(message) = super::connection::check_url(text, settings.allow_insecure_http) {
+            if let Err(message) = super::build::check_url(text, settings.allow_insecure_http) {
                 errors.at(key, span(key), message);
             }
         }

@@ -9,6 +9,7 @@
 //! Called by `check`, `validate` (and the daemon's load and reload).
 
 pub mod account;
+mod build;
 mod connection;
 mod credential;
 mod keys;
@@ -300,7 +301,7 @@ impl Config {
                     file: (*file).clone(),
                     line: Some(line_of(lines, table.span().start)),
                 };
-                let Some(connection) = connection::build(
+                let Some(connection) = build::build(
                     table.get_ref(),
                     &defaults,
                     origin.clone(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use super::connection::Errors;
+use super::build::Errors;
 use super::credential::one_of;
 use super::{keys, AuthMethod, ConfigError, Connection, Kind, Lines, Origin, RawTable};
 use super::{Secret, SecretSource};
