@@ -27,6 +27,8 @@ mod reminders;
 mod restored;
 mod secrets;
 mod site;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
