@@ -145,6 +145,10 @@ struct CheckArgs {
     /// whose login account another replica owns are not probed, and their owner is named.
     #[arg(long, env = "CREDWATCH_REPLICA", value_name = "I/N")]
     replica: Option<credwatch::replica::Replica>,
+    /// Probe even the connections whose site or token endpoint the daemon's store says asked
+    /// for quiet (a Retry-After not yet passed); a 429 then closes the gate again.
+    #[arg(long)]
+    ignore_rate_limits: bool,
     /// Read the organizations' token lists only, and print them (no probe is sent).
     #[arg(long)]
     orgs: bool,
@@ -349,6 +353,7 @@ async fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
         concurrency: usize::from(args.concurrency),
         store: store.map(std::sync::Arc::new),
         force: args.force,
+        ignore_rate_limits: args.ignore_rate_limits,
         replica: args.replica,
         orgs: read,
     };

@@ -59,6 +59,9 @@ pub struct Report {
     /// With `--replica`: the replica of the HA group that owns this connection's login
     /// account, when it is not this one (then nothing was sent).
     pub owned_by_replica: Option<u32>,
+    /// Until when the stored gate of its site or token endpoint is closed, when that kept
+    /// `check` from sending anything.
+    pub gated_until: Option<chrono::DateTime<Utc>>,
 }
 
 /// How `check` runs.
@@ -70,6 +73,9 @@ pub struct Options {
     pub store: Option<Arc<Store>>,
     /// Send Basic logins even when the budget is spent.
     pub force: bool,
+    /// Probe connections whose site or token endpoint the store says is gated (a Retry-After
+    /// the daemon or another check was given).
+    pub ignore_rate_limits: bool,
     /// This process's place in an HA group: the Basic accounts another replica owns are not
     /// probed.
     pub replica: Option<crate::replica::Replica>,
@@ -101,7 +107,11 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
     let total = connections.len();
     let kept = connections.clone();
     let mut matches = org_matches(&options.orgs, &connections);
-    let logins = login_budget(options.store.as_ref(), &connections);
+    let logins = login_budget(options.store.as_ref());
+    let gates = match (&options.store, options.ignore_rate_limits) {
+        (Some(store), false) => Arc::new(store.closed_gates().unwrap_or_default()),
+        _ => Arc::default(),
+    };
     for (index, connection) in connections.into_iter().enumerate() {
         if let Some(owner) = options
             .replica
@@ -117,6 +127,7 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
             logins: logins.clone(),
             force: options.force,
             matched: matches.remove(&connection.name),
+            gates: gates.clone(),
         };
         let permits = permits.clone();
         tasks.spawn(async move {
@@ -145,6 +156,7 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
                 paused: None,
                 pending: None,
                 owned_by_replica: None,
+                gated_until: None,
             })
         })
         .collect()
@@ -171,28 +183,22 @@ fn org_matches(
     matches
 }
 
-/// Where `check` keeps the login accounts' budgets: the daemon's store (whose per-name
-/// budgets of a format-1 store join their accounts first), or one in memory, so that the
-/// names of one account share a budget within this run too. `None` only when not even that
-/// can be had (logged; Basic logins are then sent without a budget, one per connection).
-fn login_budget(store: Option<&Arc<Store>>, connections: &[Connection]) -> Option<Arc<Store>> {
-    let Some(store) = store else {
-        return match Store::open_memory() {
+/// Where `check` keeps the login accounts' budgets: the daemon's store, or one in memory, so
+/// that the names of one account share a budget within this run too. `None` only when not even
+/// that can be had (logged; Basic logins are then sent without a budget, one per connection).
+/// The per-name budgets of a format-1 store are the daemon's to move to their accounts, at its
+/// start: `check` never rewrites a store it does not own.
+fn login_budget(store: Option<&Arc<Store>>) -> Option<Arc<Store>> {
+    match store {
+        Some(store) => Some(store.clone()),
+        None => match Store::open_memory() {
             Ok(store) => Some(Arc::new(store)),
             Err(error) => {
                 tracing::warn!(%error, "cannot keep the login budget in memory");
                 None
             }
-        };
-    };
-    let members: Vec<(&str, &str)> = connections
-        .iter()
-        .filter_map(|c| Some((c.name.as_str(), c.login_account()?)))
-        .collect();
-    if let Err(error) = store.adopt_logins(&members) {
-        tracing::warn!(%error, "cannot move the login budgets kept per connection name to their accounts");
+        },
     }
-    Some(store.clone())
 }
 
 /// The exit status `check` ends with: 0 when every credential is valid, 1 otherwise.

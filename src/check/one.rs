@@ -3,11 +3,12 @@
 //! retries after a short `Retry-After` around it, and the report; or, when nothing may be
 //! sent, the report that says why.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ConstantBuilder, Retryable};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::{Report, MAX_RETRIES, MAX_RETRY_WAIT};
 use crate::config::Connection;
@@ -29,6 +30,8 @@ pub(super) struct Job {
     pub(super) force: bool,
     /// What the connection's organization's list says of its token.
     pub(super) matched: Option<OrgMatch>,
+    /// The gates the daemon's store says are closed (empty with `--ignore-rate-limits`).
+    pub(super) gates: Arc<HashMap<String, DateTime<Utc>>>,
 }
 
 impl Job {
@@ -38,6 +41,17 @@ impl Job {
             Some(store) => remembered(store, &connection).await,
             None => Remembered::default(),
         };
+        // A site or token endpoint that asked for quiet (told the daemon, or another check)
+        // gets no request.
+        let now = Utc::now();
+        let gated = [Some(connection.site()), connection.token_site()]
+            .into_iter()
+            .flatten()
+            .filter_map(|key| self.gates.get(key).copied().filter(|until| *until > now))
+            .max();
+        if let Some(until) = gated {
+            return gated_report(connection, until, remembered);
+        }
         // The organization's list tells the expiry, or a block, before the probe.
         let listed = self.matched.map(Listing::Org);
         let facts = expiry::facts(&connection, listed.as_ref());
@@ -51,6 +65,9 @@ impl Job {
             Ok(cycled) => cycled,
             Err(refused) => return refused_report(connection, refused, remembered),
         };
+        if let Some(store) = &self.store {
+            keep_gate(store, &connection, &cycle.outcome).await;
+        }
         let listing = match cycle.list {
             Some(TokenListOutcome::Listed(entries)) => Some(Listing::Tokens(entries)),
             Some(TokenListOutcome::Unavailable(code)) => Some(Listing::Unavailable(code)),
@@ -70,7 +87,54 @@ impl Job {
             paused: None,
             pending: remembered.pending,
             owned_by_replica: None,
+            gated_until: None,
         }
+    }
+}
+
+/// A rate limit `check` was given closes the stored gate, so that the daemon beside it (and
+/// the next `check`) leaves the site or token endpoint alone until it lifts: `Retry-After` (a
+/// day at most), or the connection's first backoff without one.
+async fn keep_gate(store: &Arc<Store>, connection: &Connection, outcome: &Outcome) {
+    if outcome.reason != Reason::RateLimited {
+        return;
+    }
+    let key = match connection.token_site() {
+        Some(key) if outcome.token_request == crate::probe::TokenRequest::Failed => key,
+        _ => connection.site(),
+    };
+    let now = Utc::now();
+    let wait = outcome
+        .retry_after
+        .map_or(connection.settings.backoff_initial, |r| {
+            r.delay_from(now).min(Duration::from_secs(86_400))
+        });
+    let until = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
+    let (store, key) = (store.clone(), key.to_owned());
+    let kept = tokio::task::spawn_blocking(move || store.close_gate(&key, until)).await;
+    if !matches!(kept, Ok(Ok(()))) {
+        tracing::warn!(connection = %connection.name, "cannot keep the site's gate in the state store");
+    }
+}
+
+/// The report of a connection whose site or token endpoint is gated: nothing sent.
+fn gated_report(connection: Connection, until: DateTime<Utc>, remembered: Remembered) -> Report {
+    let mut outcome = internal_failure(&connection);
+    outcome.reason = Reason::RateLimited;
+    outcome.hint = Reason::RateLimited.hint(connection.settings.auth);
+    outcome.detail = Some(format!(
+        "not probed: the site (or its token endpoint) asked for quiet until {} (a Retry-After the daemon or another check was given); --ignore-rate-limits sends anyway",
+        until.to_rfc3339()
+    ));
+    Report {
+        expiry: expiry::assess(&connection, None, Utc::now()),
+        connection,
+        outcome,
+        attempts: 0,
+        paused: None,
+        pending: remembered.pending,
+        owned_by_replica: None,
+        gated_until: Some(until),
     }
 }
 
@@ -90,6 +154,7 @@ fn refused_report(connection: Connection, refused: Reserved, remembered: Remembe
         paused,
         pending: remembered.pending,
         owned_by_replica: None,
+        gated_until: None,
     }
 }
 
@@ -109,6 +174,7 @@ pub(super) fn owned_elsewhere(connection: Connection, owner: u32) -> Report {
         paused: None,
         pending: None,
         owned_by_replica: Some(owner),
+        gated_until: None,
     }
 }
 

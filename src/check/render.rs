@@ -24,6 +24,8 @@ pub(crate) struct JsonReport<'a> {
     /// With `--replica`: the replica that owns the connection's login account alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     owned_by_replica: Option<u32>,
+    /// Until when the stored gate of its site kept `check` from sending (RFC 3339), or null.
+    gated_until: Option<String>,
 }
 
 impl Report {
@@ -50,6 +52,7 @@ impl Report {
             attempts: self.attempts,
             paused: self.paused.map(Pause::as_str),
             owned_by_replica: self.owned_by_replica,
+            gated_until: self.gated_until.map(|t| t.to_rfc3339()),
         }
     }
 }

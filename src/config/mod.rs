@@ -52,6 +52,8 @@ pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30 * 60);
 /// See [`DEFAULT_INTERVAL`].
 pub const DEFAULT_AUTH_FAILURE_INTERVAL: Duration = Duration::from_secs(3600);
 /// See [`DEFAULT_INTERVAL`].
+pub const DEFAULT_GATEWAY_RECHECK_INTERVAL: Duration = Duration::from_secs(3600);
+/// See [`DEFAULT_INTERVAL`].
 pub const DEFAULT_TOKEN_LIST_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 /// See [`DEFAULT_INTERVAL`].
 pub const DEFAULT_UNUSED_AFTER: Duration = Duration::from_secs(90 * 24 * 3600);

@@ -19,8 +19,8 @@ use url::Url;
 use super::keys::{date_or_time, duration, labels, non_empty, path, string, type_of};
 use super::{
     AuthMethod, Kind, DEFAULT_AUTH_FAILURE_INTERVAL, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX,
-    DEFAULT_INTERVAL, DEFAULT_ROTATE_BEFORE, DEFAULT_TIMEOUT, DEFAULT_TOKEN_LIST_INTERVAL,
-    DEFAULT_UNUSED_AFTER,
+    DEFAULT_GATEWAY_RECHECK_INTERVAL, DEFAULT_INTERVAL, DEFAULT_ROTATE_BEFORE, DEFAULT_TIMEOUT,
+    DEFAULT_TOKEN_LIST_INTERVAL, DEFAULT_UNUSED_AFTER,
 };
 
 /// Defines [`Settings`], [`Layer`] and [`SETTING_KEYS`] from one table. Each line reads
@@ -169,6 +169,10 @@ settings! {
     /// The wait after a rejected credential (`invalid`, `expired`, `forbidden`).
     #[serde(serialize_with = "written_duration")]
     auth_failure_interval: Duration = DEFAULT_AUTH_FAILURE_INTERVAL, |v, _| duration(v);
+    /// How long what the API gateway said of a token the site rejects stands: a token the
+    /// gateway accepted is asked about again after this long (it may have been revoked since).
+    #[serde(serialize_with = "written_duration")]
+    gateway_recheck_interval: Duration = DEFAULT_GATEWAY_RECHECK_INTERVAL, |v, _| duration(v);
     /// Static labels, merged key by key over those of `[defaults]` (last: a TOML table).
     labels: BTreeMap<String, String> = BTreeMap::new(), |v, _| labels(v);
 }
@@ -217,7 +221,7 @@ mod tests {
 
     #[test]
     fn every_setting_key_is_parsed() {
-        let samples: [(&str, Value); 27] = [
+        let samples: [(&str, Value); 28] = [
             ("scoped", Value::from(true)),
             ("cloud_id", Value::from("0a0a-1")),
             ("gateway_url", Value::from("https://api.atlassian.com")),
@@ -237,6 +241,7 @@ mod tests {
             ("backoff_initial", Value::from("30s")),
             ("backoff_max", Value::from("30m")),
             ("auth_failure_interval", Value::from("1h")),
+            ("gateway_recheck_interval", Value::from("1h")),
             ("timeout", Value::from("10s")),
             ("rotate_before", Value::from("14d")),
             ("kind", Value::from("server")),

@@ -240,6 +240,11 @@ impl Daemon {
             loaded,
             logins,
         } = remember(&options, &config)?;
+        // A restart inside a gate (a Retry-After this daemon or a `check` was given) sends
+        // nothing to that site or endpoint until it lifts.
+        if let Some(gates) = store.as_ref().and_then(|s| s.closed_gates().ok()) {
+            status.set_stored_gates(gates);
+        }
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (reloads, reload_rx) = mpsc::channel(16);
         let (task_count, tasks) = watch::channel(0);

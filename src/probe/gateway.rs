@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use url::Url;
 
@@ -25,11 +25,13 @@ use super::classify::{self, Answer, Identity};
 use super::{Outcome, Prober, Reason, Request, State, Verdict};
 use crate::config::Connection;
 
-/// What the gateway said of a token the site rejected: asked once per secret.
+/// What the gateway said of a token the site rejected: asked once per secret (a token it
+/// accepted, again after `gateway_recheck_interval`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayTry {
-    /// It accepted the token as this account: a scoped token on the site URL.
-    Accepted(Arc<Identity>),
+    /// It accepted the token as this account (a scoped token on the site URL), when last
+    /// asked: asked again `gateway_recheck_interval` later, since it may be revoked since.
+    Accepted(Arc<Identity>, DateTime<Utc>),
     /// It rejected it too.
     Rejected,
 }
@@ -148,10 +150,17 @@ impl Prober {
         if verdict.state == State::Expired {
             return verdict;
         }
+        let recheck = chrono::Duration::from_std(connection.settings.gateway_recheck_interval)
+            .unwrap_or(chrono::Duration::MAX);
         match tried {
-            Some(GatewayTry::Accepted(identity)) => return scoped_on_site(identity.clone()),
+            // What it said stands for a while; then a token it accepted is asked about again.
+            Some(GatewayTry::Accepted(identity, asked_at))
+                if Utc::now().signed_duration_since(*asked_at) < recheck =>
+            {
+                return scoped_on_site(identity.clone())
+            }
             Some(GatewayTry::Rejected) => return verdict,
-            None => {}
+            _ => {}
         }
         // No cloudId, or no answer from the gateway: no verdict on the question, asked again
         // with the next rejection.
@@ -169,14 +178,15 @@ impl Prober {
         match (at_gateway.state, at_gateway.reason) {
             (State::Valid, _) => {
                 let identity = at_gateway.identity.unwrap_or_default();
-                *tried = Some(GatewayTry::Accepted(identity.clone()));
+                *tried = Some(GatewayTry::Accepted(identity.clone(), Utc::now()));
                 tracing::info!(
                     connection = %connection.name,
                     "the site rejected the API token and the gateway accepted it: a scoped token on the site URL"
                 );
                 scoped_on_site(identity)
             }
-            // Rejected there too: the site's verdict stands, and the question is answered.
+            // Rejected there too (a token it accepted before was revoked since): the site's
+            // verdict stands, and the question is answered.
             (_, Reason::Unauthorized | Reason::AnonymousFallback) => {
                 *tried = Some(GatewayTry::Rejected);
                 verdict

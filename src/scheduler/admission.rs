@@ -1,4 +1,6 @@
-//! The one admission step before a probe: the site's and the OAuth token endpoint's gates,
+//! The one admission step before a probe: the site's and the OAuth token endpoint's gates
+//! (this process's, and those the state store keeps, which a `check` or the daemon before a
+//! restart closed),
 //! the per-site, per-endpoint and global permits, and the login account's budget for a Basic
 //! login (recorded, on disk, before it is sent). What it grants is held for the probe and
 //! given back when the probe is done ([`Admitted::finish`]).
@@ -9,10 +11,12 @@ use std::time::Duration;
 use tokio::sync::SemaphorePermit;
 use tokio::time::Instant;
 
+use chrono::Utc;
+
 use super::Bounds;
 use crate::config::Connection;
 use crate::probe::Outcome;
-use crate::state::Pause;
+use crate::state::{Board, Pause};
 use crate::store::logins::{self, Attempt, Reserved};
 use crate::store::Store;
 
@@ -51,6 +55,18 @@ impl Admitted<'_> {
     }
 }
 
+/// Until when the state store says the connection's site or token endpoint is closed (a gate
+/// closed by another process, or before a restart), if it is.
+fn stored_gate(connection: &Connection, status: &Board, now: Instant) -> Option<Instant> {
+    let wall = Utc::now();
+    let until = [Some(connection.site()), connection.token_site()]
+        .into_iter()
+        .flatten()
+        .filter_map(|key| status.stored_gate(key, wall))
+        .max()?;
+    Some(now + (until - wall).to_std().unwrap_or(Duration::ZERO))
+}
+
 /// Admits one probe of `connection` under `bounds`, its account's budget kept in `logins`.
 /// Waits for permits (never while holding a global one for a site that hangs), never for a
 /// gate or the budget: those answer at once.
@@ -58,11 +74,18 @@ pub(super) async fn admit<'a>(
     connection: &Connection,
     bounds: &'a Bounds,
     logins: &'a Arc<Store>,
+    status: &Board,
     interval: Duration,
 ) -> Result<Admitted<'a>, Refused> {
     let now = Instant::now();
     let token_blocked = bounds.token.as_ref().and_then(|t| t.blocked_until(now));
-    if let Some(until) = bounds.site.blocked_until(now).max(token_blocked) {
+    let stored = stored_gate(connection, status, now);
+    if let Some(until) = bounds
+        .site
+        .blocked_until(now)
+        .max(token_blocked)
+        .max(stored)
+    {
         return Err(Refused::Gated(until));
     }
     // The site's permit first: a connection queueing behind its own site's bound (a site that

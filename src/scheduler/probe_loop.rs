@@ -227,8 +227,14 @@ impl Task {
         }
         // The task's own handles on the bounds, which the permits borrow for the probe.
         let bounds = self.bounds.clone();
-        let admitted =
-            admission::admit(&self.connection, &bounds, &shared.logins, self.retry_wait()).await;
+        let admitted = admission::admit(
+            &self.connection,
+            &bounds,
+            &shared.logins,
+            &shared.status,
+            self.retry_wait(),
+        )
+        .await;
         let admitted = match admitted {
             Ok(admitted) => admitted,
             Err(refused) => return self.refused(&shared.status, scheduled, refused),
@@ -258,6 +264,7 @@ impl Task {
             self.policy.set_failed_logins(failed);
         }
         let decided = self.decide(scheduled, &cycle);
+        self.keep_gate(shared, &cycle);
         let list_fetched = decided.tokens.is_some();
         self.record(&shared.status, cycle, late, decided);
         // The reminders log at most once a day; looking at them once a minute (or when the
@@ -307,6 +314,34 @@ impl Task {
             schedule(&self.policy, due, now, period),
             pending,
         );
+    }
+
+    /// A rate limit closed a gate: the state store keeps it, so that a restart, and `check`,
+    /// honour it too (written off the probe's path).
+    fn keep_gate(&self, shared: &Shared, cycle: &Cycle) {
+        let outcome = &cycle.outcome;
+        let Some(store) = shared.store.clone() else {
+            return;
+        };
+        if outcome.reason != crate::probe::Reason::RateLimited {
+            return;
+        }
+        let (key, gate) = match (&self.bounds.token, self.connection.token_site()) {
+            (Some(token), Some(key)) if outcome.token_request == TokenRequest::Failed => {
+                (key, token)
+            }
+            _ => (self.connection.site(), &self.bounds.site),
+        };
+        let now = Instant::now();
+        let Some(until) = gate.blocked_until(now) else {
+            return;
+        };
+        let (key, until) = (key.to_owned(), wall_clock(until, now));
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = store.close_gate(&key, until) {
+                tracing::warn!(%error, "cannot keep a site's gate in the state store");
+            }
+        });
     }
 
     /// What follows a probe: the gates it closes or opens, its token list, and the policy's

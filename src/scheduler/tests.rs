@@ -119,9 +119,13 @@ async fn a_valid_credential_is_probed_once_an_interval_and_never_early() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_wrong_password_gets_two_logins_in_a_day_and_no_third() {
-    let basic = "[[connection]]\nname = \"c\"\nurl = \"https://jira.example.com\"\nauth = \"basic\"\nusername = \"svc\"\npassword = \"wrong\"\ninterval = \"1m\"\nauth_failure_interval = \"1m\"\n";
-    let asked = run(basic, |_| (State::Invalid, Reason::Unauthorized, None), 24).await;
+async fn two_names_of_one_account_get_two_failed_logins_in_a_day_and_no_third() {
+    // Two connections that log in as one user to one Jira: one budget, as Jira counts one.
+    let basic = |name: &str| {
+        format!("[[connection]]\nname = \"{name}\"\nurl = \"https://jira.example.com\"\nauth = \"basic\"\nusername = \"svc\"\npassword = \"wrong\"\ninterval = \"1m\"\nauth_failure_interval = \"1m\"\n\n")
+    };
+    let toml = basic("a") + &basic("b");
+    let asked = run(&toml, |_| (State::Invalid, Reason::Unauthorized, None), 24).await;
     assert_eq!(asked.len(), 2, "{asked:?}");
 }
 
@@ -145,7 +149,7 @@ async fn a_rate_limit_holds_the_site_until_retry_after() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn no_verdict_backs_off_and_a_verdict_resets_it() {
+async fn no_verdict_backs_off_doubling_to_its_cap() {
     let backoff = "[[connection]]\nname = \"c\"\nurl = \"https://jira.example.com\"\ntoken = \"t\"\ninterval = \"1m\"\nbackoff_initial = \"1m\"\nbackoff_max = \"16m\"\n";
     let asked = run(backoff, |_| (State::Unknown, Reason::ServerError, None), 2).await;
     let gaps: Vec<u64> = asked.windows(2).map(|p| (p[1] - p[0]).as_secs()).collect();

@@ -18,6 +18,7 @@ use crate::config::Connection;
 use crate::expiry::{self, Assessment, TokenList};
 use crate::probe::{GatewayTry, Outcome, Reason, State};
 
+mod gates;
 mod group;
 mod history;
 mod lateness;
@@ -185,6 +186,8 @@ pub(crate) struct Inner {
     pub history: FxHashMap<String, Vec<Transition>>,
     /// This replica's shard, its place in an HA group, and what other replicas own.
     pub group: Arc<Group>,
+    /// The gates the state store says are closed (by any process), by key.
+    gates: Arc<std::collections::HashMap<String, DateTime<Utc>>>,
     /// How long state changes are kept.
     pub history_retention: Duration,
     /// The Atlassian organizations, by name.
@@ -256,6 +259,7 @@ impl Board {
                 lateness: Lateness::default(),
                 history: FxHashMap::default(),
                 group: Arc::default(),
+                gates: Arc::default(),
                 history_retention: DEFAULT_HISTORY_RETENTION,
                 orgs: Default::default(),
                 dirty: Default::default(),

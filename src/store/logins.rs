@@ -252,13 +252,10 @@ impl Store {
                 mine == 1
             }
             Login::Accepted => {
-                // Jira's count starts over; logins sent before this one and never answered
-                // are moot now.
+                // Jira's count starts over. Other logins of the account still in flight (another
+                // connection's, perhaps with another password) are not forgiven: Jira may count
+                // them after this success; they count when they fail or pass their deadline.
                 state.failed = 0;
-                tx.execute(
-                    "DELETE FROM account_attempts WHERE account = ?1 AND started_at < ?2",
-                    params![account, attempt.started_at],
-                )?;
                 true
             }
             Login::Locked => {
@@ -275,8 +272,8 @@ impl Store {
     }
 
     /// Lifts an account's pause (a person reset Jira's count, or logged in through the
-    /// browser): the failed-login count and the lock are forgotten, and attempts in flight
-    /// count for nothing. Returns whether there was anything to lift.
+    /// browser): the failed-login count and the lock are forgotten; attempts still in flight
+    /// keep counting. Returns whether there was anything to lift.
     pub fn resume(&self, account: &str) -> rusqlite::Result<bool> {
         let mut db = lock(&self.logins);
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -288,12 +285,10 @@ impl Store {
             "DELETE FROM account_logins WHERE account = ?1",
             params![account],
         )?;
-        let in_flight = tx.execute(
-            "DELETE FROM account_attempts WHERE account = ?1",
-            params![account],
-        )?;
+        // Logins still in flight stay: Jira may yet count them, and they count when they fail
+        // or pass their deadline.
         tx.commit()?;
-        Ok(lifted + in_flight > 0)
+        Ok(lifted > 0)
     }
 
     /// The budget of `account` as it stands.
@@ -600,5 +595,82 @@ mod tests {
             1,
             "a name that comes back joins its account"
         );
+    }
+
+    #[test]
+    fn a_success_forgives_no_other_login_still_in_flight() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_owned(dir.path()).expect("owner");
+        // Two connections of one account, one with a wrong password, one with the right one.
+        let wrong = granted(
+            store
+                .reserve_login(ACCOUNT, "a", TIMEOUT, "daemon", false)
+                .expect("db"),
+        );
+        let right = granted(
+            store
+                .reserve_login(ACCOUNT, "b", TIMEOUT, "daemon", false)
+                .expect("db"),
+        );
+        // Jira answers the right one first; the wrong one it counts after that success.
+        assert_eq!(
+            store
+                .resolve_login(ACCOUNT, right, Login::Accepted)
+                .expect("db"),
+            0
+        );
+        assert_eq!(
+            store
+                .resolve_login(ACCOUNT, wrong, Login::Failed)
+                .expect("db"),
+            1,
+            "the failure after the success counts"
+        );
+        // A resume does not forgive a login in flight either.
+        let flying = granted(
+            store
+                .reserve_login(ACCOUNT, "a", TIMEOUT, "daemon", false)
+                .expect("db"),
+        );
+        store.resume(ACCOUNT).expect("db");
+        assert_eq!(store.login_state(ACCOUNT).expect("db").in_flight, 1);
+        assert_eq!(
+            store
+                .resolve_login(ACCOUNT, flying, Login::Failed)
+                .expect("db"),
+            1
+        );
+    }
+
+    #[test]
+    fn a_check_beside_a_daemon_of_the_previous_format_neither_upgrades_nor_logs_in() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let fixture = std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures/store/format-1.sql"),
+            )
+            .expect("fixture");
+            let db =
+                rusqlite::Connection::open(dir.path().join(super::super::DB_FILE)).expect("open");
+            db.execute_batch(&fixture).expect("fixture loads");
+        }
+        let check = Store::open_shared(dir.path()).expect("shared");
+        assert!(
+            check
+                .reserve_login(ACCOUNT, "ops-a", TIMEOUT, "check", false)
+                .is_err(),
+            "no budget to record a login in: none is sent"
+        );
+        drop(check);
+        let db = rusqlite::Connection::open(dir.path().join(super::super::DB_FILE)).expect("open");
+        let version: i64 = db
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .expect("version");
+        assert_eq!(version, 1, "left as the older daemon keeps it");
+        let kept: i64 = db
+            .query_row("SELECT count(*) FROM logins", [], |row| row.get(0))
+            .expect("count");
+        assert_eq!(kept, 3);
     }
 }

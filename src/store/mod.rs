@@ -17,6 +17,7 @@
 //! the lock. A row is restored only while the connection's credential is the same: URL, kind,
 //! auth, username and a keyed digest (HMAC-SHA256, the key kept in the store) of the secret.
 
+pub(crate) mod gates;
 mod location;
 pub(crate) mod logins;
 mod open;

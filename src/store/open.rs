@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS account_attempts (
     id INTEGER PRIMARY KEY, account TEXT NOT NULL, name TEXT NOT NULL, started_at INTEGER NOT NULL,
     stale_at INTEGER NOT NULL, owner TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS account_attempts_by_account ON account_attempts (account);
+CREATE TABLE IF NOT EXISTS gates (key TEXT PRIMARY KEY, blocked_until INTEGER NOT NULL);
 ";
 
 /// Why a store cannot be used.
@@ -185,10 +186,22 @@ impl Store {
                 Some(check),
             )));
         }
-        db.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {FORMAT}; COMMIT;"
-        ))
-        .map_err(database)?;
+        // Only the store's owner upgrades an older format: a `check` beside a daemon of the
+        // previous format must not change the tables that daemon counts logins in. Such a check
+        // finds no account budget to record a login in, and so sends none (without --force).
+        let owner = lock.is_some() || in_memory;
+        if owner || found == 0 {
+            db.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {FORMAT}; COMMIT;"
+            ))
+            .map_err(database)?;
+        } else if found < FORMAT {
+            tracing::warn!(
+                store = %path.display(),
+                found,
+                "the state store is of an older format, kept by an older credwatch: it is read as it is, and no Basic login is sent (--force sends it unrecorded)"
+            );
+        }
         let key = digest_key(&db).map_err(database)?;
         if !in_memory {
             restrict(path);

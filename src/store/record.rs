@@ -48,6 +48,8 @@ pub struct Record {
     /// What the API gateway said of this credential after the site rejected it (the row is
     /// the credential's: a new secret starts without it).
     pub gateway: Option<GatewayRecord>,
+    /// When the gateway was last asked (it is asked again `gateway_recheck_interval` later).
+    pub gateway_asked_at: Option<DateTime<Utc>>,
 }
 
 /// [`GatewayTry`] as the row keeps it.
@@ -149,8 +151,12 @@ impl Record {
             failed_logins: schedule.failed_logins,
             paused: schedule.paused,
             next_probe_at: schedule.next_probe_at,
+            gateway_asked_at: match &memory.gateway {
+                Some(GatewayTry::Accepted(_, asked_at)) => Some(*asked_at),
+                _ => None,
+            },
             gateway: memory.gateway.as_ref().map(|tried| match tried {
-                GatewayTry::Accepted(identity) => GatewayRecord::Accepted(Account::of(identity)),
+                GatewayTry::Accepted(identity, _) => GatewayRecord::Accepted(Account::of(identity)),
                 GatewayTry::Rejected => GatewayRecord::Rejected,
             }),
         }
@@ -185,7 +191,11 @@ impl Record {
                 paused: self.paused,
             },
             gateway: self.gateway.map(|tried| match tried {
-                GatewayRecord::Accepted(account) => GatewayTry::Accepted(account.identity()),
+                GatewayRecord::Accepted(account) => GatewayTry::Accepted(
+                    account.identity(),
+                    // A row written before the time was kept: asked again at the next rejection.
+                    self.gateway_asked_at.unwrap_or(DateTime::<Utc>::MIN_UTC),
+                ),
                 GatewayRecord::Rejected => GatewayTry::Rejected,
             }),
         }

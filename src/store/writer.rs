@@ -59,6 +59,11 @@ impl Writer {
                             status.requeue(changes);
                         }
                     }
+                    // The gates any process closed (a `check` beside the daemon) hold for the
+                    // daemon within a second.
+                    if let Ok(gates) = store.closed_gates() {
+                        status.set_stored_gates(gates);
+                    }
                     if pruned.elapsed() >= PRUNE_PERIOD {
                         pruned = Instant::now();
                         if let Err(error) = store.prune(retention) {
