@@ -211,8 +211,22 @@ async fn four_names_of_one_account_on_two_shards_get_two_failed_logins() {
         let all = get_json(&format!("{}/api/v1/connections", shard.base)).await;
         listed.push(all.as_array().expect("array").len());
     }
+    let owner = listed
+        .iter()
+        .position(|n| *n == 4)
+        .expect("one shard has them all");
     listed.sort_unstable();
     assert_eq!(listed, [0, 4]);
+    // A check beside the other shard's daemon sends nothing for the account, and says which
+    // shard keeps its budget.
+    let other = 1 - owner;
+    let before = logins(&simulator, "dc");
+    let beside = check(&config, &dir.path().join(format!("state-{other}")), &[]).await;
+    let report: serde_json::Value = serde_json::from_slice(&beside.stdout).expect("JSON");
+    for row in report.as_array().expect("array") {
+        assert_eq!(row["owned_by_shard"], owner, "{row}");
+    }
+    assert_eq!(logins(&simulator, "dc"), before, "nothing sent");
 }
 
 #[tokio::test]

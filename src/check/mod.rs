@@ -59,6 +59,9 @@ pub struct Report {
     /// With `--replica`: the replica of the HA group that owns this connection's login
     /// account, when it is not this one (then nothing was sent).
     pub owned_by_replica: Option<u32>,
+    /// Beside a sharded daemon: the shard that owns the connection's login account, when it is
+    /// another (then nothing was sent).
+    pub owned_by_shard: Option<u32>,
     /// Until when the stored gate of its site or token endpoint is closed, when that kept
     /// `check` from sending anything.
     pub gated_until: Option<chrono::DateTime<Utc>>,
@@ -112,13 +115,28 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
         (Some(store), false) => Arc::new(store.closed_gates().unwrap_or_default()),
         _ => Arc::default(),
     };
+    // Beside a daemon, its shard and replica are check's too (unless --replica says), so that
+    // a Basic account another shard or replica owns gets no login from here.
+    let (shard, replica) = match &options.store {
+        Some(store) => (
+            store.shard().ok().flatten(),
+            options.replica.or(store.replica().ok().flatten()),
+        ),
+        None => (None, options.replica),
+    };
     for (index, connection) in connections.into_iter().enumerate() {
-        if let Some(owner) = options
-            .replica
+        if let Some(owner) = replica
             .filter(|r| !r.watches(&connection))
             .and_then(|r| r.sole_owner(&connection))
         {
             tasks.spawn(async move { (index, one::owned_elsewhere(connection, owner)) });
+            continue;
+        }
+        if let Some(shard) = shard.filter(|s| {
+            s.count > 1 && connection.login_account().is_some() && !s.owns(connection.shard_key())
+        }) {
+            let owner = crate::shard::owner(connection.shard_key(), shard.count);
+            tasks.spawn(async move { (index, one::on_another_shard(connection, owner)) });
             continue;
         }
         let job = one::Job {
@@ -156,6 +174,7 @@ pub async fn run(prober: &Prober, connections: Vec<Connection>, options: &Option
                 paused: None,
                 pending: None,
                 owned_by_replica: None,
+                owned_by_shard: None,
                 gated_until: None,
             })
         })

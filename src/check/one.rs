@@ -87,6 +87,7 @@ impl Job {
             paused: None,
             pending: remembered.pending,
             owned_by_replica: None,
+            owned_by_shard: None,
             gated_until: None,
         }
     }
@@ -134,6 +135,7 @@ fn gated_report(connection: Connection, until: DateTime<Utc>, remembered: Rememb
         paused: None,
         pending: remembered.pending,
         owned_by_replica: None,
+        owned_by_shard: None,
         gated_until: Some(until),
     }
 }
@@ -154,8 +156,21 @@ fn refused_report(connection: Connection, refused: Reserved, remembered: Remembe
         paused,
         pending: remembered.pending,
         owned_by_replica: None,
+        owned_by_shard: None,
         gated_until: None,
     }
+}
+
+/// The report of a Basic connection whose login account another shard's daemon owns (the
+/// store beside this check is another shard's): not probed, and where to check it.
+pub(super) fn on_another_shard(connection: Connection, owner: u32) -> Report {
+    let mut report = owned_elsewhere(connection, owner);
+    report.owned_by_replica = None;
+    report.owned_by_shard = Some(owner);
+    report.outcome.detail = Some(format!(
+        "not probed: shard {owner} owns this login account and keeps its login budget; check it beside that shard's daemon (its state directory)"
+    ));
+    report
 }
 
 /// The report of a connection whose login account another replica owns: not probed, and
@@ -174,6 +189,7 @@ pub(super) fn owned_elsewhere(connection: Connection, owner: u32) -> Report {
         paused: None,
         pending: None,
         owned_by_replica: Some(owner),
+        owned_by_shard: None,
         gated_until: None,
     }
 }

@@ -24,6 +24,9 @@ pub(crate) struct JsonReport<'a> {
     /// With `--replica`: the replica that owns the connection's login account alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     owned_by_replica: Option<u32>,
+    /// Beside a sharded daemon: the shard that owns the connection's login account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owned_by_shard: Option<u32>,
     /// Until when the stored gate of its site kept `check` from sending (RFC 3339), or null.
     gated_until: Option<String>,
 }
@@ -41,7 +44,7 @@ impl Report {
             &self.expiry,
             self.pending,
         );
-        if self.owned_by_replica.is_some() {
+        if self.owned_by_replica.is_some() || self.owned_by_shard.is_some() {
             // Nothing was sent: no reason, no time; the detail names the owner.
             view.reason = None;
             view.checked_at = None;
@@ -52,6 +55,7 @@ impl Report {
             attempts: self.attempts,
             paused: self.paused.map(Pause::as_str),
             owned_by_replica: self.owned_by_replica,
+            owned_by_shard: self.owned_by_shard,
             gated_until: self.gated_until.map(|t| t.to_rfc3339()),
         }
     }
@@ -105,9 +109,10 @@ fn row(report: &Report) -> Vec<String> {
         connection.name.clone(),
         format!("{}/{}", connection.settings.kind, connection.settings.auth),
         outcome.state.to_string(),
-        match report.owned_by_replica {
-            Some(_) => "-".to_owned(),
-            None => outcome.reason.to_string(),
+        if report.owned_by_replica.is_some() || report.owned_by_shard.is_some() {
+            "-".to_owned()
+        } else {
+            outcome.reason.to_string()
         },
         outcome.http_status.map_or("-".into(), |s| s.to_string()),
         outcome
@@ -130,7 +135,8 @@ fn row(report: &Report) -> Vec<String> {
 fn notes(report: &Report) -> Vec<String> {
     let mut notes = Vec::new();
     let name = &report.connection.name;
-    if let (Some(_), Some(detail)) = (report.owned_by_replica, &report.outcome.detail) {
+    let elsewhere = report.owned_by_replica.is_some() || report.owned_by_shard.is_some();
+    if let (true, Some(detail)) = (elsewhere, &report.outcome.detail) {
         notes.push(format!("{name}: {detail}"));
     }
     if let Some(hint) = report.outcome.hint {

@@ -174,6 +174,9 @@ fn remember(options: &Options, config: &Config) -> Result<Remembered, StartError
     let logins = match &store {
         Some(store) => {
             share::log_moved_accounts(store, config, options.shard);
+            if let Err(error) = store.set_replica(options.replica) {
+                tracing::warn!(%error, "cannot record this replica in the state store");
+            }
             store.clone()
         }
         None => Arc::new(Store::open_memory().map_err(StartError::Logins)?),

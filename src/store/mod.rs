@@ -226,6 +226,32 @@ impl Store {
         Ok(text.and_then(|text| text.parse().ok()))
     }
 
+    /// The replica (`I/N`) of the daemon that owns the store, if it runs in an HA group.
+    pub fn replica(&self) -> rusqlite::Result<Option<crate::replica::Replica>> {
+        let db = lock(&self.db);
+        let text: Option<String> = db
+            .query_row("SELECT value FROM meta WHERE key = 'replica'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(text.and_then(|text| text.parse().ok()))
+    }
+
+    /// Records the replica of the daemon that owns the store (`None`: not in an HA group), so
+    /// that a `check` beside it leaves the other replicas' accounts alone.
+    pub fn set_replica(&self, replica: Option<crate::replica::Replica>) -> rusqlite::Result<()> {
+        let db = lock(&self.db);
+        match replica {
+            Some(replica) => db.execute(
+                "INSERT INTO meta (key, value) VALUES ('replica', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = ?1",
+                params![replica.to_string()],
+            )?,
+            None => db.execute("DELETE FROM meta WHERE key = 'replica'", [])?,
+        };
+        Ok(())
+    }
+
     /// Records the shard of the daemon that owns the store.
     pub fn set_shard(&self, shard: crate::shard::Shard) -> rusqlite::Result<()> {
         let db = lock(&self.db);
