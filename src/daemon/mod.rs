@@ -408,6 +408,9 @@ async fn main_loop(
         poll
     });
     loop {
+        // A resume waits for the store (on the blocking pool): it is answered after the select,
+        // whose branches hold what cannot be held across an await.
+        let mut resume = None;
         tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => break,
             _ = tick(&mut poll) => {
@@ -428,11 +431,12 @@ async fn main_loop(
                         task_count.send_replace(scheduler.live_tasks());
                         let _ = respond.send(result);
                     }
-                    Some(Control::Resume { name, respond }) => {
-                        let _ = respond.send(scheduler.resume(&name));
-                    }
+                    Some(Control::Resume { name, respond }) => resume = Some((name, respond)),
                 }
             }
+        }
+        if let Some((name, respond)) = resume {
+            let _ = respond.send(scheduler.resume(&name).await);
         }
     }
     scheduler.stop_all(options.grace).await;

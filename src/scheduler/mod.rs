@@ -392,7 +392,7 @@ impl Scheduler {
     /// logged in through the browser): the account's budget starts afresh and every connection
     /// of the account is probed at once. Returns the names resumed, sorted. A connection
     /// without a login account (a token) has only its own pause to lift.
-    pub(crate) fn resume(&self, name: &str) -> Result<Vec<String>, ResumeError> {
+    pub(crate) async fn resume(&mut self, name: &str) -> Result<Vec<String>, ResumeError> {
         let running = self
             .running
             .get(name)
@@ -422,7 +422,13 @@ impl Scheduler {
             })
         });
         let lifted = match &account {
-            Some(account) => self.shared.logins.resume(account)?,
+            // On the blocking pool: a `check` may hold the store's write lock for a while.
+            Some(account) => {
+                let (logins, account) = (self.shared.logins.clone(), account.clone());
+                tokio::task::spawn_blocking(move || logins.resume(&account))
+                    .await
+                    .map_err(|_| ResumeError::ShuttingDown)??
+            }
             None => false,
         };
         if !paused && !lifted {

@@ -202,6 +202,16 @@ impl Store {
                 params![name, orphaned],
             )?;
         }
+        // Attempts a week past their deadline belong to accounts no longer probed (those
+        // probed fold them into their count at once): they count for nothing now.
+        tx.execute(
+            "DELETE FROM account_attempts WHERE stale_at < ?1",
+            params![orphaned],
+        )?;
+        tx.execute(
+            "DELETE FROM login_attempts WHERE stale_at < ?1",
+            params![orphaned],
+        )?;
         for account in stored_accounts
             .iter()
             .filter(|account| !accounts.contains(account.as_str()))
