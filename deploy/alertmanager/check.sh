@@ -36,6 +36,7 @@ credwatch-operators-pager alertname=CredwatchDown severity=critical job=credwatc
 credwatch-operators-pager alertname=CredwatchShardMissing severity=critical job=credwatch namespace=a
 credwatch-operators-pager alertname=CredwatchReplicaMissing severity=critical job=credwatch namespace=a shard=0
 credwatch-operators-pager alertname=CredwatchAllReplicasDown severity=critical job=credwatch namespace=a
+credwatch-operators-pager alertname=CredwatchReplicaCountMismatch severity=critical job=credwatch namespace=a
 credwatch-operators alertname=CredwatchConfigReloadFailed severity=warning job=credwatch instance=cw-0:9847
 credwatch-operators alertname=CredwatchNoConnections severity=warning job=credwatch
 TESTS

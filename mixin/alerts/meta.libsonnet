@@ -74,6 +74,21 @@
             },
           },
           {
+            alert: "CredwatchReplicaCountMismatch",
+            expr: |||
+              max by (job, namespace) (credwatch_replicas{%(credwatchSelector)s})
+              != min by (job, namespace) (credwatch_replicas{%(credwatchSelector)s})
+            ||| % $._config,
+            'for': "10m",
+            labels: { severity: $._config.severities.critical } + $._config.alertExtraLabels,
+            annotations: {
+              summary: "credwatch's replicas disagree on the size of their HA group" % $._config,
+              description: "The replicas of job {{ $labels.job }}{{ with $labels.namespace }} in namespace {{ . }}{{ end }} were started with different --replica counts (or one without --replica), for {{ 600 | humanizeDuration }} or more: two replicas may own one Basic login account and together spend 4 failed logins, past Jira's CAPTCHA lock at 3." % $._config,
+              runbook_url: "%(runbookURLBase)s#credwatchreplicacountmismatch" % $._config,
+              dashboard_url: "%(dashboardURLBase)s" % $._config,
+            },
+          },
+          {
             alert: "CredwatchAllReplicasDown",
             expr: "max by (job, namespace) (up{%(credwatchSelector)s}) == 0" % $._config,
             'for': "5m",
