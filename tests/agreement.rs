@@ -189,6 +189,10 @@ async fn check_and_the_daemon_agree_on_every_documented_reason() {
          [[atlassian_org]]\nname = \"acme\"\norg_id = \"org-1\"\napi_key = \"admin-key\"\napi_url = \"{}\"\ninterval = \"1h\"\n\n",
         simulator.url("admin")
     );
+    // A heartbeat (its own site, probed each second): the daemon's rounds are the event the
+    // comparison waits on.
+    let (beat, heartbeat) = common::heartbeat(&simulator);
+    toml.push_str(&heartbeat);
     let mut blocked = OrgApiToken::new("mia@example.com", "ci", 60);
     blocked.blocked = true;
     simulator.add_org_api(
@@ -219,7 +223,13 @@ async fn check_and_the_daemon_agree_on_every_documented_reason() {
     let prober = Prober::with_resolver(Arc::new(Loopback)).expect("prober");
 
     // Through check, as `credwatch check` runs it (the organizations' lists first).
-    let orgs = credwatch::check::read_orgs(&prober, &config.orgs, &config.connections, true).await;
+    let rowed: Vec<_> = config
+        .connections
+        .iter()
+        .filter(|c| c.name != beat)
+        .cloned()
+        .collect();
+    let orgs = credwatch::check::read_orgs(&prober, &config.orgs, &rowed, true).await;
     let options = credwatch::check::Options {
         concurrency: 32,
         orgs,
@@ -227,12 +237,12 @@ async fn check_and_the_daemon_agree_on_every_documented_reason() {
     };
     let reports = common::within(
         Duration::from_secs(30),
-        credwatch::check::run(&prober, config.connections.clone(), &options),
+        credwatch::check::run(&prober, rowed, &options),
     )
     .await;
 
     // Through the daemon, after its first rounds: every connection probed (or stopped: a
-    // locked account), then two more intervals for the retries of those without a verdict.
+    // locked account), then two more rounds for the retries of those without a verdict.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -250,8 +260,8 @@ async fn check_and_the_daemon_agree_on_every_documented_reason() {
         let probed = all
             .iter()
             .all(|c| c["probes_total"].as_u64().unwrap_or(0) >= 1 || !c["paused"].is_null());
-        if probed && all.len() == rows.len() {
-            tokio::time::sleep(Duration::from_millis(2_500)).await;
+        if probed && all.len() == rows.len() + 1 {
+            common::after_rounds(&base, &beat, 2).await;
             break common::get_json(&format!("{base}/api/v1/connections")).await;
         }
         assert!(

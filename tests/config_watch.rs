@@ -93,12 +93,24 @@ async fn a_configmap_update_is_reloaded_all_or_nothing_without_a_signal() {
     assert!(api_connection(&base, "second").await["name"] == "second");
     daemon.shutdown(Duration::from_secs(1)).await;
 
-    // Turned off: a change waits for SIGHUP.
+    // Turned off: a change waits for SIGHUP. A watching daemon beside it is the event: once it
+    // has reloaded the change, the unwatched one has had the same chance, and kept its own.
     publish(root, 4, &connection("first", &url));
     let daemon = start(root, None).await;
     let base = format!("http://{}", daemon.addr());
+    let watching = start(root, Some(Duration::from_millis(200))).await;
+    let watching_base = format!("http://{}", watching.addr());
+    // Both serve (and so both have looked at the files) before the change.
+    assert_eq!(names(&watching_base).await, ["first"]);
+    assert_eq!(names(&base).await, ["first"]);
     publish(root, 5, &connection("only", &url));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    eventually(
+        Duration::from_secs(5),
+        "the watching daemon reloaded",
+        || async { names(&watching_base).await == ["only"] },
+    )
+    .await;
+    watching.shutdown(Duration::from_secs(1)).await;
     assert_eq!(
         names(&base).await,
         ["first"],

@@ -38,11 +38,12 @@ async fn a_401_blip_after_valid_does_not_flip_the_state_and_a_real_rejection_is_
     simulator.add_site("dc", pat_site("svc", "tok"));
     let dir = tempfile::tempdir().expect("tempdir");
     let name = common::early_name("blip", Duration::from_secs(2));
+    let (beat, heartbeat) = common::heartbeat(&simulator);
     let path = common::write(
         dir.path(),
         "credwatch.toml",
         &format!(
-            "[[connection]]\nname = \"{name}\"\nurl = \"{}\"\ntoken = \"tok\"\ninterval = \"2s\"\ntimeout = \"1s\"\nauth_failure_interval = \"1h\"\n",
+            "{heartbeat}[[connection]]\nname = \"{name}\"\nurl = \"{}\"\ntoken = \"tok\"\ninterval = \"2s\"\ntimeout = \"1s\"\nauth_failure_interval = \"1h\"\n",
             simulator.url("dc")
         ),
     );
@@ -85,8 +86,8 @@ async fn a_401_blip_after_valid_does_not_flip_the_state_and_a_real_rejection_is_
         || async { api_connection(&base, &name).await["state"] == "invalid" },
     )
     .await;
-    // Jira is quiet for a moment: no third login follows the confirmation.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Three more rounds of the scheduler: no third login follows the confirmation.
+    common::after_rounds(&base, &beat, 3).await;
     let rejected: Vec<_> = simulator
         .requests_for("dc")
         .into_iter()
@@ -193,17 +194,19 @@ async fn a_stopped_daemon_comes_back_with_its_verdicts_schedule_and_history_and_
     let interval = Duration::from_secs(20);
     let good = common::early_name("good", interval);
     let bad = common::early_name("bad", interval);
+    let (beat, heartbeat) = common::heartbeat(&simulator);
     let toml = format!(
-        "[defaults]\ninterval = \"20s\"\ntimeout = \"2s\"\n\n[[connection]]\nname = \"{good}\"\nurl = \"{url}\"\ntoken = \"tok\"\n\n[[connection]]\nname = \"{bad}\"\nurl = \"{url}\"\ntoken = \"revoked\"\n",
+        "[defaults]\ninterval = \"20s\"\ntimeout = \"2s\"\n\n{heartbeat}[[connection]]\nname = \"{good}\"\nurl = \"{url}\"\ntoken = \"tok\"\n\n[[connection]]\nname = \"{bad}\"\nurl = \"{url}\"\ntoken = \"revoked\"\n",
         url = simulator.url("dc")
     );
     let path = common::write(dir.path(), "credwatch.toml", &toml);
     let state = dir.path().join("state");
     let daemon = start_daemon_with_state(&path, &state, false).await;
     let base = format!("http://{}", daemon.addr());
-    eventually(Duration::from_secs(5), "both verdicts", || async {
+    eventually(Duration::from_secs(5), "every verdict", || async {
         api_connection(&base, &bad).await["state"] == "invalid"
             && api_connection(&base, &good).await["state"] == "valid"
+            && api_connection(&base, &beat).await["state"] == "valid"
     })
     .await;
     let before_good = api_connection(&base, &good).await;
@@ -244,8 +247,9 @@ async fn a_stopped_daemon_comes_back_with_its_verdicts_schedule_and_history_and_
     );
     let last = format!("credwatch_last_probe_timestamp_seconds{{connection=\"{good}\"}}");
     assert!(common::sample(&metrics, &last).is_some(), "with its age");
-    // The next probes were 20 s away: a restart probes nothing early.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The next probes were 20 s away: three rounds of the scheduler later, nothing was
+    // probed early.
+    common::after_rounds(&base, &beat, 3).await;
     assert_eq!(
         myself_requests(&simulator, "dc"),
         probed,
@@ -276,11 +280,9 @@ async fn a_label_change_keeps_the_pause_and_a_changed_password_waits_for_resume(
     let dir = tempfile::tempdir().expect("tempdir");
     common::write(dir.path(), "password", "wrong\n");
     let url = simulator.url("dc");
-    let path = common::write(
-        dir.path(),
-        "credwatch.toml",
-        &basic_toml(&url, "password", "a"),
-    );
+    let (beat, heartbeat) = common::heartbeat(&simulator);
+    let toml = |label: &str| heartbeat.clone() + &basic_toml(&url, "password", label);
+    let path = common::write(dir.path(), "credwatch.toml", &toml("a"));
     let state = dir.path().join("state");
     let daemon = start_daemon_with_state(&path, &state, true).await;
     let base = format!("http://{}", daemon.addr());
@@ -292,11 +294,7 @@ async fn a_label_change_keeps_the_pause_and_a_changed_password_waits_for_resume(
     let sent = simulator.requests_for("dc").len();
 
     // A reload that changes a label: the connection restarts, the pause stays.
-    common::write(
-        dir.path(),
-        "credwatch.toml",
-        &basic_toml(&url, "password", "b"),
-    );
+    common::write(dir.path(), "credwatch.toml", &toml("b"));
     let summary = daemon.reload().await.expect("reload");
     assert_eq!(summary.changed, ["legacy"]);
     let after = api_connection(&base, "legacy").await;
@@ -305,18 +303,14 @@ async fn a_label_change_keeps_the_pause_and_a_changed_password_waits_for_resume(
     daemon.shutdown(Duration::from_secs(1)).await;
 
     // A restart with another label: still paused, no login sent.
-    common::write(
-        dir.path(),
-        "credwatch.toml",
-        &basic_toml(&url, "password", "c"),
-    );
+    common::write(dir.path(), "credwatch.toml", &toml("c"));
     let daemon = start_daemon_with_state(&path, &state, true).await;
     let base = format!("http://{}", daemon.addr());
     assert_eq!(
         api_connection(&base, "legacy").await["paused"],
         "failed_logins"
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    common::after_rounds(&base, &beat, 3).await;
     assert_eq!(simulator.requests_for("dc").len(), sent, "no login sent");
     daemon.shutdown(Duration::from_secs(1)).await;
 
@@ -325,7 +319,7 @@ async fn a_label_change_keeps_the_pause_and_a_changed_password_waits_for_resume(
     common::write(dir.path(), "password", "right\n");
     let daemon = start_daemon_with_state(&path, &state, true).await;
     let base = format!("http://{}", daemon.addr());
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    common::after_rounds(&base, &beat, 3).await;
     assert_eq!(simulator.requests_for("dc").len(), sent, "no login sent");
     let paused = api_connection(&base, "legacy").await;
     assert_eq!(paused["paused"], "failed_logins", "{paused}");

@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use credwatch::probe::{Prober, Reason, State};
 use credwatch::sim::{ApiToken, Front, Simulator, Site, User};
 
@@ -101,17 +99,21 @@ async fn a_discovered_cloud_id_is_read_once_without_credentials() {
     );
 }
 
-/// Runs the daemon over `fragments` (connection bodies) for `seconds`, then reads the API.
+/// Runs the daemon over `fragments` (connection bodies) for `rounds` of its scheduler (a
+/// heartbeat connection probed once a second), then reads the API.
 async fn run_daemon(
+    simulator: &Simulator,
     fragments: &[String],
-    seconds: u64,
+    rounds: u64,
 ) -> (common::harness::Harness, serde_json::Value) {
+    let (beat, heartbeat) = common::heartbeat(simulator);
     let mut toml = String::from("[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\nauth_failure_interval = \"1s\"\nbackoff_initial = \"1s\"\n\n");
+    toml.push_str(&heartbeat);
     for fragment in fragments {
         toml.push_str(&format!("[[connection]]\n{fragment}\n"));
     }
     let harness = common::harness::Harness::start(&toml, false).await;
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    common::after_rounds(&harness.url(""), &beat, rounds).await;
     let (_, body) = harness.get("/api/v1/connections").await;
     (harness, serde_json::from_str(&body).expect("JSON"))
 }
@@ -144,6 +146,7 @@ async fn a_scoped_token_on_the_site_url_is_tried_at_the_gateway_once_and_named()
         tenant("44444444-dddd-4000-8000-000000000004", revoked),
     );
     let (_harness, api) = run_daemon(
+        &simulator,
         &[
             fragment(&simulator, "t1", SCOPED, ""),
             fragment(&simulator, "t2", "revoked-token", ""),
@@ -233,6 +236,7 @@ async fn one_rate_limited_tenant_does_not_hold_back_another() {
     );
     simulator.add_site("open", tenant(open, ApiToken::scoped(SCOPED)));
     let (_harness, api) = run_daemon(
+        &simulator,
         &[
             fragment(
                 &simulator,

@@ -1,17 +1,19 @@
-//! Lockout safety over a simulated day. The simulator counts failed Basic logins per account
-//! and locks it after 3, as Jira does. A day of 1-minute intervals is 1,440 intervals; here
-//! they last 10 ms each (and the rejected-credential wait too), so the daemon has 1,440
-//! chances to probe: it makes at most 2 failed logins, never causes the lock, does not try a
+//! Lockout safety over a simulated day, on tokio's paused clock. The simulator counts failed
+//! Basic logins per account and locks it after 3, as Jira does. A day of 1-minute intervals is
+//! 1,440 intervals; here they last 10 ms each (and the rejected-credential wait too), so the
+//! daemon has 1,440 chances to probe: it makes at most 2 failed logins, never causes the lock, does not try a
 //! fixed password file on its own (Jira's count did not start over), and probes again at once
 //! when a person resumes the account.
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use credwatch::sim::{Simulator, Site, User};
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_day_of_probing_a_wrong_password_never_locks_the_account() {
     let simulator = Simulator::start().await.expect("simulator");
     simulator.add_site(

@@ -267,3 +267,41 @@ pub async fn browser(args: &[&str]) -> std::process::Output {
     );
     output
 }
+
+/// A heartbeat for tests that prove an absence: a valid PAT connection on a site of its own
+/// (`beat`, added to `simulator`), probed every second from early in its first interval.
+/// Returns its name and its `[[connection]]`; [`after_rounds`] waits on its probes.
+pub fn heartbeat(simulator: &credwatch::sim::Simulator) -> (String, String) {
+    use credwatch::sim::{Pat, Site, User};
+    simulator.add_site(
+        "beat",
+        Site::server().with_user(User::new("beat").with_pat(Pat::new(
+            1,
+            "beat",
+            "beat-tok",
+            Some(90),
+        ))),
+    );
+    let name = early_name("beat", Duration::from_secs(1));
+    let toml = format!(
+        "[[connection]]\nname = \"{name}\"\nurl = \"{}\"\ntoken = \"beat-tok\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n\n",
+        simulator.url("beat")
+    );
+    (name, toml)
+}
+
+/// Waits until connection `name` of the daemon at `base` was probed `rounds` more times: the
+/// event after which a test asserts that something did not happen (the scheduler went on for
+/// that many rounds), rather than a fixed sleep.
+pub async fn after_rounds(base: &str, name: &str, rounds: u64) {
+    let probes = |c: serde_json::Value| c["probes_total"].as_u64().unwrap_or(0);
+    let from = probes(api_connection(base, name).await);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while probes(api_connection(base, name).await) < from + rounds {
+        assert!(
+            Instant::now() < deadline,
+            "{name} was not probed {rounds} more times"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
