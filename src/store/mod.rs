@@ -202,16 +202,29 @@ impl Store {
                 params![name, orphaned],
             )?;
         }
-        // Attempts a week past their deadline belong to accounts no longer probed (those
-        // probed fold them into their count at once): they count for nothing now.
-        tx.execute(
-            "DELETE FROM account_attempts WHERE stale_at < ?1",
-            params![orphaned],
-        )?;
-        tx.execute(
-            "DELETE FROM login_attempts WHERE stale_at < ?1",
-            params![orphaned],
-        )?;
+        // Attempts a week past their deadline, of accounts (and format-1 names) no longer
+        // configured, count for nothing now; those of configured ones are folded into their
+        // count at the next login, never dropped.
+        for name in &gone {
+            tx.execute(
+                "DELETE FROM login_attempts WHERE name = ?1 AND stale_at < ?2",
+                params![name, orphaned],
+            )?;
+        }
+        let attempted: Vec<String> = {
+            let mut rows = tx.prepare("SELECT DISTINCT account FROM account_attempts")?;
+            let found = rows.query_map([], |row| row.get(0))?;
+            found.collect::<rusqlite::Result<_>>()?
+        };
+        for account in attempted
+            .iter()
+            .filter(|account| !accounts.contains(account.as_str()))
+        {
+            tx.execute(
+                "DELETE FROM account_attempts WHERE account = ?1 AND stale_at < ?2",
+                params![account, orphaned],
+            )?;
+        }
         for account in stored_accounts
             .iter()
             .filter(|account| !accounts.contains(account.as_str()))
