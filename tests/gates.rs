@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::process::Running;
@@ -29,21 +28,7 @@ fn requests(simulator: &Simulator) -> usize {
 }
 
 async fn check(config: &Path, state: &Path, extra: &[&str]) -> serde_json::Value {
-    let (config, state) = (config.to_owned(), state.to_owned());
-    let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_credwatch"))
-            .args(["check", "--output", "json", "--config"])
-            .arg(&config)
-            .arg("--state-dir")
-            .arg(&state)
-            .args(&extra)
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("runs")
-    })
-    .await
-    .expect("joins");
+    let output = common::process::check_json(config, state, extra).await;
     serde_json::from_slice(&output.stdout).expect("JSON")
 }
 

@@ -42,24 +42,6 @@ fn simulator_site(simulator: &Simulator, site: &str, username: &str) {
     );
 }
 
-async fn check(config: &Path, state: &Path, extra: &[&str]) -> std::process::Output {
-    let (config, state) = (config.to_owned(), state.to_owned());
-    let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_credwatch"))
-            .args(["check", "--output", "json", "--config"])
-            .arg(&config)
-            .arg("--state-dir")
-            .arg(&state)
-            .args(&extra)
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("runs")
-    })
-    .await
-    .expect("joins")
-}
-
 #[tokio::test]
 async fn three_names_and_a_check_share_two_failed_logins_and_resume_lifts_the_account() {
     let simulator = Simulator::start().await.expect("simulator");
@@ -93,7 +75,7 @@ async fn three_names_and_a_check_share_two_failed_logins_and_resume_lifts_the_ac
     let log = dir.path().join("stderr.log");
     let running = Running::start(&config, &state, &log);
     running.first_answer().await;
-    let checked = check(&other, &state, &[]).await;
+    let checked = common::process::check_json(&other, &state, &[]).await;
     assert_eq!(checked.status.code(), Some(1));
     eventually(Duration::from_secs(10), "every name paused", || async {
         let mut paused = 0;
@@ -116,7 +98,7 @@ async fn three_names_and_a_check_share_two_failed_logins_and_resume_lifts_the_ac
         serde_json::json!(["svc-a", "svc-c"])
     );
     // A check beside the daemon now sends nothing for the account.
-    let refused = check(&other, &state, &[]).await;
+    let refused = common::process::check_json(&other, &state, &[]).await;
     let report: serde_json::Value = serde_json::from_slice(&refused.stdout).expect("JSON");
     assert_eq!(report[0]["paused"], "failed_logins", "{report}");
     assert_eq!(report[0]["login_account"], format!("{url} svc-shared"));
@@ -221,7 +203,8 @@ async fn four_names_of_one_account_on_two_shards_get_two_failed_logins() {
     // shard keeps its budget.
     let other = 1 - owner;
     let before = logins(&simulator, "dc");
-    let beside = check(&config, &dir.path().join(format!("state-{other}")), &[]).await;
+    let beside =
+        common::process::check_json(&config, &dir.path().join(format!("state-{other}")), &[]).await;
     let report: serde_json::Value = serde_json::from_slice(&beside.stdout).expect("JSON");
     for row in report.as_array().expect("array") {
         assert_eq!(row["owned_by_shard"], owner, "{row}");

@@ -1,5 +1,6 @@
 //! `credwatch run` as a child process, the way users run it: started with a configuration and
-//! a state directory, stopped with a signal (SIGTERM, or `kill -9`), killed when dropped.
+//! a state directory, stopped with a signal (SIGTERM, or `kill -9`), killed when dropped; and
+//! `credwatch check --output json` beside it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -100,4 +101,24 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `credwatch check --output json` over `config` with the store in `state` (and `extra`
+/// arguments), off the test's runtime; returns what it printed and its exit status.
+pub async fn check_json(config: &Path, state: &Path, extra: &[&str]) -> std::process::Output {
+    let (config, state) = (config.to_owned(), state.to_owned());
+    let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_credwatch"))
+            .args(["check", "--output", "json", "--config"])
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(&extra)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joins")
 }
