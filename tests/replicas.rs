@@ -193,48 +193,33 @@ async fn an_ha_pair_spends_one_budget_per_account_and_each_account_is_exported_o
         .output()
         .expect("runs");
     assert_eq!(checked.status.code(), Some(1));
-    let report: serde_json::Value = serde_json::from_slice(&checked.stdout).expect("JSON");
-    for (i, (_, owner)) in accounts.iter().enumerate() {
-        let row = report
-            .as_array()
-            .expect("array")
-            .iter()
-            .find(|c| c["name"] == format!("basic-{i}"))
-            .expect("reported");
-        if *owner == 1 {
-            assert_eq!(row["owned_by_replica"], 1, "{row}");
-            assert!(row["detail"]
-                .as_str()
-                .is_some_and(|d| d.contains("replica 1")));
-            assert_eq!(
-                logins(&simulator, &format!("a{i}")),
-                before[i],
-                "check sent nothing for basic-{i}"
-            );
+    // Replica 1's accounts: reported with their owner, named in the detail, nothing sent.
+    let sent_nothing_for_replica_1 = |output: &std::process::Output| {
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        for (i, (_, owner)) in accounts.iter().enumerate() {
+            let row = report
+                .as_array()
+                .expect("array")
+                .iter()
+                .find(|c| c["name"] == format!("basic-{i}"))
+                .expect("reported");
+            if *owner == 1 {
+                assert_eq!(row["owned_by_replica"], 1, "{row}");
+                assert!(row["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("replica 1")));
+                assert_eq!(
+                    logins(&simulator, &format!("a{i}")),
+                    before[i],
+                    "check sent nothing for basic-{i}"
+                );
+            }
         }
-    }
+    };
+    sent_nothing_for_replica_1(&checked);
     // Beside replica 0's daemon, with neither --replica nor the variable: the store tells.
-    let beside = Command::new(env!("CARGO_BIN_EXE_credwatch"))
-        .args(["check", "--output", "json", "--config"])
-        .arg(&config)
-        .arg("--state-dir")
-        .arg(dir.path().join("state-0"))
-        .env_remove("CREDWATCH_REPLICA")
-        .output()
-        .expect("runs");
-    let report: serde_json::Value = serde_json::from_slice(&beside.stdout).expect("JSON");
-    for (i, (_, owner)) in accounts.iter().enumerate() {
-        let row = report
-            .as_array()
-            .expect("array")
-            .iter()
-            .find(|c| c["name"] == format!("basic-{i}"))
-            .expect("reported");
-        if *owner == 1 {
-            assert_eq!(row["owned_by_replica"], 1, "{row}");
-            assert_eq!(logins(&simulator, &format!("a{i}")), before[i]);
-        }
-    }
+    let beside = common::process::check_json(&config, &dir.path().join("state-0"), &[]).await;
+    sent_nothing_for_replica_1(&beside);
     for (i, _) in accounts.iter().enumerate() {
         assert!(logins(&simulator, &format!("a{i}")) <= 2);
     }

@@ -163,23 +163,8 @@ async fn check_spends_the_daemons_budget_and_refuses_a_paused_connection() {
         &basic_toml(&simulator.url("dc"), "a"),
     );
     let state = dir.path().join("state");
-    let check = |extra: &'static [&'static str]| {
-        let (config, state) = (config.clone(), state.clone());
-        async move {
-            tokio::task::spawn_blocking(move || {
-                Command::new(env!("CARGO_BIN_EXE_credwatch"))
-                    .args(["check", "--output", "json", "--config"])
-                    .arg(&config)
-                    .arg("--state-dir")
-                    .arg(&state)
-                    .args(extra)
-                    .output()
-                    .expect("runs")
-            })
-            .await
-            .expect("joins")
-        }
-    };
+    let check =
+        |extra: &'static [&'static str]| common::process::check_json(&config, &state, extra);
     // One check spends one login; the daemon beside it spends the second and stops.
     let first = check(&[]).await;
     assert_eq!(first.status.code(), Some(1));

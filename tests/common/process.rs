@@ -104,7 +104,8 @@ impl Drop for Running {
 }
 
 /// Runs `credwatch check --output json` over `config` with the store in `state` (and `extra`
-/// arguments), off the test's runtime; returns what it printed and its exit status.
+/// arguments), off the test's runtime, with no shard or replica from the environment; returns
+/// what it printed and its exit status.
 pub async fn check_json(config: &Path, state: &Path, extra: &[&str]) -> std::process::Output {
     let (config, state) = (config.to_owned(), state.to_owned());
     let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
@@ -116,6 +117,8 @@ pub async fn check_json(config: &Path, state: &Path, extra: &[&str]) -> std::pro
             .arg(&state)
             .args(&extra)
             .env_remove("RUST_LOG")
+            .env_remove("CREDWATCH_SHARD")
+            .env_remove("CREDWATCH_REPLICA")
             .output()
             .expect("runs")
     })
