@@ -139,6 +139,7 @@ struct Row {
     labels: Vec<String>,
     team: String,
     search: String,
+    product: &'static str,
     kind: &'static str,
     auth: &'static str,
     account: String,
@@ -381,8 +382,9 @@ fn row(
         .map(|(key, value)| format!("{key}={value}"))
         .collect();
     let search = format!(
-        "{} {} {} {} {}",
+        "{} {} {} {} {} {}",
         connection.name,
+        settings.product,
         account,
         reason,
         state.as_str(),
@@ -394,6 +396,7 @@ fn row(
         team: settings.labels.get("team").cloned().unwrap_or_default(),
         search,
         labels,
+        product: settings.product.as_str(),
         kind: settings.kind.as_str(),
         auth: settings.auth.as_str(),
         account,
