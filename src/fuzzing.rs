@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-use crate::config::{Config, Kind};
+use crate::config::{Config, Kind, Product};
 use crate::probe::classify::{classify, Answer, Expectation};
 use crate::probe::{Reason, RetryAfter, State};
 
@@ -92,6 +92,11 @@ pub fn classify_answer(data: &[u8]) {
         truncated: flags & 2 != 0,
     };
     let expectation = Expectation {
+        product: if flags & 32 != 0 {
+            Product::Confluence
+        } else {
+            Product::Jira
+        },
         kind: if flags & 1 != 0 {
             Kind::Cloud
         } else {

@@ -17,6 +17,8 @@ pub(crate) struct View<'a> {
     pub name: &'a str,
     /// Its base URL.
     pub url: &'a str,
+    /// `jira` or `confluence`.
+    pub product: &'static str,
     /// `server` or `cloud`.
     pub kind: &'static str,
     /// `pat`, `api_token` or `basic`.
@@ -41,7 +43,8 @@ pub(crate) struct View<'a> {
     pub latency_ms: Option<u64>,
     /// The expiry, when known: from Jira, declared, or derived.
     pub expires_at: Option<String>,
-    /// Where the expiry came from: `jira`, `config` or `derived`.
+    /// Where the expiry came from: the product's token list (`jira`, `confluence`), `config`,
+    /// `derived` or `org_admin`.
     pub expiry_source: Option<Source>,
     /// Whether rotation is due by the connection's policy (false when nothing tells).
     pub rotation_due: bool,
@@ -108,6 +111,7 @@ pub(crate) fn view<'a>(
     View {
         name: &connection.name,
         url: connection.url.as_str().trim_end_matches('/'),
+        product: connection.settings.product.as_str(),
         kind: connection.settings.kind.as_str(),
         auth: connection.settings.auth.as_str(),
         state,

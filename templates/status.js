@@ -132,7 +132,7 @@
     var name = el("td", { "data-label": "Connection" });
     name.appendChild(el("strong", {}, c.name));
     row.appendChild(name);
-    row.appendChild(el("td", { "data-label": "Kind" }, c.kind + " / " + c.auth));
+    row.appendChild(el("td", { "data-label": "Product" }, c.product + " " + c.kind + " / " + c.auth));
     row.appendChild(el("td", { "data-label": "Account", class: "account" }, account(c)));
     var state = el("td", { "data-label": "State" });
     state.appendChild(el("span", { class: "badge s-" + c.state, "data-field": "badge" }, SYMBOLS[c.state] + " " + c.state));
@@ -425,7 +425,7 @@
     window.clearTimeout(typing);
     typing = window.setTimeout(function () { loadPage("", 0).catch(notAnswering); }, 120);
   }
-  ["filter-state", "filter-team", "filter-text"].forEach(function (id) {
+  ["filter-state", "filter-product", "filter-team", "filter-text"].forEach(function (id) {
     var input = document.getElementById(id);
     input.addEventListener("input", filterNow);
     input.addEventListener("change", filterNow);

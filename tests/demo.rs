@@ -213,8 +213,13 @@ async fn the_status_page_renders_in_a_real_browser_as_the_api_says() {
         Some(&"dc-locked-basic"),
         "worst first: {order:?}"
     );
-    // dc-sync-expiring (Jira's list) and cloud-sync-bot (the organization's list).
-    assert!(dom.contains("data-summary-rotation-due=\"2\""));
+    // dc-sync-expiring (Jira's list), cloud-sync-bot (the organization's list) and
+    // wiki-dc-export-expiring (Confluence's list).
+    assert!(dom.contains("data-summary-rotation-due=\"3\""));
+    assert!(
+        dom.contains("(confluence)"),
+        "an expiry from Confluence's list"
+    );
     assert!(dom.contains("policy: the token never expires"));
     assert!(dom.contains("stopped (locked)"));
     assert!(dom.contains("(derived)") && dom.contains("(jira)") && dom.contains("(config)"));

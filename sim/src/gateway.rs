@@ -7,6 +7,8 @@
 //!   only here, unscoped ones only at the site; OAuth access tokens (`Bearer`) here too. The
 //!   site's front (a throttle, an outage) stands in front of its gateway path as well, and only
 //!   of its own: another tenant is unaffected;
+//! - `GET /gateway/ex/confluence/{cloudId}/wiki/rest/api/user/current`: the Confluence Cloud
+//!   site with that cloudId, for scoped API tokens;
 //! - `GET /gateway/oauth/token/accessible-resources`: the sites an access token may reach;
 //! - `POST /auth/oauth/token`: Atlassian's Cloud token endpoint ([`crate::oauth`]);
 //! - `POST {site}/rest/oauth2/latest/token`: a Data Center site's token endpoint.
@@ -16,7 +18,7 @@ use chrono::{DateTime, Utc};
 
 use crate::model::{self, Rejection};
 use crate::route::front;
-use crate::{answer, oauth, Action, Kind, World};
+use crate::{answer, confluence, oauth, Action, Kind, Product, World};
 
 /// The first path segment of the gateway.
 pub const GATEWAY: &str = "gateway";
@@ -45,18 +47,25 @@ pub(crate) fn gateway(
     if rest == "oauth/token/accessible-resources" {
         return Action::Respond(accessible_resources(world, authorization, base, now));
     }
-    let Some(tail) = rest.strip_prefix("ex/jira/") else {
+    let (product, tail) = if let Some(tail) = rest.strip_prefix("ex/jira/") {
+        (Product::Jira, tail)
+    } else if let Some(tail) = rest.strip_prefix("ex/confluence/") {
+        (Product::Confluence, tail)
+    } else {
         return Action::Respond(answer::not_found());
     };
     let (cloud_id, path) = tail.split_once('/').unwrap_or((tail, ""));
     let Some(name) = world
         .sites
         .iter()
-        .find(|(_, s)| s.kind == Kind::Cloud && s.cloud_id == cloud_id)
+        .find(|(_, s)| s.kind == Kind::Cloud && s.product == product && s.cloud_id == cloud_id)
         .map(|(name, _)| name.clone())
     else {
         return Action::Respond(answer::not_found());
     };
+    if product == Product::Confluence {
+        return confluence_at_gateway(world, &name, path, authorization, base, now);
+    }
     let site_url = format!("{base}/ex/jira/{cloud_id}");
     let issued = match authorization {
         Some(a) if a.starts_with("Bearer ") => {
@@ -117,6 +126,30 @@ pub(crate) fn gateway(
         return Action::Respond(answer::forbidden(Vec::new()));
     }
     Action::Respond(answer::myself(site, &site_url, &user, Vec::new()))
+}
+
+/// `ex/confluence/{cloudId}/wiki/rest/api/user/current`: scoped API tokens (Basic) only.
+fn confluence_at_gateway(
+    world: &mut World,
+    name: &str,
+    path: &str,
+    authorization: Option<&str>,
+    base: &str,
+    now: DateTime<Utc>,
+) -> Action {
+    let Some(site) = world.sites.get_mut(name) else {
+        return Action::Respond(answer::not_found());
+    };
+    if let Some(action) = front(site, now) {
+        return action;
+    }
+    if path != "wiki/rest/api/user/current" {
+        return Action::Respond(answer::not_found());
+    }
+    let site_url = format!("{base}/ex/confluence/{}/wiki", site.cloud_id);
+    let response = confluence::current_user(site, &site_url, authorization, now, true);
+    world.myself_total += 1;
+    Action::Respond(response)
 }
 
 fn accessible_resources(

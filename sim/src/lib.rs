@@ -17,6 +17,7 @@
 
 pub mod admin;
 pub mod answer;
+mod confluence;
 pub mod fault;
 pub mod fleet;
 pub mod gateway;
@@ -41,7 +42,17 @@ use tokio::task::JoinHandle;
 
 pub use model::{ApiToken, Bucket, Front, Pat, Rejection, Site, User};
 
-/// Which Jira product a site is.
+/// Which Atlassian product a site is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Product {
+    /// Jira: `myself`.
+    #[default]
+    Jira,
+    /// Confluence: `rest/api/user/current` (under `/wiki` on Cloud).
+    Confluence,
+}
+
+/// Whether a site is Data Center or Cloud.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// Jira Server or Data Center: `/rest/api/2`, PATs, Seraph's headers.

@@ -6,11 +6,13 @@ use std::time::Instant;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 
-use crate::Kind;
+use crate::{Kind, Product};
 
 /// One simulated Jira site, served under its own context path.
 #[derive(Debug, Clone)]
 pub struct Site {
+    /// Which product answers.
+    pub product: Product,
     /// Data Center or Cloud answers.
     pub kind: Kind,
     /// What stands in front of the API (a healthy node, an SSO redirect, an outage...).
@@ -53,6 +55,7 @@ impl Site {
     /// A healthy Data Center site with no users.
     pub fn server() -> Site {
         Site {
+            product: Product::Jira,
             kind: Kind::Server,
             front: Front::Healthy,
             basic_auth_enabled: true,
@@ -81,6 +84,24 @@ impl Site {
             pat_api: false,
             bucket: None,
             ..Site::server()
+        }
+    }
+
+    /// A healthy Confluence Data Center site with no users (PATs since 7.9; Seraph's counter;
+    /// the same rate-limit bucket as Jira's).
+    pub fn confluence_server() -> Site {
+        Site {
+            product: Product::Confluence,
+            ..Site::server()
+        }
+    }
+
+    /// A healthy Confluence Cloud site with no users: served under `/{site}/wiki`, its
+    /// `_edge/tenant_info` at `/{site}`.
+    pub fn confluence_cloud() -> Site {
+        Site {
+            product: Product::Confluence,
+            ..Site::cloud()
         }
     }
 

@@ -10,8 +10,8 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    admin, answer, gateway, model, oauth, Action, Front, Kind, RecordedRequest, Rejection, Site,
-    World, RECORD_LIMIT,
+    admin, answer, confluence, gateway, model, oauth, Action, Front, Kind, Product,
+    RecordedRequest, Rejection, Site, World, RECORD_LIMIT,
 };
 
 pub(crate) fn decide(
@@ -119,7 +119,7 @@ pub(crate) fn decide(
         Some(token) if token.site == site_name => Some(token.account.clone()),
         _ => None,
     };
-    if rest.ends_with("/myself") {
+    if rest.ends_with("/myself") || rest.ends_with("rest/api/user/current") {
         world.myself_total += 1;
     } else if rest.ends_with("/tokens") {
         world.tokens_total += 1;
@@ -128,7 +128,11 @@ pub(crate) fn decide(
     let Some(site) = world.sites.get_mut(&site_name) else {
         return Action::Respond(answer::not_found());
     };
+    let product = site.product;
     let mut response = match (request.method.as_str(), rest.as_str()) {
+        (method, rest) if product == Product::Confluence => {
+            confluence::answer(site, &site_url, method, rest, authorization.as_deref(), now)
+        }
         ("GET", "rest/api/2/myself") if access.is_some() => {
             let account = access.unwrap_or_default();
             match site
@@ -209,22 +213,25 @@ pub(crate) fn front(site: &mut Site, now: DateTime<Utc>) -> Option<Action> {
 }
 
 /// The outcome of authentication plus the user's rate-limit bucket.
-enum Admission {
+pub(crate) enum Admission {
     /// The user's index, and the rate-limit headers every authenticated answer carries.
     Admitted(usize, answer::Headers),
     /// The answer that refuses the request.
     Refused(Response),
 }
 
-fn admit(
+/// Authenticates a request and takes a token from its user's bucket; a rejection is answered
+/// as `rejected` says (the product's own answers).
+pub(crate) fn admit(
     site: &mut Site,
     site_url: &str,
     authorization: Option<&str>,
     now: DateTime<Utc>,
+    rejected: fn(&Site, &str, Rejection) -> Response,
 ) -> Admission {
     let index = match model::authenticate(site, authorization, now) {
         Ok(index) => index,
-        Err(rejection) => return Admission::Refused(answer::rejection(site, site_url, rejection)),
+        Err(rejection) => return Admission::Refused(rejected(site, site_url, rejection)),
     };
     let Some(bucket) = site.bucket else {
         return Admission::Admitted(index, Vec::new());
@@ -241,7 +248,7 @@ fn myself(
     authorization: Option<&str>,
     now: DateTime<Utc>,
 ) -> Response {
-    match admit(site, site_url, authorization, now) {
+    match admit(site, site_url, authorization, now, answer::rejection) {
         Admission::Refused(response) => response,
         Admission::Admitted(index, headers) if site.users[index].forbidden => {
             answer::forbidden(headers)
@@ -258,7 +265,7 @@ fn pat_list(
     authorization: Option<&str>,
     now: DateTime<Utc>,
 ) -> Response {
-    match admit(site, site_url, authorization, now) {
+    match admit(site, site_url, authorization, now, answer::rejection) {
         Admission::Refused(response) => response,
         Admission::Admitted(index, headers) => answer::pat_list(&site.users[index], headers),
     }

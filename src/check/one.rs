@@ -122,7 +122,7 @@ async fn keep_gate(store: &Arc<Store>, connection: &Connection, outcome: &Outcom
 fn gated_report(connection: Connection, until: DateTime<Utc>, remembered: Remembered) -> Report {
     let mut outcome = internal_failure(&connection);
     outcome.reason = Reason::RateLimited;
-    outcome.hint = Reason::RateLimited.hint(connection.settings.auth);
+    outcome.hint = Reason::RateLimited.hint(connection.settings.credential_type());
     outcome.detail = Some(format!(
         "not probed: the site (or its token endpoint) asked for quiet until {} (a Retry-After the daemon or another check was given); --ignore-rate-limits sends anyway",
         until.to_rfc3339()
@@ -308,7 +308,7 @@ pub(super) fn internal_failure(connection: &Connection) -> Outcome {
         identity: None,
         rate_limit: crate::probe::RateLimit::default(),
         retry_after: None,
-        hint: Reason::UnexpectedResponse.hint(connection.settings.auth),
+        hint: Reason::UnexpectedResponse.hint(connection.settings.credential_type()),
         detail: Some("credwatch failed while probing this connection (see the log)".to_owned()),
         finished_at: Utc::now(),
         token_request: crate::probe::TokenRequest::None,

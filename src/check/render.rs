@@ -73,7 +73,7 @@ pub fn render_json(reports: &[Report]) -> String {
 pub fn render_table(reports: &[Report], show_tokens: bool) -> String {
     let header = [
         "NAME",
-        "KIND/AUTH",
+        "PRODUCT/KIND/AUTH",
         "STATE",
         "REASON",
         "HTTP",
@@ -107,7 +107,10 @@ fn row(report: &Report) -> Vec<String> {
     let outcome = &report.outcome;
     vec![
         connection.name.clone(),
-        format!("{}/{}", connection.settings.kind, connection.settings.auth),
+        format!(
+            "{}/{}/{}",
+            connection.settings.product, connection.settings.kind, connection.settings.auth
+        ),
         outcome.state.to_string(),
         if report.owned_by_replica.is_some() || report.owned_by_shard.is_some() {
             "-".to_owned()

@@ -14,7 +14,7 @@ use super::connection::{CaBundle, Connection};
 use super::credential::{authorization_header, secret_source};
 use super::keys;
 use super::settings::{Layer, Settings};
-use super::{line_of, AuthMethod, ConfigError, Kind, Lines, Origin, RawTable};
+use super::{line_of, AuthMethod, ConfigError, Kind, Lines, Origin, Product, RawTable};
 
 /// Collects errors for one connection, each at the line of the key it concerns.
 pub(super) struct Errors<'a> {
@@ -112,6 +112,7 @@ pub(super) fn build(
     };
     let settings = layer.decide(url.as_ref());
     check_settings(&settings, &span, &mut errors);
+    check_product(&settings, url.as_ref(), &span, &mut errors);
     let login_site = read_login_site(table, settings.auth, &mut errors);
 
     let secret_source = secret_source(table, settings.auth, base_dir, &mut errors);
@@ -167,15 +168,13 @@ struct Derived {
 
 impl Derived {
     fn of(url: &Url, settings: &Settings, login_site: Option<&Url>) -> Option<Derived> {
-        let version = match settings.kind {
-            Kind::Server => 2,
-            Kind::Cloud => 3,
+        let base = url.as_str().trim_end_matches('/');
+        let myself = match (settings.product, settings.kind) {
+            (Product::Jira, Kind::Server) => format!("{base}/rest/api/2/myself"),
+            (Product::Jira, Kind::Cloud) => format!("{base}/rest/api/3/myself"),
+            (Product::Confluence, _) => format!("{base}/rest/api/user/current"),
         };
-        let myself = Url::parse(&format!(
-            "{}/rest/api/{version}/myself",
-            url.as_str().trim_end_matches('/')
-        ))
-        .ok()?;
+        let myself = Url::parse(&myself).ok()?;
         let gateway = (settings.kind == Kind::Cloud).then(|| {
             let text = settings.gateway_url.as_deref().unwrap_or(DEFAULT_GATEWAY);
             check_url(text, true).ok()
@@ -185,27 +184,30 @@ impl Derived {
             .then(|| match (&settings.token_url, settings.kind) {
                 (Some(text), _) => check_url(text, true).ok(),
                 (None, Kind::Cloud) => Url::parse(DEFAULT_CLOUD_TOKEN_URL).ok(),
-                (None, Kind::Server) => Url::parse(&format!(
-                    "{}/rest/oauth2/latest/token",
-                    url.as_str().trim_end_matches('/')
-                ))
-                .ok(),
+                (None, Kind::Server) => {
+                    Url::parse(&format!("{base}/rest/oauth2/latest/token")).ok()
+                }
             })
             .flatten();
         let through_gateway = settings.kind == Kind::Cloud
             && (settings.scoped || settings.auth == AuthMethod::OAuthClientCredentials);
         // Every tenant behind the gateway has a budget of its own: by its cloudId when it is
-        // configured, else by its site (one site, one cloudId).
+        // configured, else by its site (one site, one cloudId); and each product of a host has
+        // its own (Jira's limits do not hold Confluence back), Jira's key kept as it was.
         let site_key = match (&gateway, through_gateway) {
             (Some(gateway), true) => format!(
-                "{}/ex/jira/{}",
+                "{}/ex/{}/{}",
                 origin_of(gateway),
+                settings.product,
                 settings
                     .cloud_id
                     .clone()
                     .unwrap_or_else(|| url.host_str().unwrap_or_default().to_owned())
             ),
-            _ => origin_of(url),
+            _ => match settings.product {
+                Product::Jira => origin_of(url),
+                other => format!("{} {other}", origin_of(url)),
+            },
         };
         let token_site_key = token_endpoint
             .as_ref()
@@ -339,6 +341,34 @@ fn check_settings(
                 keys::format_duration(settings.backoff_initial),
                 keys::format_duration(settings.backoff_max)
             ),
+        );
+    }
+}
+
+/// The rules a product adds: what it does not support, and where its REST base is.
+fn check_product(
+    settings: &Settings,
+    url: Option<&Url>,
+    span: &dyn Fn(&str) -> Option<usize>,
+    errors: &mut Errors<'_>,
+) {
+    let product = settings.product;
+    if product == Product::Jira {
+        return;
+    }
+    if settings.auth == AuthMethod::OAuthClientCredentials {
+        errors.at(
+            "auth",
+            span("auth").or(span("product")),
+            format!("auth = \"oauth_client_credentials\" is not supported for {product} yet: use a personal access token (Data Center) or an API token (Cloud)"),
+        );
+    }
+    let wiki = url.is_none_or(|url| url.path().trim_end_matches('/').ends_with("/wiki"));
+    if product == Product::Confluence && settings.kind == Kind::Cloud && !wiki {
+        errors.at(
+            "url",
+            span("url"),
+            "Confluence Cloud's REST API is under /wiki: give the site URL with it, such as https://SITE.atlassian.net/wiki",
         );
     }
 }

@@ -36,8 +36,15 @@ pub(super) const GLOBAL_KEYS: [&str; 2] = ["max_concurrent_probes", "max_concurr
 pub(super) const MAX_LABELS: usize = 8;
 
 /// Label names credwatch itself puts on `credwatch_connection_info`.
-pub(super) const RESERVED_LABELS: [&str; 6] =
-    ["connection", "url", "kind", "auth", "account", "state"];
+pub(super) const RESERVED_LABELS: [&str; 7] = [
+    "connection",
+    "url",
+    "atlassian_product",
+    "kind",
+    "auth",
+    "account",
+    "state",
+];
 
 /// A whole number from `min` to `max`.
 pub(super) fn count(value: &Value, min: i64, max: i64) -> Result<usize, String> {

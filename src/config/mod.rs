@@ -14,6 +14,7 @@ mod connection;
 mod credential;
 mod keys;
 mod org;
+mod product;
 mod secret;
 mod settings;
 pub(crate) mod watch;
@@ -30,6 +31,7 @@ pub use connection::{CaBundle, Connection};
 pub use credential::{authorization_header, CredentialError};
 pub use keys::{format_duration, parse_date_or_time};
 pub use org::{Org, DEFAULT_API_URL, DEFAULT_ORG_INTERVAL};
+pub use product::{CredentialType, Product};
 pub use secret::{Secret, SecretError, SecretSource, MASK};
 
 pub use settings::{Settings, SETTING_KEYS};

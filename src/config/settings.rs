@@ -18,9 +18,10 @@ use url::Url;
 
 use super::keys::{date_or_time, duration, labels, non_empty, path, string, type_of};
 use super::{
-    AuthMethod, Kind, DEFAULT_AUTH_FAILURE_INTERVAL, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX,
-    DEFAULT_GATEWAY_RECHECK_INTERVAL, DEFAULT_INTERVAL, DEFAULT_ROTATE_BEFORE, DEFAULT_TIMEOUT,
-    DEFAULT_TOKEN_LIST_INTERVAL, DEFAULT_UNUSED_AFTER,
+    AuthMethod, CredentialType, Kind, Product, DEFAULT_AUTH_FAILURE_INTERVAL,
+    DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_GATEWAY_RECHECK_INTERVAL,
+    DEFAULT_INTERVAL, DEFAULT_ROTATE_BEFORE, DEFAULT_TIMEOUT, DEFAULT_TOKEN_LIST_INTERVAL,
+    DEFAULT_UNUSED_AFTER,
 };
 
 /// Defines [`Settings`], [`Layer`] and [`SETTING_KEYS`] from one table. Each line reads
@@ -90,6 +91,8 @@ macro_rules! settings {
 
 settings! {
     for url;
+    /// The Atlassian product: Jira unless set.
+    product: Product = Product::Jira, |v, _| Product::parse(&string(v)?);
     /// Server/Data Center or Cloud; by default Cloud for `*.atlassian.net` and the gateway.
     kind: Kind = Kind::for_url(url), |v, _| Kind::parse(&string(v)?);
     /// How the credential is sent; by default a PAT on Server, an API token on Cloud.
@@ -183,6 +186,14 @@ impl Settings {
     pub fn login(&self) -> Option<&str> {
         self.username.as_deref().or(self.client_id.as_deref())
     }
+
+    /// The product and the way the credential is sent, which the hints are worded for.
+    pub fn credential_type(&self) -> CredentialType {
+        CredentialType {
+            product: self.product,
+            auth: self.auth,
+        }
+    }
 }
 
 impl Layer {
@@ -221,7 +232,8 @@ mod tests {
 
     #[test]
     fn every_setting_key_is_parsed() {
-        let samples: [(&str, Value); 28] = [
+        let samples: [(&str, Value); 29] = [
+            ("product", Value::from("confluence")),
             ("scoped", Value::from(true)),
             ("cloud_id", Value::from("0a0a-1")),
             ("gateway_url", Value::from("https://api.atlassian.com")),
@@ -300,6 +312,7 @@ mod tests {
         for key in SETTING_KEYS {
             let value = match *key {
                 "kind" => Value::from("cloud"),
+                "product" => Value::from("confluence"),
                 "auth" => Value::from("basic"),
                 "allow_insecure_http" | "scoped" => Value::from(true),
                 "ca_file" => Value::from("other.pem"),

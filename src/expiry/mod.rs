@@ -11,7 +11,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Connection;
+use crate::config::{Connection, Product};
 
 pub use crate::config::CLOUD_TOKEN_LIFETIME_DAYS;
 
@@ -21,6 +21,8 @@ pub use crate::config::CLOUD_TOKEN_LIFETIME_DAYS;
 pub enum Source {
     /// Jira's PAT list.
     Jira,
+    /// Confluence's PAT list.
+    Confluence,
     /// `expires_at` in the configuration.
     Config,
     /// `created_at` + 365 days (Cloud API tokens).
@@ -30,10 +32,19 @@ pub enum Source {
 }
 
 impl Source {
+    /// The product whose own token list tells the expiry.
+    pub fn list_of(product: Product) -> Source {
+        match product {
+            Product::Jira => Source::Jira,
+            Product::Confluence => Source::Confluence,
+        }
+    }
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Jira => "jira",
+            Source::Confluence => "confluence",
             Source::Config => "config",
             Source::Derived => "derived",
             Source::OrgAdmin => "org_admin",
@@ -236,7 +247,12 @@ pub fn assess(
         }
         Some(Listing::Unavailable(status)) => {
             assessment.note = Some(format!(
-                "Jira's personal access token API answered {status}: it needs Jira 8.14+ with PATs enabled, so the expiry is unknown; declare it with expires_at"
+                "{}'s personal access token API answered {status}: it needs {} with PATs enabled, so the expiry is unknown; declare it with expires_at",
+                connection.settings.product.title(),
+                match connection.settings.product {
+                    Product::Jira => "Jira 8.14+",
+                    Product::Confluence => "Confluence 7.9+",
+                }
             ));
         }
         Some(listing @ Listing::Org(_)) if !listed_for(connection, listing) => {}
@@ -257,7 +273,9 @@ pub fn assess(
     } else if let Some(entry) = from_jira {
         assessment.never_expires = Some(entry.expiring_at.is_none());
         assessment.expires_at = entry.expiring_at;
-        assessment.source = entry.expiring_at.map(|_| Source::Jira);
+        assessment.source = entry
+            .expiring_at
+            .map(|_| Source::list_of(connection.settings.product));
         assessment.created_at = entry.created_at;
         assessment.last_used_at = entry.last_accessed_at;
     } else if let Some((expiry, source)) = declared(connection) {
@@ -291,6 +309,7 @@ pub fn assess(
 
 /// The entry this connection uses: the one named `token_name`, or the only one.
 fn pick<'a>(entries: &'a [PatEntry], token_name: Option<&str>) -> Result<&'a PatEntry, String> {
+    // The list is the product's own (Jira's or Confluence's); it never shows the raw token.
     let names = || {
         entries
             .iter()
@@ -308,7 +327,7 @@ fn pick<'a>(entries: &'a [PatEntry], token_name: Option<&str>) -> Result<&'a Pat
                     if entries.is_empty() { "empty".to_owned() } else { names() }
                 )),
                 several => Err(format!(
-                    "{} tokens are named {wanted:?}, so Jira's list cannot say which one this is: give the token a unique name",
+                    "{} tokens are named {wanted:?}, so the list cannot say which one this is: give the token a unique name",
                     several.len()
                 )),
             }
@@ -317,7 +336,7 @@ fn pick<'a>(entries: &'a [PatEntry], token_name: Option<&str>) -> Result<&'a Pat
             [entry] => Ok(entry),
             [] => Err("the account's token list is empty".to_owned()),
             _ => Err(format!(
-                "the account has {} tokens ({}) and Jira does not say which one credwatch uses: set token_name to this token's name",
+                "the account has {} tokens ({}) and the list does not say which one credwatch uses: set token_name to this token's name",
                 entries.len(),
                 names()
             )),

@@ -1,5 +1,5 @@
 //! The connections as a list, as the paged API and the status page show them: filtered
-//! (`?state=`, `?label=k:v`, `?q=`), ordered worst first and then by name, cut into pages
+//! (`?state=`, `?product=`, `?label=k:v`, `?q=`), ordered worst first and then by name, cut into pages
 //! at a cursor, and counted per state. The API (`api.rs`) and the page (`page/`) both call
 //! [`select`] on a [`Snapshot`], so that a page of the HTML is a page of the API.
 //!

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use crate::config::Product;
 use crate::probe::State;
 use crate::state::Token;
 
@@ -17,7 +18,15 @@ pub(crate) const DEFAULT_LIMIT: usize = 100;
 pub(crate) const MAX_LIMIT: usize = 1000;
 
 /// The parameters the API reads (the page also reads `refresh`).
-const KNOWN: &[&str] = &["state", "label", "q", "limit", "cursor", "changed_since"];
+const KNOWN: &[&str] = &[
+    "state",
+    "product",
+    "label",
+    "q",
+    "limit",
+    "cursor",
+    "changed_since",
+];
 
 /// A query string that cannot be answered, with what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,9 +45,11 @@ impl BadQuery {
 pub(crate) struct Filter {
     /// `?state=`: only this state.
     pub state: Option<State>,
+    /// `?product=`: only connections to this product.
+    pub product: Option<Product>,
     /// `?label=k:v` (repeatable): only connections with every one of these labels.
     pub labels: Vec<(String, String)>,
-    /// `?q=`: only connections whose name, account, reason, state or labels contain this,
+    /// `?q=`: only connections whose name, product, account, reason, state or labels contain this,
     /// ignoring case (kept as given; compared lowercased).
     pub text: String,
 }
@@ -48,6 +59,12 @@ impl Filter {
     pub(crate) fn matches_except_state(&self, item: &Item<'_>) -> bool {
         let connection = item.connection();
         let labels = &connection.settings.labels;
+        if self
+            .product
+            .is_some_and(|product| product != connection.settings.product)
+        {
+            return false;
+        }
         if !self
             .labels
             .iter()
@@ -61,6 +78,7 @@ impl Filter {
         }
         let contains = |field: &str| field.to_lowercase().contains(&text);
         contains(&connection.name)
+            || contains(connection.settings.product.as_str())
             || item.account().is_some_and(contains)
             || contains(item.reason())
             || contains(item.state.as_str())
@@ -75,6 +93,9 @@ impl Filter {
         let mut pairs = Vec::new();
         if let Some(state) = self.state {
             pairs.push(("state", state.as_str().to_owned()));
+        }
+        if let Some(product) = self.product {
+            pairs.push(("product", product.as_str().to_owned()));
         }
         for (key, value) in &self.labels {
             pairs.push(("label", format!("{key}:{value}")));
@@ -189,6 +210,7 @@ impl Request {
             }
             match &*key {
                 "state" => filter.state = Some(state(value)?),
+                "product" => filter.product = Some(product(value)?),
                 "label" => filter.labels.push(label(value)?),
                 "q" => filter.text = value.to_owned(),
                 "limit" => limit = Some(number("limit", value, 1, MAX_LIMIT)?),
@@ -232,6 +254,19 @@ fn state(value: &str) -> Result<State, BadQuery> {
             let names: Vec<&str> = State::ALL.into_iter().map(State::as_str).collect();
             BadQuery(format!(
                 "state: {value:?} is not a state; the states are {}",
+                names.join(", ")
+            ))
+        })
+}
+
+fn product(value: &str) -> Result<Product, BadQuery> {
+    Product::ALL
+        .into_iter()
+        .find(|p| p.as_str() == value)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Product::ALL.into_iter().map(Product::as_str).collect();
+            BadQuery(format!(
+                "product: {value:?} is not a product; the products are {}",
                 names.join(", ")
             ))
         })

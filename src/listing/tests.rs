@@ -24,8 +24,13 @@ fn no_parameter_is_the_plain_array_and_any_parameter_a_page() {
             cursor: None
         }
     );
-    let request = parsed("state=invalid&label=team:platform&label=env:prod&q=CI");
+    let request =
+        parsed("state=invalid&product=confluence&label=team:platform&label=env:prod&q=CI");
     assert_eq!(request.filter.state, Some(State::Invalid));
+    assert_eq!(
+        request.filter.product,
+        Some(crate::config::Product::Confluence)
+    );
     assert_eq!(
         request.filter.labels,
         [
@@ -89,6 +94,10 @@ fn bad_parameters_say_what_is_wrong() {
         ),
         ("cursor=9.svc-b", "is not a cursor"),
         ("label=team", "label: \"team\" is not KEY:VALUE"),
+        (
+            "product=trello",
+            "product: \"trello\" is not a product; the products are jira",
+        ),
         ("label=:x", "is not KEY:VALUE"),
         (
             "changed_since=yesterday",
@@ -105,7 +114,7 @@ fn bad_parameters_say_what_is_wrong() {
         ("state=valid&state=invalid", "state is given twice"),
         (
             "sort=name",
-            "unknown query parameter \"sort\": the known ones are state, label",
+            "unknown query parameter \"sort\": the known ones are state, product, label",
         ),
         ("refresh=5", "unknown query parameter \"refresh\""),
     ];

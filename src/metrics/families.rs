@@ -258,7 +258,7 @@ pub(super) const FAMILIES: &[PerConnection] = &[
     PerConnection {
         name: "credwatch_connection_info",
         kind: "gauge",
-        help: "Static information about each connection, always 1: url, kind, auth, the account (as Jira reported it, else as configured) and the connection's static labels.",
+        help: "Static information about each connection, always 1: url, atlassian_product, kind, auth, the account (as Jira reported it, else as configured) and the connection's static labels.",
         write: |family, item| {
             let entry = item.entry;
             let connection = &entry.connection;
@@ -274,6 +274,7 @@ pub(super) const FAMILIES: &[PerConnection] = &[
             let mut labels: Vec<(&str, &str)> = vec![
                 ("connection", item.name),
                 ("url", url),
+                ("atlassian_product", connection.settings.product.as_str()),
                 ("kind", connection.settings.kind.as_str()),
                 ("auth", connection.settings.auth.as_str()),
                 ("account", account),

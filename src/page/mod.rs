@@ -6,7 +6,7 @@
 //! It shows a page of the list at a time, worst first ([`crate::listing`], the API's own
 //! order and filters), one line per connection with its details on demand (`row.rs`), and
 //! the totals per state of every connection that matches. It is complete without its
-//! script: the filters are a plain GET form (`?state=&label=&q=`) and the pages are links
+//! script: the filters are a plain GET form (`?state=&product=&label=&q=`) and the pages are links
 //! (`?cursor=`), answered here. The script (`templates/status.js`) filters as you type
 //! through the paged API, turns the pages without a reload, and refreshes through
 //! `?changed_since`, fetching only what changed; it can be paused. Each row carries `data-*`
@@ -19,7 +19,7 @@ mod timeline;
 use askama::Template;
 use chrono::{DateTime, Duration, Utc};
 
-use crate::config::account;
+use crate::config::{account, Product};
 use crate::expiry::Assessment;
 use crate::listing::{self, BadQuery, Form, Request};
 use crate::probe::State;
@@ -84,6 +84,7 @@ pub(crate) fn countdown(expiry: &Assessment, now: DateTime<Utc>) -> String {
 /// What the filter form shows as chosen.
 struct Chosen {
     state: String,
+    product: String,
     team: String,
     text: String,
     /// Labels other than `team`, kept as hidden fields of the form.
@@ -93,6 +94,10 @@ struct Chosen {
 impl Chosen {
     fn is_state(&self, state: &str) -> bool {
         self.state == state
+    }
+
+    fn is_product(&self, product: &str) -> bool {
+        self.product == product
     }
 
     fn is_team(&self, team: &str) -> bool {
@@ -183,6 +188,7 @@ struct Page {
     tiles: Vec<Tile>,
     rotation_due: usize,
     states: Vec<&'static str>,
+    products: Vec<&'static str>,
     teams: Vec<String>,
     filter: Chosen,
     days: u32,
@@ -279,9 +285,11 @@ pub(crate) fn render(board: &Board, now: DateTime<Utc>, query: &str) -> Result<S
         tiles,
         rotation_due: selection.rotation_due,
         states: State::ALL.into_iter().map(State::as_str).collect(),
+        products: Product::ALL.into_iter().map(Product::as_str).collect(),
         teams: teams(&snapshot),
         filter: Chosen {
             state: filter.state.map_or("", State::as_str).to_owned(),
+            product: filter.product.map_or("", Product::as_str).to_owned(),
             team: team.map_or(String::new(), |(_, value)| value.clone()),
             text: filter.text.clone(),
             other_labels: filter

@@ -14,6 +14,7 @@ use crate::state::Transition;
 pub(super) struct Row {
     pub(super) name: String,
     pub(super) labels: Vec<String>,
+    pub(super) product: &'static str,
     pub(super) kind: &'static str,
     pub(super) auth: &'static str,
     pub(super) account: String,
@@ -117,6 +118,7 @@ pub(super) fn row(
             .iter()
             .map(|(key, value)| format!("{key}={value}"))
             .collect(),
+        product: settings.product.as_str(),
         kind: settings.kind.as_str(),
         auth: settings.auth.as_str(),
         account: item.account().unwrap_or("-").to_owned(),

@@ -6,15 +6,12 @@
 //! twice), so it is tested row by row without a network, and again end to end against the
 //! simulator in `tests/classification.rs`.
 
-use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, OnceLock};
-
 use chrono::{DateTime, Utc};
 use http::StatusCode;
-use serde::{Deserialize, Serialize};
 
+pub use super::identity::{Identity, LastMyself};
 use super::verdict::{Reason, State, Verdict};
-use crate::config::Kind;
+use crate::config::{Kind, Product};
 use http::HeaderMap;
 
 /// An HTTP answer as the client received it ([`super::client::get`]), the body read up to
@@ -34,6 +31,8 @@ pub struct Answer {
 /// What the connection expects of the answer.
 #[derive(Debug, Clone, Copy)]
 pub struct Expectation<'a> {
+    /// The product that answered (decides how its user object reads).
+    pub product: Product,
     /// Server/Data Center or Cloud (decides which account field identifies the user).
     pub kind: Kind,
     /// The account the credential must belong to.
@@ -57,103 +56,6 @@ pub struct Facts {
     /// The organization's list says an admin blocked the token: a 401 is `blocked_by_admin`
     /// (docs/jira-answers.md §8).
     pub blocked_by_admin: bool,
-}
-
-/// The account Jira reported in `myself`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Identity {
-    /// Server/DC user name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Server/DC user key (`JIRAUSER10001`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    /// Cloud account id.
-    #[serde(
-        default,
-        rename(deserialize = "accountId"),
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub account_id: Option<String>,
-    /// Display name.
-    #[serde(
-        default,
-        rename(deserialize = "displayName"),
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub display_name: Option<String>,
-    /// Email, when Jira shows it.
-    #[serde(
-        default,
-        rename(deserialize = "emailAddress"),
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub email: Option<String>,
-    /// Whether the account is active.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub active: Option<bool>,
-}
-
-impl Identity {
-    /// The account as operators name it: the user name on Server, the email (or account id)
-    /// on Cloud.
-    pub fn account(&self, kind: Kind) -> Option<&str> {
-        fn non_empty(field: &Option<String>) -> Option<&str> {
-            field.as_deref().filter(|s| !s.is_empty())
-        }
-        match kind {
-            Kind::Server => non_empty(&self.name).or(non_empty(&self.key)),
-            Kind::Cloud => non_empty(&self.email).or(non_empty(&self.account_id)),
-        }
-    }
-
-    /// Whether this is the account `expected` names: user name or key on Server, email or
-    /// account id on Cloud. User names and emails compare without case, as Jira does.
-    pub fn is(&self, expected: &str, kind: Kind) -> bool {
-        let same = |s: &Option<String>| {
-            s.as_deref()
-                .is_some_and(|s| s.eq_ignore_ascii_case(expected))
-        };
-        match kind {
-            Kind::Server => same(&self.name) || same(&self.key),
-            Kind::Cloud => same(&self.email) || self.account_id.as_deref() == Some(expected),
-        }
-    }
-
-    /// Whether this answer can tell at all: Cloud may hide the email for privacy, and then an
-    /// expected email can be neither confirmed nor refuted.
-    pub fn can_tell(&self, expected: &str, kind: Kind) -> bool {
-        !(kind == Kind::Cloud && expected.contains('@') && self.email.is_none())
-    }
-}
-
-/// The account a connection's last `myself` body named, with a digest of that body.
-///
-/// Nearly every probe of a connection gets the same bytes back; reading them as JSON again was
-/// a fifth of the CPU of a probe. The digest is SipHash with keys drawn once per process, so
-/// two different bodies that digest alike are not something a server can arrange.
-#[derive(Debug, Default, Clone)]
-pub struct LastMyself {
-    digest: u64,
-    identity: Option<Arc<Identity>>,
-    /// What the API gateway said of this secret, once the site rejected it (unscoped Cloud API
-    /// tokens only; see [`super::gateway`]). Reset with the secret.
-    pub gateway: Option<super::gateway::GatewayTry>,
-}
-
-impl LastMyself {
-    /// The account `body` names: the one kept when the body is the same as last time.
-    fn read(&mut self, body: &[u8]) -> Option<Arc<Identity>> {
-        static KEYS: OnceLock<RandomState> = OnceLock::new();
-        let digest = KEYS.get_or_init(RandomState::new).hash_one(body);
-        if let Some(identity) = self.identity.as_ref().filter(|_| self.digest == digest) {
-            return Some(identity.clone());
-        }
-        let identity = Arc::new(myself(body)?);
-        self.digest = digest;
-        self.identity = Some(identity.clone());
-        Some(identity)
-    }
 }
 
 /// The first value of header `name`, if it is text (visible ASCII, as
@@ -270,7 +172,7 @@ pub fn classify_after(answer: &Answer, expect: &Expectation<'_>, last: &mut Last
         return Verdict::new(
             State::Unknown,
             Reason::UnexpectedResponse,
-            seen("expected 200 from myself"),
+            seen("expected 200 from the identity probe"),
         );
     }
     // A body that broke off is not read: part of an object is not the account.
@@ -279,17 +181,17 @@ pub fn classify_after(answer: &Answer, expect: &Expectation<'_>, last: &mut Last
     } else {
         last.read(&answer.body)
     };
-    let identity = match identity {
-        Some(identity) => identity,
-        None => {
-            let what = if answer.truncated {
-                "body broke off before the end"
-            } else {
-                "body is not Jira's user object"
-            };
-            return Verdict::new(State::Unknown, Reason::UnexpectedResponse, seen(what));
-        }
+    let Some(identity) = identity else {
+        let what = if answer.truncated {
+            "body broke off before the end"
+        } else {
+            "body is not a user object"
+        };
+        return Verdict::new(State::Unknown, Reason::UnexpectedResponse, seen(what));
     };
+    if let Some(verdict) = not_an_account(&identity, answer, expect.product, &seen) {
+        return verdict;
+    }
     let (state, reason, detail) = if identity.active == Some(false) {
         (
             State::Invalid,
@@ -319,18 +221,58 @@ pub fn classify_after(answer: &Answer, expect: &Expectation<'_>, last: &mut Last
     }
 }
 
-/// Reads the `myself` object; `None` unless it names an account.
-fn myself(body: &[u8]) -> Option<Identity> {
-    let identity: Identity = serde_json::from_slice(body).ok()?;
-    let names_someone = [&identity.name, &identity.key, &identity.account_id]
-        .into_iter()
-        .any(|field| field.as_deref().is_some_and(|v| !v.is_empty()));
-    names_someone.then_some(identity)
+/// The verdict on a 200 whose user object is not an account: the anonymous user (a
+/// credential Confluence ignored), an object that names no one, or (Confluence) a user type
+/// other than `known` or an `X-AUSERNAME` that names someone else than the body.
+fn not_an_account(
+    identity: &Identity,
+    answer: &Answer,
+    product: Product,
+    seen: &dyn Fn(&str) -> String,
+) -> Option<Verdict> {
+    if identity.is_anonymous() {
+        return Some(Verdict::new(
+            State::Invalid,
+            Reason::AnonymousFallback,
+            seen("the user object is the anonymous user"),
+        ));
+    }
+    if !identity.names_someone() {
+        return Some(Verdict::new(
+            State::Unknown,
+            Reason::UnexpectedResponse,
+            seen("the user object names no account"),
+        ));
+    }
+    if product != Product::Confluence {
+        return None;
+    }
+    if !identity.is_known() {
+        return Some(Verdict::new(
+            State::Unknown,
+            Reason::UnexpectedResponse,
+            seen("the user object's type is not \"known\""),
+        ));
+    }
+    let header = text(&answer.headers, "x-ausername").map(str::trim);
+    let named = identity.name.as_deref();
+    match (header, named) {
+        (Some(header), Some(named)) if !header.eq_ignore_ascii_case(named) => Some(Verdict::new(
+            State::Unknown,
+            Reason::UnexpectedResponse,
+            seen(&format!(
+                "X-AUSERNAME names {:?}, the user object {named:?}",
+                header.chars().take(64).collect::<String>()
+            )),
+        )),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
@@ -362,6 +304,7 @@ mod tests {
     #[test]
     fn the_classification_table() {
         let server = Expectation {
+            product: Product::Jira,
             kind: Kind::Server,
             expect_account: None,
             expires_at: None,
@@ -447,6 +390,135 @@ mod tests {
         }
     }
 
+    /// The answers of docs/jira-answers.md §13: Confluence's user object and its failures.
+    #[test]
+    fn confluence_answers() {
+        let dc = Expectation {
+            product: Product::Confluence,
+            kind: Kind::Server,
+            expect_account: None,
+            expires_at: None,
+            blocked_by_admin: false,
+            now: now(),
+        };
+        let cloud = Expectation {
+            kind: Kind::Cloud,
+            ..dc
+        };
+        let expect_svc = Expectation {
+            expect_account: Some("SVC-WIKI"),
+            ..dc
+        };
+        let known = r#"{"type":"known","username":"svc-wiki","userKey":"ff8080817","displayName":"Service Wiki"}"#;
+        let cloud_known = r#"{"type":"known","accountId":"5b10ac8d82e05b22cc7d4ef5","accountType":"atlassian","email":"mia@example.com","publicName":"Mia","displayName":"Mia"}"#;
+        let anonymous = r#"{"type":"anonymous","displayName":"Anonymous","_links":{}}"#;
+        let ok = [("X-AUSERNAME", "svc-wiki"), ("X-Seraph-LoginReason", "OK")];
+        let denied = [
+            ("X-Seraph-LoginReason", "AUTHENTICATION_DENIED"),
+            (
+                "WWW-Authenticate",
+                "OAuth realm=\"https://wiki.example.com\"",
+            ),
+        ];
+        let failed = [("X-Seraph-LoginReason", "AUTHENTICATED_FAILED")];
+        let not_permitted =
+            r#"{"message":"Current user not permitted to use Confluence","statusCode":403}"#;
+        let rows: Vec<(u16, &[(&str, &str)], &str, Expectation<'_>, State, Reason)> = vec![
+            (200, &ok, known, dc, State::Valid, Reason::Ok),
+            (200, &ok, known, expect_svc, State::Valid, Reason::Ok),
+            (200, &[], known, dc, State::Valid, Reason::Ok),
+            (
+                200,
+                &[],
+                anonymous,
+                dc,
+                State::Invalid,
+                Reason::AnonymousFallback,
+            ),
+            (
+                200,
+                &[("X-AUSERNAME", "anonymous")],
+                anonymous,
+                dc,
+                State::Invalid,
+                Reason::AnonymousFallback,
+            ),
+            (
+                200,
+                &[("X-AUSERNAME", "someone-else")],
+                known,
+                dc,
+                State::Unknown,
+                Reason::UnexpectedResponse,
+            ),
+            (
+                200,
+                &[],
+                r#"{"username":"svc-wiki"}"#,
+                dc,
+                State::Unknown,
+                Reason::UnexpectedResponse,
+            ),
+            (
+                200,
+                &[],
+                r#"{"type":"known"}"#,
+                dc,
+                State::Unknown,
+                Reason::UnexpectedResponse,
+            ),
+            (
+                401,
+                &failed,
+                "Basic Authentication Failure - Reason : AUTHENTICATED_FAILED",
+                dc,
+                State::Invalid,
+                Reason::Unauthorized,
+            ),
+            (
+                401,
+                &denied,
+                "Basic Authentication Failure - Reason : AUTHENTICATION_DENIED",
+                dc,
+                State::Locked,
+                Reason::CaptchaRequired,
+            ),
+            (
+                429,
+                &[("Retry-After", "9223372036854775807")],
+                "",
+                dc,
+                State::Unknown,
+                Reason::RateLimited,
+            ),
+            (200, &[], cloud_known, cloud, State::Valid, Reason::Ok),
+            (
+                200,
+                &[],
+                anonymous,
+                cloud,
+                State::Invalid,
+                Reason::AnonymousFallback,
+            ),
+            (
+                403,
+                &[],
+                not_permitted,
+                cloud,
+                State::Forbidden,
+                Reason::Forbidden,
+            ),
+            (401, &[], "", cloud, State::Invalid, Reason::Unauthorized),
+        ];
+        for (i, (code, headers, body, expect, state, reason)) in rows.iter().enumerate() {
+            assert_eq!(
+                run(*code, headers, body, *expect),
+                (*state, *reason),
+                "row {i}: {code} {headers:?} {body}"
+            );
+        }
+    }
+
     #[test]
     fn cloud_accounts_match_by_email_or_id() {
         let identity: Identity = serde_json::from_str(CLOUD_USER).expect("json");
@@ -461,6 +533,7 @@ mod tests {
         let hidden =
             r#"{"accountId":"5b10a2844c20165700ede21g","displayName":"Mia","active":true}"#;
         let expect = Expectation {
+            product: Product::Jira,
             kind: Kind::Cloud,
             expect_account: Some("mia@example.com"),
             expires_at: None,
@@ -481,6 +554,7 @@ mod tests {
     #[test]
     fn repeated_seraph_headers_are_all_read() {
         let expect = Expectation {
+            product: Product::Jira,
             kind: Kind::Server,
             expect_account: None,
             expires_at: None,
@@ -506,6 +580,7 @@ mod tests {
             truncated: true,
         };
         let expect = Expectation {
+            product: Product::Jira,
             kind: Kind::Server,
             expect_account: None,
             expires_at: None,
@@ -529,6 +604,7 @@ mod tests {
             }
         }
         let expect = Expectation {
+            product: Product::Jira,
             kind: Kind::Server,
             expect_account: Some("svc-jira"),
             expires_at: None,

@@ -1,5 +1,6 @@
-//! Atlassian's API gateway (`docs/jira-answers.md` §9): where scoped API tokens (every service
-//! account's) and OAuth clients reach a Jira Cloud site, `{gateway_url}/ex/jira/{cloudId}`.
+//! Atlassian's API gateway (`docs/jira-answers.md` §9, §13): where scoped API tokens (every
+//! service account's) and OAuth clients reach a Cloud site, `{gateway_url}/ex/jira/{cloudId}`
+//! (Confluence: `{gateway_url}/ex/confluence/{cloudId}/wiki`).
 //!
 //! - The cloudId is `cloud_id` when configured, else read once per site from
 //!   `{url}/_edge/tenant_info`, which needs no credentials (none is sent), and kept for the
@@ -23,7 +24,7 @@ use url::Url;
 
 use super::classify::{self, Answer, Identity};
 use super::{Outcome, Prober, Reason, Request, State, Verdict};
-use crate::config::Connection;
+use crate::config::{Connection, Product};
 
 /// What the gateway said of a token the site rejected: asked once per secret (a token it
 /// accepted, again after `gateway_recheck_interval`).
@@ -65,14 +66,27 @@ pub(super) fn is_cloud_id(text: &str) -> bool {
         && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
-/// `{gateway}/ex/jira/{cloudId}/rest/api/3/myself`.
+/// The identity probe through the gateway: `{gateway}/ex/jira/{cloudId}/rest/api/3/myself`,
+/// or Confluence's `{gateway}/ex/confluence/{cloudId}/wiki/rest/api/user/current`.
 pub(super) fn myself_url(connection: &Connection, cloud_id: &str) -> Option<Url> {
-    let gateway = connection.gateway.as_ref()?;
-    Url::parse(&format!(
-        "{}/ex/jira/{cloud_id}/rest/api/3/myself",
-        gateway.as_str().trim_end_matches('/')
-    ))
-    .ok()
+    let gateway = connection.gateway.as_ref()?.as_str().trim_end_matches('/');
+    let url = match connection.settings.product {
+        Product::Jira => format!("{gateway}/ex/jira/{cloud_id}/rest/api/3/myself"),
+        Product::Confluence => {
+            format!("{gateway}/ex/confluence/{cloud_id}/wiki/rest/api/user/current")
+        }
+    };
+    Url::parse(&url).ok()
+}
+
+/// The site's root, where `_edge/tenant_info` is: the URL itself for Jira, without its `/wiki`
+/// for Confluence (whose REST base is under it).
+fn site_root(connection: &Connection) -> &str {
+    let url = connection.url.as_str().trim_end_matches('/');
+    match connection.settings.product {
+        Product::Confluence => url.strip_suffix("/wiki").unwrap_or(url),
+        Product::Jira => url,
+    }
 }
 
 #[derive(Deserialize)]
@@ -99,11 +113,11 @@ impl Prober {
         if let Some(id) = &connection.settings.cloud_id {
             return Ok(id.clone());
         }
-        let site = connection.url.as_str();
+        let site = site_root(connection);
         if let Some(id) = self.cloud_ids.get(site) {
             return Ok(id.clone());
         }
-        let url = Url::parse(&format!("{}/_edge/tenant_info", site.trim_end_matches('/')))
+        let url = Url::parse(&format!("{site}/_edge/tenant_info"))
             .map_err(|e| super::unsendable(connection, e.to_string(), started))?;
         let answer = self
             .send(connection, &url, Request::Get(None), started)
@@ -244,5 +258,11 @@ fn tenant_info_failed(
             )),
         },
     };
-    Outcome::of_answer(answer, connection.settings.auth, verdict, started, now)
+    Outcome::of_answer(
+        answer,
+        connection.settings.credential_type(),
+        verdict,
+        started,
+        now,
+    )
 }

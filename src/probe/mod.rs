@@ -15,6 +15,8 @@ pub(crate) mod client;
 mod cycle;
 pub(crate) mod gateway;
 pub(crate) mod headers;
+pub(crate) mod hints;
+mod identity;
 pub(crate) mod oauth;
 mod outcome;
 mod pat_list;
@@ -157,7 +159,12 @@ impl Prober {
             && connection.settings.auth == AuthMethod::ApiToken
             && !connection.settings.scoped
             && connection.may_try_gateway();
-        if unscoped_cloud_token && verdict.reason == Reason::Unauthorized {
+        // A public Confluence Cloud site may answer an unknown token as the anonymous user.
+        let rejected = matches!(
+            verdict.reason,
+            Reason::Unauthorized | Reason::AnonymousFallback
+        );
+        if unscoped_cloud_token && rejected {
             if let Ok(authorization) = authorization {
                 verdict = self
                     .second_try_at_gateway(
@@ -170,7 +177,13 @@ impl Prober {
                     .await;
             }
         }
-        Outcome::of_answer(&answer, connection.settings.auth, verdict, started, now)
+        Outcome::of_answer(
+            &answer,
+            connection.settings.credential_type(),
+            verdict,
+            started,
+            now,
+        )
     }
 
     /// Fetches the caller's personal access tokens (`GET /rest/pat/latest/tokens`).
@@ -207,7 +220,7 @@ impl Prober {
                 };
                 TokenListOutcome::Failed(Box::new(Outcome::of_answer(
                     &answer,
-                    connection.settings.auth,
+                    connection.settings.credential_type(),
                     verdict,
                     started,
                     now,
@@ -226,7 +239,7 @@ impl Prober {
                 let verdict = classify::classify(&answer, &expect);
                 TokenListOutcome::Failed(Box::new(Outcome::of_answer(
                     &answer,
-                    connection.settings.auth,
+                    connection.settings.credential_type(),
                     verdict,
                     started,
                     now,
@@ -260,7 +273,7 @@ impl Prober {
         request: Request<'_>,
         started: Instant,
     ) -> Result<Answer, Outcome> {
-        let auth = connection.settings.auth;
+        let auth = connection.settings.credential_type();
         let http = self
             .clients
             .get(connection.ca.as_ref())
@@ -353,6 +366,7 @@ impl Prober {
 /// and what was known of the credential before the probe.
 fn expecting(connection: &Connection, facts: Facts, now: DateTime<Utc>) -> Expectation<'_> {
     Expectation {
+        product: connection.settings.product,
         kind: connection.settings.kind,
         expect_account: connection.settings.expect_account.as_deref(),
         expires_at: facts.known_expiry,
@@ -365,6 +379,7 @@ fn expecting(connection: &Connection, facts: Facts, now: DateTime<Utc>) -> Expec
 /// limit, an outage, a redirect, a rejection).
 fn any_answer(connection: &Connection, now: DateTime<Utc>) -> Expectation<'static> {
     Expectation {
+        product: connection.settings.product,
         kind: connection.settings.kind,
         expect_account: None,
         expires_at: None,
@@ -376,7 +391,7 @@ fn any_answer(connection: &Connection, now: DateTime<Utc>) -> Expectation<'stati
 /// A probe that cannot even be sent (a URL that does not parse, a missing endpoint).
 fn unsendable(connection: &Connection, detail: String, started: Instant) -> Outcome {
     Outcome::without_answer(
-        connection.settings.auth,
+        connection.settings.credential_type(),
         Reason::UnexpectedResponse,
         detail,
         started,

@@ -232,7 +232,7 @@ impl Prober {
             Ok(answer) => read_grant(&answer, connection).map_err(|verdict| {
                 from_token_endpoint(Outcome::of_answer(
                     &answer,
-                    connection.settings.auth,
+                    connection.settings.credential_type(),
                     verdict,
                     started,
                     Utc::now(),
@@ -306,7 +306,13 @@ impl Prober {
         let now = Utc::now();
         let expect = super::expecting(connection, facts, now);
         let verdict = classify::classify_after(&answer, &expect, last);
-        Outcome::of_answer(&answer, connection.settings.auth, verdict, started, now)
+        Outcome::of_answer(
+            &answer,
+            connection.settings.credential_type(),
+            verdict,
+            started,
+            now,
+        )
     }
 
     /// Cloud: `cloud_id`, or the one kept with the token, or the accessible resources' match.
@@ -345,7 +351,7 @@ impl Prober {
             let verdict = classify::classify(&answer, &expect);
             return Err(Outcome::of_answer(
                 &answer,
-                connection.settings.auth,
+                connection.settings.credential_type(),
                 verdict,
                 started,
                 now,
@@ -362,7 +368,7 @@ impl Prober {
             };
             return Err(Outcome::of_answer(
                 &answer,
-                connection.settings.auth,
+                connection.settings.credential_type(),
                 verdict,
                 started,
                 now,
@@ -392,7 +398,7 @@ impl Prober {
                 };
                 Err(Outcome::of_answer(
                     &answer,
-                    connection.settings.auth,
+                    connection.settings.credential_type(),
                     verdict,
                     started,
                     now,

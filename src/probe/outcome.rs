@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::classify::{Answer, Identity};
+use super::classify::Answer;
 use super::headers::{RateLimit, RetryAfter};
+use super::identity::Identity;
 use super::verdict::{Reason, State, Verdict};
-use crate::config::AuthMethod;
+use crate::config::CredentialType;
 
 /// What one probe found.
 #[derive(Debug, Clone)]
@@ -56,7 +57,7 @@ impl Outcome {
     /// The outcome of an answer classified as `verdict`, `started` when the request was sent.
     pub fn of_answer(
         answer: &Answer,
-        auth: AuthMethod,
+        of: CredentialType,
         verdict: Verdict,
         started: Instant,
         now: DateTime<Utc>,
@@ -73,7 +74,7 @@ impl Outcome {
                 .get("retry-after")
                 .and_then(|value| value.to_str().ok())
                 .and_then(RetryAfter::parse),
-            hint: verdict.reason.hint(auth),
+            hint: verdict.reason.hint(of),
             detail: verdict.detail,
             finished_at: now,
             token_request: TokenRequest::None,
@@ -82,7 +83,7 @@ impl Outcome {
 
     /// An outcome without an HTTP answer.
     pub fn without_answer(
-        auth: AuthMethod,
+        of: CredentialType,
         reason: Reason,
         detail: String,
         started: Instant,
@@ -95,7 +96,7 @@ impl Outcome {
             identity: None,
             rate_limit: RateLimit::default(),
             retry_after: None,
-            hint: reason.hint(auth),
+            hint: reason.hint(of),
             detail: Some(detail),
             finished_at: Utc::now(),
             token_request: TokenRequest::None,

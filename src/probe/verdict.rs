@@ -1,6 +1,5 @@
 //! What a probe concludes: the [`Verdict`] on one answer, in the fixed vocabularies of the
-//! credential [`State`] and the probe [`Reason`], plus the one-line hint that tells an
-//! operator what to do about a reason.
+//! credential [`State`] and the probe [`Reason`] (whose hints are [`super::hints`]).
 //!
 //! Both vocabularies are public interface: they become metric label values and alert
 //! conditions, so their strings come from one `as_str` each and never change casually.
@@ -9,9 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::classify::Identity;
-
-use crate::config::AuthMethod;
+use super::identity::Identity;
 
 /// What the last probe says about the credential itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -179,94 +176,6 @@ impl Reason {
             Reason::Timeout => "timeout",
         }
     }
-
-    /// What an operator should do about this reason, for this kind of credential.
-    /// `None` for `ok`. The set-up guides' troubleshooting advice is the model
-    /// (`docs/jira-answers.md` §12).
-    pub fn hint(self, auth: AuthMethod) -> Option<&'static str> {
-        let hint = match (self, auth) {
-            (Reason::Ok, _) => return None,
-            (Reason::Unauthorized, AuthMethod::Pat) => {
-                "Jira rejected the token: it is wrong, expired or revoked (Jira answers the same for all three); verify it under Profile > Personal Access Tokens and create a new one if needed"
-            }
-            (Reason::Unauthorized, AuthMethod::ApiToken) => {
-                "Jira rejected the email and API token: verify both, check that the token is not expired or revoked (id.atlassian.com > Security > API tokens) and that the account is active"
-            }
-            (Reason::Unauthorized, AuthMethod::OAuthClientCredentials) => {
-                "Jira rejected the access token the token endpoint issued for this client: check that the service account is active and has access to this site (its product access), and that cloud_id names this site"
-            }
-            (Reason::Unauthorized, AuthMethod::Basic) => {
-                "Jira rejected the username and password: fix them now, since every failed login counts towards Jira's CAPTCHA lock for this account"
-            }
-            (Reason::BlockedByAdmin, _) => {
-                "an organization admin blocked this API token (admin.atlassian.com > Security > API tokens): ask the admin why; unblock it there, or create a new token for the integration and update it"
-            }
-            (Reason::AnonymousFallback, _) => {
-                "Jira ignored the credential and answered anonymously: the token is invalid, expired or revoked; verify it and create a new one if needed"
-            }
-            (Reason::CaptchaRequired, _) => {
-                "the account is locked behind a CAPTCHA after failed logins: log in once through the browser, or have an admin reset the failed-login count, then fix the password; consider a personal access token instead"
-            }
-            (Reason::BasicAuthDisabled, _) => {
-                "Basic authentication is disabled on this Jira: create a personal access token (Jira 8.14+) and use auth = \"pat\""
-            }
-            (Reason::PasswordAuthDeprecated, _) => {
-                "Jira Cloud does not accept account passwords over the API: create an API token at id.atlassian.com and use auth = \"api_token\""
-            }
-            (Reason::WrongAuthScheme, _) => {
-                "a Cloud API token was sent as Bearer: use kind = \"cloud\" and auth = \"api_token\" with the account's email as username"
-            }
-            (Reason::ScopeMismatch, AuthMethod::OAuthClientCredentials) => {
-                "the OAuth credential lacks a scope /myself needs (read:jira-user, or the granular read:user:jira): add it to the service account's credential, or create one with it"
-            }
-            (Reason::ScopeMismatch, _) => {
-                "the scoped API token lacks a scope this call needs (read:jira-user): create a token with that scope, or an unscoped one"
-            }
-            (Reason::ClientRejected, _) => {
-                "the token endpoint rejected the client id and secret (invalid_client): they are wrong, revoked or expired; create a new OAuth 2.0 credential for the service account and update client_id and the secret"
-            }
-            (Reason::ScopedTokenSiteUrl, _) => {
-                "this is a scoped API token, which works only through the API gateway: set scoped = true here, and point the integration at https://api.atlassian.com/ex/jira/{cloudId} as well, since it fails on the site URL too"
-            }
-            (Reason::Forbidden, AuthMethod::OAuthClientCredentials) => {
-                "the OAuth client may not use the client-credentials grant (unauthorized_client), or its account lacks permission: check the credential's grant and the service account's access in Jira"
-            }
-            (Reason::Forbidden, _) => {
-                "the credential works but lacks permission: check the user's permissions and application access in Jira"
-            }
-            (Reason::AccountInactive, _) => {
-                "Jira reports the account as inactive: reactivate the service account or move the integration to an active one"
-            }
-            (Reason::WrongAccount, _) => {
-                "the credential belongs to another account than expect_account: the integration is using someone else's token; replace it or fix expect_account"
-            }
-            (Reason::RateLimited, _) => {
-                "Jira is rate limiting this account or site: credwatch waits for Retry-After; if it persists, reduce other traffic from this account"
-            }
-            (Reason::ServerError, _) => {
-                "Jira answered with a server error: check the Jira node's health (GET /status) and its logs; no verdict on the credential"
-            }
-            (Reason::Redirected, _) => {
-                "the API answered with a redirect, usually SSO or a login page in front of Jira: check the URL (context path, https) and exempt the REST API from SSO"
-            }
-            (Reason::UnexpectedResponse, _) => {
-                "the answer was not Jira's user object: check the URL and its context path, and whether a proxy or login page stands in front of the API"
-            }
-            (Reason::TlsError, _) => {
-                "the TLS handshake failed: check the certificate (expiry, host name); for a private CA set ca_file"
-            }
-            (Reason::DnsError, _) => {
-                "the host name did not resolve: check the URL and DNS from this machine"
-            }
-            (Reason::ConnectError, _) => {
-                "no connection to Jira: check the URL, the port, firewalls and proxies between this machine and Jira"
-            }
-            (Reason::Timeout, _) => {
-                "Jira did not answer within the timeout: check the network path and Jira's load, or raise timeout"
-            }
-        };
-        Some(hint)
-    }
 }
 
 impl std::fmt::Display for Reason {
@@ -320,24 +229,6 @@ mod tests {
                 serde_json::to_value(state).expect("serializes"),
                 serde_json::Value::from(state.as_str())
             );
-        }
-    }
-
-    #[test]
-    fn every_reason_but_ok_has_a_hint_for_every_auth() {
-        for auth in [
-            AuthMethod::Pat,
-            AuthMethod::ApiToken,
-            AuthMethod::Basic,
-            AuthMethod::OAuthClientCredentials,
-        ] {
-            for reason in Reason::ALL {
-                assert_eq!(
-                    reason.hint(auth).is_none(),
-                    reason == Reason::Ok,
-                    "{reason}"
-                );
-            }
         }
     }
 }

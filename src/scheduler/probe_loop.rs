@@ -481,7 +481,7 @@ async fn sleep_until(due: Option<Instant>) {
 /// Logs a state change reached without a probe (a pending rejection confirmed by logins
 /// spent elsewhere).
 fn log_transition(connection: &Connection, transition: Option<crate::state::Transition>) {
-    let hint = transition.and_then(|t| t.reason.hint(connection.settings.auth));
+    let hint = transition.and_then(|t| t.reason.hint(connection.settings.credential_type()));
     log_transition_with(connection, transition, hint);
 }
 

@@ -134,7 +134,7 @@ mod tests {
             RetryAfter::Seconds(10 * 86_400),
         ] {
             let mut outcome = Outcome::without_answer(
-                connection.settings.auth,
+                connection.settings.credential_type(),
                 Reason::RateLimited,
                 "429".to_owned(),
                 std::time::Instant::now(),

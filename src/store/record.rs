@@ -120,6 +120,7 @@ impl Account {
             display_name: self.display_name,
             email: self.email,
             active: self.active,
+            ..Identity::default()
         })
     }
 }
@@ -172,7 +173,7 @@ impl Record {
             identity: last.account.map(Account::identity),
             rate_limit: RateLimit::default(),
             retry_after: None,
-            hint: last.reason.hint(connection.settings.auth),
+            hint: last.reason.hint(connection.settings.credential_type()),
             detail: last.detail,
             finished_at: last.finished_at,
             token_request: crate::probe::TokenRequest::None,
