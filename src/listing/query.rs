@@ -176,7 +176,7 @@ pub(crate) struct Request {
     pub filter: Filter,
     /// What shape of answer.
     pub form: Form,
-    /// The page's `?refresh=N` seconds, where `extra` allowed it.
+    /// The page's `?refresh=N` seconds (only the page reads it).
     pub refresh: Option<u32>,
 }
 
@@ -187,11 +187,12 @@ impl Request {
         let mut seen: Vec<String> = Vec::new();
         let (mut limit, mut cursor, mut since, mut refresh) = (None, None, None, None);
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            let known = KNOWN.contains(&&*key) || (page && key == "refresh");
+            // The page also reads its refresh period, and `team` as its links of old wrote it.
+            let known = KNOWN.contains(&&*key) || (page && (key == "refresh" || key == "team"));
             if !known {
                 let mut names = KNOWN.to_vec();
                 if page {
-                    names.push("refresh");
+                    names.extend(["refresh", "team"]);
                 }
                 return Err(BadQuery(format!(
                     "unknown query parameter {key:?}: the known ones are {}",
@@ -212,6 +213,7 @@ impl Request {
                 "state" => filter.state = Some(state(value)?),
                 "product" => filter.product = Some(product(value)?),
                 "label" => filter.labels.push(label(value)?),
+                "team" => filter.labels.push(("team".to_owned(), value.to_owned())),
                 "q" => filter.text = value.to_owned(),
                 "limit" => limit = Some(number("limit", value, 1, MAX_LIMIT)?),
                 "cursor" => cursor = Some(Cursor::parse(value)?),
