@@ -133,7 +133,7 @@
     name.appendChild(el("strong", {}, c.name));
     row.appendChild(name);
     row.appendChild(el("td", { "data-label": "Product" }, c.product + " " + c.kind + " / " + c.auth));
-    row.appendChild(el("td", { "data-label": "Account", class: "account" }, account(c)));
+    row.appendChild(el("td", { "data-label": "Account", class: "account", title: account(c) }, account(c)));
     var state = el("td", { "data-label": "State" });
     state.appendChild(el("span", { class: "badge s-" + c.state, "data-field": "badge" }, SYMBOLS[c.state] + " " + c.state));
     var pending = el("div", { class: "pending", "data-field": "pending" }, pendingText(c, now));
