@@ -24,6 +24,7 @@
   var WORST = ["locked", "expired", "invalid", "forbidden", "valid"];
   var view = {
     limit: Number(pager.dataset.limit) || 50,
+    pageRows: Number(pager.dataset.pageRows) || 50,
     cursor: pager.dataset.cursor || "",
     next: pager.dataset.next || "",
     offset: Math.max(0, (Number(pager.dataset.from) || 1) - 1),
@@ -281,7 +282,7 @@
   // The server's address of the page after `cursor`, which works without this script too.
   function link(cursor, keepRefresh) {
     var params = filters();
-    if (view.limit !== 50) params.set("limit", String(view.limit));
+    if (view.limit !== view.pageRows) params.set("limit", String(view.limit));
     if (cursor) params.set("cursor", cursor);
     if (keepRefresh && refreshParam) params.set("refresh", refreshParam);
     var query = params.toString();

@@ -120,6 +120,8 @@ struct Pager {
     cursor: String,
     /// The page size.
     limit: usize,
+    /// The page size when the address names none.
+    page_rows: usize,
 }
 
 struct Tile {
@@ -308,6 +310,7 @@ pub(crate) fn render(board: &Board, now: DateTime<Utc>, query: &str) -> Result<S
             next_cursor: next.as_ref().map_or(String::new(), ToString::to_string),
             cursor: cursor.as_ref().map_or(String::new(), ToString::to_string),
             limit,
+            page_rows: PAGE_ROWS,
         },
         rows,
         changes: snapshot.changes.to_string(),
