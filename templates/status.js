@@ -424,7 +424,7 @@
   var typing = null;
   function filterNow() {
     window.clearTimeout(typing);
-    typing = window.setTimeout(function () { loadPage("", 0).catch(notAnswering); }, 120);
+    typing = window.setTimeout(function () { loadPage("", 0).catch(notAnswering); }, 60);
   }
   ["filter-state", "filter-product", "filter-team", "filter-text"].forEach(function (id) {
     var input = document.getElementById(id);
