@@ -146,10 +146,15 @@ pub fn classify_after(answer: &Answer, expect: &Expectation<'_>, last: &mut Last
     }
     let anonymous = text(&answer.headers, "x-ausername")
         .is_some_and(|user| user.trim().eq_ignore_ascii_case("anonymous"));
+    // Jira's row says invalid, without the expiry upgrade of the 401 row; on Confluence the
+    // anonymous user is how a PAT is rejected, expired ones included (§13), so it upgrades.
+    let anonymous_state = match expect.product {
+        Product::Confluence => rejected_state,
+        Product::Jira => State::Invalid,
+    };
     if status.is_success() && anonymous {
-        // The sheet's row says invalid, without the expiry upgrade of the 401 row.
         return Verdict::new(
-            State::Invalid,
+            anonymous_state,
             Reason::AnonymousFallback,
             seen("X-AUSERNAME: anonymous"),
         );
@@ -189,7 +194,8 @@ pub fn classify_after(answer: &Answer, expect: &Expectation<'_>, last: &mut Last
         };
         return Verdict::new(State::Unknown, Reason::UnexpectedResponse, seen(what));
     };
-    if let Some(verdict) = not_an_account(&identity, answer, expect.product, &seen) {
+    if let Some(verdict) = not_an_account(&identity, answer, expect.product, anonymous_state, &seen)
+    {
         return verdict;
     }
     let (state, reason, detail) = if identity.active == Some(false) {
@@ -228,11 +234,12 @@ fn not_an_account(
     identity: &Identity,
     answer: &Answer,
     product: Product,
+    anonymous_state: State,
     seen: &dyn Fn(&str) -> String,
 ) -> Option<Verdict> {
     if identity.is_anonymous() {
         return Some(Verdict::new(
-            State::Invalid,
+            anonymous_state,
             Reason::AnonymousFallback,
             seen("the user object is the anonymous user"),
         ));
@@ -407,6 +414,10 @@ mod tests {
         };
         let expect_svc = Expectation {
             expect_account: Some("SVC-WIKI"),
+            ..dc
+        };
+        let expired = Expectation {
+            expires_at: Some(now() - chrono::Duration::days(1)),
             ..dc
         };
         let known = r#"{"type":"known","username":"svc-wiki","userKey":"ff8080817","displayName":"Service Wiki"}"#;
