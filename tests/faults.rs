@@ -98,7 +98,7 @@ async fn every_fault_yields_its_reason_and_the_daemon_keeps_serving() {
             Fault::InvalidUtf8,
             "http",
             "unexpected_response",
-            "not Jira's user object",
+            "not a user object",
         ),
         (
             "tls-alert",
@@ -156,7 +156,7 @@ async fn every_fault_yields_its_reason_and_the_daemon_keeps_serving() {
     expected.push((
         "login-page",
         "unexpected_response",
-        "not Jira's user object",
+        "not a user object",
     ));
 
     let dir = tempfile::tempdir().expect("tempdir");
