@@ -2,8 +2,10 @@
 //! docs/states-and-reasons.md lists, each on its own simulated site, run through `check` and
 //! through the daemon (after its first rounds), must end in the same state and reason, and in
 //! the row's. Both run the one probe cycle; this proves the callers around it add no
-//! difference. A reason the page lists without a row here fails the test. Confluence's
-//! answers (docs/jira-answers.md §13) have rows of their own.
+//! difference. A reason the page lists without a row here fails the test. Confluence's and
+//! Bitbucket's answers (docs/jira-answers.md §14, §15) have rows of their own; every
+//! simulator that served a Bitbucket site fails the test if credwatch asked it for a path
+//! outside `/rest` and `/scm`.
 
 mod common;
 
@@ -264,6 +266,115 @@ fn confluence_rows() -> Vec<Row> {
     ]
 }
 
+/// Bitbucket Data Center's answers (docs/jira-answers.md §15), each on a site of its own.
+fn bitbucket_rows() -> Vec<Row> {
+    let site = || {
+        Site::bitbucket()
+            .with_user(
+                User::new("svc-build")
+                    .with_password("right-password")
+                    .with_pat(Pat::new(1, "ci", "bb-token", Some(90))),
+            )
+            .with_user(User::token_bot(
+                "project-deploy-bot",
+                Pat::new(2, "deploy", "bb-project-token", Some(30)),
+            ))
+    };
+    let with = |change: fn(&mut Site)| {
+        let mut site = site();
+        change(&mut site);
+        site
+    };
+    let named = |name: &str, reason, state, site, config: &str| Row {
+        name: name.to_owned(),
+        ..row(
+            reason,
+            state,
+            Some(site),
+            &format!("product = \"bitbucket\"\nurl = \"{{url}}\"\n{config}"),
+        )
+    };
+    let basic = |password: &str| {
+        format!("auth = \"basic\"\nusername = \"svc-build\"\npassword = \"{password}\"")
+    };
+    vec![
+        named(
+            "b-token",
+            Reason::Ok,
+            State::Valid,
+            site(),
+            "token = \"bb-token\"",
+        ),
+        named(
+            "b-token-as-basic",
+            Reason::Ok,
+            State::Valid,
+            site(),
+            &basic("bb-token"),
+        ),
+        named(
+            "b-password",
+            Reason::Ok,
+            State::Valid,
+            site(),
+            &basic("right-password"),
+        ),
+        named(
+            "b-project-token",
+            Reason::Ok,
+            State::Valid,
+            site(),
+            "token = \"bb-project-token\"",
+        ),
+        named(
+            "b-anonymous",
+            Reason::AnonymousFallback,
+            State::Invalid,
+            with(|s| s.anonymous_fallback = true),
+            "token = \"bb-wrong\"",
+        ),
+        named(
+            "b-rejected-token",
+            Reason::Unauthorized,
+            State::Invalid,
+            site(),
+            "token = \"bb-wrong\"",
+        ),
+        named(
+            "b-wrong-password",
+            Reason::Unauthorized,
+            State::Invalid,
+            site(),
+            &basic("wrong-password"),
+        ),
+        named(
+            "b-no-permission",
+            Reason::Forbidden,
+            State::Forbidden,
+            with(|s| s.users[0].forbidden = true),
+            "token = \"bb-token\"",
+        ),
+        named(
+            "b-captcha",
+            Reason::CaptchaRequired,
+            State::Locked,
+            with(|s| s.users[0].failed_logins = 5),
+            &basic("right-password"),
+        ),
+        named(
+            "b-rate-limited",
+            Reason::RateLimited,
+            State::Unknown,
+            site().with_front(Front::Throttle {
+                remaining: 1_000,
+                status: 429,
+                retry_after: Some("600".into()),
+            }),
+            "token = \"bb-token\"",
+        ),
+    ]
+}
+
 /// The reasons docs/states-and-reasons.md lists in its table of reasons.
 fn documented_reasons() -> BTreeSet<String> {
     let page = std::fs::read_to_string(
@@ -286,6 +397,7 @@ fn documented_reasons() -> BTreeSet<String> {
 async fn check_and_the_daemon_agree_on_every_documented_reason() {
     let mut rows = rows();
     rows.extend(confluence_rows());
+    rows.extend(bitbucket_rows());
     let covered: BTreeSet<String> = rows.iter().map(|r| r.reason.as_str().to_owned()).collect();
     let documented = documented_reasons();
     assert!(

@@ -92,6 +92,15 @@ async fn no_output_or_log_shows_a_secret() {
             ..canary_site()
         },
     );
+    // Bitbucket: the same canaries, its token as Bearer and a wrong password.
+    simulator.add_site(
+        "bb",
+        Site {
+            product: credwatch::sim::Product::Bitbucket,
+            captcha_after: 5,
+            ..canary_site()
+        },
+    );
     simulator.add_site(
         "wiki-cloud",
         Site::confluence_cloud().with_user(
@@ -134,6 +143,7 @@ async fn no_output_or_log_shows_a_secret() {
     let cloud = simulator.url("cloud");
     let hang = simulator.url("dc-hang");
     let wiki = simulator.url("wiki");
+    let bb = simulator.url("bb");
     let wiki_cloud = simulator.url("wiki-cloud");
     let tls = format!("https://{}/dc", simulator.addr());
     let admin = simulator.url("admin");
@@ -233,6 +243,26 @@ token_env = "CANARY_PAT"
 name = "wiki-basic-bad"
 product = "confluence"
 url = "{wiki}"
+auth = "basic"
+username = "svc-legacy"
+password_env = "CANARY_BASIC"
+
+[[connection]]
+name = "bb-token-file"
+product = "bitbucket"
+url = "{bb}"
+token_file = "pat"
+
+[[connection]]
+name = "bb-token-env-rejected"
+product = "bitbucket"
+url = "{bb}"
+token_env = "CANARY_PAT"
+
+[[connection]]
+name = "bb-basic-bad"
+product = "bitbucket"
+url = "{bb}"
 auth = "basic"
 username = "svc-legacy"
 password_env = "CANARY_BASIC"

@@ -66,16 +66,19 @@ fn errors(status: u16, message: &str, exception: &str, headers: &[(&str, String)
     answer::reply(status, JSON, headers, body.to_string())
 }
 
+/// What Bitbucket escapes in a header's user name: everything but the unreserved characters.
+const ENCODED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// The headers an authenticated answer carries: the caller's name, URL-encoded.
 fn user_headers(user: &User) -> Vec<(&'static str, String)> {
     vec![
         (
             "X-AUSERNAME",
-            percent_encoding::utf8_percent_encode(
-                &user.username,
-                percent_encoding::NON_ALPHANUMERIC,
-            )
-            .to_string(),
+            percent_encoding::utf8_percent_encode(&user.username, ENCODED).to_string(),
         ),
         (
             "X-AUSERID",
@@ -191,6 +194,11 @@ pub(crate) fn answer(
     }
     let index = match caller {
         Caller::User(index) => index,
+        // An instance that serves anonymous callers answers them, naming nobody.
+        Caller::Refused(_) | Caller::Anonymous if site.anonymous_fallback => {
+            let body = serde_json::json!({"size": 0, "limit": 1, "isLastPage": true, "values": [], "start": 0});
+            return answer::reply(200, JSON, &[], body.to_string());
+        }
         Caller::Refused(response) => return response,
         Caller::Anonymous => {
             return errors(
@@ -203,7 +211,15 @@ pub(crate) fn answer(
     };
     let user = site.users[index].clone();
     let headers = user_headers(&user);
-    let paths: Vec<&str> = rest.split('/').collect();
+    let decoded: Vec<String> = rest
+        .split('/')
+        .map(|segment| {
+            percent_encoding::percent_decode_str(segment)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let paths: Vec<&str> = decoded.iter().map(String::as_str).collect();
     match (method, paths.as_slice()) {
         ("GET", ["status"]) => answer::node_status(site.node_state),
         ("GET", ["rest", "api", "latest" | "1.0", "profile", "recent", "repos"]) => {

@@ -155,3 +155,113 @@ pub(super) fn classify(answer: &Answer, expect: &Expectation<'_>) -> Verdict {
 fn short(exception: &str) -> &str {
     exception.rsplit('.').next().unwrap_or(exception)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One answer and the verdict it must get: status, headers, body, expectation.
+    type Row<'a> = (
+        u16,
+        &'a [(&'a str, &'a str)],
+        &'a str,
+        Expectation<'a>,
+        State,
+        Reason,
+    );
+    use crate::config::{Kind, Product};
+    use chrono::{DateTime, Utc};
+    use http::StatusCode;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    fn run(code: u16, headers: &[(&str, &str)], body: &str, expect: Expectation<'_>) -> Verdict {
+        let answer = Answer {
+            status: StatusCode::from_u16(code).expect("status"),
+            headers: crate::probe::headers::tests::map(headers),
+            body: body.as_bytes().to_vec(),
+            truncated: false,
+        };
+        classify(&answer, &expect)
+    }
+
+    fn errors(exception: &str) -> String {
+        format!(r#"{{"errors":[{{"context":null,"message":"m","exceptionName":"{exception}"}}]}}"#)
+    }
+
+    /// The answers of docs/jira-answers.md §15, row by row.
+    #[test]
+    fn bitbucket_answers() {
+        let dc = Expectation {
+            product: Product::Bitbucket,
+            kind: Kind::Server,
+            expect_account: None,
+            expires_at: None,
+            blocked_by_admin: false,
+            now: now(),
+        };
+        let expired = Expectation {
+            expires_at: Some(now() - chrono::Duration::days(1)),
+            ..dc
+        };
+        let expect_other = Expectation {
+            expect_account: Some("someone-else"),
+            ..dc
+        };
+        let expect_encoded = Expectation {
+            expect_account: Some("John.Doe@example.com"),
+            ..dc
+        };
+        let page = r#"{"size":0,"limit":1,"isLastPage":true,"values":[],"start":0}"#;
+        let user = [("X-AUSERNAME", "svc-ci")];
+        let incorrect =
+            errors("com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException");
+        let other_auth =
+            errors("com.atlassian.bitbucket.auth.ExpiredAccessTokenAuthenticationException");
+        let captcha = errors("com.atlassian.bitbucket.auth.CaptchaRequiredAuthenticationException");
+        let not_permitted = errors("com.atlassian.bitbucket.AuthorisationException");
+        #[rustfmt::skip]
+        let rows: Vec<Row<'_>> = vec![
+            (200, &user, page, dc, State::Valid, Reason::Ok),
+            (200, &[("X-AUSERNAME", "john.doe%40example.com")], page, expect_encoded, State::Valid, Reason::Ok),
+            (200, &user, page, expect_other, State::Invalid, Reason::WrongAccount),
+            (200, &[], page, dc, State::Invalid, Reason::AnonymousFallback),
+            (200, &[("X-AUSERNAME", "anonymous")], page, dc, State::Invalid, Reason::AnonymousFallback),
+            (200, &user, "<html>login</html>", dc, State::Unknown, Reason::UnexpectedResponse),
+            (401, &[], &incorrect, dc, State::Invalid, Reason::Unauthorized),
+            (401, &[], &incorrect, expired, State::Expired, Reason::Unauthorized),
+            (401, &[], &other_auth, dc, State::Invalid, Reason::Unauthorized),
+            (401, &[], "", dc, State::Invalid, Reason::Unauthorized),
+            // A 401 that is not a rejection: a valid credential without permission.
+            (401, &user, &not_permitted, dc, State::Forbidden, Reason::Forbidden),
+            // ... unless Bitbucket names nobody: then it did not accept the credential.
+            (401, &[], &not_permitted, dc, State::Invalid, Reason::Unauthorized),
+            (403, &user, &not_permitted, dc, State::Forbidden, Reason::Forbidden),
+            (401, &[], &captcha, dc, State::Locked, Reason::CaptchaRequired),
+            (403, &[], &captcha, dc, State::Locked, Reason::CaptchaRequired),
+            (429, &[("Retry-After", "30")], "", dc, State::Unknown, Reason::RateLimited),
+            (302, &[("Location", "/login")], "", dc, State::Unknown, Reason::Redirected),
+            (500, &[], "", dc, State::Unknown, Reason::ServerError),
+            (404, &[], "", dc, State::Unknown, Reason::UnexpectedResponse),
+        ];
+        for (i, (code, headers, body, expect, state, reason)) in rows.iter().enumerate() {
+            let verdict = run(*code, headers, body, *expect);
+            assert_eq!(
+                (verdict.state, verdict.reason),
+                (*state, *reason),
+                "row {i}: {code} {headers:?} {body}"
+            );
+        }
+        let valid = run(200, &[("X-AUSERNAME", "john.doe%40example.com")], page, dc);
+        let identity = valid.identity.expect("the caller");
+        assert_eq!(
+            identity.name.as_deref(),
+            Some("john.doe@example.com"),
+            "URL-decoded"
+        );
+    }
+}

@@ -239,6 +239,16 @@ fn not_an_account(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One answer and the verdict it must get: status, headers, body, expectation.
+    type Row<'a> = (
+        u16,
+        &'a [(&'a str, &'a str)],
+        &'a str,
+        Expectation<'a>,
+        State,
+        Reason,
+    );
     use crate::config::Kind;
     use chrono::{DateTime, Utc};
     use http::StatusCode;
@@ -398,7 +408,7 @@ mod tests {
         let not_permitted =
             r#"{"message":"Current user not permitted to use Confluence","statusCode":403}"#;
         #[rustfmt::skip]
-        let rows: Vec<(u16, &[(&str, &str)], &str, Expectation<'_>, State, Reason)> = vec![
+        let rows: Vec<Row<'_>> = vec![
             (200, &ok, known, dc, State::Valid, Reason::Ok),
             (200, &ok, known, expect_svc, State::Valid, Reason::Ok),
             (200, &[], known, dc, State::Valid, Reason::Ok),
