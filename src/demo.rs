@@ -1,4 +1,4 @@
-//! `credwatch demo` and `credwatch simulate`: the built-in simulator of Jira and Confluence with
+//! `credwatch demo` and `credwatch simulate`: the built-in simulator of Jira, Confluence and Bitbucket with
 //! the demo fleet, so that a newcomer sees every credential state without a Jira at hand.
 //!
 //! `demo` runs the real daemon against the fleet (short intervals) and prints where its status
@@ -48,7 +48,7 @@ pub async fn run(listen: SocketAddr, interval: Duration) -> anyhow::Result<u8> {
         .context("cannot start the daemon")?;
     let base = format!("http://{}", daemon.addr());
     println!(
-        "credwatch demo: {connections} connections on simulated Jira and Confluence sites, probed every {}.",
+        "credwatch demo: {connections} connections on simulated Jira, Confluence and Bitbucket sites, probed every {}.",
         humantime::format_duration(interval)
     );
     println!();

@@ -13,7 +13,7 @@ use credwatch::{check, daemon, demo};
 /// Exit status for usage and configuration errors (clap uses 2 for usage errors too).
 const EXIT_CONFIG: u8 = 2;
 
-/// Watches Jira and Confluence credentials (personal access tokens, API tokens, passwords) and says, before
+/// Watches Jira, Confluence and Bitbucket credentials (access tokens, API tokens, passwords) and says, before
 /// an integration breaks, which one is dead, locked or about to expire.
 #[derive(Parser)]
 #[command(name = "credwatch", version = credwatch::build::VERSION_LINE, about, propagate_version = true)]

@@ -258,6 +258,9 @@ async fn validate_prints_effective_settings_or_every_error() {
         "wiki-prod-publisher",
         "wiki-prod-legacy-sync",
         "wiki-cloud-docs-bot",
+        "bitbucket-ci-clone",
+        "bitbucket-deploy",
+        "bitbucket-mirror",
     ] {
         std::fs::write(credentials.path().join(name), "validate-canary-secret\n").expect("write");
     }
@@ -305,7 +308,7 @@ async fn validate_prints_effective_settings_or_every_error() {
         "{stdout}"
     );
     assert!(
-        stderr.contains("configuration is valid: 12 connections"),
+        stderr.contains("configuration is valid: 15 connections"),
         "{stderr}"
     );
     assert!(

@@ -67,13 +67,19 @@ fn every_shipped_configuration_loads() {
         .find(|(path, _)| path.ends_with("example.toml"))
         .expect("config/example.toml")
         .1;
-    assert_eq!(example.connections.len(), 12);
+    assert_eq!(example.connections.len(), 15);
     // Confluence, each product and kind probed where its REST API is.
     let wiki = example.connection("wiki-prod-publisher").expect("wiki");
     assert_eq!(
         wiki.myself_url().as_str(),
         "https://wiki.example.com/confluence/rest/api/user/current"
     );
+    let bitbucket = example.connection("bitbucket-ci-clone").expect("bitbucket");
+    assert!(bitbucket.lists_tokens());
+    assert!(bitbucket
+        .myself_url()
+        .as_str()
+        .ends_with("/rest/api/latest/profile/recent/repos?limit=1"));
     let scoped = example.connection("wiki-cloud-scoped").expect("scoped");
     assert!(scoped.through_gateway());
     assert_ne!(

@@ -100,8 +100,8 @@
     'credwatch.json': {
       uid: cfg.dashboardUID,
       title: 'credwatch',
-      description: 'Health of the Jira and Confluence credentials and Atlassian organizations credwatch watches, and of credwatch itself.',
-      tags: ['credwatch', 'jira', 'confluence'],
+      description: 'Health of the Jira, Confluence and Bitbucket credentials and Atlassian organizations credwatch watches, and of credwatch itself.',
+      tags: ['credwatch', 'jira', 'confluence', 'bitbucket'],
       timezone: 'browser',
       editable: true,
       schemaVersion: 39,
