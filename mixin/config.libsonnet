@@ -23,7 +23,7 @@
     deploymentLabels: ['job', 'namespace'],
     // What each per-connection alert takes from credwatch_connection_info for routing and its
     // annotations: its fixed labels and the static labels routed on (add yours).
-    routingLabels: ['url', 'kind', 'auth', 'account', 'team'],
+    routingLabels: ['url', 'atlassian_product', 'kind', 'auth', 'account', 'team'],
     // Labels added to every alert (for example { team: 'sre' }).
     alertExtraLabels: {},
     // Where the runbook and the dashboard live, for the alerts' runbook_url and dashboard_url.
@@ -43,5 +43,8 @@
     replicaLabelList:: std.join(', ', self.replicaLabels),
     targetLabels:: std.join(', ', self.deploymentLabels + self.replicaLabels),
     infoLabels:: std.join(', ', self.routingLabels),
+    // The product's name in an alert's annotations ("Jira", "Confluence"), from the
+    // atlassian_product label (Jira for a credwatch that does not send it yet).
+    product:: '{{ if $labels.atlassian_product }}{{ $labels.atlassian_product | title }}{{ else }}Jira{{ end }}',
   },
 }

@@ -1,5 +1,5 @@
-//! `credwatch demo` and `credwatch simulate`: the built-in Jira simulator with the demo fleet,
-//! so that a newcomer sees every credential state without a Jira at hand.
+//! `credwatch demo` and `credwatch simulate`: the built-in simulator of Jira, Confluence and Bitbucket with
+//! the demo fleet, so that a newcomer sees every credential state without a Jira at hand.
 //!
 //! `demo` runs the real daemon against the fleet (short intervals) and prints where its status
 //! page, metrics and API are; `simulate` runs only the simulator, for people who want to point
@@ -48,7 +48,7 @@ pub async fn run(listen: SocketAddr, interval: Duration) -> anyhow::Result<u8> {
         .context("cannot start the daemon")?;
     let base = format!("http://{}", daemon.addr());
     println!(
-        "credwatch demo: {connections} connections on simulated Jira sites, probed every {}.",
+        "credwatch demo: {connections} connections on simulated Jira, Confluence and Bitbucket sites, probed every {}.",
         humantime::format_duration(interval)
     );
     println!();
@@ -57,7 +57,7 @@ pub async fn run(listen: SocketAddr, interval: Duration) -> anyhow::Result<u8> {
     println!("  API:         {base}/api/v1/connections");
     println!("  readiness:   {base}/readyz");
     println!();
-    println!("  Jira simulator: http://{}", simulator.addr());
+    println!("  Atlassian simulator: http://{}", simulator.addr());
     println!(
         "  configuration:  {} (reload: curl -X POST {base}/-/reload)",
         path.display()
@@ -117,7 +117,7 @@ pub async fn simulate(listen: SocketAddr, options: SimulateOptions) -> anyhow::R
         }
         None => Simulator::serve(listener),
     }
-    .context("cannot start the Jira simulator")?;
+    .context("cannot start the Atlassian simulator")?;
     simulator.set_close_connections(options.close_connections);
     match options.scale {
         Some(scale) => fleet::install_scale(
@@ -129,7 +129,7 @@ pub async fn simulate(listen: SocketAddr, options: SimulateOptions) -> anyhow::R
         None => fleet::install(&simulator),
     }
     println!(
-        "Jira simulator listening on {}",
+        "Atlassian simulator listening on {}",
         simulator.url("").trim_end_matches('/')
     );
     if options.scale.is_none() {
@@ -175,7 +175,7 @@ async fn start(listen: SocketAddr) -> anyhow::Result<Simulator> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let simulator = Simulator::serve(listener).context("cannot start the Jira simulator")?;
+    let simulator = Simulator::serve(listener).context("cannot start the Atlassian simulator")?;
     fleet::install(&simulator);
     Ok(simulator)
 }

@@ -13,7 +13,7 @@ use credwatch::{check, daemon, demo};
 /// Exit status for usage and configuration errors (clap uses 2 for usage errors too).
 const EXIT_CONFIG: u8 = 2;
 
-/// Watches Jira credentials (personal access tokens, API tokens, passwords) and says, before
+/// Watches Jira, Confluence and Bitbucket credentials (access tokens, API tokens, passwords) and says, before
 /// an integration breaks, which one is dead, locked or about to expire.
 #[derive(Parser)]
 #[command(name = "credwatch", version = credwatch::build::VERSION_LINE, about, propagate_version = true)]
@@ -159,7 +159,7 @@ enum Command {
     /// Run the daemon: probe every connection on its schedule and serve /metrics, the API
     /// and health endpoints. SIGHUP reloads the configuration; SIGTERM and SIGINT stop it.
     Run(RunArgs),
-    /// Probe the selected connections once and print what Jira said (exit 0: all valid,
+    /// Probe the selected connections once and print what each product said (exit 0: all valid,
     /// 1: some not valid, 2: usage or configuration error).
     Check(CheckArgs),
     /// Print a shell completion script for bash, zsh or fish (see docs/cli.md: "Shell
@@ -203,7 +203,7 @@ enum Command {
         #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = demo_interval)]
         interval: std::time::Duration,
     },
-    /// Run only the built-in Jira simulator with the demo fleet, writing a configuration for
+    /// Run only the built-in Atlassian simulator with the demo fleet, writing a configuration for
     /// it, until interrupted.
     Simulate {
         /// Where the simulator listens.

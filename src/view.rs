@@ -17,7 +17,7 @@ pub(crate) struct View<'a> {
     pub name: &'a str,
     /// Its base URL.
     pub url: &'a str,
-    /// `jira` or `confluence`.
+    /// `jira`, `confluence` or `bitbucket`.
     pub product: &'static str,
     /// `server` or `cloud`.
     pub kind: &'static str,
@@ -43,7 +43,7 @@ pub(crate) struct View<'a> {
     pub latency_ms: Option<u64>,
     /// The expiry, when known: from Jira, declared, or derived.
     pub expires_at: Option<String>,
-    /// Where the expiry came from: the product's token list (`jira`, `confluence`), `config`,
+    /// Where the expiry came from: the product's token list (`jira`, `confluence`, `bitbucket`), `config`,
     /// `derived` or `org_admin`.
     pub expiry_source: Option<Source>,
     /// Whether rotation is due by the connection's policy (false when nothing tells).

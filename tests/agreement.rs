@@ -2,7 +2,10 @@
 //! docs/states-and-reasons.md lists, each on its own simulated site, run through `check` and
 //! through the daemon (after its first rounds), must end in the same state and reason, and in
 //! the row's. Both run the one probe cycle; this proves the callers around it add no
-//! difference. A reason the page lists without a row here fails the test.
+//! difference. A reason the page lists without a row here fails the test. Confluence's and
+//! Bitbucket's answers (docs/jira-answers.md §14, §15) have rows of their own; every
+//! simulator that served a Bitbucket site fails the test if credwatch asked it for a path
+//! outside `/rest` and `/scm`.
 
 mod common;
 
@@ -40,6 +43,8 @@ impl Resolve for Loopback {
 /// One reason's situation: the site (if any), the connection's keys (`{url}`, `{gateway}`,
 /// `{auth}`, `{addr}` and `{closed}` filled in), and the state it must end in.
 struct Row {
+    /// The connection's name: `r-{reason}` for Jira's rows, the product's own otherwise.
+    name: String,
     reason: Reason,
     state: State,
     site: Option<Site>,
@@ -63,6 +68,7 @@ fn cloud_site(cloud_id: &str, token: ApiToken) -> Site {
 
 fn row(reason: Reason, state: State, site: Option<Site>, config: &str) -> Row {
     Row {
+        name: format!("r-{}", reason.as_str().replace('_', "-")),
         reason,
         state,
         site,
@@ -149,6 +155,226 @@ fn rows() -> Vec<Row> {
     ]
 }
 
+/// Confluence's answers (docs/jira-answers.md §13), Data Center and Cloud, each on a site of
+/// its own.
+fn confluence_rows() -> Vec<Row> {
+    let dc = || {
+        Site::confluence_server().with_user(
+            User::new("svc-wiki")
+                .with_password("right-password")
+                .with_pat(Pat::new(1, "credwatch", "wiki-pat", Some(90))),
+        )
+    };
+    let cloud = |n: u32, token: ApiToken| {
+        Site::confluence_cloud()
+            .with_cloud_id(&format!("00000000-0000-4000-9000-{n:012}"))
+            .with_user(
+                User::new("mia")
+                    .with_email("mia@example.com")
+                    .with_api_token(token),
+            )
+    };
+    let named = |name: &str, reason, state, site, config: &str| Row {
+        name: name.to_owned(),
+        ..row(
+            reason,
+            state,
+            Some(site),
+            &format!("product = \"confluence\"\n{config}"),
+        )
+    };
+    let pat = "url = \"{url}\"\ntoken = \"wiki-pat\"";
+    let basic =
+        "url = \"{url}\"\nauth = \"basic\"\nusername = \"svc-wiki\"\npassword = \"right-password\"";
+    let on_cloud = "url = \"{url}/wiki\"\nkind = \"cloud\"\nusername = \"mia@example.com\"";
+    let mut locked = dc();
+    locked.users[0].failed_logins = 3;
+    let mut no_access = cloud(5, ApiToken::new("wiki-api"));
+    no_access.users[0].forbidden = true;
+    vec![
+        named("c-dc-pat", Reason::Ok, State::Valid, dc(), pat),
+        named("c-dc-basic", Reason::Ok, State::Valid, dc(), basic),
+        named(
+            "c-dc-pat-anonymous",
+            Reason::AnonymousFallback,
+            State::Invalid,
+            dc(),
+            "url = \"{url}\"\ntoken = \"wiki-pat-wrong\"",
+        ),
+        named(
+            "c-dc-wrong-password",
+            Reason::Unauthorized,
+            State::Invalid,
+            dc(),
+            &basic.replace("right-password", "wrong-password"),
+        ),
+        named(
+            "c-dc-captcha",
+            Reason::CaptchaRequired,
+            State::Locked,
+            locked,
+            basic,
+        ),
+        named(
+            "c-dc-rate-limited",
+            Reason::RateLimited,
+            State::Unknown,
+            dc().with_front(Front::Throttle {
+                remaining: 1_000,
+                status: 429,
+                retry_after: Some("600".into()),
+            }),
+            pat,
+        ),
+        named(
+            "c-cloud-token",
+            Reason::Ok,
+            State::Valid,
+            cloud(1, ApiToken::new("wiki-api")),
+            &format!("{on_cloud}\ntoken = \"wiki-api\""),
+        ),
+        named(
+            "c-cloud-rejected",
+            Reason::Unauthorized,
+            State::Invalid,
+            cloud(2, ApiToken::new("wiki-api")),
+            &format!("{on_cloud}\ntoken = \"wiki-api-wrong\""),
+        ),
+        named(
+            "c-cloud-no-access",
+            Reason::Forbidden,
+            State::Forbidden,
+            no_access,
+            &format!("{on_cloud}\ntoken = \"wiki-api\""),
+        ),
+        named(
+            "c-cloud-scoped",
+            Reason::Ok,
+            State::Valid,
+            cloud(3, ApiToken::scoped("wiki-scoped")),
+            &format!(
+                "{on_cloud}\ntoken = \"wiki-scoped\"\nscoped = true\ngateway_url = \"{{gateway}}\""
+            ),
+        ),
+        named(
+            "c-cloud-scoped-on-site",
+            Reason::ScopedTokenSiteUrl,
+            State::Invalid,
+            cloud(4, ApiToken::scoped("wiki-scoped")),
+            &format!("{on_cloud}\ntoken = \"wiki-scoped\"\ngateway_url = \"{{gateway}}\""),
+        ),
+    ]
+}
+
+/// Bitbucket Data Center's answers (docs/jira-answers.md §15), each on a site of its own.
+fn bitbucket_rows() -> Vec<Row> {
+    let site = || {
+        Site::bitbucket()
+            .with_user(
+                User::new("svc-build")
+                    .with_password("right-password")
+                    .with_pat(Pat::new(1, "ci", "bb-token", Some(90))),
+            )
+            .with_user(User::token_bot(
+                "project-deploy-bot",
+                Pat::new(2, "deploy", "bb-project-token", Some(30)),
+            ))
+    };
+    let with = |change: fn(&mut Site)| {
+        let mut site = site();
+        change(&mut site);
+        site
+    };
+    let named = |name: &str, reason, state, site, config: &str| Row {
+        name: name.to_owned(),
+        ..row(
+            reason,
+            state,
+            Some(site),
+            &format!("product = \"bitbucket\"\nurl = \"{{url}}\"\n{config}"),
+        )
+    };
+    let basic = |password: &str| {
+        format!("auth = \"basic\"\nusername = \"svc-build\"\npassword = \"{password}\"")
+    };
+    vec![
+        named(
+            "b-token",
+            Reason::Ok,
+            State::Valid,
+            site(),
+            "token = \"bb-token\"",
+        ),
+        named(
+            "b-token-as-basic",
+            Reason::Ok,
+            State::Valid,
+            site(),
+            &basic("bb-token"),
+        ),
+        named(
+            "b-password",
+            Reason::Ok,
+            State::Valid,
+            site(),
+            &basic("right-password"),
+        ),
+        named(
+            "b-project-token",
+            Reason::Ok,
+            State::Valid,
+            site(),
+            "token = \"bb-project-token\"",
+        ),
+        named(
+            "b-anonymous",
+            Reason::AnonymousFallback,
+            State::Invalid,
+            with(|s| s.anonymous_fallback = true),
+            "token = \"bb-wrong\"",
+        ),
+        named(
+            "b-rejected-token",
+            Reason::Unauthorized,
+            State::Invalid,
+            site(),
+            "token = \"bb-wrong\"",
+        ),
+        named(
+            "b-wrong-password",
+            Reason::Unauthorized,
+            State::Invalid,
+            site(),
+            &basic("wrong-password"),
+        ),
+        named(
+            "b-no-permission",
+            Reason::Forbidden,
+            State::Forbidden,
+            with(|s| s.users[0].forbidden = true),
+            "token = \"bb-token\"",
+        ),
+        named(
+            "b-captcha",
+            Reason::CaptchaRequired,
+            State::Locked,
+            with(|s| s.users[0].failed_logins = 5),
+            &basic("right-password"),
+        ),
+        named(
+            "b-rate-limited",
+            Reason::RateLimited,
+            State::Unknown,
+            site().with_front(Front::Throttle {
+                remaining: 1_000,
+                status: 429,
+                retry_after: Some("600".into()),
+            }),
+            "token = \"bb-token\"",
+        ),
+    ]
+}
+
 /// The reasons docs/states-and-reasons.md lists in its table of reasons.
 fn documented_reasons() -> BTreeSet<String> {
     let page = std::fs::read_to_string(
@@ -169,7 +395,9 @@ fn documented_reasons() -> BTreeSet<String> {
 
 #[tokio::test]
 async fn check_and_the_daemon_agree_on_every_documented_reason() {
-    let rows = rows();
+    let mut rows = rows();
+    rows.extend(confluence_rows());
+    rows.extend(bitbucket_rows());
     let covered: BTreeSet<String> = rows.iter().map(|r| r.reason.as_str().to_owned()).collect();
     let documented = documented_reasons();
     assert!(
@@ -213,8 +441,8 @@ async fn check_and_the_daemon_agree_on_every_documented_reason() {
             .replace("{gateway}", &simulator.url("gateway"))
             .replace("{auth}", &simulator.url("auth"));
         toml.push_str(&format!(
-            "[[connection]]\nname = \"r-{}\"\n{keys}\n\n",
-            row.reason.as_str().replace('_', "-")
+            "[[connection]]\nname = \"{}\"\n{keys}\n\n",
+            row.name
         ));
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -274,10 +502,10 @@ async fn check_and_the_daemon_agree_on_every_documented_reason() {
 
     let mut disagreements = Vec::new();
     for row in &rows {
-        let name = format!("r-{}", row.reason.as_str().replace('_', "-"));
+        let name = &row.name;
         let report = reports
             .iter()
-            .find(|r| r.connection.name == name)
+            .find(|r| &r.connection.name == name)
             .expect("reported");
         let daemon: &Value = api
             .as_array()

@@ -255,6 +255,12 @@ async fn validate_prints_effective_settings_or_every_error() {
         "acme-cloud-automation",
         "acme-cloud-sync-sa",
         "jira-prod-etl-sa",
+        "wiki-prod-publisher",
+        "wiki-prod-legacy-sync",
+        "wiki-cloud-docs-bot",
+        "bitbucket-ci-clone",
+        "bitbucket-deploy",
+        "bitbucket-mirror",
     ] {
         std::fs::write(credentials.path().join(name), "validate-canary-secret\n").expect("write");
     }
@@ -269,6 +275,7 @@ async fn validate_prints_effective_settings_or_every_error() {
             credentials.path().to_str().expect("path"),
         ),
         ("ACME_CLOUD_SYNC_TOKEN", "validate-canary-env"),
+        ("WIKI_SCOPED_TOKEN", "validate-canary-env"),
     ];
     let output = credwatch(&["validate", "--config", "config/example.toml"], &env).await;
     let (stdout, stderr) = text(&output);
@@ -301,8 +308,12 @@ async fn validate_prints_effective_settings_or_every_error() {
         "{stdout}"
     );
     assert!(
-        stderr.contains("configuration is valid: 8 connections"),
+        stderr.contains("configuration is valid: 15 connections"),
         "{stderr}"
+    );
+    assert!(
+        stdout.contains("product = \"confluence\"") && stdout.contains("product = \"jira\""),
+        "every connection's product is shown: {stdout}"
     );
     assert!(!stdout.contains("canary") && !stderr.contains("canary"));
 

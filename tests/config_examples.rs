@@ -67,7 +67,27 @@ fn every_shipped_configuration_loads() {
         .find(|(path, _)| path.ends_with("example.toml"))
         .expect("config/example.toml")
         .1;
-    assert_eq!(example.connections.len(), 8);
+    assert_eq!(example.connections.len(), 15);
+    // Confluence, each product and kind probed where its REST API is.
+    let wiki = example.connection("wiki-prod-publisher").expect("wiki");
+    assert_eq!(
+        wiki.myself_url().as_str(),
+        "https://wiki.example.com/confluence/rest/api/user/current"
+    );
+    let bitbucket = example.connection("bitbucket-ci-clone").expect("bitbucket");
+    assert!(bitbucket.lists_tokens());
+    assert!(bitbucket
+        .myself_url()
+        .as_str()
+        .ends_with("/rest/api/latest/profile/recent/repos?limit=1"));
+    let scoped = example.connection("wiki-cloud-scoped").expect("scoped");
+    assert!(scoped.through_gateway());
+    assert_ne!(
+        example
+            .connection("wiki-prod-legacy-sync")
+            .and_then(|c| c.login_account()),
+        None
+    );
     // The node's own address and the site share one login account.
     let node = example
         .connection("jira-legacy-reports-node1")

@@ -345,7 +345,7 @@ async fn metrics_are_named_and_valued_as_documented() {
     .expect("next probe");
     assert!(next >= last && next < now + 5.0);
     let info = format!(
-        "credwatch_connection_info{{connection=\"ok\",url=\"{url}\",kind=\"server\",auth=\"pat\",account=\"svc-ok\",team=\"platform\"}}"
+        "credwatch_connection_info{{connection=\"ok\",url=\"{url}\",atlassian_product=\"jira\",kind=\"server\",auth=\"pat\",account=\"svc-ok\",team=\"platform\"}}"
     );
     assert_eq!(sample(&metrics, &info), Some(1.0), "{metrics}");
     assert_eq!(sample(&metrics, "credwatch_connections"), Some(2.0));

@@ -211,8 +211,8 @@ async fn the_status_page_renders_in_a_real_browser_as_the_api_says() {
         .collect();
     assert_eq!(
         order.first(),
-        Some(&"dc-locked-basic"),
-        "worst first: {order:?}"
+        Some(&"bb-legacy-basic"),
+        "worst first (locked), then by name: {order:?}"
     );
     // dc-sync-expiring (Jira's list), cloud-sync-bot (the organization's list) and
     // wiki-dc-export-expiring (Confluence's list).

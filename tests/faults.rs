@@ -98,7 +98,7 @@ async fn every_fault_yields_its_reason_and_the_daemon_keeps_serving() {
             Fault::InvalidUtf8,
             "http",
             "unexpected_response",
-            "not Jira's user object",
+            "not a user object",
         ),
         (
             "tls-alert",
@@ -153,11 +153,7 @@ async fn every_fault_yields_its_reason_and_the_daemon_keeps_serving() {
     toml.push_str(&connection("redirect-loop", &simulator.url("loop"), ""));
     toml.push_str(&connection("login-page", &simulator.url("login"), ""));
     expected.push(("redirect-loop", "redirected", "Location:"));
-    expected.push((
-        "login-page",
-        "unexpected_response",
-        "not Jira's user object",
-    ));
+    expected.push(("login-page", "unexpected_response", "not a user object"));
 
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start_daemon(dir.path(), &toml).await;

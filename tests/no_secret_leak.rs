@@ -84,6 +84,31 @@ async fn no_output_or_log_shows_a_secret() {
     let simulator = Simulator::start().await.expect("simulator");
     simulator.add_site("dc", canary_site());
     simulator.add_site("dc-hang", Site::server().with_front(Front::Hang));
+    // Confluence: the same canaries, through its own answers (a rejected PAT is a 200).
+    simulator.add_site(
+        "wiki",
+        Site {
+            product: credwatch::sim::Product::Confluence,
+            ..canary_site()
+        },
+    );
+    // Bitbucket: the same canaries, its token as Bearer and a wrong password.
+    simulator.add_site(
+        "bb",
+        Site {
+            product: credwatch::sim::Product::Bitbucket,
+            captcha_after: 5,
+            ..canary_site()
+        },
+    );
+    simulator.add_site(
+        "wiki-cloud",
+        Site::confluence_cloud().with_user(
+            User::new("bot")
+                .with_email("bot@acme.example")
+                .with_api_token(ApiToken::new(API_TOKEN)),
+        ),
+    );
     simulator.add_site(
         "cloud",
         Site::cloud()
@@ -117,6 +142,9 @@ async fn no_output_or_log_shows_a_secret() {
     let dc = simulator.url("dc");
     let cloud = simulator.url("cloud");
     let hang = simulator.url("dc-hang");
+    let wiki = simulator.url("wiki");
+    let bb = simulator.url("bb");
+    let wiki_cloud = simulator.url("wiki-cloud");
     let tls = format!("https://{}/dc", simulator.addr());
     let admin = simulator.url("admin");
     let config = format!(
@@ -198,6 +226,54 @@ name = "hanging"
 url = "{hang}"
 token_file = "pat"
 timeout = "500ms"
+
+[[connection]]
+name = "wiki-pat-file"
+product = "confluence"
+url = "{wiki}"
+token_file = "pat"
+
+[[connection]]
+name = "wiki-pat-env-anonymous"
+product = "confluence"
+url = "{wiki}"
+token_env = "CANARY_PAT"
+
+[[connection]]
+name = "wiki-basic-bad"
+product = "confluence"
+url = "{wiki}"
+auth = "basic"
+username = "svc-legacy"
+password_env = "CANARY_BASIC"
+
+[[connection]]
+name = "bb-token-file"
+product = "bitbucket"
+url = "{bb}"
+token_file = "pat"
+
+[[connection]]
+name = "bb-token-env-rejected"
+product = "bitbucket"
+url = "{bb}"
+token_env = "CANARY_PAT"
+
+[[connection]]
+name = "bb-basic-bad"
+product = "bitbucket"
+url = "{bb}"
+auth = "basic"
+username = "svc-legacy"
+password_env = "CANARY_BASIC"
+
+[[connection]]
+name = "wiki-cloud"
+product = "confluence"
+url = "{wiki_cloud}/wiki"
+kind = "cloud"
+username = "bot@acme.example"
+token_file = "api"
 "#
     );
     let path = dir.path().join("credwatch.toml");

@@ -320,6 +320,7 @@ async fn promtool_accepts_the_exposition_and_every_dashboard_query() {
             .replace("$connection", ".*")
             .replace("$namespace", ".*")
             .replace("$team", ".*")
+            .replace("$product", ".*")
             .replace("$job", ".*");
         assert!(
             !concrete.contains('$'),

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use credwatch::config::{parse_date_or_time, Config, Kind};
+use credwatch::config::{parse_date_or_time, Config, Kind, Product};
 use credwatch::probe::classify::{classify, classify_after, Answer, Expectation, LastMyself};
 use credwatch::probe::{Reason, RetryAfter, State};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -61,6 +61,7 @@ proptest! {
         body in body(),
         truncated in any::<bool>(),
         cloud in any::<bool>(),
+        confluence in any::<bool>(),
         expect in proptest::option::of("[A-Za-z@.]{0,12}"),
         expired in any::<bool>(),
     ) {
@@ -74,6 +75,7 @@ proptest! {
         let now = Utc::now();
         let answer = Answer { status: StatusCode::from_u16(status).expect("in range"), headers: map, body: body.clone(), truncated };
         let expectation = Expectation {
+            product: if confluence { Product::Confluence } else { Product::Jira },
             kind: if cloud { Kind::Cloud } else { Kind::Server },
             expect_account: expect.as_deref(),
             expires_at: Some(if expired { now - chrono::Duration::days(1) } else { now + chrono::Duration::days(1) }),
@@ -124,7 +126,7 @@ proptest! {
         // A few bodies over and over, as a connection sees them: each answer classifies alike
         // with the connection's memory of its last body and without any.
         let headers = HeaderMap::new();
-        let expectation = Expectation { kind: Kind::Server, expect_account: expect.as_deref(), expires_at: None, blocked_by_admin: false, now: Utc::now() };
+        let expectation = Expectation { product: Product::Jira, kind: Kind::Server, expect_account: expect.as_deref(), expires_at: None, blocked_by_admin: false, now: Utc::now() };
         let mut last = LastMyself::default();
         for (status, body, truncated) in answers {
             let answer = Answer {

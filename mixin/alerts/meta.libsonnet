@@ -83,7 +83,7 @@
             labels: { severity: $._config.severities.critical } + $._config.alertExtraLabels,
             annotations: {
               summary: "credwatch's replicas disagree on the size of their HA group" % $._config,
-              description: "The replicas of job {{ $labels.job }}{{ with $labels.namespace }} in namespace {{ . }}{{ end }} were started with different --replica counts (or one without --replica), for {{ 600 | humanizeDuration }} or more: two replicas may own one Basic login account and together spend 4 failed logins, past Jira's CAPTCHA lock at 3." % $._config,
+              description: "The replicas of job {{ $labels.job }}{{ with $labels.namespace }} in namespace {{ . }}{{ end }} were started with different --replica counts (or one without --replica), for {{ 600 | humanizeDuration }} or more: two replicas may own one Basic login account and together spend 4 failed logins, past the CAPTCHA lock at 3 (Jira's and Confluence's default; Bitbucket's is 5)." % $._config,
               runbook_url: "%(runbookURLBase)s#credwatchreplicacountmismatch" % $._config,
               dashboard_url: "%(dashboardURLBase)s" % $._config,
             },

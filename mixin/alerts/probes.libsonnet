@@ -27,7 +27,7 @@
             labels: { severity: $._config.severities.warning } + $._config.alertExtraLabels,
             annotations: {
               summary: "credwatch cannot reach a verdict on a credential" % $._config,
-              description: "Probes of {{ $labels.connection }} at {{ $labels.url }} have reached no verdict for {{ 900 | humanizeDuration }} or more (network, TLS, server errors or a login page in front of Jira); the last success was {{ with printf \"time() - max without (%(replicaLabelList)s) (credwatch_last_success_timestamp_seconds{connection=%%q})\" $labels.connection | query }}{{ . | first | value | humanizeDuration }} ago{{ else }}never{{ end }}." % $._config,
+              description: "Probes of {{ $labels.connection }} at {{ $labels.url }} have reached no verdict for {{ 900 | humanizeDuration }} or more (network, TLS, server errors or a login page in front of %(product)s); the last success was {{ with printf \"time() - max without (%(replicaLabelList)s) (credwatch_last_success_timestamp_seconds{connection=%%q})\" $labels.connection | query }}{{ . | first | value | humanizeDuration }} ago{{ else }}never{{ end }}." % $._config,
               runbook_url: "%(runbookURLBase)s#credwatchprobefailing" % $._config,
               dashboard_url: "%(dashboardURLBase)s?var-connection={{ $labels.connection }}" % $._config,
             },
@@ -90,8 +90,8 @@
             keep_firing_for: "10m",
             labels: { severity: $._config.severities.warning } + $._config.alertExtraLabels,
             annotations: {
-              summary: "Jira keeps rate limiting a watched credential" % $._config,
-              description: "Jira answered {{ $value | humanize }} probes of {{ $labels.connection }} ({{ $labels.account }} at {{ $labels.url }}) with a rate limit in the last hour, for {{ 1800 | humanizeDuration }} or more: the account or site budget is exhausted, likely by other traffic." % $._config,
+              summary: "%(product)s keeps rate limiting a watched credential" % $._config,
+              description: "%(product)s answered {{ $value | humanize }} probes of {{ $labels.connection }} ({{ $labels.account }} at {{ $labels.url }}) with a rate limit in the last hour, for {{ 1800 | humanizeDuration }} or more: the account or site budget is exhausted, likely by other traffic." % $._config,
               runbook_url: "%(runbookURLBase)s#credwatchratelimited" % $._config,
               dashboard_url: "%(dashboardURLBase)s?var-connection={{ $labels.connection }}" % $._config,
             },

@@ -1,5 +1,5 @@
 // The credwatch dashboard, from the mixin's configuration: variables for the data source, job,
-// namespace, team and connection; the fleet by state; the expiring table sorted by days left;
+// namespace, product, team and connection; the fleet by state; the expiring table sorted by days left;
 // the organizations' inventory; probe latency, lateness and rate limits; credwatch's own
 // health; links to the runbook and the status page; state changes as annotations. Every query
 // merges the replicas of one deployment (max without the replica labels).
@@ -13,9 +13,9 @@
     local sel = '%s, job=~"$job", namespace=~"$namespace"' % cfg.credwatchSelector,
     // ... and connection.
     local conn = sel + ', connection=~"$connection"',
-    // Restricts a per-connection expression to the chosen team.
+    // Restricts a per-connection expression to the chosen team and product.
     local team(expr) =
-      '(%s) and on (job, namespace, connection) max without (%s) (credwatch_connection_info{%s, team=~"$team"})'
+      '(%s) and on (job, namespace, connection) max without (%s) (credwatch_connection_info{%s, team=~"$team", atlassian_product=~"$product"})'
       % [expr, replicas, conn],
     local dedup(expr) = 'max without (%s) (%s)' % [replicas, expr],
 
@@ -100,8 +100,8 @@
     'credwatch.json': {
       uid: cfg.dashboardUID,
       title: 'credwatch',
-      description: 'Health of the Jira credentials and Atlassian organizations credwatch watches, and of credwatch itself.',
-      tags: ['credwatch', 'jira'],
+      description: 'Health of the Jira, Confluence and Bitbucket credentials and Atlassian organizations credwatch watches, and of credwatch itself.',
+      tags: ['credwatch', 'jira', 'confluence', 'bitbucket'],
       timezone: 'browser',
       editable: true,
       schemaVersion: 39,
@@ -136,8 +136,9 @@
           },
           variable('job', 'Job', 'label_values(credwatch_build_info{%s}, job)' % cfg.credwatchSelector),
           variable('namespace', 'Namespace', 'label_values(credwatch_build_info{%s, job=~"$job"}, namespace)' % cfg.credwatchSelector),
-          variable('team', 'Team', 'label_values(credwatch_connection_info{%s}, team)' % sel),
-          variable('connection', 'Connection', 'label_values(credwatch_connection_info{%s, team=~"$team"}, connection)' % sel),
+          variable('product', 'Product', 'label_values(credwatch_connection_info{%s}, atlassian_product)' % sel),
+          variable('team', 'Team', 'label_values(credwatch_connection_info{%s, atlassian_product=~"$product"}, team)' % sel),
+          variable('connection', 'Connection', 'label_values(credwatch_connection_info{%s, atlassian_product=~"$product", team=~"$team"}, connection)' % sel),
         ],
       },
       annotations: {
@@ -167,8 +168,8 @@
       },
       panels: [
         row(100, 'Fleet', 0),
-        stat(1, 'Valid', 'Credentials Jira accepts.', countState('valid'), 0, 1, 'text'),
-        stat(2, 'Rejected', 'Credentials Jira rejects: invalid or expired.', countState('invalid|expired'), 3, 1),
+        stat(1, 'Valid', 'Credentials their product accepts.', countState('valid'), 0, 1, 'text'),
+        stat(2, 'Rejected', 'Credentials their product rejects: invalid or expired.', countState('invalid|expired'), 3, 1),
         stat(3, 'Locked', 'Accounts behind a CAPTCHA: even the right password fails until a person acts.', countState('locked'), 6, 1, 'purple'),
         stat(4, 'Forbidden', 'Credentials that work but may not use the API (permissions, Basic authentication disabled).', countState('forbidden'), 9, 1, 'orange'),
         stat(5, 'Unknown', 'No verdict: the last probes reached no answer (network, 5xx, rate limits), or no probe yet.', countState('unknown'), 12, 1, 'yellow'),
@@ -186,7 +187,7 @@
           targets: [
             target(team(dedup('credwatch_credential_state{%s} == 1' % conn)), 'state', instant=true, format='table'),
             target(team(dedup('credwatch_probe_reason{%s}' % conn)), 'reason', instant=true, format='table'),
-            target('max by (job, namespace, connection, account, url, kind, auth, team) (credwatch_connection_info{%s, team=~"$team"})' % conn, 'info', instant=true, format='table'),
+            target('max by (job, namespace, connection, account, url, atlassian_product, kind, auth, team) (credwatch_connection_info{%s, team=~"$team", atlassian_product=~"$product"})' % conn, 'info', instant=true, format='table'),
             target(team('min without (%s, source) ((credwatch_token_expiry_timestamp_seconds{%s} - time()) / 86400)' % [replicas, conn]), 'days', instant=true, format='table'),
           ],
           transformations: [
@@ -196,7 +197,7 @@
               options: {
                 excludeByName: { Time: true, 'Time 1': true, 'Time 2': true, 'Time 3': true, 'Time 4': true, 'Value #state': true, 'Value #reason': true, 'Value #info': true },
                 renameByName: { 'Value #days': 'days left' },
-                indexByName: { connection: 0, state: 1, reason: 2, account: 3, team: 4, kind: 5, auth: 6, url: 7, 'Value #days': 8 },
+                indexByName: { connection: 0, state: 1, reason: 2, account: 3, team: 4, atlassian_product: 5, kind: 6, auth: 7, url: 8, 'Value #days': 9 },
               },
             },
             { id: 'sortBy', options: { sort: [{ field: 'days left', desc: false }] } },
@@ -275,8 +276,8 @@
         row(102, 'Probes', 32),
         timeseries(14, 'Probe latency', 'How long each connection\'s last probe took.', [target(team(dedup('credwatch_probe_duration_seconds{%s}' % conn)), legend='{{connection}}')], 0, 33, 's'),
         timeseries(15, 'Failures by reason', 'Probes that did not reach ok, by reason.', [target('sum by (reason) (%s)' % team(dedup('increase(credwatch_probe_failures_total{%s}[$__rate_interval])' % conn)), legend='{{reason}}')], 12, 33),
-        timeseries(16, 'Rate-limit headroom', 'Jira\'s X-RateLimit-Remaining on the last probe.', [target(team('min without (%s) (credwatch_rate_limit_remaining{%s})' % [replicas, conn]), legend='{{connection}}')], 0, 41),
-        timeseries(17, 'Rate limited probes', 'Probes Jira answered with a rate limit.', [target(team(dedup('increase(credwatch_rate_limited_total{%s}[$__rate_interval])' % conn)), legend='{{connection}}')], 12, 41),
+        timeseries(16, 'Rate-limit headroom', 'The product\'s X-RateLimit-Remaining on the last probe.', [target(team('min without (%s) (credwatch_rate_limit_remaining{%s})' % [replicas, conn]), legend='{{connection}}')], 0, 41),
+        timeseries(17, 'Rate limited probes', 'Probes the product answered with a rate limit.', [target(team(dedup('increase(credwatch_rate_limited_total{%s}[$__rate_interval])' % conn)), legend='{{connection}}')], 12, 41),
 
         row(103, 'credwatch itself', 49),
         stat(18, 'Up', 'Replicas Prometheus scrapes.', 'sum(up{%s})' % sel, 0, 50, 'text', w=4),

@@ -17,6 +17,7 @@
 
 pub mod admin;
 pub mod answer;
+pub mod bitbucket;
 mod confluence;
 pub mod fault;
 pub mod fleet;
@@ -50,6 +51,8 @@ pub enum Product {
     Jira,
     /// Confluence: `rest/api/user/current` (under `/wiki` on Cloud).
     Confluence,
+    /// Bitbucket Data Center: `rest/api/latest/profile/recent/repos` and `X-AUSERNAME`.
+    Bitbucket,
 }
 
 /// Whether a site is Data Center or Cloud.
@@ -118,6 +121,9 @@ struct World {
     issued: HashMap<String, oauth::Issued>,
     /// What stands in front of the Cloud token endpoint.
     auth_front: AuthFront,
+    /// Requests to a Bitbucket site outside `/rest` and `/scm`, which a token must never be
+    /// sent to (docs/jira-answers.md §15): a simulator that holds one fails when dropped.
+    outside_rest_or_scm: Vec<String>,
 }
 
 /// A throttle (or outage) in front of the Cloud token endpoint: the next `remaining` token
@@ -290,6 +296,12 @@ impl Simulator {
         lock(&self.world).close_connections = close;
     }
 
+    /// The requests to Bitbucket sites outside `/rest` and `/scm` so far (the simulator
+    /// panics when dropped while it holds any).
+    pub fn outside_rest_or_scm(&self) -> Vec<String> {
+        lock(&self.world).outside_rest_or_scm.clone()
+    }
+
     /// The most requests a site was ever answering at the same time.
     pub fn max_in_flight(&self, site: &str) -> u32 {
         lock(&self.world)
@@ -308,6 +320,12 @@ impl Drop for Simulator {
     fn drop(&mut self) {
         // Aborting, not a graceful shutdown: a hanging site never finishes its answer.
         self.task.abort();
+        let outside = std::mem::take(&mut lock(&self.world).outside_rest_or_scm);
+        if !outside.is_empty() && !std::thread::panicking() {
+            panic!(
+                "a Bitbucket path outside /rest and /scm was requested (a token there is a failed login or a redirect): {outside:?}"
+            );
+        }
     }
 }
 

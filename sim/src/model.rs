@@ -41,6 +41,10 @@ pub struct Site {
     pub cloud_id: String,
     /// The OAuth 2.0 clients (service accounts' credentials) registered on the site.
     pub oauth_clients: Vec<crate::oauth::OAuthClient>,
+    /// Bitbucket: whether a token may read its owner's token list.
+    pub tokens_readable: bool,
+    /// Bitbucket: the most entries a page of a list holds.
+    pub page_limit: usize,
 }
 
 /// A made-up cloudId, different for every site of the process (a UUID in form).
@@ -74,6 +78,8 @@ impl Site {
             users: Vec::new(),
             cloud_id: next_cloud_id(),
             oauth_clients: Vec::new(),
+            tokens_readable: true,
+            page_limit: 1000,
         }
     }
 
@@ -102,6 +108,19 @@ impl Site {
         Site {
             product: Product::Confluence,
             ..Site::cloud()
+        }
+    }
+
+    /// A healthy Bitbucket Data Center site with no users: the CAPTCHA after 5 failed logins
+    /// (Bitbucket's default), lists paged by at most 2 entries so that paging is exercised.
+    pub fn bitbucket() -> Site {
+        Site {
+            product: Product::Bitbucket,
+            captcha_after: 5,
+            bucket: None,
+            pat_api: false,
+            page_limit: 2,
+            ..Site::server()
         }
     }
 
@@ -202,6 +221,9 @@ pub struct User {
     pub forbidden: bool,
     /// Consecutive failed Basic logins (Seraph's counter).
     pub failed_logins: u32,
+    /// Bitbucket: the system-generated user of a project or repository token, which has no
+    /// account (no password, no slug, no token list of its own).
+    pub bot: bool,
     /// Tokens left in the rate-limit bucket, and when it was last filled.
     pub(super) bucket_state: Option<(f64, Instant)>,
 }
@@ -224,6 +246,7 @@ impl User {
             pats: Vec::new(),
             forbidden: false,
             failed_logins: 0,
+            bot: false,
             bucket_state: None,
         }
     }
@@ -244,6 +267,15 @@ impl User {
     pub fn with_pat(mut self, pat: Pat) -> User {
         self.pats.push(pat);
         self
+    }
+
+    /// Bitbucket: the system-generated user of a project or repository HTTP access token
+    /// (`token`), which has no account.
+    pub fn token_bot(name: &str, token: Pat) -> User {
+        User {
+            bot: true,
+            ..User::new(name).with_pat(token)
+        }
     }
 
     /// Adds a Cloud API token.
@@ -287,7 +319,7 @@ impl Pat {
         }
     }
 
-    fn works(&self, now: DateTime<Utc>) -> bool {
+    pub(crate) fn works(&self, now: DateTime<Utc>) -> bool {
         !self.revoked && self.expiring_at.is_none_or(|expiry| expiry > now)
     }
 }
@@ -460,7 +492,7 @@ fn index_of(site: &mut Site, login: &str) -> usize {
 }
 
 /// `Basic base64(login:secret)` → `(login, secret)`.
-fn decode_basic(authorization: &str) -> Option<(String, String)> {
+pub(crate) fn decode_basic(authorization: &str) -> Option<(String, String)> {
     let encoded = authorization.strip_prefix("Basic ")?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())

@@ -10,7 +10,7 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    admin, answer, confluence, gateway, model, oauth, Action, Front, Kind, Product,
+    admin, answer, bitbucket, confluence, gateway, model, oauth, Action, Front, Kind, Product,
     RecordedRequest, Rejection, Site, World, RECORD_LIMIT,
 };
 
@@ -92,6 +92,23 @@ pub(crate) fn decide(
         return Action::Respond(answer::not_found());
     };
     let site_url = format!("{}://{host}/{site_name}", world.scheme);
+    if site.product == Product::Bitbucket && !bitbucket::within_rest_or_scm(&rest) {
+        world.outside_rest_or_scm.push(path.clone());
+        let Some(site) = world.sites.get_mut(&site_name) else {
+            return Action::Respond(answer::not_found());
+        };
+        return Action::Respond(bitbucket::answer(
+            site,
+            method,
+            &rest,
+            request.uri.query(),
+            authorization.as_deref(),
+            now,
+        ));
+    }
+    let Some(site) = world.sites.get_mut(&site_name) else {
+        return Action::Respond(answer::not_found());
+    };
     if let Some(action) = front(site, now) {
         return action;
     }
@@ -119,7 +136,10 @@ pub(crate) fn decide(
         Some(token) if token.site == site_name => Some(token.account.clone()),
         _ => None,
     };
-    if rest.ends_with("/myself") || rest.ends_with("rest/api/user/current") {
+    if rest.ends_with("/myself")
+        || rest.ends_with("rest/api/user/current")
+        || rest.ends_with("/profile/recent/repos")
+    {
         world.myself_total += 1;
     } else if rest.ends_with("/tokens") {
         world.tokens_total += 1;
@@ -133,6 +153,14 @@ pub(crate) fn decide(
         (method, rest) if product == Product::Confluence => {
             confluence::answer(site, &site_url, method, rest, authorization.as_deref(), now)
         }
+        (method, rest) if product == Product::Bitbucket => bitbucket::answer(
+            site,
+            method,
+            rest,
+            request.uri.query(),
+            authorization.as_deref(),
+            now,
+        ),
         ("GET", "rest/api/2/myself") if access.is_some() => {
             let account = access.unwrap_or_default();
             match site

@@ -149,7 +149,7 @@ fn refused_report(connection: Connection, refused: Reserved, remembered: Remembe
         _ => None,
     };
     Report {
-        outcome: not_probed(refused, remembered.verdict),
+        outcome: not_probed(&connection, refused, remembered.verdict),
         connection,
         attempts: 0,
         expiry,
@@ -256,14 +256,18 @@ async fn cycle_once(prober: &Prober, connection: &Connection, facts: Facts) -> C
 
 /// The report of a connection whose login budget is spent: what the store last knew, and
 /// why nothing was sent.
-fn not_probed(refused: Reserved, verdict: Option<(State, Reason)>) -> Outcome {
+fn not_probed(
+    connection: &Connection,
+    refused: Reserved,
+    verdict: Option<(State, Reason)>,
+) -> Outcome {
     let (fallback, hint, detail) = match refused {
         Reserved::Spent(pause) => (
             match pause {
                 Pause::Locked => (State::Locked, Reason::CaptchaRequired),
                 Pause::FailedLogins => (State::Invalid, Reason::Unauthorized),
             },
-            Some(pause.hint()),
+            Some(pause.hint(connection.settings.product)),
             format!(
                 "not probed: the login account's budget is spent ({}); --force sends the login anyway",
                 pause.as_str()

@@ -173,6 +173,10 @@ impl Derived {
             (Product::Jira, Kind::Server) => format!("{base}/rest/api/2/myself"),
             (Product::Jira, Kind::Cloud) => format!("{base}/rest/api/3/myself"),
             (Product::Confluence, _) => format!("{base}/rest/api/user/current"),
+            // Only an authenticated caller may ask, and the answer names it (X-AUSERNAME).
+            (Product::Bitbucket, _) => {
+                format!("{base}/rest/api/latest/profile/recent/repos?limit=1")
+            }
         };
         let myself = Url::parse(&myself).ok()?;
         let gateway = (settings.kind == Kind::Cloud).then(|| {
@@ -353,22 +357,75 @@ fn check_product(
     errors: &mut Errors<'_>,
 ) {
     let product = settings.product;
-    if product == Product::Jira {
-        return;
+    if settings.token_owner_slug.is_some() && product != Product::Bitbucket {
+        errors.at(
+            "token_owner_slug",
+            span("token_owner_slug"),
+            format!("applies to product = \"bitbucket\" only, not {product}"),
+        );
     }
+    match product {
+        Product::Jira => {}
+        Product::Confluence => check_confluence(settings, url, span, errors),
+        Product::Bitbucket => check_bitbucket(settings, url, span, errors),
+    }
+}
+
+fn check_confluence(
+    settings: &Settings,
+    url: Option<&Url>,
+    span: &dyn Fn(&str) -> Option<usize>,
+    errors: &mut Errors<'_>,
+) {
     if settings.auth == AuthMethod::OAuthClientCredentials {
         errors.at(
             "auth",
             span("auth").or(span("product")),
-            format!("auth = \"oauth_client_credentials\" is not supported for {product} yet: use a personal access token (Data Center) or an API token (Cloud)"),
+            "auth = \"oauth_client_credentials\" is not supported for confluence yet: use a personal access token (Data Center) or an API token (Cloud)",
         );
     }
     let wiki = url.is_none_or(|url| url.path().trim_end_matches('/').ends_with("/wiki"));
-    if product == Product::Confluence && settings.kind == Kind::Cloud && !wiki {
+    if settings.kind == Kind::Cloud && !wiki {
         errors.at(
             "url",
             span("url"),
             "Confluence Cloud's REST API is under /wiki: give the site URL with it, such as https://SITE.atlassian.net/wiki",
+        );
+    }
+}
+
+/// Bitbucket Data Center only, with its two ways to send a credential.
+fn check_bitbucket(
+    settings: &Settings,
+    url: Option<&Url>,
+    span: &dyn Fn(&str) -> Option<usize>,
+    errors: &mut Errors<'_>,
+) {
+    let cloud_host = url.and_then(Url::host_str).is_some_and(|host| {
+        let host = host.to_ascii_lowercase();
+        host == "bitbucket.org" || host.ends_with(".bitbucket.org")
+    });
+    if settings.kind == Kind::Cloud || cloud_host {
+        errors.at(
+            if cloud_host { "url" } else { "kind" },
+            if cloud_host { span("url") } else { span("kind") },
+            "Bitbucket Cloud is not supported: credwatch watches Bitbucket Data Center (Server) credentials",
+        );
+        return;
+    }
+    let why = match settings.auth {
+        AuthMethod::Pat | AuthMethod::Basic => None,
+        AuthMethod::ApiToken => Some("Bitbucket Data Center has no Atlassian API tokens: an HTTP access token is auth = \"pat\" (sent as Bearer), a password or a personal token sent with the username is auth = \"basic\""),
+        AuthMethod::OAuthClientCredentials => Some("auth = \"oauth_client_credentials\" is not supported for bitbucket: use an HTTP access token (auth = \"pat\")"),
+    };
+    if let Some(why) = why {
+        errors.at("auth", span("auth").or(span("product")), why);
+    }
+    if settings.scoped {
+        errors.at(
+            "scoped",
+            span("scoped"),
+            "scoped API tokens are Atlassian Cloud's: Bitbucket Data Center has HTTP access tokens (auth = \"pat\"), whose scope is their permissions",
         );
     }
 }

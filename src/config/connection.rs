@@ -14,7 +14,7 @@ use url::Url;
 
 use super::credential::{authorization_header, secret_key, CredentialError};
 use super::settings::Settings;
-use super::{AuthMethod, Kind, Origin, Secret, SecretSource, MASK};
+use super::{AuthMethod, Kind, Origin, Product, Secret, SecretSource, MASK};
 
 /// Extra trust roots read from `ca_file`.
 #[derive(Clone)]
@@ -134,10 +134,20 @@ impl Connection {
         None
     }
 
-    /// Whether Jira's PAT API can list this credential's tokens, and so tell its expiry: a
-    /// Data Center personal access token.
+    /// Whether the product's own token list can tell this credential's expiry: a Data Center
+    /// personal access token (Jira's and Confluence's PAT list), or a Bitbucket HTTP access
+    /// token (its owner's list), sent as Bearer or, with `token_name`, as a Basic password.
     pub fn lists_tokens(&self) -> bool {
-        self.settings.kind == Kind::Server && self.settings.auth == AuthMethod::Pat
+        let settings = &self.settings;
+        match settings.product {
+            Product::Jira | Product::Confluence => {
+                settings.kind == Kind::Server && settings.auth == AuthMethod::Pat
+            }
+            Product::Bitbucket => {
+                settings.auth == AuthMethod::Pat
+                    || (settings.auth == AuthMethod::Basic && settings.token_name.is_some())
+            }
+        }
     }
 
     /// Just the declared or derived expiry ([`Connection::declared_expiry_and_how`]).

@@ -1,4 +1,5 @@
-//! Which Atlassian product a connection's credential belongs to (`product`): the product
+//! Which Atlassian product a connection's credential belongs to (`product`: Jira, Confluence or
+//! Bitbucket Data Center): the product
 //! decides where the identity probe goes, how its answer reads, whose words the hints use and
 //! which politeness site the connection counts against. The default is Jira, so every
 //! configuration written before the key existed means what it meant.
@@ -15,17 +16,20 @@ pub enum Product {
     Jira,
     /// Confluence: `rest/api/user/current`; on Cloud the REST base ends in `/wiki`.
     Confluence,
+    /// Bitbucket Data Center: `rest/api/latest/profile/recent/repos` and `X-AUSERNAME`.
+    Bitbucket,
 }
 
 impl Product {
     /// Every product, in the order of the documentation.
-    pub const ALL: [Product; 2] = [Product::Jira, Product::Confluence];
+    pub const ALL: [Product; 3] = [Product::Jira, Product::Confluence, Product::Bitbucket];
 
     /// The configuration, API and label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Product::Jira => "jira",
             Product::Confluence => "confluence",
+            Product::Bitbucket => "bitbucket",
         }
     }
 
@@ -34,6 +38,7 @@ impl Product {
         match self {
             Product::Jira => "Jira",
             Product::Confluence => "Confluence",
+            Product::Bitbucket => "Bitbucket",
         }
     }
 
@@ -41,7 +46,11 @@ impl Product {
         Product::ALL
             .into_iter()
             .find(|product| product.as_str() == text)
-            .ok_or_else(|| format!("unknown product {text:?}: expected \"jira\" or \"confluence\""))
+            .ok_or_else(|| {
+                format!(
+                    "unknown product {text:?}: expected \"jira\", \"confluence\" or \"bitbucket\""
+                )
+            })
     }
 }
 

@@ -121,6 +121,10 @@ settings! {
     /// The PAT's name in Jira.
     #[serde(skip_serializing_if = "Option::is_none")]
     token_name: Option<String> = None, |v, _| non_empty(string(v)?).map(Some);
+    /// Bitbucket: the slug of the personal token's owner, whose token list tells its expiry
+    /// (found from the username when not set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_owner_slug: Option<String> = None, |v, _| non_empty(string(v)?).map(Some);
     /// The `[[atlassian_org]]` whose admin API lists this Cloud API token.
     #[serde(skip_serializing_if = "Option::is_none")]
     org: Option<String> = None, |v, _| non_empty(string(v)?).map(Some);
@@ -232,7 +236,8 @@ mod tests {
 
     #[test]
     fn every_setting_key_is_parsed() {
-        let samples: [(&str, Value); 29] = [
+        let samples: [(&str, Value); 30] = [
+            ("token_owner_slug", Value::from("svc-ci")),
             ("product", Value::from("confluence")),
             ("scoped", Value::from(true)),
             ("cloud_id", Value::from("0a0a-1")),
@@ -323,7 +328,9 @@ mod tests {
                     Value::from("2030-01-01")
                 }
                 "username" | "expect_account" | "token_name" | "org" | "token_label"
-                | "cloud_id" | "gateway_url" | "token_url" | "client_id" => Value::from("someone"),
+                | "cloud_id" | "gateway_url" | "token_url" | "client_id" | "token_owner_slug" => {
+                    Value::from("someone")
+                }
                 _ => Value::from("17m"),
             };
             let mut layer = Layer::default();

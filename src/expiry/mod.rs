@@ -23,6 +23,8 @@ pub enum Source {
     Jira,
     /// Confluence's PAT list.
     Confluence,
+    /// The Bitbucket token owner's list of HTTP access tokens.
+    Bitbucket,
     /// `expires_at` in the configuration.
     Config,
     /// `created_at` + 365 days (Cloud API tokens).
@@ -37,6 +39,7 @@ impl Source {
         match product {
             Product::Jira => Source::Jira,
             Product::Confluence => Source::Confluence,
+            Product::Bitbucket => Source::Bitbucket,
         }
     }
 
@@ -45,6 +48,7 @@ impl Source {
         match self {
             Source::Jira => "jira",
             Source::Confluence => "confluence",
+            Source::Bitbucket => "bitbucket",
             Source::Config => "config",
             Source::Derived => "derived",
             Source::OrgAdmin => "org_admin",
@@ -246,14 +250,7 @@ pub fn assess(
             assessment.audit = Some(audit);
         }
         Some(Listing::Unavailable(status)) => {
-            assessment.note = Some(format!(
-                "{}'s personal access token API answered {status}: it needs {} with PATs enabled, so the expiry is unknown; declare it with expires_at",
-                connection.settings.product.title(),
-                match connection.settings.product {
-                    Product::Jira => "Jira 8.14+",
-                    Product::Confluence => "Confluence 7.9+",
-                }
-            ));
+            assessment.note = Some(unavailable(connection, *status));
         }
         Some(listing @ Listing::Org(_)) if !listed_for(connection, listing) => {}
         Some(Listing::Org(matched)) => match &matched.token {
@@ -305,6 +302,24 @@ pub fn assess(
         (window, age) => Some(window.unwrap_or(false) || age.unwrap_or(false)),
     };
     assessment
+}
+
+/// Why the product's token list could not tell the expiry, with what to do.
+fn unavailable(connection: &Connection, status: u16) -> String {
+    match connection.settings.product {
+        Product::Jira => format!(
+            "Jira's personal access token API answered {status}: it needs Jira 8.14+ with PATs enabled, so the expiry is unknown; declare it with expires_at"
+        ),
+        Product::Confluence => format!(
+            "Confluence's personal access token API answered {status}: it needs Confluence 7.9+ with PATs enabled, so the expiry is unknown; declare it with expires_at"
+        ),
+        Product::Bitbucket if status == 404 => format!(
+            "Bitbucket knows no user account for this token (HTTP {status}): a project or repository token has none, and its project's or repository's token list needs admin permission, so the expiry is unknown; declare it with expires_at"
+        ),
+        Product::Bitbucket => format!(
+            "the token may not read its owner's token list (Bitbucket answered {status}), so the expiry is unknown; declare it with expires_at, or set token_owner_slug if the owner's slug differs from the username"
+        ),
+    }
 }
 
 /// The entry this connection uses: the one named `token_name`, or the only one.

@@ -1,62 +1,18 @@
-//! Turns what Jira answered (an [`Answer`]) into a [`Verdict`]: a [`State`] and a [`Reason`],
-//! as the table of `docs/jira-answers.md` §7 says, row by row, in its order of precedence.
+//! Turns what Jira or Confluence answered (an [`Answer`]) into a [`Verdict`]: a [`State`] and a
+//! [`Reason`], as the table of `docs/jira-answers.md` §7 says (and §14, where Confluence
+//! differs), row by row, in its order of precedence; Bitbucket's answers read otherwise
+//! ([`super::bitbucket`]).
 //!
 //! The verdict is a pure function of the status, the headers, the body and what the
 //! connection expects (a connection's [`LastMyself`] only spares reading the same body
 //! twice), so it is tested row by row without a network, and again end to end against the
 //! simulator in `tests/classification.rs`.
 
-use chrono::{DateTime, Utc};
-use http::StatusCode;
-
+pub use super::answer::{Answer, Expectation, Facts};
 pub use super::identity::{Identity, LastMyself};
 use super::verdict::{Reason, State, Verdict};
-use crate::config::{Kind, Product};
+use crate::config::Product;
 use http::HeaderMap;
-
-/// An HTTP answer as the client received it ([`super::client::get`]), the body read up to
-/// the probe's cap.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    /// The status code.
-    pub status: StatusCode,
-    /// The response headers.
-    pub headers: HeaderMap,
-    /// The body, up to the probe's cap.
-    pub body: Vec<u8>,
-    /// Whether the body was cut at the cap, or broke off before its end.
-    pub truncated: bool,
-}
-
-/// What the connection expects of the answer.
-#[derive(Debug, Clone, Copy)]
-pub struct Expectation<'a> {
-    /// The product that answered (decides how its user object reads).
-    pub product: Product,
-    /// Server/Data Center or Cloud (decides which account field identifies the user).
-    pub kind: Kind,
-    /// The account the credential must belong to.
-    pub expect_account: Option<&'a str>,
-    /// The credential's known expiry, which turns a rejection into `expired`.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// The organization's list says an admin blocked the token, which turns a 401 into
-    /// `blocked_by_admin`.
-    pub blocked_by_admin: bool,
-    /// The time of the probe.
-    pub now: DateTime<Utc>,
-}
-
-/// What is known of a credential before it is probed, from its token lists and the
-/// configuration: inputs of the classifier, so that a verdict is decided in one place.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Facts {
-    /// The expiry (Jira's PAT list, the organization's list, or the configuration): a
-    /// rejection after it is `expired`.
-    pub known_expiry: Option<DateTime<Utc>>,
-    /// The organization's list says an admin blocked the token: a 401 is `blocked_by_admin`
-    /// (docs/jira-answers.md §8).
-    pub blocked_by_admin: bool,
-}
 
 /// The first value of header `name`, if it is text (visible ASCII, as
 /// `HeaderValue::to_str` reads it).
@@ -72,6 +28,10 @@ pub fn classify(answer: &Answer, expect: &Expectation<'_>) -> Verdict {
 /// As [`classify`], with what the connection's last `myself` body said, which a body with the
 /// same bytes reuses (and a new body replaces).
 pub fn classify_after(answer: &Answer, expect: &Expectation<'_>, last: &mut LastMyself) -> Verdict {
+    if expect.product == Product::Bitbucket {
+        // No user object: the caller is a header, the failures an `errors` body.
+        return super::bitbucket::classify(answer, expect);
+    }
     let status = answer.status;
     let code = status.as_u16();
     // The header may repeat, and each value may be a comma-separated list.
@@ -146,10 +106,15 @@ pub fn classify_after(answer: &Answer, expect: &Expectation<'_>, last: &mut Last
     }
     let anonymous = text(&answer.headers, "x-ausername")
         .is_some_and(|user| user.trim().eq_ignore_ascii_case("anonymous"));
+    // Jira's row says invalid, without the expiry upgrade of the 401 row; on Confluence the
+    // anonymous user is how a PAT is rejected, expired ones included (§13), so it upgrades.
+    let anonymous_state = match expect.product {
+        Product::Confluence => rejected_state,
+        Product::Jira | Product::Bitbucket => State::Invalid,
+    };
     if status.is_success() && anonymous {
-        // The sheet's row says invalid, without the expiry upgrade of the 401 row.
         return Verdict::new(
-            State::Invalid,
+            anonymous_state,
             Reason::AnonymousFallback,
             seen("X-AUSERNAME: anonymous"),
         );
@@ -189,7 +154,8 @@ pub fn classify_after(answer: &Answer, expect: &Expectation<'_>, last: &mut Last
         };
         return Verdict::new(State::Unknown, Reason::UnexpectedResponse, seen(what));
     };
-    if let Some(verdict) = not_an_account(&identity, answer, expect.product, &seen) {
+    if let Some(verdict) = not_an_account(&identity, answer, expect.product, anonymous_state, &seen)
+    {
         return verdict;
     }
     let (state, reason, detail) = if identity.active == Some(false) {
@@ -228,11 +194,12 @@ fn not_an_account(
     identity: &Identity,
     answer: &Answer,
     product: Product,
+    anonymous_state: State,
     seen: &dyn Fn(&str) -> String,
 ) -> Option<Verdict> {
     if identity.is_anonymous() {
         return Some(Verdict::new(
-            State::Invalid,
+            anonymous_state,
             Reason::AnonymousFallback,
             seen("the user object is the anonymous user"),
         ));
@@ -272,6 +239,19 @@ fn not_an_account(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One answer and the verdict it must get: status, headers, body, expectation.
+    type Row<'a> = (
+        u16,
+        &'a [(&'a str, &'a str)],
+        &'a str,
+        Expectation<'a>,
+        State,
+        Reason,
+    );
+    use crate::config::Kind;
+    use chrono::{DateTime, Utc};
+    use http::StatusCode;
     use std::sync::Arc;
 
     fn now() -> DateTime<Utc> {
@@ -409,6 +389,10 @@ mod tests {
             expect_account: Some("SVC-WIKI"),
             ..dc
         };
+        let expired = Expectation {
+            expires_at: Some(now() - chrono::Duration::days(1)),
+            ..dc
+        };
         let known = r#"{"type":"known","username":"svc-wiki","userKey":"ff8080817","displayName":"Service Wiki"}"#;
         let cloud_known = r#"{"type":"known","accountId":"5b10ac8d82e05b22cc7d4ef5","accountType":"atlassian","email":"mia@example.com","publicName":"Mia","displayName":"Mia"}"#;
         let anonymous = r#"{"type":"anonymous","displayName":"Anonymous","_links":{}}"#;
@@ -423,91 +407,24 @@ mod tests {
         let failed = [("X-Seraph-LoginReason", "AUTHENTICATED_FAILED")];
         let not_permitted =
             r#"{"message":"Current user not permitted to use Confluence","statusCode":403}"#;
-        let rows: Vec<(u16, &[(&str, &str)], &str, Expectation<'_>, State, Reason)> = vec![
+        #[rustfmt::skip]
+        let rows: Vec<Row<'_>> = vec![
             (200, &ok, known, dc, State::Valid, Reason::Ok),
             (200, &ok, known, expect_svc, State::Valid, Reason::Ok),
             (200, &[], known, dc, State::Valid, Reason::Ok),
-            (
-                200,
-                &[],
-                anonymous,
-                dc,
-                State::Invalid,
-                Reason::AnonymousFallback,
-            ),
-            (
-                200,
-                &[("X-AUSERNAME", "anonymous")],
-                anonymous,
-                dc,
-                State::Invalid,
-                Reason::AnonymousFallback,
-            ),
-            (
-                200,
-                &[("X-AUSERNAME", "someone-else")],
-                known,
-                dc,
-                State::Unknown,
-                Reason::UnexpectedResponse,
-            ),
-            (
-                200,
-                &[],
-                r#"{"username":"svc-wiki"}"#,
-                dc,
-                State::Unknown,
-                Reason::UnexpectedResponse,
-            ),
-            (
-                200,
-                &[],
-                r#"{"type":"known"}"#,
-                dc,
-                State::Unknown,
-                Reason::UnexpectedResponse,
-            ),
-            (
-                401,
-                &failed,
-                "Basic Authentication Failure - Reason : AUTHENTICATED_FAILED",
-                dc,
-                State::Invalid,
-                Reason::Unauthorized,
-            ),
-            (
-                401,
-                &denied,
-                "Basic Authentication Failure - Reason : AUTHENTICATION_DENIED",
-                dc,
-                State::Locked,
-                Reason::CaptchaRequired,
-            ),
-            (
-                429,
-                &[("Retry-After", "9223372036854775807")],
-                "",
-                dc,
-                State::Unknown,
-                Reason::RateLimited,
-            ),
+            (200, &[], anonymous, dc, State::Invalid, Reason::AnonymousFallback),
+            (200, &[], anonymous, expired, State::Expired, Reason::AnonymousFallback),
+            (200, &[("X-AUSERNAME", "anonymous")], anonymous, dc, State::Invalid, Reason::AnonymousFallback),
+            (200, &[("X-AUSERNAME", "someone-else")], known, dc, State::Unknown, Reason::UnexpectedResponse),
+            (200, &[], r#"{"username":"svc-wiki"}"#, dc, State::Unknown, Reason::UnexpectedResponse),
+            (200, &[], r#"{"type":"known"}"#, dc, State::Unknown, Reason::UnexpectedResponse),
+            (401, &failed, "Basic Authentication Failure - Reason : AUTHENTICATED_FAILED", dc, State::Invalid, Reason::Unauthorized),
+            (401, &failed, "Basic Authentication Failure - Reason : AUTHENTICATED_FAILED", expired, State::Expired, Reason::Unauthorized),
+            (401, &denied, "Basic Authentication Failure - Reason : AUTHENTICATION_DENIED", dc, State::Locked, Reason::CaptchaRequired),
+            (429, &[("Retry-After", "9223372036854775807")], "", dc, State::Unknown, Reason::RateLimited),
             (200, &[], cloud_known, cloud, State::Valid, Reason::Ok),
-            (
-                200,
-                &[],
-                anonymous,
-                cloud,
-                State::Invalid,
-                Reason::AnonymousFallback,
-            ),
-            (
-                403,
-                &[],
-                not_permitted,
-                cloud,
-                State::Forbidden,
-                Reason::Forbidden,
-            ),
+            (200, &[], anonymous, cloud, State::Invalid, Reason::AnonymousFallback),
+            (403, &[], not_permitted, cloud, State::Forbidden, Reason::Forbidden),
             (401, &[], "", cloud, State::Invalid, Reason::Unauthorized),
         ];
         for (i, (code, headers, body, expect, state, reason)) in rows.iter().enumerate() {

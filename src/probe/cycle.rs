@@ -1,6 +1,6 @@
 //! One probe of one connection, whole: everything it needs (an OAuth token, the cloudId, the
 //! identity probe, the gateway's second try) and, when it is due and the credential is valid,
-//! Jira's list of the account's personal access tokens. The daemon's loop and `credwatch
+//! the product's list of the account's personal access tokens. The daemon's loop and `credwatch
 //! check` both run it; what decides a verdict (the answers, and the facts known before, see
 //! [`Facts`]) is all inside, so that nothing rewrites the verdict afterwards.
 
@@ -39,7 +39,10 @@ impl Prober {
             .await;
         // The list rides on a valid probe: never more often than the probe.
         let list = if list_due && outcome.state == State::Valid && connection.lists_tokens() {
-            Some(self.list_tokens(connection).await)
+            Some(
+                self.list_tokens(connection, outcome.identity.as_deref())
+                    .await,
+            )
         } else {
             None
         };

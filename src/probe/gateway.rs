@@ -75,6 +75,8 @@ pub(super) fn myself_url(connection: &Connection, cloud_id: &str) -> Option<Url>
         Product::Confluence => {
             format!("{gateway}/ex/confluence/{cloud_id}/wiki/rest/api/user/current")
         }
+        // Data Center only: no gateway.
+        Product::Bitbucket => return None,
     };
     Url::parse(&url).ok()
 }
@@ -85,7 +87,7 @@ fn site_root(connection: &Connection) -> &str {
     let url = connection.url.as_str().trim_end_matches('/');
     match connection.settings.product {
         Product::Confluence => url.strip_suffix("/wiki").unwrap_or(url),
-        Product::Jira => url,
+        Product::Jira | Product::Bitbucket => url,
     }
 }
 

@@ -58,6 +58,12 @@ fn template(reason: Reason, of: CredentialType) -> Option<&'static str> {
         (Reason::Unauthorized, Product::Jira, AuthMethod::Pat) => {
             "Jira rejected the token: it is wrong, expired or revoked (Jira answers the same for all three); verify it under Profile > Personal Access Tokens and create a new one if needed"
         }
+        (Reason::Unauthorized, Product::Bitbucket, AuthMethod::Pat) => {
+            "Bitbucket rejected the HTTP access token: it is wrong, expired or revoked; check it under Manage account > HTTP access tokens (a project's or repository's under its settings > HTTP access tokens) and create a new one if needed"
+        }
+        (Reason::Unauthorized, Product::Bitbucket, AuthMethod::Basic) => {
+            "Bitbucket rejected the username and password (or the personal token sent as the password): fix them now, since every failed login counts towards Bitbucket's CAPTCHA lock for this account"
+        }
         (Reason::Unauthorized, Product::Confluence, AuthMethod::Pat) => {
             "Confluence rejected the token: it is wrong, expired or revoked; verify it under Profile picture > Settings > Personal Access Tokens and create a new one if needed"
         }
@@ -76,6 +82,9 @@ fn template(reason: Reason, of: CredentialType) -> Option<&'static str> {
         (Reason::AnonymousFallback, Product::Confluence, _) => {
             "Confluence answered as the anonymous user: it does so for a wrong, revoked or expired personal access token alike, without a 401; verify the token under Profile picture > Settings > Personal Access Tokens and create a new one if needed"
         }
+        (Reason::AnonymousFallback, Product::Bitbucket, _) => {
+            "Bitbucket answered without naming a user (no X-AUSERNAME): it did not accept the credential; verify the token under Manage account > HTTP access tokens, or the username and password"
+        }
         (Reason::AnonymousFallback, ..) => {
             "{product} ignored the credential and answered anonymously: the token is invalid, expired or revoked; verify it and create a new one if needed"
         }
@@ -84,6 +93,9 @@ fn template(reason: Reason, of: CredentialType) -> Option<&'static str> {
         }
         (Reason::BasicAuthDisabled, Product::Jira, _) => {
             "Basic authentication is disabled on this Jira: create a personal access token (Jira 8.14+) and use auth = \"pat\""
+        }
+        (Reason::BasicAuthDisabled, Product::Bitbucket, _) => {
+            "Basic authentication is disabled on this Bitbucket: create an HTTP access token and use auth = \"pat\""
         }
         (Reason::BasicAuthDisabled, Product::Confluence, _) => {
             "Basic authentication is disabled on this Confluence: create a personal access token (Confluence 7.9+) and use auth = \"pat\""
@@ -100,6 +112,9 @@ fn template(reason: Reason, of: CredentialType) -> Option<&'static str> {
         (Reason::ScopeMismatch, Product::Jira, _) => {
             "the scoped API token lacks a scope this call needs (read:jira-user): create a token with that scope, or an unscoped one"
         }
+        (Reason::ScopeMismatch, Product::Bitbucket, _) => {
+            "the token lacks a permission this call needs: give the HTTP access token at least read permission, or create one with it"
+        }
         (Reason::ScopeMismatch, Product::Confluence, _) => {
             "the scoped API token lacks a scope /rest/api/user/current needs (read:content-details:confluence, or the classic read:confluence-user): create a token with that scope, or an unscoped one"
         }
@@ -109,11 +124,17 @@ fn template(reason: Reason, of: CredentialType) -> Option<&'static str> {
         (Reason::ScopedTokenSiteUrl, Product::Jira, _) => {
             "this is a scoped API token, which works only through the API gateway: set scoped = true here, and point the integration at https://api.atlassian.com/ex/jira/{cloudId} as well, since it fails on the site URL too"
         }
+        (Reason::ScopedTokenSiteUrl, Product::Bitbucket, _) => {
+            "a scoped Atlassian Cloud token reached a site that only the API gateway accepts it at; Bitbucket Data Center has no scoped tokens: use an HTTP access token"
+        }
         (Reason::ScopedTokenSiteUrl, Product::Confluence, _) => {
             "this is a scoped API token, which works only through the API gateway: set scoped = true here, and point the integration at https://api.atlassian.com/ex/confluence/{cloudId}/wiki as well, since it fails on the site URL too"
         }
         (Reason::Forbidden, _, AuthMethod::OAuthClientCredentials) => {
             "the OAuth client may not use the client-credentials grant (unauthorized_client), or its account lacks permission: check the credential's grant and the service account's access in {product}"
+        }
+        (Reason::Forbidden, Product::Bitbucket, _) => {
+            "the credential works but may not do this (com.atlassian.bitbucket.AuthorisationException): check the token's permissions and the user's access in Bitbucket"
         }
         (Reason::Forbidden, Product::Confluence, _) => {
             "the credential works but the account may not use Confluence (no product access, or not permitted): grant it Confluence access (on Cloud, admin.atlassian.com > Products) or check its permissions"
@@ -135,6 +156,9 @@ fn template(reason: Reason, of: CredentialType) -> Option<&'static str> {
         }
         (Reason::Redirected, ..) => {
             "the API answered with a redirect, usually SSO or a login page in front of {product}: check the URL (context path, https) and exempt the REST API from SSO"
+        }
+        (Reason::UnexpectedResponse, Product::Bitbucket, _) => {
+            "the answer was not Bitbucket's REST API (a paged JSON object): check the URL and its context path, and whether a proxy or login page stands in front of the API"
         }
         (Reason::UnexpectedResponse, ..) => {
             "the answer was not {product}'s user object: check the URL and its context path, and whether a proxy or login page stands in front of the API"

@@ -10,6 +10,9 @@
 //! layer is off, and hyper resends a request only when its kept-alive connection closed
 //! before the request was written, so a password is never sent twice ([`client`]).
 
+mod answer;
+mod bitbucket;
+mod bitbucket_tokens;
 pub mod classify;
 pub(crate) mod client;
 mod cycle;
@@ -40,7 +43,7 @@ pub use outcome::{Outcome, TokenListOutcome, TokenRequest};
 pub use pat_list::{parse_pat_list, PatEntry};
 pub use verdict::{Reason, State, Verdict};
 
-use crate::config::{AuthMethod, Connection, CredentialError, Kind};
+use crate::config::{AuthMethod, Connection, CredentialError, Kind, Product};
 
 /// The most of a body a probe reads; `myself` is a few KiB.
 pub const BODY_CAP: usize = 1024 * 1024;
@@ -186,8 +189,17 @@ impl Prober {
         )
     }
 
-    /// Fetches the caller's personal access tokens (`GET /rest/pat/latest/tokens`).
-    pub(crate) async fn list_tokens(&self, connection: &Connection) -> TokenListOutcome {
+    /// Fetches the caller's personal access tokens: Jira's and Confluence's `GET
+    /// /rest/pat/latest/tokens`, or the list of Bitbucket's token owner (`owner`, whom the
+    /// probe named).
+    pub(crate) async fn list_tokens(
+        &self,
+        connection: &Connection,
+        owner: Option<&Identity>,
+    ) -> TokenListOutcome {
+        if connection.settings.product == Product::Bitbucket {
+            return self.list_bitbucket_tokens(connection, owner).await;
+        }
         let started = Instant::now();
         let url = match Url::parse(&format!(
             "{}/rest/pat/latest/tokens",

@@ -295,7 +295,7 @@ impl Task {
                 // account, `check`, or logins that never got an answer): no login is sent.
                 let (_, confirmed) = self.policy.spent(pause);
                 self.due = None;
-                tracing::warn!(connection = %self.name(), pause = pause.as_str(), hint = pause.hint(), "the login budget is spent; stopped probing this connection");
+                tracing::warn!(connection = %self.name(), pause = pause.as_str(), hint = pause.hint(self.connection.settings.product), "the login budget is spent; stopped probing this connection");
                 if confirmed {
                     log_transition(&self.connection, status.confirm_pending(self.name()));
                 }
@@ -384,7 +384,7 @@ impl Task {
                 tracing::warn!(
                     connection = %self.name(),
                     pause = pause.as_str(),
-                    hint = pause.hint(),
+                    hint = pause.hint(self.connection.settings.product),
                     "stopped probing this connection until `credwatch resume` lifts the pause"
                 );
                 Schedule {

@@ -163,7 +163,7 @@ impl Entry {
     /// The hint to show: the stop's, if probing stopped, else the last probe's.
     pub fn hint(&self) -> Option<&'static str> {
         match self.memory.schedule.paused {
-            Some(pause) => Some(pause.hint()),
+            Some(pause) => Some(pause.hint(self.connection.settings.product)),
             None => self.memory.last.as_ref().and_then(|o| o.hint),
         }
     }

@@ -1,8 +1,10 @@
-//! The demo fleet: a handful of Jira and Confluence sites and the connections that between
-//! them show every state credwatch reports, installed into a [`Simulator`] and written out as
-//! a real configuration (TOML plus one secret file per connection) that the normal loader
-//! reads. Each product's part is a module of its own ([`jira`], [`confluence`]).
+//! The demo fleet: a handful of Jira, Confluence and Bitbucket sites and the connections that
+//! between them show every state credwatch reports, installed into a [`Simulator`] and written
+//! out as a real configuration (TOML plus one secret file per connection) that the normal
+//! loader reads. Each product's part is a module of its own ([`jira`], [`confluence`],
+//! [`bitbucket`]).
 
+mod bitbucket;
 mod confluence;
 mod jira;
 
@@ -90,6 +92,7 @@ pub(super) fn member(
 pub fn members() -> Vec<Member> {
     let mut members = jira::members();
     members.extend(confluence::members());
+    members.extend(bitbucket::members());
     members
 }
 
@@ -106,6 +109,7 @@ pub const ORG_API_KEY: &str = "demo-admin-api-key";
 pub fn install(simulator: &Simulator) {
     jira::install(simulator);
     confluence::install(simulator);
+    bitbucket::install(simulator);
 }
 
 /// Writes `credwatch.toml` and a `secrets/` directory for the fleet into `dir`, pointing at

@@ -1,0 +1,52 @@
+//! What a probe's answer is read against: the [`Answer`] as the client received it, what the
+//! connection expects of it ([`Expectation`]) and what is known of the credential before
+//! ([`Facts`]). Every product's reading ([`super::classify`], [`super::bitbucket`]) takes these.
+
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, StatusCode};
+
+use crate::config::{Kind, Product};
+
+/// An HTTP answer as the client received it ([`super::client::get`]), the body read up to
+/// the probe's cap.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The status code.
+    pub status: StatusCode,
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The body, up to the probe's cap.
+    pub body: Vec<u8>,
+    /// Whether the body was cut at the cap, or broke off before its end.
+    pub truncated: bool,
+}
+
+/// What the connection expects of the answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Expectation<'a> {
+    /// The product that answered (decides how its user object reads).
+    pub product: Product,
+    /// Server/Data Center or Cloud (decides which account field identifies the user).
+    pub kind: Kind,
+    /// The account the credential must belong to.
+    pub expect_account: Option<&'a str>,
+    /// The credential's known expiry, which turns a rejection into `expired`.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The organization's list says an admin blocked the token, which turns a 401 into
+    /// `blocked_by_admin`.
+    pub blocked_by_admin: bool,
+    /// The time of the probe.
+    pub now: DateTime<Utc>,
+}
+
+/// What is known of a credential before it is probed, from its token lists and the
+/// configuration: inputs of the classifier, so that a verdict is decided in one place.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// The expiry (Jira's PAT list, the organization's list, or the configuration): a
+    /// rejection after it is `expired`.
+    pub known_expiry: Option<DateTime<Utc>>,
+    /// The organization's list says an admin blocked the token: a 401 is `blocked_by_admin`
+    /// (docs/jira-answers.md §8).
+    pub blocked_by_admin: bool,
+}
