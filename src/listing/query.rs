@@ -17,6 +17,8 @@ pub(crate) const DEFAULT_LIMIT: usize = 100;
 /// The largest page.
 pub(crate) const MAX_LIMIT: usize = 1000;
 
+const _: () = assert!(DEFAULT_LIMIT <= MAX_LIMIT);
+
 /// The parameters the API reads (the page also reads `refresh`).
 const KNOWN: &[&str] = &[
     "state",
