@@ -213,6 +213,46 @@ async fn the_timeline_shows_a_credential_that_broke_and_recovered() {
     let by_text = common::get_text(&format!("{base}/?q=SVC-OK&team=platform")).await;
     assert!(by_text.contains("<tr data-connection=\"svc-ok\""));
     assert!(!by_text.contains("<tr data-connection=\"svc-ci\""));
+    // ... and so do the pages: a page of one row links to the next, which links to none.
+    let next_link = |page: &str| {
+        let at = page
+            .find("id=\"next-page\" rel=\"next\" href=\"")
+            .expect("next link");
+        let rest = &page[at..];
+        let href = rest
+            .split("href=\"")
+            .nth(1)
+            .and_then(|h| h.split('"').next());
+        let hidden = rest
+            .split('>')
+            .next()
+            .is_some_and(|tag| tag.contains(" hidden"));
+        (href.expect("href").replace("&#38;", "&"), hidden)
+    };
+    let first = common::get_text(&format!("{base}/?limit=1&label=team:platform")).await;
+    assert_eq!(first.matches("<tr data-connection=").count(), 1);
+    assert!(
+        first.contains("<tr data-connection=\"svc-ci\""),
+        "by name, both valid"
+    );
+    let (href, hidden) = next_link(&first);
+    assert!(!hidden && href.contains("cursor="), "{href}");
+    let second = common::get_text(&format!("{base}{href}")).await;
+    assert_eq!(second.matches("<tr data-connection=").count(), 1);
+    assert!(second.contains("<tr data-connection=\"svc-ok\""));
+    assert!(second.contains("Rows 2–2"));
+    assert!(next_link(&second).1, "the last page links to no next one");
+    let bad = common::http_client()
+        .get(format!("{base}/?state=broken"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(bad.status(), 400);
+    assert!(bad
+        .text()
+        .await
+        .expect("body")
+        .contains("\"broken\" is not a state"));
     daemon.shutdown(Duration::from_secs(1)).await;
 }
 
