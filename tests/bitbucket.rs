@@ -16,19 +16,6 @@ use common::{api_connection, eventually};
 use credwatch::config::Config;
 use credwatch::sim::{Pat, Simulator, Site, User};
 
-/// The Basic logins a site received.
-fn logins(simulator: &Simulator, site: &str) -> usize {
-    simulator
-        .requests_for(site)
-        .iter()
-        .filter(|r| {
-            r.authorization
-                .as_deref()
-                .is_some_and(|a| a.starts_with("Basic "))
-        })
-        .count()
-}
-
 fn connection(name: &str, url: &str, keys: &str) -> String {
     format!(
         "[[connection]]\nname = \"{name}\"\nproduct = \"bitbucket\"\nurl = \"{url}\"\n{keys}\ninterval = \"1s\"\ntimeout = \"900ms\"\nauth_failure_interval = \"1s\"\nbackoff_initial = \"1s\"\n"
@@ -84,7 +71,7 @@ async fn a_bitbucket_account_under_two_names_and_a_check_gets_two_failed_logins(
     // Time for every name to have tried again, had the budget been per name.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        logins(&simulator, "bb"),
+        common::basic_logins(&simulator, "bb"),
         2,
         "one budget of 2 for the account"
     );
@@ -204,7 +191,19 @@ async fn a_personal_token_s_expiry_comes_from_its_owner_s_paged_list() {
             .is_some_and(|n| n.contains("project or repository token")),
         "{project}"
     );
-    running.stop("-TERM");
+
+    // kill -9 once the store's writer has had its second: the restarted daemon, with the
+    // site down, still knows the verdict and the expiry.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    running.stop("-KILL");
+    simulator.update_site("bb", |site| site.front = credwatch::sim::Front::Hang);
+    let restarted = Running::start(&config, &state, &dir.path().join("stderr.log"));
+    restarted.first_answer().await;
+    let kept = api_connection(&restarted.base, "bb-ci").await;
+    assert_eq!(kept["state"], "valid", "{kept}");
+    assert_eq!(kept["expiry_source"], "bitbucket", "{kept}");
+    assert_eq!(kept["expires_at"], api["expires_at"], "{kept}");
+    restarted.stop("-TERM");
     assert!(simulator.outside_rest_or_scm().is_empty());
 }
 

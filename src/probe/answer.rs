@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, StatusCode};
 
+use super::verdict::State;
 use crate::config::{Kind, Product};
 
 /// An HTTP answer as the client received it ([`super::client::get`]), the body read up to
@@ -49,4 +50,23 @@ pub struct Facts {
     /// The organization's list says an admin blocked the token: a 401 is `blocked_by_admin`
     /// (docs/jira-answers.md §8).
     pub blocked_by_admin: bool,
+}
+
+impl Expectation<'_> {
+    /// The state of a rejection: `expired` once the known expiry has passed, else `invalid`.
+    pub fn rejected_state(&self) -> State {
+        match self.expires_at {
+            Some(expiry) if expiry <= self.now => State::Expired,
+            _ => State::Invalid,
+        }
+    }
+}
+
+/// What a verdict's detail says was seen: the status, and what else decided it.
+pub(super) fn seen(code: u16, extra: &str) -> String {
+    if extra.is_empty() {
+        format!("HTTP {code}")
+    } else {
+        format!("HTTP {code}, {extra}")
+    }
 }

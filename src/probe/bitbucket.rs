@@ -58,17 +58,8 @@ fn is_page(body: &[u8]) -> bool {
 /// Classifies Bitbucket's answer to the identity probe.
 pub(super) fn classify(answer: &Answer, expect: &Expectation<'_>) -> Verdict {
     let code = answer.status.as_u16();
-    let seen = |extra: &str| {
-        if extra.is_empty() {
-            format!("HTTP {code}")
-        } else {
-            format!("HTTP {code}, {extra}")
-        }
-    };
-    let rejected_state = match expect.expires_at {
-        Some(expiry) if expiry <= expect.now => State::Expired,
-        _ => State::Invalid,
-    };
+    let seen = |extra: &str| super::answer::seen(code, extra);
+    let rejected_state = expect.rejected_state();
     let exceptions = if answer.status.is_client_error() {
         exceptions(&answer.body)
     } else {

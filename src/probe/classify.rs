@@ -51,17 +51,8 @@ pub fn classify_after(answer: &Answer, expect: &Expectation<'_>, last: &mut Last
     } else {
         String::new()
     };
-    let seen = |extra: &str| {
-        if extra.is_empty() {
-            format!("HTTP {code}")
-        } else {
-            format!("HTTP {code}, {extra}")
-        }
-    };
-    let rejected_state = match expect.expires_at {
-        Some(expiry) if expiry <= expect.now => State::Expired,
-        _ => State::Invalid,
-    };
+    let seen = |extra: &str| super::answer::seen(code, extra);
+    let rejected_state = expect.rejected_state();
 
     let captcha = code == 403 && denied_reason.trim_start().starts_with("CAPTCHA_CHALLENGE");
     if captcha || has_seraph("AUTHENTICATION_DENIED") {

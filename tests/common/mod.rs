@@ -305,3 +305,17 @@ pub async fn after_rounds(base: &str, name: &str, rounds: u64) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The Basic logins a simulated site received (in the tests that use it, every one a failed
+/// login: the count the product keeps per account).
+pub fn basic_logins(simulator: &credwatch::sim::Simulator, site: &str) -> usize {
+    simulator
+        .requests_for(site)
+        .iter()
+        .filter(|r| {
+            r.authorization
+                .as_deref()
+                .is_some_and(|a| a.starts_with("Basic "))
+        })
+        .count()
+}
