@@ -52,6 +52,29 @@ pub struct Facts {
     pub blocked_by_admin: bool,
 }
 
+impl Answer {
+    /// The caller the `X-AUSERNAME` response header names, URL-decoded (Bitbucket encodes
+    /// it; a decoded name is the same name where nothing was encoded); `None` when the header
+    /// is absent, empty or `anonymous`.
+    pub fn named_caller(&self) -> Option<String> {
+        let raw = self.headers.get("x-ausername")?.to_str().ok()?.trim();
+        let name = percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .ok()?
+            .into_owned();
+        (!name.is_empty() && !name.eq_ignore_ascii_case("anonymous")).then_some(name)
+    }
+
+    /// The caller as an identity, for a verdict that names who was refused.
+    pub(super) fn caller_identity(&self) -> Option<std::sync::Arc<super::identity::Identity>> {
+        let name = self.named_caller()?;
+        Some(std::sync::Arc::new(super::identity::Identity {
+            name: Some(name),
+            ..super::identity::Identity::default()
+        }))
+    }
+}
+
 impl Expectation<'_> {
     /// The state of a rejection: `expired` once the known expiry has passed, else `invalid`.
     pub fn rejected_state(&self) -> State {
