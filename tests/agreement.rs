@@ -155,7 +155,27 @@ fn rows() -> Vec<Row> {
     ]
 }
 
-/// Confluence's answers (docs/jira-answers.md §13), Data Center and Cloud, each on a site of
+/// A row of another product than Jira, named for its situation.
+fn product_row(
+    product: &str,
+    name: &str,
+    reason: Reason,
+    state: State,
+    site: Site,
+    config: &str,
+) -> Row {
+    Row {
+        name: name.to_owned(),
+        ..row(
+            reason,
+            state,
+            Some(site),
+            &format!("product = \"{product}\"\n{config}"),
+        )
+    }
+}
+
+/// Confluence's answers (docs/jira-answers.md §14), Data Center and Cloud, each on a site of
 /// its own.
 fn confluence_rows() -> Vec<Row> {
     let dc = || {
@@ -174,14 +194,8 @@ fn confluence_rows() -> Vec<Row> {
                     .with_api_token(token),
             )
     };
-    let named = |name: &str, reason, state, site, config: &str| Row {
-        name: name.to_owned(),
-        ..row(
-            reason,
-            state,
-            Some(site),
-            &format!("product = \"confluence\"\n{config}"),
-        )
+    let named = |name: &str, reason, state, site, config: &str| {
+        product_row("confluence", name, reason, state, site, config)
     };
     let pat = "url = \"{url}\"\ntoken = \"wiki-pat\"";
     let basic =
@@ -285,14 +299,9 @@ fn bitbucket_rows() -> Vec<Row> {
         change(&mut site);
         site
     };
-    let named = |name: &str, reason, state, site, config: &str| Row {
-        name: name.to_owned(),
-        ..row(
-            reason,
-            state,
-            Some(site),
-            &format!("product = \"bitbucket\"\nurl = \"{{url}}\"\n{config}"),
-        )
+    let named = |name: &str, reason, state, site, config: &str| {
+        let config = format!("url = \"{{url}}\"\n{config}");
+        product_row("bitbucket", name, reason, state, site, &config)
     };
     let basic = |password: &str| {
         format!("auth = \"basic\"\nusername = \"svc-build\"\npassword = \"{password}\"")

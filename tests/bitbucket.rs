@@ -16,19 +16,6 @@ use common::{api_connection, eventually};
 use credwatch::config::Config;
 use credwatch::sim::{Pat, Simulator, Site, User};
 
-/// The Basic logins a site received.
-fn logins(simulator: &Simulator, site: &str) -> usize {
-    simulator
-        .requests_for(site)
-        .iter()
-        .filter(|r| {
-            r.authorization
-                .as_deref()
-                .is_some_and(|a| a.starts_with("Basic "))
-        })
-        .count()
-}
-
 fn connection(name: &str, url: &str, keys: &str) -> String {
     format!(
         "[[connection]]\nname = \"{name}\"\nproduct = \"bitbucket\"\nurl = \"{url}\"\n{keys}\ninterval = \"1s\"\ntimeout = \"900ms\"\nauth_failure_interval = \"1s\"\nbackoff_initial = \"1s\"\n"
@@ -55,8 +42,16 @@ async fn a_bitbucket_account_under_two_names_and_a_check_gets_two_failed_logins(
         dir.path(),
         "credwatch.toml",
         &[
-            connection("bb-a", &url, "auth = \"basic\"\nusername = \"svc-mirror\"\npassword_file = \"pw\""),
-            connection("bb-b", &format!("{url}/"), "auth = \"basic\"\nusername = \"SVC-Mirror\"\npassword_file = \"token\"\ntoken_name = \"mirror\""),
+            connection(
+                "bb-a",
+                &url,
+                "auth = \"basic\"\nusername = \"svc-mirror\"\npassword_file = \"pw\"",
+            ),
+            connection(
+                "bb-b",
+                &format!("{url}/"),
+                "auth = \"basic\"\nusername = \"SVC-Mirror\"\npassword_file = \"token\"",
+            ),
         ]
         .concat(),
     );
@@ -84,7 +79,7 @@ async fn a_bitbucket_account_under_two_names_and_a_check_gets_two_failed_logins(
     // Time for every name to have tried again, had the budget been per name.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        logins(&simulator, "bb"),
+        common::basic_logins(&simulator, "bb"),
         2,
         "one budget of 2 for the account"
     );
@@ -204,7 +199,33 @@ async fn a_personal_token_s_expiry_comes_from_its_owner_s_paged_list() {
             .is_some_and(|n| n.contains("project or repository token")),
         "{project}"
     );
-    running.stop("-TERM");
+
+    // kill -9 once the store holds the expiry (its writer writes once a second): the
+    // restarted daemon, with the site down, still knows the verdict and the expiry.
+    let db = state.join("credwatch.db");
+    eventually(
+        Duration::from_secs(10),
+        "the store holds the list",
+        || async {
+            let db = rusqlite::Connection::open(&db).expect("open");
+            db.query_row(
+                "SELECT record FROM connections WHERE name = 'bb-ci'",
+                [],
+                |row| row.get::<_, String>(0),
+            )
+            .is_ok_and(|record| record.contains("ci-clone"))
+        },
+    )
+    .await;
+    running.stop("-KILL");
+    simulator.update_site("bb", |site| site.front = credwatch::sim::Front::Hang);
+    let restarted = Running::start(&config, &state, &dir.path().join("stderr.log"));
+    restarted.first_answer().await;
+    let kept = api_connection(&restarted.base, "bb-ci").await;
+    assert_eq!(kept["state"], "valid", "{kept}");
+    assert_eq!(kept["expiry_source"], "bitbucket", "{kept}");
+    assert_eq!(kept["expires_at"], api["expires_at"], "{kept}");
+    restarted.stop("-TERM");
     assert!(simulator.outside_rest_or_scm().is_empty());
 }
 
@@ -267,6 +288,8 @@ fn what_bitbucket_data_center_does_not_have_is_a_configuration_error() {
         ("url = \"https://git.example.com\"\nauth = \"api_token\"\nusername = \"a@b.c\"\ntoken = \"t\"", "no Atlassian API tokens"),
         ("url = \"https://git.example.com\"\nauth = \"oauth_client_credentials\"\nclient_id = \"c\"\nclient_secret = \"s\"", "not supported for bitbucket"),
         ("url = \"https://git.example.com\"\ntoken = \"t\"\nscoped = true", "scoped API tokens are Atlassian Cloud's"),
+        ("url = \"https://git.example.com\"\nauth = \"basic\"\nusername = \"u\"\npassword = \"p\"\ntoken_name = \"t\"", "does not read Bitbucket's token list over Basic"),
+        ("url = \"https://git.example.com\"\ntoken = \"t\"\ntoken_owner_slug = \"..\"", "not a path"),
     ] {
         let error = load(keys);
         assert!(error.contains(says), "{keys}: {error}");

@@ -14,19 +14,6 @@ use common::{api_connection, eventually};
 use credwatch::config::Config;
 use credwatch::sim::{Pat, Simulator, Site, User};
 
-/// The Basic logins a site received.
-fn logins(simulator: &Simulator, site: &str) -> usize {
-    simulator
-        .requests_for(site)
-        .iter()
-        .filter(|r| {
-            r.authorization
-                .as_deref()
-                .is_some_and(|a| a.starts_with("Basic "))
-        })
-        .count()
-}
-
 fn basic(name: &str, url: &str, username: &str) -> String {
     format!(
         "[[connection]]\nname = \"{name}\"\nproduct = \"confluence\"\nurl = \"{url}\"\nauth = \"basic\"\nusername = \"{username}\"\npassword_file = \"pw\"\ninterval = \"1s\"\ntimeout = \"900ms\"\nauth_failure_interval = \"1s\"\nbackoff_initial = \"1s\"\n"
@@ -72,7 +59,7 @@ async fn a_confluence_account_under_two_names_and_a_check_gets_two_failed_logins
     .await;
     // Time for every name to have tried again, had the budget been per name.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let spent = logins(&simulator, "wiki");
+    let spent = common::basic_logins(&simulator, "wiki");
     assert_eq!(spent, 2, "one budget of 2 for the account, used");
     let site = simulator.site("wiki").expect("site");
     assert_eq!(site.users[0].failed_logins, 2, "Confluence's own count");
@@ -144,7 +131,19 @@ async fn a_confluence_pat_expiry_comes_from_confluence_s_token_list() {
         .filter(|r| r.path.ends_with("/rest/api/user/current"))
         .count();
     assert!(identity >= 2, "the identity probe is Confluence's");
+
+    // The store keeps what Confluence told across a restart: with the site hanging now,
+    // the restarted daemon still knows the verdict and the expiry.
     running.stop("-TERM");
+    simulator.update_site("wiki", |site| site.front = credwatch::sim::Front::Hang);
+    let restarted = Running::start(&config, &state, &dir.path().join("stderr.log"));
+    restarted.first_answer().await;
+    let kept = api_connection(&restarted.base, "wiki-publisher").await;
+    assert_eq!(kept["state"], "valid", "{kept}");
+    assert_eq!(kept["product"], "confluence");
+    assert_eq!(kept["expiry_source"], "confluence", "{kept}");
+    assert_eq!(kept["expires_at"], api["expires_at"], "{kept}");
+    restarted.stop("-TERM");
 }
 
 #[test]

@@ -15,19 +15,6 @@ use common::process::Running;
 use common::{api_connection, eventually, get_json};
 use credwatch::sim::{Simulator, Site, User};
 
-/// The Basic logins a site received (every one with a wrong password in these tests).
-fn logins(simulator: &Simulator, site: &str) -> usize {
-    simulator
-        .requests_for(site)
-        .iter()
-        .filter(|r| {
-            r.authorization
-                .as_deref()
-                .is_some_and(|a| a.starts_with("Basic "))
-        })
-        .count()
-}
-
 /// A Basic connection probed every second, its password from `password_file`.
 fn basic(name: &str, url: &str, username: &str, password_file: &str, extra: &str) -> String {
     format!(
@@ -87,7 +74,7 @@ async fn three_names_and_a_check_share_two_failed_logins_and_resume_lifts_the_ac
     .await;
     // Time for every name to have tried, had the budget been per name.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let spent = logins(&simulator, "dc");
+    let spent = common::basic_logins(&simulator, "dc");
     assert!(spent <= 2, "{spent} failed logins for one account");
     assert_eq!(spent, 2, "the budget is used, not hoarded");
     assert!(simulator.site("dc").expect("site").users[0].failed_logins < 3);
@@ -102,7 +89,7 @@ async fn three_names_and_a_check_share_two_failed_logins_and_resume_lifts_the_ac
     let report: serde_json::Value = serde_json::from_slice(&refused.stdout).expect("JSON");
     assert_eq!(report[0]["paused"], "failed_logins", "{report}");
     assert_eq!(report[0]["login_account"], format!("{url} svc-shared"));
-    assert_eq!(logins(&simulator, "dc"), spent);
+    assert_eq!(common::basic_logins(&simulator, "dc"), spent);
 
     // A reload with a new (wrong) password: Jira's count did not start over, so neither does
     // the budget; the hint says to resume once the count was reset.
@@ -114,7 +101,7 @@ async fn three_names_and_a_check_share_two_failed_logins_and_resume_lifts_the_ac
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
-        logins(&simulator, "dc"),
+        common::basic_logins(&simulator, "dc"),
         spent,
         "no login with the new password"
     );
@@ -135,11 +122,11 @@ async fn three_names_and_a_check_share_two_failed_logins_and_resume_lifts_the_ac
     assert_eq!(resumed.status.code(), Some(0), "{said}");
     assert!(said.contains("svc-b") && said.contains("svc-c"), "{said}");
     eventually(Duration::from_secs(10), "probed again", || async {
-        logins(&simulator, "dc") > spent
+        common::basic_logins(&simulator, "dc") > spent
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let more = logins(&simulator, "dc") - spent;
+    let more = common::basic_logins(&simulator, "dc") - spent;
     assert!(more <= 2, "{more} more failed logins after resume");
     assert!(simulator.site("dc").expect("site").users[0].failed_logins < 3);
     assert_eq!(running.stop("-TERM"), Some(0));
@@ -181,7 +168,7 @@ async fn four_names_of_one_account_on_two_shards_get_two_failed_logins() {
         shard.first_answer().await;
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let spent = logins(&simulator, "dc");
+    let spent = common::basic_logins(&simulator, "dc");
     assert!(
         spent <= 2,
         "{spent} failed logins for one account on two shards"
@@ -202,14 +189,18 @@ async fn four_names_of_one_account_on_two_shards_get_two_failed_logins() {
     // A check beside the other shard's daemon sends nothing for the account, and says which
     // shard keeps its budget.
     let other = 1 - owner;
-    let before = logins(&simulator, "dc");
+    let before = common::basic_logins(&simulator, "dc");
     let beside =
         common::process::check_json(&config, &dir.path().join(format!("state-{other}")), &[]).await;
     let report: serde_json::Value = serde_json::from_slice(&beside.stdout).expect("JSON");
     for row in report.as_array().expect("array") {
         assert_eq!(row["owned_by_shard"], owner, "{row}");
     }
-    assert_eq!(logins(&simulator, "dc"), before, "nothing sent");
+    assert_eq!(
+        common::basic_logins(&simulator, "dc"),
+        before,
+        "nothing sent"
+    );
 }
 
 #[tokio::test]
@@ -232,7 +223,7 @@ async fn five_restarts_and_a_reload_that_renames_the_connection_grant_no_login()
         api_connection(&running.base, "legacy").await["paused"] == "failed_logins"
     })
     .await;
-    let spent = logins(&simulator, "dc");
+    let spent = common::basic_logins(&simulator, "dc");
     assert_eq!(spent, 2);
     for round in 0..5 {
         let signal = if round % 2 == 0 { "-KILL" } else { "-TERM" };
@@ -240,7 +231,11 @@ async fn five_restarts_and_a_reload_that_renames_the_connection_grant_no_login()
         running = Running::start(&config, &state, &log);
         running.first_answer().await;
         tokio::time::sleep(Duration::from_millis(1_200)).await;
-        assert_eq!(logins(&simulator, "dc"), spent, "round {round}");
+        assert_eq!(
+            common::basic_logins(&simulator, "dc"),
+            spent,
+            "round {round}"
+        );
     }
     // The connection renamed (and labelled anew): the same account, the same spent budget.
     common::write(
@@ -260,7 +255,11 @@ async fn five_restarts_and_a_reload_that_renames_the_connection_grant_no_login()
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(logins(&simulator, "dc"), spent, "none granted");
+    assert_eq!(
+        common::basic_logins(&simulator, "dc"),
+        spent,
+        "none granted"
+    );
     assert_eq!(
         api_connection(&running.base, "renamed").await["paused"],
         "failed_logins"
@@ -293,7 +292,7 @@ async fn login_site_joins_two_urls_of_one_jira_into_one_budget() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let spent = logins(&simulator, "dc");
+    let spent = common::basic_logins(&simulator, "dc");
     assert_eq!(spent, 2, "one budget for the two URLs");
     let api = api_connection(&running.base, "by-alias").await;
     assert_eq!(api["login_account"], "https://jira.example.com/dc svc-jira");
@@ -342,19 +341,19 @@ async fn a_format_1_store_is_migrated_with_its_counts_and_pauses() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     // 1 + 1 under two names of svc-ops: spent, nothing sent.
-    assert_eq!(logins(&simulator, "ops"), 0);
+    assert_eq!(common::basic_logins(&simulator, "ops"), 0);
     assert_eq!(
         api_connection(&running.base, "ops-b").await["paused"],
         "failed_logins"
     );
     // The lock carries over.
-    assert_eq!(logins(&simulator, "lock"), 0);
+    assert_eq!(common::basic_logins(&simulator, "lock"), 0);
     assert_eq!(
         api_connection(&running.base, "lock-a").await["paused"],
         "locked"
     );
     // The attempt that never got its answer counted: one login left of two.
-    assert_eq!(logins(&simulator, "one"), 1);
+    assert_eq!(common::basic_logins(&simulator, "one"), 1);
     let log = running.log();
     assert!(log.contains("now kept per login account"), "{log}");
     assert_eq!(running.stop("-TERM"), Some(0));

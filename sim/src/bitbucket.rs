@@ -43,7 +43,8 @@ enum Caller {
 }
 
 /// A user's slug as Bitbucket makes it: the name in lower case, the characters a URL path
-/// reserves replaced with `_`.
+/// reserves replaced with `_`. The users API finds a user by its slug exactly (the
+/// simulator's reading: whether Bitbucket ignores case there is not known).
 pub fn slug_of(username: &str) -> String {
     username
         .to_lowercase()
@@ -163,10 +164,9 @@ fn authenticate(site: &mut Site, authorization: Option<&str>, now: DateTime<Utc>
     }
 }
 
-/// Whether a path under the site is one a token may be sent to: `/rest` and `/scm` (and the
-/// node's `/status`, which needs none).
+/// Whether a path under the site is one a token may be sent to: `/rest` and `/scm`.
 pub fn within_rest_or_scm(rest: &str) -> bool {
-    rest.starts_with("rest/") || rest.starts_with("scm/") || rest == "status"
+    rest.starts_with("rest/") || rest.starts_with("scm/")
 }
 
 /// A request to a Bitbucket site (after whatever stands in front of it).
@@ -221,7 +221,6 @@ pub(crate) fn answer(
         .collect();
     let paths: Vec<&str> = decoded.iter().map(String::as_str).collect();
     match (method, paths.as_slice()) {
-        ("GET", ["status"]) => answer::node_status(site.node_state),
         ("GET", ["rest", "api", "latest" | "1.0", "profile", "recent", "repos"]) => {
             if user.forbidden {
                 return not_permitted(&headers);
@@ -233,7 +232,7 @@ pub(crate) fn answer(
             match site
                 .users
                 .iter()
-                .find(|u| !u.bot && slug_of(&u.username) == slug.to_lowercase())
+                .find(|u| !u.bot && slug_of(&u.username) == *slug)
             {
                 Some(found) => answer::reply(200, JSON, &headers, user_json(found).to_string()),
                 None => errors(
@@ -285,7 +284,7 @@ fn token_page(
     let Some(owner) = site
         .users
         .iter()
-        .find(|u| !u.bot && slug_of(&u.username) == slug.to_lowercase())
+        .find(|u| !u.bot && slug_of(&u.username) == *slug)
     else {
         return errors(
             404,

@@ -278,7 +278,11 @@ fn myself(
 ) -> Response {
     match admit(site, site_url, authorization, now, answer::rejection) {
         Admission::Refused(response) => response,
-        Admission::Admitted(index, headers) if site.users[index].forbidden => {
+        Admission::Admitted(index, mut headers) if site.users[index].forbidden => {
+            // Data Center names the authenticated caller on every answer, a 403 included.
+            if site.kind == Kind::Server {
+                headers.push(("X-AUSERNAME", site.users[index].username.clone()));
+            }
             answer::forbidden(headers)
         }
         Admission::Admitted(index, headers) => {

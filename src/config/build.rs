@@ -428,6 +428,22 @@ fn check_bitbucket(
             "scoped API tokens are Atlassian Cloud's: Bitbucket Data Center has HTTP access tokens (auth = \"pat\"), whose scope is their permissions",
         );
     }
+    if settings.auth == AuthMethod::Basic && settings.token_name.is_some() {
+        errors.at(
+            "token_name",
+            span("token_name"),
+            "credwatch does not read Bitbucket's token list over Basic: every request there would be one more login, outside the account's budget. Declare the personal token's expiry with expires_at, or watch it sent as Bearer (auth = \"pat\")",
+        );
+    }
+    if let Some(slug) = &settings.token_owner_slug {
+        if slug == "." || slug == ".." || slug.contains('/') {
+            errors.at(
+                "token_owner_slug",
+                span("token_owner_slug"),
+                "must be a user's slug, not a path (no '/', '.' or '..')",
+            );
+        }
+    }
 }
 
 /// Checks a base URL and returns it normalised (no trailing slash).

@@ -136,17 +136,16 @@ impl Connection {
 
     /// Whether the product's own token list can tell this credential's expiry: a Data Center
     /// personal access token (Jira's and Confluence's PAT list), or a Bitbucket HTTP access
-    /// token (its owner's list), sent as Bearer or, with `token_name`, as a Basic password.
+    /// token sent as Bearer (its owner's list).
     pub fn lists_tokens(&self) -> bool {
         let settings = &self.settings;
         match settings.product {
             Product::Jira | Product::Confluence => {
                 settings.kind == Kind::Server && settings.auth == AuthMethod::Pat
             }
-            Product::Bitbucket => {
-                settings.auth == AuthMethod::Pat
-                    || (settings.auth == AuthMethod::Basic && settings.token_name.is_some())
-            }
+            // Over Basic every request is a login: the list would spend logins the budget
+            // does not see, so it is read only for a token sent as Bearer.
+            Product::Bitbucket => settings.auth == AuthMethod::Pat,
         }
     }
 

@@ -314,7 +314,7 @@ fn unavailable(connection: &Connection, status: u16) -> String {
             "Confluence's personal access token API answered {status}: it needs Confluence 7.9+ with PATs enabled, so the expiry is unknown; declare it with expires_at"
         ),
         Product::Bitbucket if status == 404 => format!(
-            "Bitbucket knows no user account for this token (HTTP {status}): a project or repository token has none, and its project's or repository's token list needs admin permission, so the expiry is unknown; declare it with expires_at"
+            "Bitbucket knows no user account by this token's owner's slug (HTTP {status}): a project or repository token has none (its project's or repository's token list needs admin permission), or token_owner_slug is wrong; the expiry is unknown: declare it with expires_at"
         ),
         Product::Bitbucket => format!(
             "the token may not read its owner's token list (Bitbucket answered {status}), so the expiry is unknown; declare it with expires_at, or set token_owner_slug if the owner's slug differs from the username"

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, StatusCode};
 
+use super::verdict::State;
 use crate::config::{Kind, Product};
 
 /// An HTTP answer as the client received it ([`super::client::get`]), the body read up to
@@ -49,4 +50,46 @@ pub struct Facts {
     /// The organization's list says an admin blocked the token: a 401 is `blocked_by_admin`
     /// (docs/jira-answers.md §8).
     pub blocked_by_admin: bool,
+}
+
+impl Answer {
+    /// The caller the `X-AUSERNAME` response header names, URL-decoded (Bitbucket encodes
+    /// it; a decoded name is the same name where nothing was encoded); `None` when the header
+    /// is absent, empty or `anonymous`.
+    pub fn named_caller(&self) -> Option<String> {
+        let raw = self.headers.get("x-ausername")?.to_str().ok()?.trim();
+        let name = percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .ok()?
+            .into_owned();
+        (!name.is_empty() && !name.eq_ignore_ascii_case("anonymous")).then_some(name)
+    }
+
+    /// The caller as an identity, for a verdict that names who was refused.
+    pub(super) fn caller_identity(&self) -> Option<std::sync::Arc<super::identity::Identity>> {
+        let name = self.named_caller()?;
+        Some(std::sync::Arc::new(super::identity::Identity {
+            name: Some(name),
+            ..super::identity::Identity::default()
+        }))
+    }
+}
+
+impl Expectation<'_> {
+    /// The state of a rejection: `expired` once the known expiry has passed, else `invalid`.
+    pub fn rejected_state(&self) -> State {
+        match self.expires_at {
+            Some(expiry) if expiry <= self.now => State::Expired,
+            _ => State::Invalid,
+        }
+    }
+}
+
+/// What a verdict's detail says was seen: the status, and what else decided it.
+pub(super) fn seen(code: u16, extra: &str) -> String {
+    if extra.is_empty() {
+        format!("HTTP {code}")
+    } else {
+        format!("HTTP {code}, {extra}")
+    }
 }

@@ -6,7 +6,6 @@
 //! `exceptionName` of the `errors` body tells a rejected credential from a valid one without
 //! permission, and the CAPTCHA lock from both, whatever the status.
 
-use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 
 use super::answer::{Answer, Expectation};
@@ -14,7 +13,7 @@ use super::identity::Identity;
 use super::verdict::{Reason, State, Verdict};
 
 /// The exception of an authenticated caller without permission.
-const AUTHORISATION: &str = "com.atlassian.bitbucket.AuthorisationException";
+pub(super) const AUTHORISATION: &str = "com.atlassian.bitbucket.AuthorisationException";
 
 #[derive(Deserialize)]
 struct Errors {
@@ -40,13 +39,6 @@ fn exceptions(body: &[u8]) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The caller `X-AUSERNAME` names, URL-decoded; `None` when absent, empty or anonymous.
-pub(crate) fn caller(answer: &Answer) -> Option<String> {
-    let raw = answer.headers.get("x-ausername")?.to_str().ok()?.trim();
-    let name = percent_decode_str(raw).decode_utf8().ok()?.into_owned();
-    (!name.is_empty() && !name.eq_ignore_ascii_case("anonymous")).then_some(name)
-}
-
 /// Whether a 200 body is the paged object Bitbucket's REST API answers (`values`, `size`).
 fn is_page(body: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(body)
@@ -55,27 +47,23 @@ fn is_page(body: &[u8]) -> bool {
         .unwrap_or(false)
 }
 
-/// Classifies Bitbucket's answer to the identity probe.
-pub(super) fn classify(answer: &Answer, expect: &Expectation<'_>) -> Verdict {
-    let code = answer.status.as_u16();
-    let seen = |extra: &str| {
-        if extra.is_empty() {
-            format!("HTTP {code}")
-        } else {
-            format!("HTTP {code}, {extra}")
-        }
-    };
-    let rejected_state = match expect.expires_at {
-        Some(expiry) if expiry <= expect.now => State::Expired,
-        _ => State::Invalid,
-    };
-    let exceptions = if answer.status.is_client_error() {
+/// The `exceptionName`s an answer's `errors` body holds, for a 4xx.
+pub(super) fn exceptions_of(answer: &Answer) -> Vec<String> {
+    if answer.status.is_client_error() {
         exceptions(&answer.body)
     } else {
         Vec::new()
-    };
+    }
+}
+
+/// Classifies Bitbucket's answer to the identity probe.
+pub(super) fn classify(answer: &Answer, expect: &Expectation<'_>) -> Verdict {
+    let code = answer.status.as_u16();
+    let seen = |extra: &str| super::answer::seen(code, extra);
+    let rejected_state = expect.rejected_state();
+    let exceptions = exceptions_of(answer);
     let exception = |suffix: &str| exceptions.iter().find(|e| e.ends_with(suffix));
-    let user = caller(answer);
+    let user = answer.named_caller();
 
     if let Some(name) = exception("CaptchaRequiredAuthenticationException") {
         return Verdict::new(State::Locked, Reason::CaptchaRequired, seen(short(name)));
@@ -87,11 +75,14 @@ pub(super) fn classify(answer: &Answer, expect: &Expectation<'_>) -> Verdict {
         // Without a caller, Bitbucket did not say that it authenticated anyone: the
         // conservative reading is a credential it did not accept (§15).
         return match user {
-            Some(_) => Verdict::new(
-                State::Forbidden,
-                Reason::Forbidden,
-                seen("AuthorisationException"),
-            ),
+            Some(_) => Verdict {
+                identity: answer.caller_identity(),
+                ..Verdict::new(
+                    State::Forbidden,
+                    Reason::Forbidden,
+                    seen("AuthorisationException"),
+                )
+            },
             None => Verdict::new(
                 rejected_state,
                 Reason::Unauthorized,
@@ -102,14 +93,23 @@ pub(super) fn classify(answer: &Answer, expect: &Expectation<'_>) -> Verdict {
     if let Some(name) = exception("AuthenticationException") {
         return Verdict::new(rejected_state, Reason::Unauthorized, seen(short(name)));
     }
-    if exception("BasicAuthenticationDisabledException").is_some() {
-        return Verdict::new(State::Forbidden, Reason::BasicAuthDisabled, seen(""));
-    }
     if code == 401 {
         return Verdict::new(rejected_state, Reason::Unauthorized, seen(""));
     }
+    // A 403 that names the caller is a valid credential without permission; one that names
+    // nobody may come from something in front of Bitbucket (a proxy, an SSO app): no verdict.
     if code == 403 {
-        return Verdict::new(State::Forbidden, Reason::Forbidden, seen(""));
+        return match user {
+            Some(_) => Verdict {
+                identity: answer.caller_identity(),
+                ..Verdict::new(State::Forbidden, Reason::Forbidden, seen(""))
+            },
+            None => Verdict::new(
+                State::Unknown,
+                Reason::UnexpectedResponse,
+                seen("a 403 that names nobody (no X-AUSERNAME)"),
+            ),
+        };
     }
     if answer.status.is_redirection() {
         return Verdict::new(State::Unknown, Reason::Redirected, seen(""));
@@ -241,6 +241,8 @@ mod tests {
             // ... unless Bitbucket names nobody: then it did not accept the credential.
             (401, &[], &not_permitted, dc, State::Invalid, Reason::Unauthorized),
             (403, &user, &not_permitted, dc, State::Forbidden, Reason::Forbidden),
+            // A 403 that names nobody may be a proxy's or an SSO app's: no verdict.
+            (403, &[], "<html>Forbidden</html>", dc, State::Unknown, Reason::UnexpectedResponse),
             (401, &[], &captcha, dc, State::Locked, Reason::CaptchaRequired),
             (403, &[], &captcha, dc, State::Locked, Reason::CaptchaRequired),
             (429, &[("Retry-After", "30")], "", dc, State::Unknown, Reason::RateLimited),

@@ -73,10 +73,12 @@ impl Token {
             let days = self.expiry_days.filter(|d| *d > 0)?;
             Some(created_at? + Duration::days(days))
         });
-        // Ids are 12-digit strings ("075905477751"); a number is taken as it comes.
+        // Ids are 12-digit strings ("075905477751"), read as the number they write (unique
+        // all the same); any other id by a digest of its text, so that no two tokens share 0.
         let id = match &self.id {
-            serde_json::Value::String(text) => text.parse().unwrap_or_default(),
-            other => other.as_u64().unwrap_or_default(),
+            serde_json::Value::String(text) => text.parse().unwrap_or_else(|_| digest(text)),
+            serde_json::Value::Number(n) => n.as_u64().unwrap_or_else(|| digest(&n.to_string())),
+            other => digest(&other.to_string()),
         };
         PatEntry {
             id,
@@ -86,6 +88,25 @@ impl Token {
             expiring_at,
         }
     }
+}
+
+/// FNV-1a of an id that is not a number: the same text, the same id.
+fn digest(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A list that did not end within [`MAX_PAGES`], or whose page said no later start.
+fn incomplete(connection: &Connection, started: Instant) -> Outcome {
+    Outcome::without_answer(
+        connection.settings.credential_type(),
+        Reason::UnexpectedResponse,
+        format!(
+            "Bitbucket's token list did not end within {MAX_PAGES} pages of {PAGE}: the expiry is not read from a part of it"
+        ),
+        started,
+    )
 }
 
 /// What one GET of the list (or of the user) gave.
@@ -106,20 +127,11 @@ impl Prober {
         let base = connection.url.as_str().trim_end_matches('/');
         let slug = match &connection.settings.token_owner_slug {
             Some(slug) => slug.clone(),
-            None => {
-                let Some(username) = owner.and_then(|o| o.name.as_deref()) else {
-                    return TokenListOutcome::Unavailable(404);
-                };
-                let url = format!(
-                    "{base}/rest/api/1.0/users/{}",
-                    segment(&slug_guess(username))
-                );
-                match self.read::<User>(connection, &url, started).await {
-                    Got::Read(user) => user.slug,
-                    Got::Unavailable(code) => return TokenListOutcome::Unavailable(code),
-                    Got::Failed(outcome) => return TokenListOutcome::Failed(outcome),
-                }
-            }
+            None => match self.owner_slug(connection, owner, started).await {
+                Got::Read(slug) => slug,
+                Got::Unavailable(code) => return TokenListOutcome::Unavailable(code),
+                Got::Failed(outcome) => return TokenListOutcome::Failed(outcome),
+            },
         };
         let mut entries = Vec::new();
         let mut start = 0;
@@ -134,12 +146,46 @@ impl Prober {
                 Got::Failed(outcome) => return TokenListOutcome::Failed(outcome),
             };
             entries.extend(page.values.into_iter().map(Token::entry));
+            if page.is_last_page {
+                return TokenListOutcome::Listed(entries);
+            }
             match page.next_page_start {
-                Some(next) if !page.is_last_page && next > start => start = next,
-                _ => break,
+                Some(next) if next > start => start = next,
+                // A page that is not the last and says no later start: the list is not whole,
+                // and a part of it could name the wrong token as the only one.
+                _ => return TokenListOutcome::Failed(Box::new(incomplete(connection, started))),
             }
         }
-        TokenListOutcome::Listed(entries)
+        TokenListOutcome::Failed(Box::new(incomplete(connection, started)))
+    }
+
+    /// The slug of the user the probe named: guessed from the username and confirmed by the
+    /// users API (as written, then in lower case), which answers with the slug it keeps.
+    async fn owner_slug(
+        &self,
+        connection: &Connection,
+        owner: Option<&Identity>,
+        started: Instant,
+    ) -> Got<String> {
+        let base = connection.url.as_str().trim_end_matches('/');
+        let Some(username) = owner.and_then(|o| o.name.as_deref()) else {
+            return Got::Unavailable(404);
+        };
+        let guess = slug_guess(username);
+        let mut tries = vec![guess.clone()];
+        if guess.to_lowercase() != guess {
+            tries.push(guess.to_lowercase());
+        }
+        for slug in tries.iter().filter(|s| *s != "." && *s != "..") {
+            let url = format!("{base}/rest/api/1.0/users/{}", segment(slug));
+            match self.read::<User>(connection, &url, started).await {
+                Got::Read(user) => return Got::Read(user.slug),
+                Got::Unavailable(404) => continue,
+                Got::Unavailable(code) => return Got::Unavailable(code),
+                Got::Failed(outcome) => return Got::Failed(outcome),
+            }
+        }
+        Got::Unavailable(404)
     }
 
     /// One GET of a JSON object: read, unavailable to this credential (401, 403, 404 with
@@ -187,9 +233,14 @@ impl Prober {
             )));
         }
         let verdict = super::bitbucket::classify(&answer, &super::any_answer(connection, now));
+        let not_permitted = super::bitbucket::exceptions_of(&answer)
+            .iter()
+            .any(|e| e == super::bitbucket::AUTHORISATION);
         match (code, verdict.reason) {
-            // Not permitted, or no such user: the list is not this credential's to read.
+            // Not permitted (whether or not the answer names the caller: the probe just said
+            // who it is), or no such user: the list is not this credential's to read.
             (404, _) | (401 | 403, Reason::Forbidden) => Got::Unavailable(code),
+            (401 | 403, _) if not_permitted => Got::Unavailable(code),
             _ => Got::Failed(Box::new(Outcome::of_answer(
                 &answer,
                 connection.settings.credential_type(),

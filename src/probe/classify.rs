@@ -51,17 +51,8 @@ pub fn classify_after(answer: &Answer, expect: &Expectation<'_>, last: &mut Last
     } else {
         String::new()
     };
-    let seen = |extra: &str| {
-        if extra.is_empty() {
-            format!("HTTP {code}")
-        } else {
-            format!("HTTP {code}, {extra}")
-        }
-    };
-    let rejected_state = match expect.expires_at {
-        Some(expiry) if expiry <= expect.now => State::Expired,
-        _ => State::Invalid,
-    };
+    let seen = |extra: &str| super::answer::seen(code, extra);
+    let rejected_state = expect.rejected_state();
 
     let captcha = code == 403 && denied_reason.trim_start().starts_with("CAPTCHA_CHALLENGE");
     if captcha || has_seraph("AUTHENTICATION_DENIED") {
@@ -121,8 +112,14 @@ pub fn classify_after(answer: &Answer, expect: &Expectation<'_>, last: &mut Last
     }
     // The sheet is silent on AUTHORISATION_FAILED; Seraph means "authenticated but not
     // authorised" by it, and a Seraph failure beats the status, so it reads as forbidden.
+    // The caller the header names goes with the verdict: a refusal that names who was
+    // refused is an accepted login (the budget reads it so); one that names nobody may come
+    // from something in front of the product, and neither counts nor forgives.
     if code == 403 || has_seraph("AUTHORISATION_FAILED") {
-        return Verdict::new(State::Forbidden, Reason::Forbidden, seen(""));
+        return Verdict {
+            identity: answer.caller_identity(),
+            ..Verdict::new(State::Forbidden, Reason::Forbidden, seen(""))
+        };
     }
     if status.is_redirection() {
         let location = text(&answer.headers, "location")
@@ -221,7 +218,7 @@ fn not_an_account(
             seen("the user object's type is not \"known\""),
         ));
     }
-    let header = text(&answer.headers, "x-ausername").map(str::trim);
+    let header = answer.named_caller();
     let named = identity.name.as_deref();
     match (header, named) {
         (Some(header), Some(named)) if !header.eq_ignore_ascii_case(named) => Some(Verdict::new(
@@ -416,6 +413,7 @@ mod tests {
             (200, &[], anonymous, expired, State::Expired, Reason::AnonymousFallback),
             (200, &[("X-AUSERNAME", "anonymous")], anonymous, dc, State::Invalid, Reason::AnonymousFallback),
             (200, &[("X-AUSERNAME", "someone-else")], known, dc, State::Unknown, Reason::UnexpectedResponse),
+            (200, &[("X-AUSERNAME", "svc%2Dwiki")], known, dc, State::Valid, Reason::Ok),
             (200, &[], r#"{"username":"svc-wiki"}"#, dc, State::Unknown, Reason::UnexpectedResponse),
             (200, &[], r#"{"type":"known"}"#, dc, State::Unknown, Reason::UnexpectedResponse),
             (401, &failed, "Basic Authentication Failure - Reason : AUTHENTICATED_FAILED", dc, State::Invalid, Reason::Unauthorized),

@@ -369,3 +369,17 @@ pub fn revoke(simulator: &credwatch::sim::Simulator, site: &str, user: usize) {
         .update_site(site, |site| site.users[user].pats[0].revoked = true)
         .expect("site");
 }
+
+/// The Basic logins a simulated site received (in the tests that use it, every one a failed
+/// login: the count the product keeps per account).
+pub fn basic_logins(simulator: &credwatch::sim::Simulator, site: &str) -> usize {
+    simulator
+        .requests_for(site)
+        .iter()
+        .filter(|r| {
+            r.authorization
+                .as_deref()
+                .is_some_and(|a| a.starts_with("Basic "))
+        })
+        .count()
+}

@@ -86,6 +86,14 @@ impl Login {
             State::Unknown if outcome.reason == crate::probe::Reason::Timeout => Login::Unsure,
             State::Unknown => Login::Unanswered,
             State::Valid => Login::Accepted,
+            // The password was never checked (docs/jira-answers.md §2).
+            State::Forbidden if outcome.reason == crate::probe::Reason::BasicAuthDisabled => {
+                Login::Unanswered
+            }
+            // A refusal that names the caller came from the product, after the login; one that
+            // names nobody may come from something in front of it (a proxy, an SSO app), and
+            // neither counts nor forgives (§14, §15).
+            State::Forbidden if outcome.identity.is_none() => Login::Unanswered,
             State::Invalid | State::Expired | State::Forbidden => {
                 if outcome.reason.is_failed_login() {
                     Login::Failed

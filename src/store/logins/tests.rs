@@ -281,3 +281,58 @@ fn a_check_beside_a_daemon_of_the_previous_format_neither_upgrades_nor_logs_in()
         .expect("count");
     assert_eq!(kept, 3);
 }
+
+#[test]
+fn a_refusal_counts_as_an_accepted_login_only_when_it_names_the_caller() {
+    use crate::probe::{Identity, Outcome, Reason, State};
+    use std::sync::Arc;
+    let outcome = |state, reason, identity: Option<Arc<Identity>>| {
+        let mut outcome = Outcome::without_answer(
+            crate::config::CredentialType {
+                product: crate::config::Product::Jira,
+                auth: crate::config::AuthMethod::Basic,
+            },
+            reason,
+            String::new(),
+            std::time::Instant::now(),
+        );
+        outcome.state = state;
+        outcome.identity = identity;
+        outcome
+    };
+    let named = Some(Arc::new(Identity {
+        name: Some("svc".to_owned()),
+        ..Identity::default()
+    }));
+    let cases = [
+        (
+            State::Forbidden,
+            Reason::Forbidden,
+            named.clone(),
+            Login::Accepted,
+        ),
+        (State::Forbidden, Reason::Forbidden, None, Login::Unanswered),
+        (
+            State::Forbidden,
+            Reason::BasicAuthDisabled,
+            None,
+            Login::Unanswered,
+        ),
+        (
+            State::Forbidden,
+            Reason::BasicAuthDisabled,
+            named.clone(),
+            Login::Unanswered,
+        ),
+        (State::Invalid, Reason::Unauthorized, None, Login::Failed),
+        (State::Invalid, Reason::WrongAccount, named, Login::Accepted),
+        (State::Locked, Reason::CaptchaRequired, None, Login::Locked),
+    ];
+    for (state, reason, identity, login) in cases {
+        assert_eq!(
+            Login::of(&outcome(state, reason, identity)),
+            login,
+            "{state} {reason}"
+        );
+    }
+}
