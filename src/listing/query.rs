@@ -212,8 +212,11 @@ impl Request {
                 continue;
             }
             match &*key {
-                "state" => filter.state = Some(state(value)?),
-                "product" => filter.product = Some(product(value)?),
+                "state" => filter.state = Some(one_of("state", value, &State::ALL, State::as_str)?),
+                "product" => {
+                    filter.product =
+                        Some(one_of("product", value, &Product::ALL, Product::as_str)?);
+                }
                 "label" => filter.labels.push(label(value)?),
                 "team" => filter.labels.push(("team".to_owned(), value.to_owned())),
                 "q" => filter.text = value.to_owned(),
@@ -250,27 +253,20 @@ impl Request {
     }
 }
 
-fn state(value: &str) -> Result<State, BadQuery> {
-    State::ALL
-        .into_iter()
-        .find(|s| s.as_str() == value)
+/// The one of `all` whose name (`as_str`) is `value`; a 400 that lists them otherwise.
+fn one_of<T: Copy>(
+    key: &str,
+    value: &str,
+    all: &[T],
+    as_str: fn(T) -> &'static str,
+) -> Result<T, BadQuery> {
+    all.iter()
+        .copied()
+        .find(|v| as_str(*v) == value)
         .ok_or_else(|| {
-            let names: Vec<&str> = State::ALL.into_iter().map(State::as_str).collect();
+            let names: Vec<&str> = all.iter().map(|v| as_str(*v)).collect();
             BadQuery(format!(
-                "state: {value:?} is not a state; the states are {}",
-                names.join(", ")
-            ))
-        })
-}
-
-fn product(value: &str) -> Result<Product, BadQuery> {
-    Product::ALL
-        .into_iter()
-        .find(|p| p.as_str() == value)
-        .ok_or_else(|| {
-            let names: Vec<&str> = Product::ALL.into_iter().map(Product::as_str).collect();
-            BadQuery(format!(
-                "product: {value:?} is not a product; the products are {}",
+                "{key}: {value:?} is not a {key}; the {key}s are {}",
                 names.join(", ")
             ))
         })
