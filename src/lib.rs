@@ -24,6 +24,7 @@
 
 #![warn(unreachable_pub)]
 
+pub(crate) mod api;
 pub mod build;
 pub mod check;
 pub mod config;
@@ -32,6 +33,7 @@ pub mod demo;
 pub mod expiry;
 #[doc(hidden)]
 pub mod fuzzing;
+pub(crate) mod listing;
 pub(crate) mod metrics;
 pub mod org;
 pub(crate) mod page;

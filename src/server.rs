@@ -5,7 +5,6 @@
 //! [`app`] builds the router from a cloneable [`AppState`], so tests can drive it without a
 //! socket; the daemon serves it with a graceful shutdown.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -17,12 +16,10 @@ use chrono::Utc;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::{account, LoadError};
-use crate::expiry::Assessment;
+use crate::config::LoadError;
 use crate::metrics::{Metrics, CONTENT_TYPE};
 use crate::scheduler::{ResumeError, Summary};
-use crate::state::{Board, Entry, Foreign, Group};
-use crate::view::{self, View};
+use crate::state::Board;
 use crate::webconfig::WebConfigError;
 
 /// Why a reload was not applied.
@@ -69,7 +66,8 @@ pub(crate) struct AppState {
 }
 
 /// The router. Without `ui` (`--web.disable-ui`), only `/metrics`, `/healthz`, `/readyz` and
-/// the lifecycle endpoints are served: the page and the API answer 404.
+/// the lifecycle endpoints are served: the page and the API answer 404. Every answer is
+/// gzipped when the client accepts it.
 pub(crate) fn app(state: AppState, ui: bool) -> Router {
     let router = Router::new()
         .route("/metrics", get(metrics))
@@ -81,17 +79,24 @@ pub(crate) fn app(state: AppState, ui: bool) -> Router {
         router
             .route("/", get(index))
             .route("/api/v1/connections", get(connections))
+            .route("/api/v1/connections/{name}", get(connection))
             .route("/api/v1/connections/{name}/history", get(history))
             .route("/api/v1/orgs", get(orgs))
     } else {
         router
     };
-    router.with_state(state)
+    // gzip for whoever asks (Prometheus does on every scrape): the layer compresses the
+    // body as it streams, so the exposition is still rendered a chunk at a time.
+    router
+        .with_state(state)
+        .layer(tower_http::compression::CompressionLayer::new())
 }
 
-async fn index(State(state): State<AppState>, uri: axum::http::Uri) -> Html<String> {
-    let query = crate::page::Query::parse(uri.query().unwrap_or_default());
-    Html(crate::page::render(&state.status, Utc::now(), &query))
+async fn index(State(state): State<AppState>, uri: axum::http::Uri) -> Response {
+    match crate::page::render(&state.status, Utc::now(), uri.query().unwrap_or_default()) {
+        Ok(page) => Html(page).into_response(),
+        Err(error) => (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response(),
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -120,116 +125,15 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (code, Json(Readiness { ready, pending })).into_response()
 }
 
-/// The API's view of a connection: `check`'s JSON plus the daemon's schedule.
-#[derive(Serialize)]
-struct ApiConnection<'a> {
-    #[serde(flatten)]
-    view: View<'a>,
-    probes_total: u64,
-    last_probe_at: Option<String>,
-    next_probe_at: Option<String>,
-    backoff_seconds: Option<f64>,
-    paused: Option<&'static str>,
-    /// With `--replica`: the replica that owns the connection's login account alone (a
-    /// Basic connection); absent otherwise.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    owned_by_replica: Option<u32>,
+async fn connections(State(state): State<AppState>, uri: axum::http::Uri) -> Response {
+    crate::api::connections(&state.status, uri.query().unwrap_or_default(), Utc::now())
 }
 
-fn api_connection<'a>(
-    entry: &'a Entry,
-    expiry: &'a Assessment,
-    accounts: &HashMap<&str, Vec<&'a str>>,
-    group: &Group,
-) -> ApiConnection<'a> {
-    ApiConnection {
-        view: view::view(
-            &entry.connection,
-            account::shares_login_with(&entry.connection, accounts),
-            entry.state(),
-            entry.memory.last.as_ref(),
-            entry.hint(),
-            expiry,
-            entry.memory.pending,
-        ),
-        probes_total: entry.probes,
-        last_probe_at: entry
-            .memory
-            .last
-            .as_ref()
-            .map(|o| o.finished_at.to_rfc3339()),
-        next_probe_at: entry.memory.schedule.next_probe_at.map(|t| t.to_rfc3339()),
-        backoff_seconds: entry.memory.schedule.backoff.map(|b| b.as_secs_f64()),
-        paused: entry.memory.schedule.paused.map(|p| p.as_str()),
-        owned_by_replica: group.sole_owner(&entry.connection),
-    }
-}
-
-/// The API's view of a connection another replica owns: `unknown`, no reason, and its owner.
-fn foreign_connection<'a>(
-    foreign: &'a Foreign,
-    expiry: &'a Assessment,
-    accounts: &HashMap<&str, Vec<&'a str>>,
-) -> ApiConnection<'a> {
-    let connection = &foreign.connection;
-    ApiConnection {
-        view: view::view(
-            connection,
-            account::shares_login_with(connection, accounts),
-            crate::probe::State::Unknown,
-            None,
-            None,
-            expiry,
-            None,
-        ),
-        probes_total: 0,
-        last_probe_at: None,
-        next_probe_at: None,
-        backoff_seconds: None,
-        paused: None,
-        owned_by_replica: Some(foreign.owner),
-    }
-}
-
-async fn connections(State(state): State<AppState>) -> Response {
-    let now = Utc::now();
-    let snapshot = state.status.snapshot();
-    let expiries: Vec<Assessment> = snapshot
-        .entries
-        .iter()
-        .map(|entry| entry.assessment(now))
-        .collect();
-    let group = &snapshot.group;
-    let accounts = account::accounts(
-        snapshot
-            .entries
-            .iter()
-            .map(|e| &*e.connection)
-            .chain(group.foreign.iter().map(|f| &*f.connection)),
-    );
-    let foreign_expiries: Vec<Assessment> = group
-        .foreign
-        .iter()
-        .map(|f| crate::expiry::assess(&f.connection, None, now))
-        .collect();
-    let mut views: Vec<ApiConnection<'_>> = snapshot
-        .entries
-        .iter()
-        .zip(&expiries)
-        .map(|(entry, expiry)| api_connection(entry, expiry, &accounts, group))
-        .collect();
-    views.extend(
-        group
-            .foreign
-            .iter()
-            .zip(&foreign_expiries)
-            .map(|(foreign, expiry)| foreign_connection(foreign, expiry, &accounts)),
-    );
-    let body = serde_json::to_string(&views);
-    match body {
-        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
-    }
+async fn connection(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    crate::api::connection(&state.status, &name, Utc::now())
 }
 
 async fn orgs(State(state): State<AppState>) -> Response {

@@ -1,7 +1,8 @@
 //! `credwatch demo` end to end, and the status page in a real browser (Debian's headless
 //! chromium, which `.ci/run` installs): the rendered rows match the API, axe-core (driven by
-//! playwright-core, `tests/browser/page.mjs`) finds no critical or serious violation at a
-//! desktop and a phone width, screenshots of both are saved under `artifacts/`, and markup
+//! playwright-core, `tests/browser/page.mjs`) finds no violation of any impact at a desktop
+//! (1280×900) and a phone (390×844) width, screenshots of both are saved under `artifacts/`
+//! (docs/ shows them), and markup
 //! from the configuration or from Jira is shown as text.
 
 mod common;
@@ -256,8 +257,8 @@ async fn the_status_page_renders_in_a_real_browser_as_the_api_says() {
         "an expiry from the organization's list"
     );
 
-    // axe-core in chromium, at a desktop and a phone width; the screenshots of both land in
-    // artifacts/ (and, copied by hand, in docs/).
+    // axe-core in chromium, at a desktop and a phone width; the screenshots of both (the first
+    // screen) land in artifacts/ (and, copied by hand, in docs/).
     let dir = artifacts();
     for name in ["status-page-desktop.png", "status-page-phone.png"] {
         let _ = std::fs::remove_file(dir.join(name));
@@ -266,14 +267,10 @@ async fn the_status_page_renders_in_a_real_browser_as_the_api_says() {
     let found: Value = serde_json::from_slice(&output.stdout).expect("the audit's JSON");
     for width in ["desktop", "phone"] {
         let violations = found[width].as_array().expect("violations");
-        let grave: Vec<&Value> = violations
-            .iter()
-            .filter(|v| matches!(v["impact"].as_str(), Some("critical" | "serious")))
-            .collect();
         assert!(
-            grave.is_empty(),
+            violations.is_empty(),
             "axe-core at the {width} width: {}",
-            serde_json::to_string_pretty(&grave).expect("json")
+            serde_json::to_string_pretty(violations).expect("json")
         );
     }
     for name in ["status-page-desktop.png", "status-page-phone.png"] {

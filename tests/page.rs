@@ -213,5 +213,175 @@ async fn the_timeline_shows_a_credential_that_broke_and_recovered() {
     let by_text = common::get_text(&format!("{base}/?q=SVC-OK&team=platform")).await;
     assert!(by_text.contains("<tr data-connection=\"svc-ok\""));
     assert!(!by_text.contains("<tr data-connection=\"svc-ci\""));
+    // ... and so do the pages: a page of one row links to the next, which links to none.
+    let next_link = |page: &str| {
+        let at = page
+            .find("id=\"next-page\" rel=\"next\" href=\"")
+            .expect("next link");
+        let rest = &page[at..];
+        let href = rest
+            .split("href=\"")
+            .nth(1)
+            .and_then(|h| h.split('"').next());
+        let hidden = rest
+            .split('>')
+            .next()
+            .is_some_and(|tag| tag.contains(" hidden"));
+        (href.expect("href").replace("&#38;", "&"), hidden)
+    };
+    let first = common::get_text(&format!("{base}/?limit=1&label=team:platform")).await;
+    assert_eq!(first.matches("<tr data-connection=").count(), 1);
+    assert!(
+        first.contains("<tr data-connection=\"svc-ci\""),
+        "by name, both valid"
+    );
+    let (href, hidden) = next_link(&first);
+    assert!(!hidden && href.contains("cursor="), "{href}");
+    let second = common::get_text(&format!("{base}{href}")).await;
+    assert_eq!(second.matches("<tr data-connection=").count(), 1);
+    assert!(second.contains("<tr data-connection=\"svc-ok\""));
+    assert!(second.contains("Rows 2–2"));
+    assert!(next_link(&second).1, "the last page links to no next one");
+    let bad = common::http_client()
+        .get(format!("{base}/?state=broken"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(bad.status(), 400);
+    assert!(bad
+        .text()
+        .await
+        .expect("body")
+        .contains("\"broken\" is not a state"));
     daemon.shutdown(Duration::from_secs(1)).await;
+}
+
+/// The rows a line of `page.mjs scale` lists: (name, state, shown in the first screen).
+fn listed(rows: &Value) -> Vec<(String, String, bool)> {
+    rows.as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().expect("name").to_owned(),
+                r["state"].as_str().expect("state").to_owned(),
+                r["visible"].as_bool().expect("visible"),
+            )
+        })
+        .collect()
+}
+
+/// At 5,000 connections the page holds one page of rows, shows at least 15 in the first
+/// screen at 1280×900, worst first, with exact totals; two refreshes while nothing changes
+/// state fetch under 100 KB; the search box finds a credential of a later page; and
+/// credentials that break (one of the page, one of a later page) take their place in it once
+/// each, the page staying the server's first page.
+#[tokio::test]
+async fn five_thousand_connections_a_page_at_a_time() {
+    let (simulator, daemon, _dir) =
+        common::scale_daemon(5_000, Duration::from_secs(10), &[17, 4242]).await;
+    let base = format!("http://{}", daemon.addr());
+    common::until_ready(&base, Duration::from_secs(120)).await;
+    until_state(&base, "scale-17", "invalid").await;
+    until_state(&base, "scale-4242", "invalid").await;
+
+    let browser_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let mut child = tokio::process::Command::new("node")
+        .arg(browser_dir.join("page.mjs"))
+        .args(["scale", &format!("{base}/?refresh=1"), "scale-3141"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next_line = async || {
+        common::within(Duration::from_secs(120), lines.next_line())
+            .await
+            .expect("read")
+            .expect("a line from page.mjs")
+    };
+
+    let loaded: Value = serde_json::from_str(&next_line().await).expect("the first screen");
+    let rows = listed(&loaded["first"]["rows"]);
+    assert_eq!(rows.len(), 50, "one page of rows in the DOM, not 5,000");
+    let shown = rows.iter().filter(|(_, _, visible)| *visible).count();
+    assert!(shown >= 15, "{shown} rows in the first screen at 1280×900");
+    let top: Vec<(&str, &str)> = rows[..3]
+        .iter()
+        .map(|(name, state, _)| (name.as_str(), state.as_str()))
+        .collect();
+    assert_eq!(
+        top,
+        [
+            ("scale-17", "invalid"),
+            ("scale-4242", "invalid"),
+            ("scale-0", "valid")
+        ]
+    );
+    let totals = &loaded["first"]["totals"];
+    assert_eq!(
+        (totals["valid"].as_u64(), totals["invalid"].as_u64()),
+        (Some(4998), Some(2))
+    );
+    let document: u64 = loaded["loaded"]
+        .as_array()
+        .expect("loaded")
+        .iter()
+        .filter_map(|r| r["bytes"].as_u64())
+        .sum();
+    eprintln!("the page's load fetched {document} bytes");
+
+    let refreshes: Value = serde_json::from_str(&next_line().await).expect("the refreshes");
+    let fetched = refreshes["refreshes"].as_array().expect("fetched");
+    let asked = fetched
+        .iter()
+        .filter(|r| {
+            r["url"]
+                .as_str()
+                .is_some_and(|u| u.contains("changed_since="))
+        })
+        .count();
+    assert_eq!(asked, 2, "{refreshes}");
+    let bytes: u64 = fetched.iter().filter_map(|r| r["bytes"].as_u64()).sum();
+    eprintln!("two refreshes fetched {bytes} bytes: {refreshes}");
+    assert!(bytes < 100_000, "two refreshes fetched {bytes} bytes");
+
+    let filtered: Value = serde_json::from_str(&next_line().await).expect("the filter");
+    let found = listed(&filtered["filtered"]);
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].0.as_str(), found[0].2), ("scale-3141", true));
+
+    assert_eq!(next_line().await, "moving");
+    common::revoke_scale(&simulator, 0, true);
+    common::revoke_scale(&simulator, 999, true);
+    use tokio::io::AsyncWriteExt as _;
+    stdin
+        .write_all(b"scale-0 scale-999\n")
+        .await
+        .expect("write");
+    drop(stdin);
+    let moved: Value = serde_json::from_str(&next_line().await).expect("the moves");
+    let rows = listed(&moved["moved"]["rows"]);
+    let names: Vec<&str> = rows.iter().map(|(name, _, _)| name.as_str()).collect();
+    let unique: std::collections::BTreeSet<&&str> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "a row doubled: {names:?}");
+    assert_eq!(
+        &names[..4],
+        ["scale-0", "scale-17", "scale-4242", "scale-999"],
+        "worst first"
+    );
+    let api: Vec<&str> = moved["moved"]["api"]
+        .as_array()
+        .expect("api")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(names, api, "the page's rows are the server's first page");
+    let status = common::within(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exit");
+    assert!(status.success(), "page.mjs scale: {status}");
+    daemon.shutdown(Duration::from_secs(5)).await;
 }

@@ -3,7 +3,9 @@
 //! connection's state, and fires the rejected, locked and expiring alerts for the right
 //! connections and none for a healthy one. Also: `promtool check metrics` finds nothing to
 //! complain about in credwatch's exposition, and every query of the shipped Grafana dashboard
-//! is valid PromQL over metrics credwatch exports.
+//! is valid PromQL over metrics credwatch exports. At 5,000 connections, `/metrics` gzipped
+//! (Prometheus asks for gzip on every scrape) is at most a fifth of its plain size, promtool
+//! reads it decompressed, and a real Prometheus scrapes it (`up == 1`).
 
 mod common;
 
@@ -44,12 +46,17 @@ impl Drop for Prometheus {
 
 impl Prometheus {
     fn start(target: &str) -> Prometheus {
+        Prometheus::scraping(target, "1s")
+    }
+
+    /// A Prometheus that scrapes `target` every `interval` (its scrape timeout too).
+    fn scraping(target: &str, interval: &str) -> Prometheus {
         require(PROMETHEUS);
         let dir = tempfile::tempdir().expect("tempdir");
         let rules =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/credwatch-rules.yml");
         let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: credwatch\n    static_configs:\n      - targets: ['{target}']\n",
+            "global:\n  scrape_interval: {interval}\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: credwatch\n    static_configs:\n      - targets: ['{target}']\n",
             rules.display()
         );
         let config_path = dir.path().join("prometheus.yml");
@@ -436,5 +443,102 @@ async fn hostile_label_values_survive_promtool_and_a_real_prometheus() {
     };
     assert_eq!(info["metric"]["account"], account);
     assert_eq!(info["metric"]["team"], label);
+    daemon.shutdown(Duration::from_secs(5)).await;
+}
+
+/// GETs `url` with `Accept-Encoding: encoding`: the body as sent, and its Content-Encoding.
+async fn get_encoded(url: &str, encoding: &str) -> (Vec<u8>, Option<String>, bool) {
+    let response = common::within(
+        Duration::from_secs(60),
+        common::http_client()
+            .get(url)
+            .header("accept-encoding", encoding)
+            .send(),
+    )
+    .await
+    .expect("GET");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let encoded = header("content-encoding");
+    let streamed = header("content-length").is_none();
+    let body = response.bytes().await.expect("body").to_vec();
+    (body, encoded, streamed)
+}
+
+#[tokio::test]
+async fn five_thousand_connections_scraped_gzipped() {
+    use std::io::Read as _;
+    require(PROMTOOL);
+    let (_simulator, daemon, _dir) =
+        common::scale_daemon(5_000, Duration::from_secs(10), &[]).await;
+    let base = format!("http://{}", daemon.addr());
+    common::until_ready(&base, Duration::from_secs(120)).await;
+    let url = format!("{base}/metrics");
+    let (plain, encoding, _) = get_encoded(&url, "identity").await;
+    assert_eq!(encoding, None);
+    let (gzipped, encoding, streamed) = get_encoded(&url, "gzip").await;
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    assert!(
+        streamed,
+        "the gzipped exposition is streamed, not sized in memory first"
+    );
+    eprintln!(
+        "/metrics at 5,000 connections: {} bytes plain, {} gzipped",
+        plain.len(),
+        gzipped.len()
+    );
+    assert!(
+        gzipped.len() * 5 <= plain.len(),
+        "{} bytes gzipped against {} plain",
+        gzipped.len(),
+        plain.len()
+    );
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&gzipped[..])
+        .read_to_string(&mut text)
+        .expect("gzip");
+    let plain = String::from_utf8(plain).expect("UTF-8");
+    let series = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("credwatch_credential_state{"))
+            .count()
+    };
+    assert_eq!(series(&text), series(&plain));
+    assert_eq!(series(&text), 5_000 * 6, "every connection's state set");
+    let (parsed, complaints) = promtool_check_metrics(&text);
+    assert!(
+        parsed && complaints.trim().is_empty(),
+        "promtool check metrics: {complaints}"
+    );
+
+    let prometheus = Prometheus::scraping(&daemon.addr().to_string(), "5s");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let up = query(&prometheus, "up{job=\"credwatch\"}").await;
+        let samples = query(&prometheus, "scrape_samples_scraped{job=\"credwatch\"}").await;
+        let value = |result: &[Value]| {
+            result
+                .first()
+                .and_then(|r| r["value"][1].as_str())
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        if value(&up) == Some(1.0) {
+            assert!(
+                value(&samples).is_some_and(|n| n >= 30_000.0),
+                "scraped {samples:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never scraped credwatch: up = {up:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     daemon.shutdown(Duration::from_secs(5)).await;
 }

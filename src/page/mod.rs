@@ -3,40 +3,37 @@
 //! markup), with no external assets (it works offline and behind strict proxies), readable on
 //! a phone and with a screen reader.
 //!
-//! The page is complete without its script: the filters are a plain GET form
-//! (`?state=&team=&q=`), filtered here. The script (`templates/status.js`) refreshes the rows
-//! in place from `/api/v1/connections` and can be paused. Each row carries `data-*` attributes
-//! so that tests compare what a browser shows with the API. No secret is ever rendered (a
-//! connection's secret is simply never read here).
+//! It shows a page of the list at a time, worst first ([`crate::listing`], the API's own
+//! order and filters), one line per connection with its details on demand (`row.rs`), and
+//! the totals per state of every connection that matches. It is complete without its
+//! script: the filters are a plain GET form (`?state=&product=&label=&q=`) and the pages are links
+//! (`?cursor=`), answered here. The script (`templates/status.js`) filters as you type
+//! through the paged API, turns the pages without a reload, and refreshes through
+//! `?changed_since`, fetching only what changed; it can be paused. Each row carries `data-*`
+//! attributes so that tests compare what a browser shows with the API. No secret is ever
+//! rendered (a connection's secret is simply never read here).
 
+mod row;
 mod timeline;
 
 use askama::Template;
 use chrono::{DateTime, Duration, Utc};
 
-use crate::config::account;
+use crate::config::{account, Product};
 use crate::expiry::Assessment;
+use crate::listing::{self, BadQuery, Form, Request};
 use crate::probe::State;
-use crate::state::{Board, Entry, Transition};
+use crate::state::Board;
 
 /// How often the script refreshes the page's data, in seconds, unless `?refresh=N` says.
 pub(crate) const REFRESH_SECONDS: u32 = 15;
 
+/// The rows of a page, unless `?limit=N` says: a few screens on a laptop, a few hundred
+/// kilobytes of HTML whatever the fleet's size.
+pub(crate) const PAGE_ROWS: usize = 50;
+
 /// The days the history strip shows.
 const HISTORY_DAYS: u32 = 30;
-
-/// Worst first: what needs a person now, then what will soon, then what is fine.
-fn severity(state: State, rotation_due: bool) -> u8 {
-    match state {
-        State::Locked => 0,
-        State::Expired => 1,
-        State::Invalid => 2,
-        State::Forbidden => 3,
-        State::Unknown => 4,
-        State::Valid if rotation_due => 5,
-        State::Valid => 6,
-    }
-}
 
 /// A badge's symbol, so that the state does not rely on colour alone (the word follows it).
 /// Plain symbols that common fonts carry: an emoji font cannot be assumed on a server.
@@ -84,42 +81,23 @@ pub(crate) fn countdown(expiry: &Assessment, now: DateTime<Utc>) -> String {
     }
 }
 
-/// The filters of the page: `?state=invalid&team=platform&q=ci`, and `refresh=N` seconds.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Query {
-    state: String,
-    team: String,
-    q: String,
-    refresh: Option<u32>,
-}
-
-impl Query {
-    /// Reads a URL's query string; unknown keys and values that are not numbers are ignored.
-    pub(crate) fn parse(query: &str) -> Query {
-        let mut parsed = Query::default();
-        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            match &*key {
-                "state" => parsed.state = value.into_owned(),
-                "team" => parsed.team = value.into_owned(),
-                "q" => parsed.q = value.into_owned(),
-                "refresh" => parsed.refresh = value.parse().ok(),
-                _ => {}
-            }
-        }
-        parsed
-    }
-}
-
 /// What the filter form shows as chosen.
-struct Filter {
+struct Chosen {
     state: String,
+    product: String,
     team: String,
     text: String,
+    /// Labels other than `team`, kept as hidden fields of the form.
+    other_labels: Vec<String>,
 }
 
-impl Filter {
+impl Chosen {
     fn is_state(&self, state: &str) -> bool {
         self.state == state
+    }
+
+    fn is_product(&self, product: &str) -> bool {
+        self.product == product
     }
 
     fn is_team(&self, team: &str) -> bool {
@@ -127,50 +105,29 @@ impl Filter {
     }
 }
 
+/// The links between pages and what the page shows.
+struct Pager {
+    /// Rows `from` to `to` of the matching connections (1-based; 0 when there are none).
+    from: usize,
+    to: usize,
+    /// The first page, when this is not it.
+    first: Option<String>,
+    /// The next page, when there is one.
+    next: Option<String>,
+    /// The next page's cursor (for the script).
+    next_cursor: String,
+    /// This page's cursor (for the script).
+    cursor: String,
+    /// The page size.
+    limit: usize,
+    /// The page size when the address names none.
+    page_rows: usize,
+}
+
 struct Tile {
     state: &'static str,
     symbol: &'static str,
     count: usize,
-}
-
-/// One row, every value decided; askama escapes each as it writes it.
-struct Row {
-    name: String,
-    labels: Vec<String>,
-    team: String,
-    search: String,
-    product: &'static str,
-    kind: &'static str,
-    auth: &'static str,
-    account: String,
-    state: &'static str,
-    symbol: &'static str,
-    pending: String,
-    reason: String,
-    hint: String,
-    notes: Vec<String>,
-    expires: String,
-    expires_iso: String,
-    never_expires: bool,
-    expiry_source: &'static str,
-    rotation_due: bool,
-    last: String,
-    last_iso: String,
-    next: String,
-    next_iso: String,
-    paused: &'static str,
-    days: Vec<timeline::Day>,
-    strip_label: String,
-    transitions: Vec<Change>,
-}
-
-/// A state change in the details list, newest first.
-struct Change {
-    at: String,
-    at_iso: String,
-    from: &'static str,
-    to: &'static str,
-    reason: &'static str,
 }
 
 /// One organization of the page's own section.
@@ -233,84 +190,130 @@ struct Page {
     tiles: Vec<Tile>,
     rotation_due: usize,
     states: Vec<&'static str>,
+    products: Vec<&'static str>,
     teams: Vec<String>,
-    filter: Filter,
+    filter: Chosen,
     days: u32,
-    rows: Vec<Row>,
+    rows: Vec<row::Row>,
+    pager: Pager,
+    changes: String,
     empty: &'static str,
     orgs: Vec<OrgRow>,
 }
 
-/// Renders the page from the board at `now`, filtered by `query`.
-pub(crate) fn render(board: &Board, now: DateTime<Utc>, query: &Query) -> String {
+/// The page's link to the list `filter` selects, starting after `cursor` (from the start
+/// without one), with `limit` rows unless it is the default.
+fn link(filter: &listing::Filter, cursor: Option<&listing::Cursor>, limit: usize) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in filter.pairs() {
+        query.append_pair(key, &value);
+    }
+    if limit != PAGE_ROWS {
+        query.append_pair("limit", &limit.to_string());
+    }
+    if let Some(cursor) = cursor {
+        query.append_pair("cursor", &cursor.to_string());
+    }
+    format!("/?{}", query.finish())
+}
+
+/// The teams the filter offers: every value of a `team` label.
+fn teams(snapshot: &crate::state::Snapshot) -> Vec<String> {
+    let mut teams: Vec<String> = snapshot
+        .entries
+        .iter()
+        .filter_map(|e| e.connection.settings.labels.get("team").cloned())
+        .collect();
+    teams.sort();
+    teams.dedup();
+    teams
+}
+
+/// Renders the page of the board at `now` that the query string `query` asks for.
+pub(crate) fn render(board: &Board, now: DateTime<Utc>, query: &str) -> Result<String, BadQuery> {
+    let request = Request::parse(query, true)?;
+    let (limit, cursor) = match request.form {
+        Form::All => (PAGE_ROWS, None),
+        Form::Page { limit, cursor } => (limit.unwrap_or(PAGE_ROWS), cursor),
+        Form::Changes { .. } => {
+            return Err(BadQuery::new(
+                "changed_since is the API's: /api/v1/connections?changed_since=TOKEN",
+            ))
+        }
+    };
+    let filter = &request.filter;
     let snapshot = board.snapshot();
+    let selection = listing::select(&snapshot, filter, None, now);
+    let (items, next) = selection.page(cursor.as_ref(), limit);
+    let offset = selection.offset(cursor.as_ref());
     let since = (now - Duration::days(i64::from(HISTORY_DAYS))).date_naive();
     let since = since.and_hms_opt(0, 0, 0).map_or(now, |t| t.and_utc());
     let changes = board.changes_since(since);
-    let mut entries: Vec<(&Entry, Assessment)> = snapshot
-        .entries
+    let accounts = account::accounts(
+        snapshot
+            .entries
+            .iter()
+            .map(|e| &*e.connection)
+            .chain(snapshot.group.foreign.iter().map(|f| &*f.connection)),
+    );
+    let none = Vec::new();
+    let rows = items
         .iter()
-        .map(|entry| (&**entry, entry.assessment(now)))
+        .map(|item| {
+            let connection = item.connection();
+            let changes = changes.get(&connection.name).unwrap_or(&none);
+            let shares = account::shares_login_with(connection, &accounts);
+            row::row(item, changes, shares.as_deref(), now)
+        })
         .collect();
-    entries.sort_by(|(a, ea), (b, eb)| {
-        severity(a.state(), ea.rotation_due == Some(true))
-            .cmp(&severity(b.state(), eb.rotation_due == Some(true)))
-            .then_with(|| a.connection.name.cmp(&b.connection.name))
-    });
-
     let tiles = State::ALL
         .into_iter()
         .map(|state| Tile {
             state: state.as_str(),
             symbol: symbol(state),
-            count: entries.iter().filter(|(e, _)| e.state() == state).count(),
+            count: selection.totals.get(state.as_str()).copied().unwrap_or(0),
         })
         .collect();
-    let rotation_due = entries
-        .iter()
-        .filter(|(_, e)| e.rotation_due == Some(true))
-        .count();
-    let mut teams: Vec<String> = entries
-        .iter()
-        .filter_map(|(e, _)| e.connection.settings.labels.get("team").cloned())
-        .collect();
-    teams.sort();
-    teams.dedup();
-
-    let none = Vec::new();
-    let text = query.q.trim().to_lowercase();
-    let accounts = account::accounts(entries.iter().map(|(e, _)| &*e.connection));
-    let rows: Vec<Row> = entries
-        .iter()
-        .map(|(entry, expiry)| {
-            let changes = changes.get(&entry.connection.name).unwrap_or(&none);
-            let shares = account::shares_login_with(&entry.connection, &accounts);
-            row(entry, expiry, changes, shares, now)
-        })
-        .filter(|row| query.state.is_empty() || row.state == query.state)
-        .filter(|row| query.team.is_empty() || row.team == query.team)
-        .filter(|row| text.is_empty() || row.search.contains(&text))
-        .collect();
-    let empty = if snapshot.entries.is_empty() {
+    let empty = if snapshot.entries.is_empty() && snapshot.group.foreign.is_empty() {
         "No connection is configured."
     } else {
         "No connection matches the filters."
     };
+    let team = filter.labels.iter().find(|(key, _)| key == "team");
     let page = Page {
         now_iso: now.to_rfc3339(),
         now_text: now.format("%Y-%m-%d %H:%M:%S").to_string(),
-        refresh_seconds: query.refresh.unwrap_or(REFRESH_SECONDS).clamp(1, 3600),
+        refresh_seconds: request.refresh.unwrap_or(REFRESH_SECONDS),
         tiles,
-        rotation_due,
+        rotation_due: selection.rotation_due,
         states: State::ALL.into_iter().map(State::as_str).collect(),
-        teams,
-        filter: Filter {
-            state: query.state.clone(),
-            team: query.team.clone(),
-            text: query.q.clone(),
+        products: Product::ALL.into_iter().map(Product::as_str).collect(),
+        teams: teams(&snapshot),
+        filter: Chosen {
+            state: filter.state.map_or("", State::as_str).to_owned(),
+            product: filter.product.map_or("", Product::as_str).to_owned(),
+            team: team.map_or(String::new(), |(_, value)| value.clone()),
+            text: filter.text.clone(),
+            other_labels: filter
+                .labels
+                .iter()
+                .filter(|(key, _)| key != "team")
+                .map(|(key, value)| format!("{key}:{value}"))
+                .collect(),
         },
         days: HISTORY_DAYS,
+        pager: Pager {
+            from: if items.is_empty() { 0 } else { offset + 1 },
+            to: offset + items.len(),
+            first: cursor.as_ref().map(|_| link(filter, None, limit)),
+            next: next.as_ref().map(|next| link(filter, Some(next), limit)),
+            next_cursor: next.as_ref().map_or(String::new(), ToString::to_string),
+            cursor: cursor.as_ref().map_or(String::new(), ToString::to_string),
+            limit,
+            page_rows: PAGE_ROWS,
+        },
         rows,
+        changes: snapshot.changes.to_string(),
         empty,
         orgs: snapshot
             .orgs
@@ -319,121 +322,9 @@ pub(crate) fn render(board: &Board, now: DateTime<Utc>, query: &Query) -> String
             .map(|o| org_row(o, now))
             .collect(),
     };
-    page.render()
-        .unwrap_or_else(|error| format!("the status page cannot be rendered: {error}\n"))
-}
-
-fn row(
-    entry: &Entry,
-    expiry: &Assessment,
-    changes: &[Transition],
-    shares_login_with: Option<Vec<&str>>,
-    now: DateTime<Utc>,
-) -> Row {
-    let connection = &entry.connection;
-    let settings = &connection.settings;
-    let state = entry.state();
-    let last = entry.memory.last.as_ref();
-    let reason = last
-        .map_or("not probed yet", |o| o.reason.as_str())
-        .to_owned();
-    let account = last
-        .and_then(|o| o.identity.as_ref())
-        .and_then(|i| i.account(settings.kind).map(str::to_owned))
-        .or_else(|| settings.login().map(str::to_owned))
-        .unwrap_or_else(|| "-".to_owned());
-    let mut notes = Vec::new();
-    if expiry.never_expires == Some(true) {
-        notes.push("policy: the token never expires; create tokens with an expiry".to_owned());
-    }
-    if let Some(note) = &expiry.note {
-        notes.push(format!("expiry: {note}"));
-    }
-    if let (Some(login), Some(others)) = (connection.login_account(), &shares_login_with) {
-        // The login budget (and its pause) is the account's: say with whom it is shared.
-        if others.is_empty() {
-            notes.push(format!("login account: {login}"));
-        } else {
-            notes.push(format!(
-                "login account: {login}, shared with {}",
-                others.join(", ")
-            ));
-        }
-    }
-    let pending = entry.memory.pending.map_or(String::new(), |p| {
-        format!(
-            "pending: {} since {}, to be confirmed",
-            p.reason.as_str(),
-            span(now - p.since)
-        )
-    });
-    let next = match (
-        entry.memory.schedule.paused,
-        entry.memory.schedule.next_probe_at,
-    ) {
-        (Some(pause), _) => format!("stopped ({})", pause.as_str()),
-        (None, Some(at)) => relative(at, now),
-        (None, None) => "-".to_owned(),
-    };
-    let days = timeline::days(changes, state, now, HISTORY_DAYS);
-    let labels: Vec<String> = settings
-        .labels
-        .iter()
-        .map(|(key, value)| format!("{key}={value}"))
-        .collect();
-    let search = format!(
-        "{} {} {} {} {} {}",
-        connection.name,
-        settings.product,
-        account,
-        reason,
-        state.as_str(),
-        labels.join(" ")
-    )
-    .to_lowercase();
-    Row {
-        name: connection.name.clone(),
-        team: settings.labels.get("team").cloned().unwrap_or_default(),
-        search,
-        labels,
-        product: settings.product.as_str(),
-        kind: settings.kind.as_str(),
-        auth: settings.auth.as_str(),
-        account,
-        state: state.as_str(),
-        symbol: symbol(state),
-        pending,
-        reason,
-        hint: entry.hint().unwrap_or_default().to_owned(),
-        notes,
-        expires: countdown(expiry, now),
-        expires_iso: expiry.expires_at.map_or(String::new(), |t| t.to_rfc3339()),
-        never_expires: expiry.never_expires == Some(true),
-        expiry_source: expiry.source.map_or("", |s| s.as_str()),
-        rotation_due: expiry.rotation_due == Some(true),
-        last: last.map_or("never".to_owned(), |o| relative(o.finished_at, now)),
-        last_iso: last.map_or(String::new(), |o| o.finished_at.to_rfc3339()),
-        next,
-        next_iso: entry
-            .memory
-            .schedule
-            .next_probe_at
-            .map_or(String::new(), |t| t.to_rfc3339()),
-        paused: entry.memory.schedule.paused.map_or("", |p| p.as_str()),
-        strip_label: timeline::label(&days),
-        days,
-        transitions: changes
-            .iter()
-            .rev()
-            .map(|change| Change {
-                at: change.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-                at_iso: change.at.to_rfc3339(),
-                from: change.from.as_str(),
-                to: change.to.as_str(),
-                reason: change.reason.as_str(),
-            })
-            .collect(),
-    }
+    Ok(page
+        .render()
+        .unwrap_or_else(|error| format!("the status page cannot be rendered: {error}\n")))
 }
 
 #[cfg(test)]

@@ -20,6 +20,9 @@ pub(crate) struct Group {
     pub replica: Option<Replica>,
     /// The connections of this shard that another replica owns, by name.
     pub foreign: Vec<Foreign>,
+    /// The change feed's counter when this was set: `?changed_since` lists every foreign
+    /// connection again after it.
+    pub changed: u64,
 }
 
 impl Default for Group {
@@ -28,6 +31,7 @@ impl Default for Group {
             shard: Shard { index: 0, count: 1 },
             replica: None,
             foreign: Vec::new(),
+            changed: 0,
         }
     }
 }
@@ -66,10 +70,28 @@ impl Board {
         mut foreign: Vec<Foreign>,
     ) {
         foreign.sort_by(|a, b| a.connection.name.cmp(&b.connection.name));
-        self.lock().group = Arc::new(Group {
+        let mut inner = self.lock();
+        // A name no other replica owns any more left the list, unless it is on the board.
+        let gone: Vec<Arc<Connection>> = inner
+            .group
+            .foreign
+            .iter()
+            .filter(|old| {
+                foreign
+                    .binary_search_by(|f| f.connection.name.cmp(&old.connection.name))
+                    .is_err()
+            })
+            .map(|old| old.connection.clone())
+            .collect();
+        for connection in gone {
+            inner.feed.removed(&connection.name);
+        }
+        let changed = inner.feed.advance();
+        inner.group = Arc::new(Group {
             shard,
             replica,
             foreign,
+            changed,
         });
     }
 }

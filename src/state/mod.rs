@@ -18,6 +18,7 @@ use crate::config::Connection;
 use crate::expiry::{self, Assessment, TokenList};
 use crate::probe::{GatewayTry, Outcome, Reason, State};
 
+mod feed;
 mod gates;
 mod group;
 mod history;
@@ -25,6 +26,8 @@ mod lateness;
 mod orgs;
 mod pause;
 mod remembered;
+mod snapshot;
+pub(crate) use feed::{Gone, Token};
 pub(crate) use group::{Foreign, Group};
 pub(crate) use lateness::{Lateness, LATENESS_BUCKETS};
 pub(crate) use pause::Pause;
@@ -32,6 +35,7 @@ pub(crate) use remembered::{
     prune, Changes, Memory, Pending, Restored, Standing, Transition, DEFAULT_HISTORY_RETENTION,
     HISTORY_CAP,
 };
+pub(crate) use snapshot::Snapshot;
 
 /// How long a probe that changed nothing but its times may go unwritten to the state store:
 /// after a `kill -9`, the restored last-probe time is at most this old (a SIGTERM writes all).
@@ -54,6 +58,9 @@ pub struct Entry {
     pub persisted_probe_at: Option<DateTime<Utc>>,
     /// By when the first probe has finished or passed its deadline (for `/readyz`).
     pub first_probe_deadline: DateTime<Utc>,
+    /// The change feed's counter at its last change that the page shows
+    /// ([`feed::Visible`], or its expiry): what `?changed_since` compares.
+    pub changed: u64,
 }
 
 /// What one probe changed, recorded by [`Board::record_probe`] at once.
@@ -135,6 +142,12 @@ impl Entry {
         expiry::assess(&self.connection, self.listing(), now)
     }
 
+    /// The expiry as the page shows it (what a new token list can change).
+    fn expiry_shown(&self) -> (Option<DateTime<Utc>>, Option<bool>) {
+        let assessment = expiry::assess(&self.connection, self.listing(), Utc::now());
+        (assessment.expires_at, assessment.never_expires)
+    }
+
     /// What Jira's PAT API last listed.
     pub fn listing(&self) -> Option<&expiry::Listing> {
         self.memory.tokens.as_deref().map(|t| &t.listing)
@@ -198,6 +211,8 @@ pub(crate) struct Inner {
     new_transitions: Vec<(String, Transition)>,
     /// Connections removed since the writer last asked.
     removed: Vec<String>,
+    /// What the API's `changed_since` reads: the counter of visible changes, the removals.
+    feed: feed::Feed,
 }
 
 impl Inner {
@@ -215,22 +230,6 @@ impl Inner {
             self.dirty.insert(name.to_owned());
         }
     }
-}
-
-/// The status at one moment, read without holding the lock: what `/metrics`, the status page
-/// and the API render, however many connections there are.
-#[derive(Debug, Clone)]
-pub(crate) struct Snapshot {
-    /// Every connection's entry, by name.
-    pub entries: Vec<Arc<Entry>>,
-    /// The configuration's reload status.
-    pub reload: ReloadStatus,
-    /// How late probes started.
-    pub lateness: Lateness,
-    /// This replica's shard, its place in an HA group, and what other replicas own.
-    pub group: Arc<Group>,
-    /// The Atlassian organizations, by name.
-    pub orgs: Vec<Arc<crate::org::OrgStatus>>,
 }
 
 /// A handle on the shared status.
@@ -265,6 +264,7 @@ impl Board {
                 dirty: Default::default(),
                 new_transitions: Vec::new(),
                 removed: Vec::new(),
+                feed: feed::Feed::default(),
             })),
         }
     }
@@ -279,26 +279,6 @@ impl Board {
     /// Reads the status under the lock (keep `read` short: probes wait for it).
     pub(crate) fn read<R>(&self, read: impl FnOnce(&Inner) -> R) -> R {
         read(&self.lock())
-    }
-
-    /// The status now. The lock is held only to copy one pointer per connection (about a
-    /// millisecond at 100,000 connections), so a large scrape never stalls the probes.
-    pub(crate) fn snapshot(&self) -> Snapshot {
-        let mut snapshot = {
-            let inner = self.lock();
-            Snapshot {
-                entries: inner.connections.values().cloned().collect(),
-                reload: inner.reload.clone(),
-                lateness: inner.lateness.clone(),
-                group: inner.group.clone(),
-                orgs: inner.orgs.values().cloned().collect(),
-            }
-        };
-        // In name order, sorted after the lock is released.
-        snapshot
-            .entries
-            .sort_unstable_by(|a, b| a.connection.name.cmp(&b.connection.name));
-        snapshot
     }
 
     /// Adds a connection, fresh or with what a state store (or the entry it replaces on a
@@ -325,8 +305,11 @@ impl Board {
             failures: BTreeMap::new(),
             rate_limited: 0,
             first_probe_deadline: deadline,
+            changed: 0,
         };
         let mut inner = self.lock();
+        let mut entry = entry;
+        entry.changed = inner.feed.advance();
         let retention = inner.history_retention;
         let mut history = history;
         prune(&mut history, retention);
@@ -349,6 +332,7 @@ impl Board {
             inner.history.remove(name);
             inner.dirty.remove(name);
             inner.removed.push(name.to_owned());
+            inner.feed.removed(name);
         }
     }
 
@@ -366,8 +350,12 @@ impl Board {
     /// Replaces a connection's settings (after its secret was re-read), keeping its history.
     pub(crate) fn update_connection(&self, connection: Arc<Connection>) {
         let mut inner = self.lock();
+        let next = inner.feed.advance();
         if let Some(entry) = inner.connections.get_mut(&connection.name) {
-            Arc::make_mut(entry).connection = connection.clone();
+            // Its labels or its declared expiry may have changed: the page fetches it again.
+            let entry = Arc::make_mut(entry);
+            entry.connection = connection.clone();
+            entry.changed = next;
             inner.mark(&connection.name);
         }
     }
@@ -414,7 +402,10 @@ impl Board {
         if let Some(late) = probed.lateness {
             inner.lateness.observe(late);
         }
+        let next = inner.feed.next();
         let entry = Arc::make_mut(inner.connections.get_mut(name)?);
+        let visible = feed::Visible::of(entry);
+        let expiry = probed.tokens.is_some().then(|| entry.expiry_shown());
         entry.memory.gateway = probed.gateway;
         let outcome = probed.outcome;
         let from = entry.state();
@@ -464,9 +455,17 @@ impl Board {
             changed |= entry.set_schedule(schedule);
         }
         let to = entry.state();
+        let shown = feed::Visible::of(entry) != visible
+            || expiry.is_some_and(|before| before != entry.expiry_shown());
+        if shown {
+            entry.changed = next;
+        }
         if changed {
             entry.persisted_probe_at = Some(finished_at);
             inner.mark(name);
+        }
+        if shown {
+            inner.feed.advance();
         }
         if from == to {
             return None;
@@ -502,13 +501,22 @@ impl Board {
     /// connection), with the pending confirmation that stands after it.
     pub(crate) fn schedule(&self, name: &str, schedule: Schedule, pending: Option<Pending>) {
         let mut inner = self.lock();
+        let next = inner.feed.next();
         if let Some(entry) = inner.connections.get_mut(name) {
             let entry = Arc::make_mut(entry);
+            let visible = feed::Visible::of(entry);
             let mut changed = entry.set_schedule(schedule);
             changed |= entry.memory.pending != pending;
             entry.memory.pending = pending;
+            let shown = feed::Visible::of(entry) != visible;
+            if shown {
+                entry.changed = next;
+            }
             if changed {
                 inner.mark(name);
+            }
+            if shown {
+                inner.feed.advance();
             }
         }
     }
@@ -517,8 +525,10 @@ impl Board {
     /// confirm it were spent elsewhere); returns the state change, if any.
     pub(crate) fn confirm_pending(&self, name: &str) -> Option<Transition> {
         let mut inner = self.lock();
+        let next = inner.feed.next();
         let entry = Arc::make_mut(inner.connections.get_mut(name)?);
         let pending = entry.memory.pending.take()?;
+        entry.changed = next;
         let from = entry.state();
         let http_status = entry.memory.last.as_ref().and_then(|o| o.http_status);
         entry.memory.verdict = Some(Standing {
@@ -527,6 +537,7 @@ impl Board {
             http_status,
             since: pending.since,
         });
+        inner.feed.advance();
         inner.mark(name);
         if from == pending.state {
             return None;

@@ -77,11 +77,20 @@ impl Board {
                 .last
                 .as_ref()
                 .is_some_and(|last| last.reason == crate::probe::Reason::Unauthorized);
+        let next = inner.feed.next();
+        let Some(entry) = inner.connections.get_mut(name) else {
+            return false;
+        };
         let entry = Arc::make_mut(entry);
+        let expiry = entry.expiry_shown();
         entry.memory.tokens = Some(Arc::new(TokenList {
             fetched_at: now,
             listing,
         }));
+        if entry.expiry_shown() != expiry {
+            entry.changed = next;
+            inner.feed.advance();
+        }
         inner.mark(name);
         unknown_to_the_last_probe
     }

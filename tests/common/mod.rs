@@ -306,6 +306,70 @@ pub async fn after_rounds(base: &str, name: &str, rounds: u64) {
     }
 }
 
+/// The simulator's scale fleet of `connections` valid PATs over 10 sites (no rate limit), and
+/// a daemon in this process probing them every `interval` (a rejection again a second later),
+/// keeping no state. `revoke` (connection numbers) are revoked before the first probe.
+pub async fn scale_daemon(
+    connections: usize,
+    interval: Duration,
+    revoke: &[usize],
+) -> (
+    credwatch::sim::Simulator,
+    credwatch::daemon::Daemon,
+    tempfile::TempDir,
+) {
+    const SITES: usize = 10;
+    let simulator = credwatch::sim::Simulator::start().await.expect("simulator");
+    credwatch::sim::fleet::install_scale(&simulator, connections, SITES, false);
+    for i in revoke {
+        revoke_scale(&simulator, *i, true);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = credwatch::sim::fleet::write_scale_config(
+        dir.path(),
+        &simulator,
+        connections,
+        SITES,
+        interval,
+    )
+    .expect("scale configuration");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let text = text.replacen(
+        "[defaults]\n",
+        "[defaults]\nauth_failure_interval = \"1s\"\n",
+        1,
+    );
+    std::fs::write(&path, text).expect("write");
+    let daemon = start_daemon(&path, false).await;
+    (simulator, daemon, dir)
+}
+
+/// Revokes (or restores) the PAT of the scale fleet's connection number `i` (`scale-{i}`).
+pub fn revoke_scale(simulator: &credwatch::sim::Simulator, i: usize, revoked: bool) {
+    simulator
+        .update_site(&format!("site-{}", i % 10), |site| {
+            site.users[i / 10].pats[0].revoked = revoked
+        })
+        .expect("site");
+}
+
+/// Waits until `/readyz` answers 200: every connection had its first probe.
+pub async fn until_ready(base: &str, limit: Duration) {
+    let client = http_client();
+    eventually(limit, "the daemon is ready", || {
+        let request = client.get(format!("{base}/readyz")).send();
+        async move { matches!(request.await, Ok(r) if r.status() == 200) }
+    })
+    .await;
+}
+
+/// Revokes the first PAT of user number `user` of simulated site `site`.
+pub fn revoke(simulator: &credwatch::sim::Simulator, site: &str, user: usize) {
+    simulator
+        .update_site(site, |site| site.users[user].pats[0].revoked = true)
+        .expect("site");
+}
+
 /// The Basic logins a simulated site received (in the tests that use it, every one a failed
 /// login: the count the product keeps per account).
 pub fn basic_logins(simulator: &credwatch::sim::Simulator, site: &str) -> usize {
