@@ -274,12 +274,9 @@ async fn a_list_the_token_may_not_read_leaves_the_expiry_unknown_with_a_note() {
 #[test]
 fn what_bitbucket_data_center_does_not_have_is_a_configuration_error() {
     let load = |keys: &str| {
-        Config::from_sources(&[(
-            "t.toml".into(),
-            format!("[[connection]]\nname = \"bb\"\nproduct = \"bitbucket\"\n{keys}\n"),
-        )])
-        .expect_err("refused")
-        .to_string()
+        common::refused(&format!(
+            "[[connection]]\nname = \"bb\"\nproduct = \"bitbucket\"\n{keys}\n"
+        ))
     };
     for (keys, says) in [
         ("url = \"https://bitbucket.org/acme\"\ntoken = \"t\"", "Bitbucket Cloud is not supported"),
@@ -294,12 +291,9 @@ fn what_bitbucket_data_center_does_not_have_is_a_configuration_error() {
         let error = load(keys);
         assert!(error.contains(says), "{keys}: {error}");
     }
-    let jira = Config::from_sources(&[(
-        "t.toml".into(),
-        "[[connection]]\nname = \"j\"\nurl = \"https://jira.example.com\"\ntoken = \"t\"\ntoken_owner_slug = \"x\"\n".to_owned(),
-    )])
-    .expect_err("refused")
-    .to_string();
+    let jira = common::refused(
+        "[[connection]]\nname = \"j\"\nurl = \"https://jira.example.com\"\ntoken = \"t\"\ntoken_owner_slug = \"x\"\n",
+    );
     assert!(jira.contains("bitbucket"), "{jira}");
     let loaded = Config::from_sources(&[(
         "t.toml".into(),

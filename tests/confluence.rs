@@ -167,12 +167,9 @@ fn jira_and_confluence_on_one_host_are_separate_accounts_and_sites() {
 #[test]
 fn what_confluence_does_not_support_is_a_configuration_error() {
     let load = |keys: &str| {
-        Config::from_sources(&[(
-            "t.toml".into(),
-            format!("[[connection]]\nname = \"wiki\"\nproduct = \"confluence\"\n{keys}\n"),
-        )])
-        .expect_err("refused")
-        .to_string()
+        common::refused(&format!(
+            "[[connection]]\nname = \"wiki\"\nproduct = \"confluence\"\n{keys}\n"
+        ))
     };
     let oauth = load("url = \"https://acme.atlassian.net/wiki\"\nauth = \"oauth_client_credentials\"\nclient_id = \"c\"\nclient_secret = \"s\"");
     assert!(
@@ -181,11 +178,8 @@ fn what_confluence_does_not_support_is_a_configuration_error() {
     );
     let no_wiki = load("url = \"https://acme.atlassian.net\"\nusername = \"a@b.c\"\ntoken = \"t\"");
     assert!(no_wiki.contains("/wiki"), "{no_wiki}");
-    let unknown = Config::from_sources(&[(
-        "t.toml".into(),
-        "[[connection]]\nname = \"x\"\nproduct = \"bamboo\"\nurl = \"https://x.example.com\"\ntoken = \"t\"\n".to_owned(),
-    )])
-    .expect_err("refused")
-    .to_string();
+    let unknown = common::refused(
+        "[[connection]]\nname = \"x\"\nproduct = \"bamboo\"\nurl = \"https://x.example.com\"\ntoken = \"t\"\n",
+    );
     assert!(unknown.contains("unknown product \"bamboo\""), "{unknown}");
 }

@@ -245,13 +245,28 @@ pub fn jira_date(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, false)
 }
 
-/// `GET /rest/pat/latest/tokens`: the caller's own live tokens.
-pub fn pat_list(user: &User, extra: Headers) -> Response {
+/// `GET /rest/pat/latest/tokens`: the caller's own live tokens, each date written by `date`
+/// (Jira's [`jira_date`], or Confluence's form without a colon in the offset).
+pub fn pat_list(user: &User, extra: Headers, date: fn(DateTime<Utc>) -> String) -> Response {
+    let entry = |pat: &Pat| {
+        let mut entry = serde_json::json!({
+            "id": pat.id,
+            "name": pat.name,
+            "createdAt": date(pat.created_at),
+        });
+        if let Some(used) = pat.last_accessed_at {
+            entry["lastAccessedAt"] = date(used).into();
+        }
+        if let Some(expiry) = pat.expiring_at {
+            entry["expiringAt"] = date(expiry).into();
+        }
+        entry
+    };
     let tokens: Vec<serde_json::Value> = user
         .pats
         .iter()
         .filter(|pat| !pat.revoked)
-        .map(pat_json)
+        .map(entry)
         .collect();
     reply(
         200,
@@ -259,21 +274,6 @@ pub fn pat_list(user: &User, extra: Headers) -> Response {
         &extra,
         serde_json::Value::Array(tokens).to_string(),
     )
-}
-
-fn pat_json(pat: &Pat) -> serde_json::Value {
-    let mut entry = serde_json::json!({
-        "id": pat.id,
-        "name": pat.name,
-        "createdAt": jira_date(pat.created_at),
-    });
-    if let Some(used) = pat.last_accessed_at {
-        entry["lastAccessedAt"] = jira_date(used).into();
-    }
-    if let Some(expiry) = pat.expiring_at {
-        entry["expiringAt"] = jira_date(expiry).into();
-    }
-    entry
 }
 
 /// `GET /status` of a DC node: 200 while RUNNING, STARTING or STOPPING, 503 in

@@ -18,7 +18,7 @@ use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::answer::{self, Headers};
-use crate::model::{Pat, Rejection, Site, User};
+use crate::model::{Rejection, Site, User};
 use crate::route::{admit, Admission};
 use crate::Kind;
 
@@ -50,7 +50,9 @@ pub(crate) fn answer(
         ("GET", "rest/pat/latest/tokens") if site.pat_api && site.kind == Kind::Server => {
             match admit(site, site_url, authorization, now, rejection_answer) {
                 Admission::Refused(response) => response,
-                Admission::Admitted(index, headers) => pat_list(&site.users[index], headers),
+                Admission::Admitted(index, headers) => {
+                    answer::pat_list(&site.users[index], headers, confluence_date)
+                }
             }
         }
         _ => answer::not_found(),
@@ -183,35 +185,6 @@ pub fn confluence_date(time: DateTime<Utc>) -> String {
         .trim_end_matches('Z')
         .to_owned()
         + "+0000"
-}
-
-fn pat_list(user: &User, extra: Headers) -> Response {
-    let entry = |pat: &Pat| {
-        let mut entry = serde_json::json!({
-            "id": pat.id,
-            "name": pat.name,
-            "createdAt": confluence_date(pat.created_at),
-        });
-        if let Some(used) = pat.last_accessed_at {
-            entry["lastAccessedAt"] = confluence_date(used).into();
-        }
-        if let Some(expiry) = pat.expiring_at {
-            entry["expiringAt"] = confluence_date(expiry).into();
-        }
-        entry
-    };
-    let tokens: Vec<serde_json::Value> = user
-        .pats
-        .iter()
-        .filter(|pat| !pat.revoked)
-        .map(entry)
-        .collect();
-    answer::reply(
-        200,
-        JSON,
-        &extra,
-        serde_json::Value::Array(tokens).to_string(),
-    )
 }
 
 #[cfg(test)]

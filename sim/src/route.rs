@@ -299,6 +299,8 @@ fn pat_list(
 ) -> Response {
     match admit(site, site_url, authorization, now, answer::rejection) {
         Admission::Refused(response) => response,
-        Admission::Admitted(index, headers) => answer::pat_list(&site.users[index], headers),
+        Admission::Admitted(index, headers) => {
+            answer::pat_list(&site.users[index], headers, answer::jira_date)
+        }
     }
 }

@@ -93,3 +93,40 @@ pub(super) fn seen(code: u16, extra: &str) -> String {
         format!("HTTP {code}, {extra}")
     }
 }
+
+/// What the tests of each reading build their tables from.
+#[cfg(test)]
+pub(super) mod testing {
+    use chrono::{DateTime, Utc};
+    use http::StatusCode;
+
+    use super::super::verdict::{Reason, State};
+    use super::{Answer, Expectation};
+
+    /// One answer and the verdict it must get: status, headers, body, expectation.
+    pub(in crate::probe) type Row<'a> = (
+        u16,
+        &'a [(&'a str, &'a str)],
+        &'a str,
+        Expectation<'a>,
+        State,
+        Reason,
+    );
+
+    /// The time every table is read at.
+    pub(in crate::probe) fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    /// A whole answer with this status, these headers and this body.
+    pub(in crate::probe) fn answer(code: u16, headers: &[(&str, &str)], body: &str) -> Answer {
+        Answer {
+            status: StatusCode::from_u16(code).expect("status"),
+            headers: crate::probe::headers::tests::map(headers),
+            body: body.as_bytes().to_vec(),
+            truncated: false,
+        }
+    }
+}

@@ -160,33 +160,11 @@ fn short(exception: &str) -> &str {
 mod tests {
     use super::*;
 
-    /// One answer and the verdict it must get: status, headers, body, expectation.
-    type Row<'a> = (
-        u16,
-        &'a [(&'a str, &'a str)],
-        &'a str,
-        Expectation<'a>,
-        State,
-        Reason,
-    );
     use crate::config::{Kind, Product};
-    use chrono::{DateTime, Utc};
-    use http::StatusCode;
-
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
-            .expect("time")
-            .with_timezone(&Utc)
-    }
+    use crate::probe::answer::testing::{answer, now, Row};
 
     fn run(code: u16, headers: &[(&str, &str)], body: &str, expect: Expectation<'_>) -> Verdict {
-        let answer = Answer {
-            status: StatusCode::from_u16(code).expect("status"),
-            headers: crate::probe::headers::tests::map(headers),
-            body: body.as_bytes().to_vec(),
-            truncated: false,
-        };
-        classify(&answer, &expect)
+        classify(&answer(code, headers, body), &expect)
     }
 
     fn errors(exception: &str) -> String {

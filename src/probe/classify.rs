@@ -237,25 +237,10 @@ fn not_an_account(
 mod tests {
     use super::*;
 
-    /// One answer and the verdict it must get: status, headers, body, expectation.
-    type Row<'a> = (
-        u16,
-        &'a [(&'a str, &'a str)],
-        &'a str,
-        Expectation<'a>,
-        State,
-        Reason,
-    );
     use crate::config::Kind;
-    use chrono::{DateTime, Utc};
-    use http::StatusCode;
+    use crate::probe::answer::testing::{answer, now, Row};
+    use http::{HeaderMap, StatusCode};
     use std::sync::Arc;
-
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
-            .expect("time")
-            .with_timezone(&Utc)
-    }
 
     fn run(
         code: u16,
@@ -263,14 +248,7 @@ mod tests {
         body: &str,
         expect: Expectation<'_>,
     ) -> (State, Reason) {
-        let map = crate::probe::headers::tests::map(headers);
-        let answer = Answer {
-            status: StatusCode::from_u16(code).expect("status"),
-            headers: map,
-            body: body.as_bytes().to_vec(),
-            truncated: false,
-        };
-        let verdict = classify(&answer, &expect);
+        let verdict = classify(&answer(code, headers, body), &expect);
         (verdict.state, verdict.reason)
     }
 

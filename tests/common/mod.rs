@@ -383,3 +383,11 @@ pub fn basic_logins(simulator: &credwatch::sim::Simulator, site: &str) -> usize 
         })
         .count()
 }
+
+/// The errors a configuration file of `text` is refused with, as `validate` prints them (the
+/// test fails if it loads).
+pub fn refused(text: &str) -> String {
+    credwatch::config::Config::from_sources(&[("t.toml".into(), text.to_owned())])
+        .expect_err("the configuration is refused")
+        .to_string()
+}
