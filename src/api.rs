@@ -159,10 +159,10 @@ pub(crate) fn connections(board: &Board, query: &str, now: DateTime<Utc>) -> Res
             })
         }
         Form::Changes { since } => {
-            let Ok((snapshot, seq, removed)) = board.snapshot_since(since) else {
+            let Ok((snapshot, since, removed)) = board.snapshot_since(since) else {
                 return text(StatusCode::GONE, format!("{}\n", crate::state::Gone));
             };
-            let selection = listing::select(&snapshot, &request.filter, Some(seq), now);
+            let selection = listing::select(&snapshot, &request.filter, Some(since), now);
             let accounts = accounts(&snapshot);
             let mut gone: Vec<&str> = removed.iter().map(String::as_str).collect();
             gone.extend(selection.left.iter().copied());

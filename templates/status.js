@@ -312,6 +312,9 @@
   function loadPage(cursor, offset) {
     var generation = ++view.generation;
     var params = filters();
+    // The filters the rows on screen were chosen by: a refresh asks with these, not with
+    // what the form holds while a person is still typing.
+    view.filters = params.toString();
     params.set("limit", String(view.limit));
     if (cursor) params.set("cursor", cursor);
     return api(params)
@@ -346,10 +349,15 @@
     var start = view.cursor ? keyOfCursor(view.cursor) : null;
     var end = view.next ? keyOfCursor(view.next) : null;
     answer.connections.forEach(function (c) {
-      if (byName[c.name]) byName[c.name].remove();
+      var old = byName[c.name];
+      // Open details stay open across the row's rebuild (and fetch what they show afresh).
+      var open = old && old.querySelector("details[open]") !== null;
+      if (old) old.remove();
       var key = { rank: rankOf(c), name: c.name };
       if ((start && compareKeys(key, start) <= 0) || (end && compareKeys(key, end) > 0)) return;
       var row = buildRow(c, now);
+      var details = open ? row.querySelector("details") : null;
+      if (details) details.open = true;
       var after = rows().find(function (other) { return compareKeys(keyOfRow(other), key) > 0; });
       tbody.insertBefore(row, after || null);
     });
@@ -381,7 +389,7 @@
     if (paused) return;
     updateOrgs().catch(function () { /* the connections' refresh says when credwatch stops answering */ });
     var generation = view.generation;
-    var params = filters();
+    var params = new URLSearchParams(view.filters !== undefined ? view.filters : filters().toString());
     params.set("changed_since", view.changes);
     api(params)
       .then(function (response) {

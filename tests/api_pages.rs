@@ -255,7 +255,7 @@ async fn pages_filters_changes_and_gzip() {
     assert!(body.contains("load the connections in full"), "{body}");
     let (epoch, _) = token.split_once('-').expect("token");
     let (status, _) = get(&format!(
-        "{base}/api/v1/connections?changed_since={epoch}-999999"
+        "{base}/api/v1/connections?changed_since={epoch}-999999-0"
     ))
     .await;
     assert_eq!(status, 410);
@@ -293,5 +293,57 @@ async fn pages_filters_changes_and_gzip() {
     assert_eq!(decoded.len(), USERS, "{decoded:?}");
     assert!(!text.contains("secret-token"));
     other.shutdown(Duration::from_secs(1)).await;
+    daemon.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A rotation that falls due with time, not with a probe, is a change: `changed_since` sends
+/// the row (its place and its mark move) though nothing but the clock moved.
+#[tokio::test]
+async fn a_rotation_that_falls_due_with_time_is_a_change() {
+    let simulator = Simulator::start().await.expect("simulator");
+    // Due 14 days (rotate_before's default) before an expiry Jira's PAT list says is 14 days
+    // and 3 seconds away.
+    let expiry = chrono::Utc::now() + chrono::Duration::days(14) + chrono::Duration::seconds(3);
+    let mut pat = Pat::new(1, "t", "secret-token-r", None);
+    pat.expiring_at = Some(expiry);
+    simulator.add_site(
+        "dc",
+        Site::server().with_user(User::new("svc").with_pat(pat)),
+    );
+    // A name whose first probe comes early in its hour-long interval.
+    let name = common::early_name("soon", Duration::from_secs(3600));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = common::write(
+        dir.path(),
+        "credwatch.toml",
+        &format!(
+            "[[connection]]\nname = \"{name}\"\nurl = \"{}\"\ntoken = \"secret-token-r\"\ninterval = \"1h\"\n",
+            simulator.url("dc"),
+        ),
+    );
+    let daemon = common::start_daemon(&path, true).await;
+    let base = format!("http://{}", daemon.addr());
+    common::eventually(Duration::from_secs(20), "probed", || {
+        let base = base.clone();
+        let name = name.clone();
+        async move { state_of(&base, &name).await == "valid" }
+    })
+    .await;
+    let first = json(&format!("{base}/api/v1/connections?limit=10")).await;
+    assert_eq!(first["rotation_due"], 0, "{first}");
+    let token = first["changes"].as_str().expect("token").to_owned();
+    // Nothing probes it again within the hour: only time passes.
+    common::eventually(Duration::from_secs(10), "its rotation due", || {
+        let url = format!("{base}/api/v1/connections?changed_since={token}");
+        let name = name.clone();
+        async move {
+            let changed = json(&url).await;
+            names(&changed) == [name] && changed["rotation_due"] == 1
+        }
+    })
+    .await;
+    let row = json(&format!("{base}/api/v1/connections/{name}")).await;
+    assert_eq!(row["rotation_due"], true, "{row}");
+    assert_eq!(row["probes_total"], 1, "no probe moved it");
     daemon.shutdown(Duration::from_secs(1)).await;
 }

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use crate::config::Connection;
 use crate::expiry::Assessment;
 use crate::probe::State;
-use crate::state::{Entry, Foreign, Snapshot};
+use crate::state::{Entry, Foreign, Since, Snapshot};
 
 pub(crate) use query::{BadQuery, Cursor, Filter, Form, Request};
 
@@ -80,6 +80,24 @@ impl<'a> Item<'a> {
         }
     }
 
+    /// Whether its rotation fell due after `since` and by `now`: a change to the list (its
+    /// place and its mark), though nothing but time moved.
+    fn rotation_fell_due(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        let settings = &self.connection().settings;
+        let window = chrono::Duration::from_std(settings.rotate_before).ok();
+        let by_window = self.expiry.expires_at.zip(window).map(|(e, w)| e - w);
+        let by_age = settings
+            .max_token_age
+            .and_then(|age| chrono::Duration::from_std(age).ok())
+            .zip(self.expiry.created_at)
+            .map(|(age, created)| created + age);
+        let due_at = match (by_window, by_age) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        due_at.is_some_and(|due| since < due && due <= now)
+    }
+
     /// The connection.
     pub(crate) fn connection(&self) -> &'a Connection {
         match self.subject {
@@ -136,13 +154,14 @@ pub(crate) struct Selection<'a> {
     pub left: Vec<&'a str>,
 }
 
-/// The connections of `snapshot` that `filter` selects, at `now`; with `since` (the change
-/// feed's counter of a client's token), only those that changed after it, and in `left` the
-/// names of those that changed and no longer match.
+/// The connections of `snapshot` that `filter` selects, at `now`; with `since` (where a
+/// client's token stands in the change feed), only those that changed after it (or whose
+/// rotation fell due since), and in `left` the names of those that changed and no longer
+/// match.
 pub(crate) fn select<'a>(
     snapshot: &'a Snapshot,
     filter: &Filter,
-    since: Option<u64>,
+    since: Option<Since>,
     now: DateTime<Utc>,
 ) -> Selection<'a> {
     let group = &snapshot.group;
@@ -162,7 +181,8 @@ pub(crate) fn select<'a>(
     let mut items = Vec::new();
     let mut left = Vec::new();
     for item in all {
-        let changed = since.is_none_or(|seq| item.changed > seq);
+        let changed = since
+            .is_none_or(|since| item.changed > since.seq || item.rotation_fell_due(since.at, now));
         if !filter.matches_except_state(&item) {
             if changed && since.is_some() {
                 left.push(item.connection().name.as_str());

@@ -64,7 +64,7 @@ fn cursors_and_tokens_read_back() {
     };
     assert_eq!((cursor.rank, cursor.name.as_str()), (6, "svc-b"));
     assert_eq!(cursor.to_string(), "6.svc-b");
-    let token = "00000000000000ff-12";
+    let token = "00000000000000ff-12-1796628785343";
     assert!(matches!(
         parsed(&format!("changed_since={token}&state=valid")).form,
         Form::Changes { .. }
@@ -103,11 +103,11 @@ fn bad_parameters_say_what_is_wrong() {
             "changed_since: \"yesterday\" is not a token",
         ),
         (
-            "changed_since=00000000000000ff-1&limit=5",
+            "changed_since=00000000000000ff-1-0&limit=5",
             "it takes no limit or cursor",
         ),
         (
-            "changed_since=00000000000000ff-1&cursor=1.a",
+            "changed_since=00000000000000ff-1-0&cursor=1.a",
             "it takes no limit or cursor",
         ),
         ("state=valid&state=invalid", "state is given twice"),

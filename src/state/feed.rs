@@ -12,7 +12,11 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use crate::probe::{Reason, State};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::probe::{Identity, Reason, State};
 
 use super::{Entry, Pause, Pending};
 
@@ -20,17 +24,29 @@ use super::{Entry, Pause, Pending};
 /// [`Gone`].
 const REMOVED_KEPT: usize = 4096;
 
-/// A position in the feed, as the API hands it out: `"{epoch:016x}-{seq}"`.
+/// A position in the feed, as the API hands it out: `"{epoch:016x}-{seq}-{ms}"`, `ms` the
+/// time it was issued (a rotation that fell due since is a change, though nothing moved the
+/// counter: time did).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Token {
     epoch: u64,
     seq: u64,
+    at_ms: i64,
 }
 
 impl fmt::Display for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}-{}", self.epoch, self.seq)
+        write!(f, "{:016x}-{}-{}", self.epoch, self.seq, self.at_ms)
     }
+}
+
+/// Where a client's token stands: the counter and the time it was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Since {
+    /// The feed's counter then.
+    pub seq: u64,
+    /// When it was issued.
+    pub at: DateTime<Utc>,
 }
 
 /// A token that is not one at all (a client's mistake: 400, unlike [`Gone`]).
@@ -43,13 +59,18 @@ impl std::str::FromStr for Token {
 
     fn from_str(text: &str) -> Result<Token, Malformed> {
         let malformed = || Malformed(text.to_owned());
-        let (epoch, seq) = text.split_once('-').ok_or_else(malformed)?;
+        let mut parts = text.splitn(3, '-');
+        let (Some(epoch), Some(seq), Some(at_ms)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(malformed());
+        };
         if epoch.len() != 16 {
             return Err(malformed());
         }
         Ok(Token {
             epoch: u64::from_str_radix(epoch, 16).map_err(|_| malformed())?,
             seq: seq.parse().map_err(|_| malformed())?,
+            at_ms: at_ms.parse().map_err(|_| malformed())?,
         })
     }
 }
@@ -61,12 +82,14 @@ pub(crate) struct Gone;
 
 /// What of a connection the page shows and a refresh must fetch when it changes; its expiry
 /// is compared apart, when its token list or configuration changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Visible {
     state: State,
     reason: Option<Reason>,
     pending: Option<Pending>,
     paused: Option<Pause>,
+    /// The account the product reported, which the row shows and `?q` searches.
+    identity: Option<Arc<Identity>>,
 }
 
 impl Visible {
@@ -77,6 +100,7 @@ impl Visible {
             reason: entry.memory.last.as_ref().map(|o| o.reason),
             pending: entry.memory.pending,
             paused: entry.memory.schedule.paused,
+            identity: entry.memory.last.as_ref().and_then(|o| o.identity.clone()),
         }
     }
 }
@@ -105,11 +129,12 @@ impl Default for Feed {
 }
 
 impl Feed {
-    /// The token for the feed as it stands.
-    pub(crate) fn token(&self) -> Token {
+    /// The token for the feed as it stands at `now`.
+    pub(crate) fn token(&self, now: DateTime<Utc>) -> Token {
         Token {
             epoch: self.epoch,
             seq: self.seq,
+            at_ms: now.timestamp_millis(),
         }
     }
 
@@ -137,11 +162,12 @@ impl Feed {
 
     /// Where `since` stands in this feed: its counter, if this process issued it and the
     /// feed still knows everything that changed after it.
-    pub(crate) fn check(&self, since: Token) -> Result<u64, Gone> {
+    pub(crate) fn check(&self, since: Token) -> Result<Since, Gone> {
         if since.epoch != self.epoch || since.seq > self.seq || since.seq < self.horizon {
             return Err(Gone);
         }
-        Ok(since.seq)
+        let at = DateTime::from_timestamp_millis(since.at_ms).ok_or(Gone)?;
+        Ok(Since { seq: since.seq, at })
     }
 
     /// The names removed after counter `seq`, oldest first (a name may have come back since).
@@ -161,14 +187,16 @@ mod tests {
     #[test]
     fn tokens_read_back_and_nonsense_is_malformed() {
         let feed = Feed::default();
-        let token = feed.token();
+        let token = feed.token(Utc::now());
         assert_eq!(token.to_string().parse::<Token>(), Ok(token));
         for bad in [
             "",
             "12",
             "abc-1",
-            "0000000000000001-x",
-            "zzzzzzzzzzzzzzzz-1",
+            "0000000000000001-1",
+            "0000000000000001-x-1",
+            "0000000000000001-1-x",
+            "zzzzzzzzzzzzzzzz-1-1",
         ] {
             assert!(bad.parse::<Token>().is_err(), "{bad}");
         }
@@ -177,16 +205,15 @@ mod tests {
     #[test]
     fn another_process_or_a_forgotten_past_is_gone() {
         let mut feed = Feed::default();
-        let start = feed.token();
+        let now = Utc::now();
+        let start = feed.token(now);
         feed.removed("a");
-        assert_eq!(feed.check(start), Ok(0));
+        let at = DateTime::from_timestamp_millis(now.timestamp_millis()).expect("time");
+        assert_eq!(feed.check(start), Ok(Since { seq: 0, at }));
         assert_eq!(feed.removed_since(0), ["a"]);
         let other = Feed::default();
         assert_eq!(other.check(start), Err(Gone), "another process's token");
-        let ahead = Token {
-            epoch: start.epoch,
-            seq: 99,
-        };
+        let ahead = Token { seq: 99, ..start };
         assert_eq!(
             feed.check(ahead),
             Err(Gone),
@@ -200,6 +227,6 @@ mod tests {
             Err(Gone),
             "the removal of a is forgotten"
         );
-        assert!(feed.check(feed.token()).is_ok());
+        assert!(feed.check(feed.token(now)).is_ok());
     }
 }

@@ -27,7 +27,7 @@ mod orgs;
 mod pause;
 mod remembered;
 mod snapshot;
-pub(crate) use feed::{Gone, Token};
+pub(crate) use feed::{Gone, Since, Token};
 pub(crate) use group::{Foreign, Group};
 pub(crate) use lateness::{Lateness, LATENESS_BUCKETS};
 pub(crate) use pause::Pause;

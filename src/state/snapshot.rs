@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use super::{Board, Entry, Gone, Group, Inner, Lateness, ReloadStatus, Token};
+use chrono::Utc;
+
+use super::{Board, Entry, Gone, Group, Inner, Lateness, ReloadStatus, Since, Token};
 
 /// The status at one moment, read without holding the lock: what `/metrics`, the status page
 /// and the API render, however many connections there are.
@@ -37,12 +39,12 @@ impl Board {
     pub(crate) fn snapshot_since(
         &self,
         since: Token,
-    ) -> Result<(Snapshot, u64, Vec<String>), Gone> {
+    ) -> Result<(Snapshot, Since, Vec<String>), Gone> {
         let (snapshot, found) = self.snapshot_and(|inner| {
-            let seq = inner.feed.check(since)?;
-            Ok((seq, inner.feed.removed_since(seq)))
+            let since = inner.feed.check(since)?;
+            Ok((since, inner.feed.removed_since(since.seq)))
         });
-        let (seq, mut removed) = found?;
+        let (since, mut removed) = found?;
         removed.sort_unstable();
         removed.dedup();
         removed.retain(|name| {
@@ -54,7 +56,7 @@ impl Board {
             };
             !present(name) && snapshot.group.owner_elsewhere(name).is_none()
         });
-        Ok((snapshot, seq, removed))
+        Ok((snapshot, since, removed))
     }
 
     /// A snapshot, and what `also` reads under the same lock.
@@ -67,7 +69,7 @@ impl Board {
                 lateness: inner.lateness.clone(),
                 group: inner.group.clone(),
                 orgs: inner.orgs.values().cloned().collect(),
-                changes: inner.feed.token(),
+                changes: inner.feed.token(Utc::now()),
             };
             (snapshot, also(&inner))
         };
