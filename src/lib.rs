@@ -46,6 +46,7 @@ pub(crate) mod server;
 pub mod shard;
 pub(crate) mod state;
 pub mod store;
+pub(crate) mod streamed;
 pub(crate) mod view;
 pub mod webconfig;
 
