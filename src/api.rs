@@ -1,7 +1,6 @@
 //! `GET /api/v1/connections` in its three forms, all from one snapshot of the board:
 //!
-//! - no parameter: every connection, the plain JSON array that clients have always read,
-//!   streamed a chunk at a time ([`crate::streamed`]);
+//! - no parameter: every connection, the plain JSON array that clients have always read;
 //! - `?limit=N` (`?cursor=C` for the next page), or any filter (`?state=`, `?label=k:v`,
 //!   `?q=`): `{"connections", "next", "totals", "rotation_due", "changes"}`, worst first then
 //!   by name ([`crate::listing`]);
@@ -134,17 +133,14 @@ pub(crate) fn connections(board: &Board, query: &str, now: DateTime<Utc>) -> Res
     match request.form {
         Form::All => {
             let snapshot = board.snapshot();
-            let filter = request.filter;
-            // The whole fleet: written a connection at a time, never whole in memory.
-            crate::streamed::json(move |out| {
-                let selection = listing::select(&snapshot, &filter, None, now);
-                let accounts = accounts(&snapshot);
-                // The plain array keeps its order of old: by name, another replica's last.
-                let views = ordered_by_name(&selection.items)
-                    .into_iter()
-                    .map(|item| api_connection(item, &accounts, &snapshot));
-                serde::Serializer::collect_seq(&mut serde_json::Serializer::new(out), views)
-            })
+            let selection = listing::select(&snapshot, &request.filter, None, now);
+            let accounts = accounts(&snapshot);
+            // The plain array keeps its order of old: by name, another replica's last.
+            let views: Vec<ApiConnection<'_>> = ordered_by_name(&selection.items)
+                .into_iter()
+                .map(|item| api_connection(item, &accounts, &snapshot))
+                .collect();
+            json(&views)
         }
         Form::Page { limit, cursor } => {
             let snapshot = board.snapshot();

@@ -46,7 +46,6 @@ pub(crate) mod server;
 pub mod shard;
 pub(crate) mod state;
 pub mod store;
-pub(crate) mod streamed;
 pub(crate) mod view;
 pub mod webconfig;
 
