@@ -70,12 +70,7 @@ async fn a_bitbucket_account_under_two_names_and_a_check_gets_two_failed_logins(
     let checked = common::process::check_json(&other, &state, &[]).await;
     let report: serde_json::Value = serde_json::from_slice(&checked.stdout).expect("JSON");
     assert_eq!(report[0]["product"], "bitbucket", "{report}");
-    eventually(Duration::from_secs(10), "both names paused", || async {
-        let a = api_connection(&running.base, "bb-a").await;
-        let b = api_connection(&running.base, "bb-b").await;
-        !a["paused"].is_null() && !b["paused"].is_null()
-    })
-    .await;
+    common::all_paused(&running.base, &["bb-a", "bb-b"]).await;
     // Time for every name to have tried again, had the budget been per name.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(

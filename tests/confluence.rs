@@ -51,12 +51,7 @@ async fn a_confluence_account_under_two_names_and_a_check_gets_two_failed_logins
     assert_eq!(checked.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&checked.stdout).expect("JSON");
     assert_eq!(report[0]["product"], "confluence", "{report}");
-    eventually(Duration::from_secs(10), "both names paused", || async {
-        let a = api_connection(&running.base, "wiki-a").await;
-        let b = api_connection(&running.base, "wiki-b").await;
-        !a["paused"].is_null() && !b["paused"].is_null()
-    })
-    .await;
+    common::all_paused(&running.base, &["wiki-a", "wiki-b"]).await;
     // Time for every name to have tried again, had the budget been per name.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let spent = common::basic_logins(&simulator, "wiki");

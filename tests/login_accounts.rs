@@ -64,14 +64,7 @@ async fn three_names_and_a_check_share_two_failed_logins_and_resume_lifts_the_ac
     running.first_answer().await;
     let checked = common::process::check_json(&other, &state, &[]).await;
     assert_eq!(checked.status.code(), Some(1));
-    eventually(Duration::from_secs(10), "every name paused", || async {
-        let mut paused = 0;
-        for name in ["svc-a", "svc-b", "svc-c"] {
-            paused += usize::from(!api_connection(&running.base, name).await["paused"].is_null());
-        }
-        paused == 3
-    })
-    .await;
+    common::all_paused(&running.base, &["svc-a", "svc-b", "svc-c"]).await;
     // Time for every name to have tried, had the budget been per name.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let spent = common::basic_logins(&simulator, "dc");

@@ -391,3 +391,17 @@ pub fn refused(text: &str) -> String {
         .expect_err("the configuration is refused")
         .to_string()
 }
+
+/// Waits until every connection of `names` at the daemon at `base` is paused (its login
+/// account's budget spent).
+pub async fn all_paused(base: &str, names: &[&str]) {
+    eventually(Duration::from_secs(10), "every name paused", || async {
+        for name in names {
+            if api_connection(base, name).await["paused"].is_null() {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+}
